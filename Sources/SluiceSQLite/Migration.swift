@@ -1,0 +1,102 @@
+import Foundation
+import SluiceCore
+
+/// One numbered schema change, from `migrations/NNNN_name.sql`.
+public struct Migration: Sendable, Hashable {
+    public var version: Int
+    public var name: String
+    public var sql: String
+
+    /// A migration from its file name (`0001_tasks.sql`) and text.
+    public init(file: String, sql: String) {
+        let stem = file.hasSuffix(".sql") ? String(file.dropLast(4)) : file
+        let digits = stem.prefix { $0.isNumber }
+        version = Int(digits) ?? -1
+        name = stem
+        self.sql = sql
+    }
+}
+
+/// Applies migrations in order, each in its own transaction together with its version row, and
+/// refuses databases it does not understand.
+public struct Migrator: Sendable {
+    /// Identifies a Sluice database (the `application_id` that migration 0001 sets: "SLIC").
+    public static let applicationID: Int64 = 1_397_508_419
+
+    public let migrations: [Migration]
+
+    /// Checks the list: versions must run 1, 2, 3… with no gap or duplicate.
+    public init(migrations: [Migration] = Migration.embedded) throws {
+        for (index, migration) in migrations.enumerated() where migration.version != index + 1 {
+            throw SluiceError(.incompatibleDatabase,
+                "migration \(migration.name) should be version \(index + 1): migrations must be numbered 0001, 0002… without gaps or duplicates")
+        }
+        self.migrations = migrations
+    }
+
+    /// The newest version this binary knows.
+    public var latestVersion: Int { migrations.count }
+
+    /// The schema version of the database (0 when empty), refusing files that are not Sluice's.
+    public func currentVersion(_ connection: SQLiteConnection) throws -> Int {
+        do {
+            let appID = try connection.scalar("PRAGMA application_id") ?? 0
+            let tables = try connection.scalar("SELECT count(*) FROM sqlite_master") ?? 0
+            if appID != Self.applicationID {
+                if appID == 0 && tables == 0 { return 0 }
+                throw SluiceError(.incompatibleDatabase,
+                    "\(connection.path) is a SQLite database of another program (application_id \(appID), \(tables) schema objects); Sluice will not modify it")
+            }
+            return Int(try connection.scalar("SELECT max(version) FROM sluice_migrations") ?? 0)
+        } catch let error as SluiceError {
+            throw error
+        } catch let error as SQLiteError {
+            throw SluiceError(.incompatibleDatabase, "\(connection.path) cannot be read as a SQLite database: \(error.message); Sluice will not modify it")
+        }
+    }
+
+    /// What `migrate` did.
+    public struct Report: Sendable, Hashable {
+        public var from: Int
+        public var to: Int
+        public var applied: [String]
+    }
+
+    /// Brings the database up to `latestVersion`. Running it again changes nothing; a database newer
+    /// than this binary is refused untouched.
+    @discardableResult
+    public func migrate(_ connection: SQLiteConnection, now: Date) throws -> Report {
+        let start = try check(connection)
+        var applied: [String] = []
+        for migration in migrations where migration.version > start {
+            do {
+                try connection.execute("BEGIN IMMEDIATE")
+                // Another process may have applied it while we waited for the lock.
+                if try currentVersion(connection) >= migration.version {
+                    try connection.execute("COMMIT")
+                    continue
+                }
+                try connection.execute(migration.sql)
+                try connection.run("INSERT INTO sluice_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                                   [.integer(Int64(migration.version)), .text(migration.name), .integer(now.microsecondsSince1970)])
+                try connection.execute("COMMIT")
+                applied.append(migration.name)
+            } catch {
+                try? connection.execute("ROLLBACK")
+                let message = (error as? SluiceError)?.message ?? "\(error)"
+                throw SluiceError(.storage, "applying migration \(migration.name) to \(connection.path): \(message)")
+            }
+        }
+        return Report(from: start, to: try currentVersion(connection), applied: applied)
+    }
+
+    /// The current version, after refusing a schema newer than this binary knows.
+    public func check(_ connection: SQLiteConnection) throws -> Int {
+        let version = try currentVersion(connection)
+        guard version <= latestVersion else {
+            throw SluiceError(.incompatibleDatabase,
+                "\(connection.path) has schema version \(version) but this sluice knows only up to \(latestVersion); upgrade sluice (the database was left untouched)")
+        }
+        return version
+    }
+}

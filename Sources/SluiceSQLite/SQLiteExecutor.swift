@@ -1,0 +1,157 @@
+import CSQLite
+import Foundation
+
+/// One connection on a dedicated OS thread, with a queue of operations in front of it. SQLite calls
+/// block (fsync, busy waits), so they run here and never on Swift's cooperative pool.
+///
+/// A writer executor does **group commit**: it takes every operation waiting when it wakes, runs
+/// them in one `BEGIN IMMEDIATE` transaction (each in a savepoint, so one failing operation does not
+/// undo the others), commits once, and only then answers each caller. One fsync serves the batch.
+final class SQLiteExecutor: @unchecked Sendable {
+    enum Mode { case writer, reader }
+
+    private let connection: SQLiteConnection
+    private let mode: Mode
+    private let maxBatch: Int
+    /// Guards `pending` and `closed`; signalled when work arrives.
+    private let condition = NSCondition()
+    private var pending: [any PendingOperation] = []
+    private var closed = false
+    private let finished = NSCondition()
+    private var running = true
+
+    init(connection: SQLiteConnection, mode: Mode, name: String, maxBatch: Int = 4096) {
+        self.connection = connection
+        self.mode = mode
+        self.maxBatch = maxBatch
+        let thread = Thread { [self] in loop() }
+        thread.name = name
+        thread.start()
+    }
+
+    /// Runs `body` on the executor's thread (inside the group's transaction for a writer).
+    func perform<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let operation = Operation(body: body, continuation: continuation)
+            condition.lock()
+            if closed {
+                condition.unlock()
+                continuation.resume(throwing: SQLiteStoreClosed())
+                return
+            }
+            pending.append(operation)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    /// Finishes queued work, stops the thread and waits for it.
+    func close() {
+        condition.lock()
+        closed = true
+        condition.signal()
+        condition.unlock()
+        finished.lock()
+        while running { finished.wait() }
+        finished.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while pending.isEmpty && !closed { condition.wait() }
+            if pending.isEmpty && closed {
+                condition.unlock()
+                break
+            }
+            let take = min(pending.count, mode == .writer ? maxBatch : 1)
+            let batch = Array(pending.prefix(take))
+            pending.removeFirst(take)
+            condition.unlock()
+            switch mode {
+            case .writer: runTransaction(batch)
+            case .reader: batch.forEach { $0.execute(connection); $0.finish() }
+            }
+        }
+        finished.lock()
+        running = false
+        finished.signal()
+        finished.unlock()
+    }
+
+    private func runTransaction(_ batch: [any PendingOperation]) {
+        do {
+            try connection.execute("BEGIN IMMEDIATE")
+        } catch {
+            batch.forEach { $0.finish(overriding: error) }
+            return
+        }
+        let single = batch.count == 1
+        for operation in batch {
+            // A lone operation needs no savepoint: if it fails, the whole transaction rolls back.
+            if single {
+                operation.execute(connection)
+                continue
+            }
+            do {
+                try connection.execute("SAVEPOINT op")
+                operation.execute(connection)
+                if operation.failed { try connection.execute("ROLLBACK TO op") }
+                try connection.execute("RELEASE op")
+            } catch {
+                // The savepoint machinery itself failed: the transaction is unusable.
+                try? connection.execute("ROLLBACK")
+                batch.forEach { $0.finish(overriding: error) }
+                return
+            }
+        }
+        do {
+            if single && batch[0].failed {
+                try connection.execute("ROLLBACK")
+            } else {
+                try connection.execute("COMMIT")
+            }
+            batch.forEach { $0.finish() }
+        } catch {
+            // Nothing was committed, so no caller may be told otherwise.
+            try? connection.execute("ROLLBACK")
+            batch.forEach { $0.finish(overriding: error) }
+        }
+    }
+}
+
+/// Raised when an operation reaches a closed store.
+struct SQLiteStoreClosed: Error {}
+
+private protocol PendingOperation: AnyObject {
+    func execute(_ connection: SQLiteConnection)
+    var failed: Bool { get }
+    func finish()
+    func finish(overriding error: any Error)
+}
+
+/// One caller's operation and the continuation that answers it once its transaction is settled.
+private final class Operation<T: Sendable>: PendingOperation {
+    let body: @Sendable (SQLiteConnection) throws -> T
+    let continuation: CheckedContinuation<T, any Error>
+    var result: Result<T, any Error>?
+
+    init(body: @escaping @Sendable (SQLiteConnection) throws -> T, continuation: CheckedContinuation<T, any Error>) {
+        self.body = body
+        self.continuation = continuation
+    }
+
+    func execute(_ connection: SQLiteConnection) {
+        result = Result { try body(connection) }
+    }
+
+    var failed: Bool { if case .failure = result { true } else { false } }
+
+    func finish() {
+        continuation.resume(with: result ?? .failure(SQLiteStoreClosed()))
+    }
+
+    func finish(overriding error: any Error) {
+        continuation.resume(throwing: error)
+    }
+}

@@ -1,0 +1,366 @@
+import CSQLite
+import Foundation
+import SluiceCore
+import SluiceStore
+
+/// How to open a SQLite store.
+public struct SQLiteStoreConfiguration: Sendable {
+    /// `full` makes an acknowledged write survive power loss; `normal` may lose the last commits on
+    /// power loss (never on a process crash) and is faster.
+    public enum Synchronous: String, Sendable, CaseIterable {
+        case full, normal
+    }
+
+    public var path: String
+    public var synchronous: Synchronous = .full
+    /// How long a write waits for another process's lock before failing.
+    public var busyTimeout: Duration = .seconds(10)
+    /// Apply pending migrations when opening (otherwise an old schema is refused).
+    public var migrate = true
+    public var clock: any WallClock = SystemClock()
+    /// Draws backoff jitter, uniform in [0, 1].
+    public var unitRandom: @Sendable () -> Double = { .random(in: 0...1) }
+
+    public init(path: String, synchronous: Synchronous = .full) {
+        self.path = path
+        self.synchronous = synchronous
+    }
+}
+
+/// The durable store: one SQLite file in WAL mode, shared safely by a server and any number of
+/// `sluice worker` processes. Writes go through one group-committing writer thread per process;
+/// reads through a reader connection of their own, which WAL never blocks.
+public final class SQLiteTaskStore: TaskStore {
+    public let configuration: SQLiteStoreConfiguration
+    private let writer: SQLiteExecutor
+    private let reader: SQLiteExecutor
+    private let ids: TaskIDGenerator
+    private var clock: any WallClock { configuration.clock }
+
+    /// Opens the store, refusing files that are not Sluice databases or are newer than this binary.
+    public init(_ configuration: SQLiteStoreConfiguration) throws(SluiceError) {
+        self.configuration = configuration
+        ids = TaskIDGenerator(clock: configuration.clock)
+        let path = configuration.path
+        do {
+            let write = try SQLiteConnection(path: path)
+            try write.execute("PRAGMA busy_timeout = \(configuration.busyTimeout.milliseconds)")
+            // Refuse foreign or newer files before any pragma below writes to them.
+            let migrator = try Migrator()
+            let version = try migrator.check(write)
+            let mode = try Self.text(write, "PRAGMA journal_mode = WAL")
+            guard mode == "wal" else {
+                throw SluiceError(.storage, "\(path): SQLite refused WAL mode (journal_mode is \(mode)); is the file on a network or read-only filesystem?")
+            }
+            try write.execute("PRAGMA synchronous = \(configuration.synchronous.rawValue.uppercased())")
+            try write.execute("PRAGMA foreign_keys = ON")
+            if configuration.migrate {
+                try migrator.migrate(write, now: configuration.clock.now())
+            } else if version < migrator.latestVersion {
+                throw SluiceError(.incompatibleDatabase, "\(path) has schema version \(version), this sluice needs \(migrator.latestVersion): run `sluice migrate --db \(path)`")
+            }
+            let read = try SQLiteConnection(path: path, create: false)
+            try read.execute("PRAGMA busy_timeout = \(configuration.busyTimeout.milliseconds); PRAGMA query_only = ON")
+            writer = SQLiteExecutor(connection: write, mode: .writer, name: "sluice-sqlite-writer")
+            reader = SQLiteExecutor(connection: read, mode: .reader, name: "sluice-sqlite-reader")
+        } catch let error as SQLiteError {
+            throw SluiceError(.storage, error.description)
+        } catch let error as SluiceError {
+            throw error
+        } catch {
+            throw SluiceError(.storage, "\(path): \(error)")
+        }
+    }
+
+    deinit {
+        writer.close()
+        reader.close()
+    }
+
+    /// The PRAGMA settings in force on the writer connection (for tests and `/healthz`).
+    public func pragmas() async throws -> [String: String] {
+        try await write { connection in
+            var values: [String: String] = [:]
+            for name in ["journal_mode", "synchronous", "busy_timeout", "foreign_keys"] {
+                values[name] = try Self.text(connection, "PRAGMA \(name)")
+            }
+            return values
+        }
+    }
+
+    // MARK: - TaskStore
+
+    public func enqueue(_ request: EnqueueRequest) async throws -> EnqueueResult {
+        try await enqueue(batch: [request])[0]
+    }
+
+    public func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult] {
+        let now = clock.now()
+        for request in requests { try request.validate(now: now) }
+        let ids = self.ids
+        let clock = self.clock
+        return try await write { connection in
+            let now = clock.now()
+            return try requests.map { request in
+                let task = TaskRecord(id: ids.next(), request: request, now: now)
+                let inserted = try connection.run(SQL.insert, [
+                    .text(task.id.rawValue), .text(task.queue), .text(task.kind), .text(task.args.jsonText()),
+                    .integer(Int64(task.priority)), .text(task.state.rawValue), TaskRow.time(task.runAt),
+                    .integer(Int64(task.maxAttempts)), .integer(task.timeout.milliseconds),
+                    .integer(task.retryPolicy.base.milliseconds), .integer(task.retryPolicy.cap.milliseconds),
+                    TaskRow.text(task.idempotencyKey), TaskRow.time(task.createdAt),
+                ])
+                if inserted == 1 { return EnqueueResult(task: task, created: true) }
+                guard let key = task.idempotencyKey,
+                      let existing = try Self.fetch(connection, SQL.byIdempotencyKey, [.text(task.queue), .text(key)]).first else {
+                    throw SluiceError(.storage, "task \(task.id) was not inserted and no idempotency key explains why")
+                }
+                return EnqueueResult(task: existing, created: false)
+            }
+        }
+    }
+
+    public func task(_ id: TaskID) async throws -> TaskRecord? {
+        try await read { connection in try Self.fetch(connection, SQL.byID, [.text(id.rawValue)]).first }
+    }
+
+    public func list(_ filter: TaskFilter, limit: Int, after cursor: TaskID?) async throws -> TaskPage {
+        let limit = max(1, limit)
+        var conditions: [String] = []
+        var parameters: [SQLiteValue] = []
+        if let cursor { conditions.append("id < ?"); parameters.append(.text(cursor.rawValue)) }
+        if let states = filter.states {
+            conditions.append("state IN (\(states.map { _ in "?" }.joined(separator: ", ")))")
+            parameters += states.sorted().map { .text($0.rawValue) }
+        }
+        if let queue = filter.queue { conditions.append("queue = ?"); parameters.append(.text(queue)) }
+        if let kind = filter.kind { conditions.append("kind = ?"); parameters.append(.text(kind)) }
+        parameters.append(.integer(Int64(limit + 1)))
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let sql = "SELECT \(TaskRow.columns) FROM tasks \(whereClause) ORDER BY id DESC LIMIT ?"
+        let frozen = parameters
+        return try await read { connection in
+            let rows = try Self.fetch(connection, sql, frozen)
+            let page = Array(rows.prefix(limit))
+            return TaskPage(tasks: page, nextCursor: rows.count > limit ? page.last?.id : nil)
+        }
+    }
+
+    public func claim(queues: [String], limit: Int, owner: String, leaseDuration: Duration) async throws -> [TaskRecord] {
+        guard limit > 0, !queues.isEmpty else { return [] }
+        let clock = self.clock
+        return try await write { connection in
+            let now = clock.now()
+            try connection.run(SQL.stageDue, [TaskRow.time(now)])
+            var claimed: [TaskRecord] = []
+            for queue in queues where claimed.count < limit {
+                let expires = now.addingTimeInterval(leaseDuration.seconds)
+                let rows = try Self.fetch(connection, SQL.claim, [
+                    TaskRow.time(now), .text(owner), TaskRow.time(expires), .text(queue), .integer(Int64(limit - claimed.count)),
+                ])
+                // RETURNING gives no order: restore the claim order.
+                claimed += rows.sorted { ($0.priority, $1.runAt, $1.id) > ($1.priority, $0.runAt, $0.id) }
+            }
+            return claimed
+        }
+    }
+
+    public func heartbeat(_ leases: [TaskLease], leaseDuration: Duration) async throws -> [TaskID: LeaseStatus] {
+        guard !leases.isEmpty else { return [:] }
+        let clock = self.clock
+        return try await write { connection in
+            let expires = clock.now().addingTimeInterval(leaseDuration.seconds)
+            var statuses: [TaskID: LeaseStatus] = [:]
+            for lease in leases {
+                var status = LeaseStatus.lost
+                try connection.query(SQL.heartbeat, [
+                    TaskRow.time(expires), .text(lease.taskID.rawValue), .text(lease.owner), .integer(Int64(lease.attempt)),
+                ]) { row in status = row.int(0) != 0 ? .cancelRequested : .held }
+                statuses[lease.taskID] = status
+            }
+            return statuses
+        }
+    }
+
+    public func complete(_ lease: TaskLease, result: JSONValue) async throws -> TaskRecord {
+        try await update(lease.taskID) { task, now, _ in try task.complete(lease, result: result, now: now) }
+    }
+
+    public func fail(_ lease: TaskLease, failure: TaskFailure) async throws -> TaskRecord {
+        try await update(lease.taskID) { task, now, unit in try task.fail(lease, failure: failure, now: now, unit: unit) }
+    }
+
+    public func release(_ leases: [TaskLease]) async throws {
+        let clock = self.clock
+        try await write { connection in
+            for lease in leases {
+                guard var task = try Self.fetch(connection, SQL.byID, [.text(lease.taskID.rawValue)]).first else { continue }
+                let before = task
+                // A lease already lost has nothing to hand back.
+                guard (try? task.release(lease, now: clock.now())) != nil else { continue }
+                try Self.save(connection, task, replacing: before)
+            }
+        }
+    }
+
+    public func cancel(_ id: TaskID) async throws -> TaskRecord {
+        try await update(id) { task, now, _ in try task.requestCancel(now: now) }
+    }
+
+    public func retry(_ id: TaskID) async throws -> TaskRecord {
+        try await update(id) { task, now, _ in try task.retryByHand(now: now) }
+    }
+
+    public func rescueExpiredLeases() async throws -> RescueReport {
+        let clock = self.clock
+        return try await write { connection in
+            let now = clock.now()
+            try connection.run(SQL.stageDue, [TaskRow.time(now)])
+            var report = RescueReport()
+            for var task in try Self.fetch(connection, SQL.expiredLeases, [TaskRow.time(now)]) {
+                let before = task
+                try task.expireLease(now: now)
+                try Self.save(connection, task, replacing: before)
+                switch task.state {
+                case .queued: report.requeued.append(task.id)
+                case .failed: report.failed.append(task.id)
+                default: report.cancelled.append(task.id)
+                }
+            }
+            return report
+        }
+    }
+
+    public func prune(finishedBefore retention: Duration) async throws -> Int {
+        let cutoff = clock.now().addingTimeInterval(-retention.seconds)
+        var total = 0
+        // Small transactions, so that pruning a large backlog never holds the write lock for long.
+        while true {
+            let deleted = try await write { connection in
+                try connection.run(SQL.prune, [TaskRow.time(cutoff), .integer(1000)])
+            }
+            total += deleted
+            if deleted < 1000 { return total }
+        }
+    }
+
+    public func counts() async throws -> [QueueCounts] {
+        try await read { connection in
+            var byQueue: [String: [TaskState: Int]] = [:]
+            try connection.query(SQL.counts) { row in
+                if let state = TaskState(rawValue: row.text(1)) { byQueue[row.text(0), default: [:]][state] = Int(row.int(2)) }
+            }
+            return byQueue.keys.sorted().map { QueueCounts(queue: $0, counts: byQueue[$0]!) }
+        }
+    }
+
+    // MARK: - Internals
+
+    /// Loads one task, applies a lifecycle move to it and writes it back, in one write transaction.
+    private func update(_ id: TaskID, _ move: @escaping @Sendable (inout TaskRecord, Date, Double) throws -> Void) async throws -> TaskRecord {
+        let clock = self.clock
+        let unit = configuration.unitRandom()
+        return try await write { connection in
+            guard var task = try Self.fetch(connection, SQL.byID, [.text(id.rawValue)]).first else {
+                throw SluiceError(.notFound, "no task has id \(id)")
+            }
+            let before = task
+            try move(&task, clock.now(), unit)
+            if task != before { try Self.save(connection, task, replacing: before) }
+            return task
+        }
+    }
+
+    private func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await Self.mapErrors { try await writer.perform(body) }
+    }
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await Self.mapErrors { try await reader.perform(body) }
+    }
+
+    private static func mapErrors<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as SQLiteError {
+            throw SluiceError(.storage, error.isBusy
+                ? "the database is locked by another process past the busy timeout: \(error.description)"
+                : error.description)
+        } catch is SQLiteStoreClosed {
+            throw SluiceError(.closed, "the store is closed")
+        }
+    }
+
+    private static func fetch(_ connection: SQLiteConnection, _ sql: String, _ parameters: [SQLiteValue]) throws -> [TaskRecord] {
+        var tasks: [TaskRecord] = []
+        try connection.query(sql, parameters) { row in tasks.append(try TaskRow.decode(row)) }
+        return tasks
+    }
+
+    /// Writes a task's mutable columns, fenced on the state and attempt it was read with.
+    private static func save(_ connection: SQLiteConnection, _ task: TaskRecord, replacing before: TaskRecord) throws {
+        try before.state.checkTransitionOrStay(to: task.state, task: task.id)
+        let changed = try connection.run(SQL.save, [
+            .text(task.state.rawValue), TaskRow.time(task.runAt), .integer(Int64(task.attempt)),
+            .integer(Int64(task.maxAttempts)), TaskRow.text(task.result?.jsonText()), TaskRow.text(task.error),
+            .text(TaskRow.encodeErrors(task.attemptErrors)), .integer(task.cancelRequested ? 1 : 0),
+            TaskRow.time(task.startedAt), TaskRow.time(task.finishedAt), TaskRow.text(task.worker),
+            TaskRow.text(task.lease?.owner), TaskRow.time(task.lease?.expiresAt),
+            .text(task.id.rawValue), .text(before.state.rawValue), .integer(Int64(before.attempt)),
+        ])
+        guard changed == 1 else { throw SluiceError(.storage, "task \(task.id) changed underneath its update") }
+    }
+
+    private static func text(_ connection: SQLiteConnection, _ sql: String) throws(SQLiteError) -> String {
+        var value = ""
+        try connection.query(sql) { row in value = row.text(0) }
+        return value
+    }
+
+    /// Every statement the store runs, named.
+    enum SQL {
+        static let insert = """
+            INSERT INTO tasks (id, queue, kind, args, priority, state, run_at, max_attempts, timeout_ms,
+                               backoff_base_ms, backoff_cap_ms, idempotency_key, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT DO NOTHING
+            """
+        static let byID = "SELECT \(TaskRow.columns) FROM tasks WHERE id = ?"
+        static let byIdempotencyKey = "SELECT \(TaskRow.columns) FROM tasks WHERE queue = ? AND idempotency_key = ?"
+        /// Scheduled and retrying tasks whose time has come become claimable.
+        static let stageDue = "UPDATE tasks SET state = 'queued' WHERE state IN ('scheduled', 'retrying') AND run_at <= ?"
+        /// One statement per queue: the subquery walks `tasks_ready` in claim order and stops at LIMIT.
+        static let claim = """
+            UPDATE tasks
+            SET state = 'running', attempt = attempt + 1, started_at = ?1, worker = ?2,
+                lease_owner = ?2, lease_expires_at = ?3
+            WHERE id IN (SELECT id FROM tasks WHERE state = 'queued' AND queue = ?4
+                         ORDER BY priority DESC, run_at, id LIMIT ?5)
+            RETURNING \(TaskRow.columns)
+            """
+        static let heartbeat = """
+            UPDATE tasks SET lease_expires_at = ?
+            WHERE id = ? AND state = 'running' AND lease_owner = ? AND attempt = ?
+            RETURNING cancel_requested
+            """
+        static let save = """
+            UPDATE tasks
+            SET state = ?, run_at = ?, attempt = ?, max_attempts = ?, result = ?, error = ?, attempt_errors = ?,
+                cancel_requested = ?, started_at = ?, finished_at = ?, worker = ?, lease_owner = ?, lease_expires_at = ?
+            WHERE id = ? AND state = ? AND attempt = ?
+            """
+        static let expiredLeases = "SELECT \(TaskRow.columns) FROM tasks WHERE state = 'running' AND lease_expires_at < ? ORDER BY id"
+        static let prune = """
+            DELETE FROM tasks WHERE id IN (
+                SELECT id FROM tasks WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < ? LIMIT ?)
+            """
+        static let counts = "SELECT queue, state, count(*) FROM tasks GROUP BY queue, state"
+    }
+}
+
+extension TaskState {
+    /// Like `checkTransition`, but staying in the same state (a heartbeat, a cancel request) is fine.
+    func checkTransitionOrStay(to next: TaskState, task: TaskID) throws(SluiceError) {
+        if next != self { try checkTransition(to: next, task: task) }
+    }
+}

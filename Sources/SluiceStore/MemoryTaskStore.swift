@@ -1,0 +1,234 @@
+import Foundation
+import HeapModule
+import OrderedCollections
+import SluiceCore
+import Synchronization
+
+/// A task store in this process's memory: fast, and gone with the process. Fire-and-forget tasks
+/// live here. It applies the same lifecycle rules as the durable stores (one conformance suite
+/// checks both).
+public final class MemoryTaskStore: TaskStore {
+    /// Ready-queue order: higher priority, then earlier run time, then older id.
+    struct ReadyEntry: Comparable {
+        var priority: Int
+        var runAt: Date
+        var id: TaskID
+        static func < (a: ReadyEntry, b: ReadyEntry) -> Bool {
+            // Heap.popMax takes the "largest": make the best candidate the largest.
+            if a.priority != b.priority { return a.priority < b.priority }
+            if a.runAt != b.runAt { return a.runAt > b.runAt }
+            return a.id > b.id
+        }
+    }
+
+    struct DueEntry: Comparable {
+        var runAt: Date
+        var id: TaskID
+        static func < (a: DueEntry, b: DueEntry) -> Bool { (a.runAt, a.id) < (b.runAt, b.id) }
+    }
+
+    struct IdempotencyKey: Hashable { var queue: String; var key: String }
+
+    struct State {
+        /// In id order, which is creation order: ids increase within a process.
+        var tasks: OrderedDictionary<TaskID, TaskRecord> = [:]
+        var ready: [String: Heap<ReadyEntry>] = [:]
+        var due = Heap<DueEntry>()
+        var running: Set<TaskID> = []
+        var idempotency: [IdempotencyKey: TaskID] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let clock: any WallClock
+    private let ids: TaskIDGenerator
+    private let unitRandom: @Sendable () -> Double
+
+    /// A store on `clock`; `unitRandom` draws the backoff jitter (uniform in [0, 1]).
+    public init(clock: any WallClock = SystemClock(), unitRandom: @escaping @Sendable () -> Double = { .random(in: 0...1) }) {
+        self.clock = clock
+        self.ids = TaskIDGenerator(clock: clock)
+        self.unitRandom = unitRandom
+    }
+
+    public func enqueue(_ request: EnqueueRequest) async throws -> EnqueueResult {
+        try await enqueue(batch: [request])[0]
+    }
+
+    public func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult] {
+        let now = clock.now()
+        for request in requests { try request.validate(now: now) }
+        return state.withLock { state in
+            requests.map { request in
+                if let key = request.idempotencyKey,
+                   let existing = state.idempotency[IdempotencyKey(queue: request.queue, key: key)],
+                   let task = state.tasks[existing] {
+                    return EnqueueResult(task: task, created: false)
+                }
+                let task = TaskRecord(id: ids.next(), request: request, now: now)
+                state.tasks[task.id] = task
+                if let key = request.idempotencyKey {
+                    state.idempotency[IdempotencyKey(queue: request.queue, key: key)] = task.id
+                }
+                Self.index(task, in: &state)
+                return EnqueueResult(task: task, created: true)
+            }
+        }
+    }
+
+    public func task(_ id: TaskID) async throws -> TaskRecord? {
+        state.withLock { $0.tasks[id] }
+    }
+
+    public func list(_ filter: TaskFilter, limit: Int, after cursor: TaskID?) async throws -> TaskPage {
+        let limit = max(1, limit)
+        return state.withLock { state in
+            var page: [TaskRecord] = []
+            for task in state.tasks.values.reversed() where cursor.map({ task.id < $0 }) ?? true {
+                guard filter.matches(task) else { continue }
+                if page.count == limit { return TaskPage(tasks: page, nextCursor: page.last?.id) }
+                page.append(task)
+            }
+            return TaskPage(tasks: page, nextCursor: nil)
+        }
+    }
+
+    public func claim(queues: [String], limit: Int, owner: String, leaseDuration: Duration) async throws -> [TaskRecord] {
+        let now = clock.now()
+        return state.withLock { state in
+            Self.stageDue(now: now, in: &state)
+            var claimed: [TaskRecord] = []
+            for queue in queues {
+                while claimed.count < limit, let entry = state.ready[queue]?.popMax() {
+                    // Entries are dropped lazily: skip ones whose task has moved on.
+                    guard var task = state.tasks[entry.id], task.state == .queued,
+                          task.priority == entry.priority, task.runAt == entry.runAt else { continue }
+                    try! task.claim(owner: owner, now: now, leaseDuration: leaseDuration)
+                    state.tasks[task.id] = task
+                    state.running.insert(task.id)
+                    claimed.append(task)
+                }
+            }
+            return claimed
+        }
+    }
+
+    public func heartbeat(_ leases: [TaskLease], leaseDuration: Duration) async throws -> [TaskID: LeaseStatus] {
+        let now = clock.now()
+        return state.withLock { state in
+            var statuses: [TaskID: LeaseStatus] = [:]
+            for lease in leases {
+                guard var task = state.tasks[lease.taskID],
+                      (try? task.renewLease(lease, now: now, leaseDuration: leaseDuration)) != nil else {
+                    statuses[lease.taskID] = .lost
+                    continue
+                }
+                state.tasks[task.id] = task
+                statuses[lease.taskID] = task.cancelRequested ? .cancelRequested : .held
+            }
+            return statuses
+        }
+    }
+
+    public func complete(_ lease: TaskLease, result: JSONValue) async throws -> TaskRecord {
+        let now = clock.now()
+        return try update(lease.taskID) { task in try task.complete(lease, result: result, now: now) }
+    }
+
+    public func fail(_ lease: TaskLease, failure: TaskFailure) async throws -> TaskRecord {
+        let now = clock.now()
+        let unit = unitRandom()
+        return try update(lease.taskID) { task in try task.fail(lease, failure: failure, now: now, unit: unit) }
+    }
+
+    public func release(_ leases: [TaskLease]) async throws {
+        let now = clock.now()
+        for lease in leases {
+            _ = try? update(lease.taskID) { task in try task.release(lease, now: now) }
+        }
+    }
+
+    public func cancel(_ id: TaskID) async throws -> TaskRecord {
+        let now = clock.now()
+        return try update(id) { task in try task.requestCancel(now: now) }
+    }
+
+    public func retry(_ id: TaskID) async throws -> TaskRecord {
+        let now = clock.now()
+        return try update(id) { task in try task.retryByHand(now: now) }
+    }
+
+    public func rescueExpiredLeases() async throws -> RescueReport {
+        let now = clock.now()
+        return state.withLock { state in
+            Self.stageDue(now: now, in: &state)
+            var report = RescueReport()
+            for id in state.running.sorted() {
+                guard var task = state.tasks[id], let lease = task.lease, lease.expiresAt < now else { continue }
+                try! task.expireLease(now: now)
+                state.tasks[id] = task
+                Self.index(task, in: &state)
+                switch task.state {
+                case .queued: report.requeued.append(id)
+                case .failed: report.failed.append(id)
+                default: report.cancelled.append(id)
+                }
+            }
+            return report
+        }
+    }
+
+    public func prune(finishedBefore retention: Duration) async throws -> Int {
+        let cutoff = clock.now().addingTimeInterval(-retention.seconds)
+        return state.withLock { state in
+            let doomed = state.tasks.values.filter { $0.state.isFinal && ($0.finishedAt ?? .distantFuture) < cutoff }
+            for task in doomed {
+                state.tasks[task.id] = nil
+                if let key = task.idempotencyKey { state.idempotency[IdempotencyKey(queue: task.queue, key: key)] = nil }
+            }
+            return doomed.count
+        }
+    }
+
+    public func counts() async throws -> [QueueCounts] {
+        state.withLock { state in
+            var byQueue: [String: [TaskState: Int]] = [:]
+            for task in state.tasks.values { byQueue[task.queue, default: [:]][task.state, default: 0] += 1 }
+            return byQueue.keys.sorted().map { QueueCounts(queue: $0, counts: byQueue[$0]!) }
+        }
+    }
+
+    // MARK: - Internals
+
+    /// Applies `move` to one task under the lock and re-indexes it.
+    private func update(_ id: TaskID, _ move: (inout TaskRecord) throws -> Void) throws -> TaskRecord {
+        try state.withLock { state in
+            guard var task = state.tasks[id] else { throw SluiceError(.notFound, "no task has id \(id)") }
+            try move(&task)
+            state.tasks[id] = task
+            Self.index(task, in: &state)
+            return task
+        }
+    }
+
+    /// Puts a task into the structure its state is looked up by.
+    private static func index(_ task: TaskRecord, in state: inout State) {
+        if task.state == .running { state.running.insert(task.id) } else { state.running.remove(task.id) }
+        switch task.state {
+        case .queued:
+            state.ready[task.queue, default: Heap()].insert(ReadyEntry(priority: task.priority, runAt: task.runAt, id: task.id))
+        case .scheduled, .retrying:
+            state.due.insert(DueEntry(runAt: task.runAt, id: task.id))
+        default:
+            break
+        }
+    }
+
+    private static func stageDue(now: Date, in state: inout State) {
+        while let next = state.due.min, next.runAt <= now {
+            _ = state.due.popMin()
+            guard var task = state.tasks[next.id], task.runAt == next.runAt, task.stageIfDue(now: now) else { continue }
+            state.tasks[task.id] = task
+            index(task, in: &state)
+        }
+    }
+}

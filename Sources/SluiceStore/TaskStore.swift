@@ -1,0 +1,110 @@
+import Foundation
+import SluiceCore
+
+/// Filters for listing tasks; `nil` means any.
+public struct TaskFilter: Sendable, Hashable {
+    public var states: Set<TaskState>?
+    public var queue: String?
+    public var kind: String?
+
+    public init(states: Set<TaskState>? = nil, queue: String? = nil, kind: String? = nil) {
+        self.states = states
+        self.queue = queue
+        self.kind = kind
+    }
+
+    /// Whether `task` passes the filter.
+    public func matches(_ task: TaskRecord) -> Bool {
+        (states?.contains(task.state) ?? true) && (queue.map { $0 == task.queue } ?? true)
+            && (kind.map { $0 == task.kind } ?? true)
+    }
+}
+
+/// One page of tasks, newest first, and the cursor of the next page (`nil` on the last).
+public struct TaskPage: Sendable, Hashable {
+    public var tasks: [TaskRecord]
+    public var nextCursor: TaskID?
+
+    public init(tasks: [TaskRecord], nextCursor: TaskID?) {
+        self.tasks = tasks
+        self.nextCursor = nextCursor
+    }
+}
+
+/// How many tasks of one queue are in each state.
+public struct QueueCounts: Sendable, Hashable {
+    public var queue: String
+    public var counts: [TaskState: Int]
+
+    public init(queue: String, counts: [TaskState: Int]) {
+        self.queue = queue
+        self.counts = counts
+    }
+}
+
+/// What a heartbeat learned about one lease.
+public enum LeaseStatus: Sendable, Hashable {
+    /// Renewed.
+    case held
+    /// Renewed, and someone asked to cancel the task: stop it.
+    case cancelRequested
+    /// No longer ours (expired and recovered, or finished): stop and do not report.
+    case lost
+}
+
+/// What a rescue pass did with expired leases.
+public struct RescueReport: Sendable, Hashable {
+    public var requeued: [TaskID] = []
+    public var failed: [TaskID] = []
+    public var cancelled: [TaskID] = []
+
+    public init(requeued: [TaskID] = [], failed: [TaskID] = [], cancelled: [TaskID] = []) {
+        self.requeued = requeued
+        self.failed = failed
+        self.cancelled = cancelled
+    }
+
+    public var total: Int { requeued.count + failed.count + cancelled.count }
+}
+
+/// The storage contract: every verb the queue needs, in terms of tasks and queues only, so that the
+/// SQLite store, the in-memory store and a later PostgreSQL store are interchangeable.
+public protocol TaskStore: Sendable {
+    /// Stores one task, or returns the live task its idempotency key already names.
+    func enqueue(_ request: EnqueueRequest) async throws -> EnqueueResult
+    /// Stores many tasks atomically: all of them or none.
+    func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult]
+    /// The task with this id, or `nil`.
+    func task(_ id: TaskID) async throws -> TaskRecord?
+    /// Tasks newest first, after `cursor` when given.
+    func list(_ filter: TaskFilter, limit: Int, after cursor: TaskID?) async throws -> TaskPage
+    /// Claims up to `limit` ready tasks of `queues` for `owner`: earlier queues first, then by
+    /// priority (higher first), run time and id. Each claimed task has a lease and its attempt counted.
+    func claim(queues: [String], limit: Int, owner: String, leaseDuration: Duration) async throws -> [TaskRecord]
+    /// Renews the leases `owner` holds and reports each one's status.
+    func heartbeat(_ leases: [TaskLease], leaseDuration: Duration) async throws -> [TaskID: LeaseStatus]
+    /// Records a success; refused with `leaseLost` unless the lease is current.
+    func complete(_ lease: TaskLease, result: JSONValue) async throws -> TaskRecord
+    /// Records a failed attempt; retries, fails or cancels the task as the failure and attempts decide.
+    func fail(_ lease: TaskLease, failure: TaskFailure) async throws -> TaskRecord
+    /// Hands claimed but unstarted tasks back to their queues.
+    func release(_ leases: [TaskLease]) async throws
+    /// Cancels a waiting task, or flags a running one for its worker.
+    func cancel(_ id: TaskID) async throws -> TaskRecord
+    /// Puts a failed or cancelled task back in its queue.
+    func retry(_ id: TaskID) async throws -> TaskRecord
+    /// Requeues (or fails, when out of attempts) running tasks whose lease has expired.
+    func rescueExpiredLeases() async throws -> RescueReport
+    /// Deletes finished tasks that finished more than `retention` ago; returns how many.
+    func prune(finishedBefore retention: Duration) async throws -> Int
+    /// Task counts by state for every queue that has tasks.
+    func counts() async throws -> [QueueCounts]
+}
+
+extension TaskStore {
+    /// The task with this id, or a `notFound` error.
+    public func require(_ id: TaskID) async throws -> TaskRecord {
+        guard let task = try await task(id) else { throw SluiceError(.notFound, "no task has id \(id)") }
+        return task
+    }
+}

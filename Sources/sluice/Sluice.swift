@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// The `sluice` command: a background-task queue on one SQLite file.
+@main
+struct Sluice: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice",
+        abstract: "A background-task queue: durable tasks in SQLite, worker pools you can see and resize.",
+        subcommands: [Migrate.self]
+    )
+}
