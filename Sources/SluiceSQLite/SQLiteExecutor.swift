@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import Synchronization
 
 /// One connection on a dedicated OS thread, with a queue of operations in front of it. SQLite calls
 /// block (fsync, busy waits), so they run here and never on Swift's cooperative pool.
@@ -19,6 +20,9 @@ final class SQLiteExecutor: @unchecked Sendable {
     private var closed = false
     private let finished = NSCondition()
     private var running = true
+    /// Transactions committed and operations run in them, to show how much group commit merges.
+    let transactions = Atomic<Int>(0)
+    let operations = Atomic<Int>(0)
 
     init(connection: SQLiteConnection, mode: Mode, name: String, maxBatch: Int = 4096) {
         self.connection = connection
@@ -110,6 +114,8 @@ final class SQLiteExecutor: @unchecked Sendable {
                 try connection.execute("ROLLBACK")
             } else {
                 try connection.execute("COMMIT")
+                transactions.add(1, ordering: .relaxed)
+                operations.add(batch.count, ordering: .relaxed)
             }
             batch.forEach { $0.finish() }
         } catch {

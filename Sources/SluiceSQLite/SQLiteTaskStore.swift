@@ -77,6 +77,11 @@ public final class SQLiteTaskStore: TaskStore {
         reader.close()
     }
 
+    /// How many write transactions this store committed, and how many operations they carried.
+    public var writeStatistics: (transactions: Int, operations: Int) {
+        (writer.transactions.load(ordering: .relaxed), writer.operations.load(ordering: .relaxed))
+    }
+
     /// The PRAGMA settings in force on the writer connection (for tests and `/healthz`).
     public func pragmas() async throws -> [String: String] {
         try await write { connection in

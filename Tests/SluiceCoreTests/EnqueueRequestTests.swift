@@ -1,0 +1,30 @@
+import Foundation
+import SluiceCore
+import Testing
+
+@Suite struct EnqueueRequestTests {
+    static let now = Date(timeIntervalSince1970: 1_750_000_000)
+
+    @Test(arguments: [
+        (EnqueueRequest(kind: ""), "kind"),
+        (EnqueueRequest(kind: "a b"), "kind"),
+        (EnqueueRequest(kind: "echo", queue: String(repeating: "q", count: 129)), "queue"),
+        (EnqueueRequest(kind: "echo", args: [1, 2]), "args"),
+        (EnqueueRequest(kind: "echo", priority: 1001), "priority"),
+        (EnqueueRequest(kind: "echo", maxAttempts: 0), "max_attempts"),
+        (EnqueueRequest(kind: "echo", timeout: .zero), "timeout"),
+        (EnqueueRequest(kind: "echo", timeout: .seconds(86_401)), "timeout"),
+        (EnqueueRequest(kind: "echo", runAt: now.addingTimeInterval(400 * 86_400)), "run_at"),
+        (EnqueueRequest(kind: "echo", idempotencyKey: ""), "idempotency_key"),
+        (EnqueueRequest(kind: "echo", retryPolicy: RetryPolicy(base: .seconds(5), cap: .seconds(1))), "retry"),
+    ])
+    func badFieldsAreNamed(request: EnqueueRequest, field: String) {
+        let error = #expect(throws: SluiceError.self) { try request.validate(now: Self.now) }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.field == field)
+    }
+
+    @Test func aPlainRequestIsValid() throws {
+        try EnqueueRequest(kind: "sleep", args: ["seconds": 3]).validate(now: Self.now)
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import SluiceCore
+import SluiceSQLite
+import SluiceStore
+import Testing
+
+@Suite struct SQLiteStoreTests {
+    @Test func pragmasAreSetForDurabilityAndConcurrency() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let full = try SQLiteTaskStore(SQLiteStoreConfiguration(path: dir.path("full.db")))
+        #expect(try await full.pragmas() == ["journal_mode": "wal", "synchronous": "2", "busy_timeout": "10000", "foreign_keys": "1"])
+        let normal = try SQLiteTaskStore(SQLiteStoreConfiguration(path: dir.path("normal.db"), synchronous: .normal))
+        #expect(try await normal.pragmas()["synchronous"] == "1")
+    }
+
+    @Test func embeddedMigrationsMatchTheFilesInMigrations() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("migrations")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(!files.isEmpty)
+        let onDisk = try files.map { Migration(file: $0, sql: try String(contentsOf: folder.appendingPathComponent($0), encoding: .utf8)) }
+        #expect(Migration.embedded == onDisk, "run tools/embed-migrations after editing migrations/")
+        #expect(try Migrator(migrations: onDisk).latestVersion == files.count)
+    }
+
+    @Test func migrationsWithGapsOrDuplicatesAreRefused() {
+        let one = Migration(file: "0001_a.sql", sql: "CREATE TABLE a (x)")
+        #expect(throws: SluiceError.self) { try Migrator(migrations: [one, Migration(file: "0003_c.sql", sql: "")]) }
+        #expect(throws: SluiceError.self) { try Migrator(migrations: [one, Migration(file: "0001_b.sql", sql: "")]) }
+    }
+
+    @Test func migrateFreshThenAgainChangesNothing() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let connection = try SQLiteConnection(path: dir.path("m.db"))
+        let migrator = try Migrator()
+        let first = try migrator.migrate(connection, now: Date())
+        #expect(first.from == 0 && first.to == migrator.latestVersion && first.applied == Migration.embedded.map(\.name))
+        let schema = try schemaText(connection)
+        let second = try migrator.migrate(connection, now: Date())
+        #expect(second.applied.isEmpty && second.to == migrator.latestVersion)
+        #expect(try schemaText(connection) == schema)
+        #expect(try connection.scalar("SELECT count(*) FROM sluice_migrations") == Int64(migrator.latestVersion))
+    }
+
+    @Test func aFailingMigrationRollsBackAndSaysWhich() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let connection = try SQLiteConnection(path: dir.path("m.db"))
+        let broken = try Migrator(migrations: Migration.embedded + [Migration(file: "\(String(format: "%04d", Migration.embedded.count + 1))_broken.sql",
+                                                                               sql: "CREATE TABLE extra (x); SELECT nonsense FROM nowhere;")])
+        let error = #expect(throws: SluiceError.self) { try broken.migrate(connection, now: Date()) }
+        #expect(error?.message.contains("_broken") == true)
+        #expect(try connection.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'extra'") == 0)
+        #expect(try Migrator().currentVersion(connection) == Migration.embedded.count)
+    }
+
+    @Test func newerSchemaIsRefusedUntouched() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path("new.db")
+        do {
+            let connection = try SQLiteConnection(path: path)
+            try Migrator().migrate(connection, now: Date())
+            try connection.run("INSERT INTO sluice_migrations (version, name, applied_at) VALUES (99, '0099_future', 0)")
+            try connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        }
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let error = #expect(throws: SluiceError.self) { try SQLiteTaskStore(SQLiteStoreConfiguration(path: path)) }
+        #expect(error?.code == .incompatibleDatabase)
+        #expect(error?.message.contains("schema version 99") == true)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+    }
+
+    @Test(arguments: ["not-sqlite", "foreign-sqlite"])
+    func foreignFilesAreRefusedUntouched(kind: String) throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path("x.db")
+        if kind == "not-sqlite" {
+            try Data(String(repeating: "definitely not a database\n", count: 200).utf8).write(to: URL(fileURLWithPath: path))
+        } else {
+            let other = try SQLiteConnection(path: path)
+            try other.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers VALUES (1, 'x')")
+        }
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let error = #expect(throws: SluiceError.self) { try SQLiteTaskStore(SQLiteStoreConfiguration(path: path)) }
+        #expect(error?.code == .incompatibleDatabase)
+        #expect(error?.message.contains("will not modify it") == true)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal"))
+    }
+
+    @Test func groupCommitAnswersOnlyCommittedEnqueues() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path("g.db")
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
+        // 50 concurrent callers, 40 enqueues each.
+        let ids = try await withThrowingTaskGroup(of: [TaskID].self) { group in
+            for caller in 0..<50 {
+                group.addTask {
+                    var mine: [TaskID] = []
+                    for n in 0..<40 { mine.append(try await store.enqueue(EnqueueRequest(kind: "k", args: ["c": .int(Int64(caller)), "n": .int(Int64(n))])).task.id) }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(Set(ids).count == 2000)
+        // Every acknowledged task is visible through a different connection.
+        let other = try SQLiteConnection(path: path)
+        #expect(try other.scalar("SELECT count(*) FROM tasks") == 2000)
+        // Commits were shared: 50 callers waiting at once must not cost one fsync each.
+        let stats = store.writeStatistics
+        #expect(stats.operations >= 2000)
+        #expect(stats.transactions * 4 < stats.operations, "group commit merged too little: \(stats)")
+    }
+
+    @Test func aBatchIsAllOrNothingAtTheStorageLevel() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path("b.db")
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
+        // A trigger makes the third insert fail inside SQLite, after two succeeded.
+        let admin = try SQLiteConnection(path: path)
+        try admin.execute("CREATE TRIGGER no_poison BEFORE INSERT ON tasks WHEN NEW.kind = 'poison' BEGIN SELECT RAISE(ABORT, 'poison refused'); END")
+        let error = await #expect(throws: SluiceError.self) {
+            try await store.enqueue(batch: [EnqueueRequest(kind: "ok"), EnqueueRequest(kind: "ok"), EnqueueRequest(kind: "poison")])
+        }
+        #expect(error?.code == .storage)
+        #expect(error?.message.contains("poison refused") == true)
+        #expect(try admin.scalar("SELECT count(*) FROM tasks") == 0)
+        // A neighbour in the same group commit is unaffected.
+        async let good = store.enqueue(EnqueueRequest(kind: "ok"))
+        async let bad = store.enqueue(EnqueueRequest(kind: "poison"))
+        _ = try await good
+        _ = try? await bad
+        #expect(try admin.scalar("SELECT count(*) FROM tasks") == 1)
+    }
+
+    @Test func tasksSurviveReopening() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path("r.db")
+        var ids: [TaskID] = []
+        do {
+            let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
+            ids = try await store.enqueue(batch: (0..<10).map { EnqueueRequest(kind: "k", args: ["i": .int(Int64($0))]) }).map(\.task.id)
+        }
+        let reopened = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
+        let page = try await reopened.list(TaskFilter(), limit: 100, after: nil)
+        #expect(page.tasks.map(\.id) == ids.reversed())
+        #expect(page.tasks.last?.args == ["i": 0])
+    }
+
+    private func schemaText(_ connection: SQLiteConnection) throws -> [String] {
+        var rows: [String] = []
+        try connection.query("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name") { rows.append($0.text(0)) }
+        return rows
+    }
+}

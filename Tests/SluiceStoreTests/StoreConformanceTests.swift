@@ -1,0 +1,366 @@
+import Foundation
+import SluiceCore
+import SluiceStore
+import Testing
+
+/// One suite, every store: the in-memory store and the SQLite store must behave alike.
+@Suite struct StoreConformanceTests {
+    let lease = Duration.seconds(30)
+
+    /// Runs `body` with a fresh store of `kind` on a manual clock.
+    func withStore(_ kind: StoreKind, unit: Double = 1.0, _ body: (any TaskStore, ManualClock) async throws -> Void) async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let clock = ManualClock()
+        try await body(try makeStore(kind, clock: clock, unit: unit, dir: dir), clock)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func enqueueAndReadBack(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            let result = try await store.enqueue(EnqueueRequest(kind: "echo", queue: "mail", args: ["to": "a@b.c", "n": 2], priority: 5))
+            #expect(result.created)
+            let task = try await store.require(result.task.id)
+            #expect(task == result.task)
+            #expect(task.state == .queued)
+            #expect(task.args == ["to": "a@b.c", "n": 2])
+            #expect(task.attempt == 0 && task.maxAttempts == 3 && task.priority == 5 && task.queue == "mail")
+            #expect(task.createdAt == clock.now().storedPrecision)
+            let missing = try await store.task(TaskIDGenerator(clock: clock).next())
+            #expect(missing == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func invalidRequestsStoreNothing(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            let error = await #expect(throws: SluiceError.self) {
+                try await store.enqueue(batch: [EnqueueRequest(kind: "echo"), EnqueueRequest(kind: "echo", priority: 99_999)])
+            }
+            #expect(error?.field == "priority")
+            let counts = try await store.counts()
+            #expect(counts.isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func claimOrderIsQueueThenPriorityThenRunAtThenID(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            let low = try await store.enqueue(EnqueueRequest(kind: "k", priority: 0)).task
+            clock.advance(by: .seconds(1))
+            let high1 = try await store.enqueue(EnqueueRequest(kind: "k", priority: 10)).task
+            let high2 = try await store.enqueue(EnqueueRequest(kind: "k", priority: 10)).task
+            let urgent = try await store.enqueue(EnqueueRequest(kind: "k", queue: "urgent", priority: -5)).task
+            let other = try await store.enqueue(EnqueueRequest(kind: "k", queue: "other", priority: 100)).task
+
+            let first = try await store.claim(queues: ["urgent", "default"], limit: 3, owner: "w1", leaseDuration: lease)
+            #expect(first.map(\.id) == [urgent.id, high1.id, high2.id])
+            #expect(first.allSatisfy { $0.state == .running && $0.attempt == 1 && $0.lease?.owner == "w1" && $0.worker == "w1" })
+            #expect(first[0].lease?.expiresAt == clock.now().addingTimeInterval(30).storedPrecision)
+            let rest = try await store.claim(queues: ["urgent", "default"], limit: 10, owner: "w1", leaseDuration: lease)
+            #expect(rest.map(\.id) == [low.id])
+            #expect(try await store.claim(queues: ["default"], limit: 10, owner: "w1", leaseDuration: lease).isEmpty)
+            #expect(try await store.require(other.id).state == .queued)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func scheduledTasksWaitForTheirTime(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            let later = try await store.enqueue(EnqueueRequest(kind: "k", runAt: clock.now().addingTimeInterval(60))).task
+            #expect(later.state == .scheduled)
+            #expect(try await store.claim(queues: ["default"], limit: 5, owner: "w", leaseDuration: lease).isEmpty)
+            clock.advance(by: .seconds(59))
+            #expect(try await store.claim(queues: ["default"], limit: 5, owner: "w", leaseDuration: lease).isEmpty)
+            clock.advance(by: .seconds(1))
+            let claimed = try await store.claim(queues: ["default"], limit: 5, owner: "w", leaseDuration: lease)
+            #expect(claimed.map(\.id) == [later.id])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func completionIsFencedByOwnerAndAttempt(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            let id = try await store.enqueue(EnqueueRequest(kind: "k")).task.id
+            let oldLease = try await store.claim(queues: ["default"], limit: 1, owner: "w1", leaseDuration: lease)[0].lease!
+            clock.advance(by: .seconds(31))
+            let report = try await store.rescueExpiredLeases()
+            #expect(report.requeued == [id])
+            let newLease = try await store.claim(queues: ["default"], limit: 1, owner: "w2", leaseDuration: lease)[0].lease!
+            #expect(newLease.attempt == 2)
+
+            let refused = await #expect(throws: SluiceError.self) { try await store.complete(oldLease, result: "late") }
+            #expect(refused?.code == .leaseLost)
+            let refusedFail = await #expect(throws: SluiceError.self) { try await store.fail(oldLease, failure: TaskFailure("late")) }
+            #expect(refusedFail?.code == .leaseLost)
+            #expect(try await store.heartbeat([oldLease], leaseDuration: lease) == [id: .lost])
+
+            let done = try await store.complete(newLease, result: ["ok": true])
+            #expect(done.state == .succeeded && done.result == ["ok": true] && done.lease == nil)
+            #expect(done.finishedAt == clock.now().storedPrecision)
+            #expect(done.attemptErrors.map(\.message) == [TaskRecord.leaseExpiredMessage])
+            let twice = await #expect(throws: SluiceError.self) { try await store.complete(newLease, result: "again") }
+            #expect(twice?.code == .leaseLost)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func heartbeatExtendsTheLease(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            let id = try await store.enqueue(EnqueueRequest(kind: "k")).task.id
+            let held = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: lease)[0].lease!
+            for _ in 0..<5 {
+                clock.advance(by: .seconds(20))
+                #expect(try await store.heartbeat([held], leaseDuration: lease) == [id: .held])
+                #expect(try await store.rescueExpiredLeases().total == 0)
+            }
+            #expect(try await store.require(id).lease?.expiresAt == clock.now().addingTimeInterval(30).storedPrecision)
+            clock.advance(by: .seconds(31))
+            #expect(try await store.rescueExpiredLeases().requeued == [id])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func failuresRetryWithBackoffThenFail(kind: StoreKind) async throws {
+        try await withStore(kind, unit: 1.0) { store, clock in
+            let policy = RetryPolicy(base: .seconds(2), cap: .seconds(5))
+            let id = try await store.enqueue(EnqueueRequest(kind: "k", maxAttempts: 3, retryPolicy: policy)).task.id
+            for (attempt, ceiling) in [(1, 2.0), (2, 4.0)] {
+                let leased = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: lease)[0]
+                #expect(leased.attempt == attempt)
+                let failed = try await store.fail(leased.lease!, failure: TaskFailure("boom \(attempt)"))
+                #expect(failed.state == .retrying)
+                #expect(failed.runAt == clock.now().addingTimeInterval(ceiling).storedPrecision)
+                // Not before its backoff ends.
+                clock.advance(by: .milliseconds(Int64(ceiling * 1000) - 1))
+                #expect(try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: lease).isEmpty)
+                clock.advance(by: .milliseconds(1))
+            }
+            let last = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: lease)[0]
+            let failed = try await store.fail(last.lease!, failure: TaskFailure("boom 3"))
+            #expect(failed.state == .failed && failed.error == "boom 3" && failed.attempt == 3)
+            #expect(failed.attemptErrors.map(\.message) == ["boom 1", "boom 2", "boom 3"])
+            #expect(failed.attemptErrors.map(\.attempt) == [1, 2, 3])
+            #expect(failed.finishedAt == clock.now().storedPrecision)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func jitterIsDrawnWithinTheCeiling(kind: StoreKind) async throws {
+        try await withStore(kind, unit: 0.25) { store, clock in
+            let id = try await store.enqueue(EnqueueRequest(kind: "k", retryPolicy: RetryPolicy(base: .seconds(8), cap: .seconds(60)))).task.id
+            let leased = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: lease)[0]
+            let failed = try await store.fail(leased.lease!, failure: TaskFailure("x"))
+            #expect(failed.runAt == clock.now().addingTimeInterval(2).storedPrecision)
+            #expect(failed.id == id)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func handlerDispositions(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            for _ in 0..<3 { _ = try await store.enqueue(EnqueueRequest(kind: "k", maxAttempts: 5)) }
+            let tasks = try await store.claim(queues: ["default"], limit: 3, owner: "w", leaseDuration: lease)
+            let later = try await store.fail(tasks[0].lease!, failure: TaskFailure("busy", disposition: .retryAfter(.seconds(42))))
+            #expect(later.state == .retrying && later.runAt == clock.now().addingTimeInterval(42).storedPrecision)
+            let discarded = try await store.fail(tasks[1].lease!, failure: TaskFailure("bad input", disposition: .discard))
+            #expect(discarded.state == .failed && discarded.attempt == 1)
+            let cancelled = try await store.fail(tasks[2].lease!, failure: TaskFailure("stop", disposition: .cancel))
+            #expect(cancelled.state == .cancelled && cancelled.error == "stop")
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func cancelInEveryState(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            // scheduled
+            let scheduled = try await store.enqueue(EnqueueRequest(kind: "k", runAt: clock.now().addingTimeInterval(100))).task
+            #expect(try await store.cancel(scheduled.id).state == .cancelled)
+            // queued
+            let queued = try await store.enqueue(EnqueueRequest(kind: "k", queue: "q")).task
+            #expect(try await store.cancel(queued.id).state == .cancelled)
+            #expect(try await store.claim(queues: ["q"], limit: 5, owner: "w", leaseDuration: lease).isEmpty)
+            // running: flagged, seen at the next heartbeat, ends cancelled when the worker reports
+            let running = try await store.enqueue(EnqueueRequest(kind: "k", queue: "r")).task
+            let held = try await store.claim(queues: ["r"], limit: 1, owner: "w", leaseDuration: lease)[0].lease!
+            let flagged = try await store.cancel(running.id)
+            #expect(flagged.state == .running && flagged.cancelRequested)
+            #expect(try await store.heartbeat([held], leaseDuration: lease) == [running.id: .cancelRequested])
+            let stopped = try await store.fail(held, failure: TaskFailure("cancelled by request"))
+            #expect(stopped.state == .cancelled)
+            // retrying
+            let retrying = try await store.enqueue(EnqueueRequest(kind: "k", queue: "t")).task
+            let held2 = try await store.claim(queues: ["t"], limit: 1, owner: "w", leaseDuration: lease)[0].lease!
+            #expect(try await store.fail(held2, failure: TaskFailure("x")).state == .retrying)
+            #expect(try await store.cancel(retrying.id).state == .cancelled)
+            // cancelled again: no error, no change
+            #expect(try await store.cancel(retrying.id).state == .cancelled)
+            // succeeded and failed: refused
+            let done = try await store.enqueue(EnqueueRequest(kind: "k", queue: "s")).task
+            let held3 = try await store.claim(queues: ["s"], limit: 1, owner: "w", leaseDuration: lease)[0].lease!
+            _ = try await store.complete(held3, result: nil)
+            let refused = await #expect(throws: SluiceError.self) { try await store.cancel(done.id) }
+            #expect(refused?.code == .invalidTransition)
+            let failed = try await store.enqueue(EnqueueRequest(kind: "k", queue: "f", maxAttempts: 1)).task
+            let held4 = try await store.claim(queues: ["f"], limit: 1, owner: "w", leaseDuration: lease)[0].lease!
+            _ = try await store.fail(held4, failure: TaskFailure("x"))
+            let refused2 = await #expect(throws: SluiceError.self) { try await store.cancel(failed.id) }
+            #expect(refused2?.code == .invalidTransition)
+            // unknown
+            let unknown = await #expect(throws: SluiceError.self) { try await store.cancel(TaskIDGenerator(clock: clock).next()) }
+            #expect(unknown?.code == .notFound)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func expiredLeaseOfACancelledTaskEndsCancelled(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            let id = try await store.enqueue(EnqueueRequest(kind: "k")).task.id
+            _ = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: lease)
+            _ = try await store.cancel(id)
+            clock.advance(by: .seconds(31))
+            #expect(try await store.rescueExpiredLeases().cancelled == [id])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aTaskThatKeepsLosingItsWorkerEndsFailed(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            let id = try await store.enqueue(EnqueueRequest(kind: "k", maxAttempts: 2)).task.id
+            for round in 1...2 {
+                #expect(try await store.claim(queues: ["default"], limit: 1, owner: "w\(round)", leaseDuration: lease).count == 1)
+                clock.advance(by: .seconds(31))
+                let report = try await store.rescueExpiredLeases()
+                #expect(round == 1 ? report.requeued == [id] : report.failed == [id])
+            }
+            let task = try await store.require(id)
+            #expect(task.state == .failed && task.attempt == 2 && task.attemptErrors.count == 2)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func retryByHand(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            let id = try await store.enqueue(EnqueueRequest(kind: "k", maxAttempts: 1)).task.id
+            let refused = await #expect(throws: SluiceError.self) { try await store.retry(id) }
+            #expect(refused?.code == .invalidTransition)
+            let held = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: lease)[0].lease!
+            _ = try await store.fail(held, failure: TaskFailure("x"))
+            let again = try await store.retry(id)
+            #expect(again.state == .queued && again.maxAttempts == 2 && again.error == nil && again.finishedAt == nil)
+            #expect(again.attemptErrors.count == 1)
+            let second = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: lease)[0]
+            #expect(second.attempt == 2)
+            _ = try await store.complete(second.lease!, result: 1)
+            let done = await #expect(throws: SluiceError.self) { try await store.retry(id) }
+            #expect(done?.code == .invalidTransition)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func releaseHandsUnstartedClaimsBack(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            for _ in 0..<3 { _ = try await store.enqueue(EnqueueRequest(kind: "k")) }
+            let claimed = try await store.claim(queues: ["default"], limit: 3, owner: "w", leaseDuration: lease)
+            try await store.release(claimed.map { $0.lease! })
+            let again = try await store.claim(queues: ["default"], limit: 3, owner: "w2", leaseDuration: lease)
+            #expect(Set(again.map(\.id)) == Set(claimed.map(\.id)))
+            #expect(again.allSatisfy { $0.attempt == 1 })
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func idempotencyKeys(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            let first = try await store.enqueue(EnqueueRequest(kind: "k", idempotencyKey: "order-7"))
+            let second = try await store.enqueue(EnqueueRequest(kind: "other", idempotencyKey: "order-7"))
+            #expect(first.created && !second.created && second.task.id == first.task.id && second.task.kind == "k")
+            let otherQueue = try await store.enqueue(EnqueueRequest(kind: "k", queue: "q2", idempotencyKey: "order-7"))
+            #expect(otherQueue.created)
+            // Within one batch too.
+            let batch = try await store.enqueue(batch: [EnqueueRequest(kind: "k", idempotencyKey: "b"), EnqueueRequest(kind: "k", idempotencyKey: "b")])
+            #expect(batch[0].created && !batch[1].created && batch[0].task.id == batch[1].task.id)
+            // Once the task is pruned, the key is free again.
+            let held = try await store.claim(queues: ["default"], limit: 10, owner: "w", leaseDuration: lease)
+            for task in held { _ = try await store.complete(task.lease!, result: nil) }
+            clock.advance(by: .seconds(3601))
+            #expect(try await store.prune(finishedBefore: .seconds(3600)) == 2)
+            #expect(try await store.enqueue(EnqueueRequest(kind: "k", idempotencyKey: "order-7")).created)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func pruneDeletesOnlyOldFinishedTasks(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            for _ in 0..<4 { _ = try await store.enqueue(EnqueueRequest(kind: "k")) }
+            let held = try await store.claim(queues: ["default"], limit: 2, owner: "w", leaseDuration: lease)
+            _ = try await store.complete(held[0].lease!, result: nil)
+            clock.advance(by: .seconds(100))
+            _ = try await store.complete(held[1].lease!, result: nil)
+            clock.advance(by: .seconds(50))
+            #expect(try await store.prune(finishedBefore: .seconds(120)) == 1)
+            #expect(try await store.task(held[0].id) == nil)
+            #expect(try await store.task(held[1].id) != nil)
+            #expect(try await store.counts() == [QueueCounts(queue: "default", counts: [.queued: 2, .succeeded: 1])])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func countsByQueueAndState(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            _ = try await store.enqueue(batch: [EnqueueRequest(kind: "k", queue: "a"), EnqueueRequest(kind: "k", queue: "a"),
+                                                EnqueueRequest(kind: "k", queue: "b", runAt: clock.now().addingTimeInterval(9))])
+            _ = try await store.claim(queues: ["a"], limit: 1, owner: "w", leaseDuration: lease)
+            #expect(try await store.counts() == [
+                QueueCounts(queue: "a", counts: [.queued: 1, .running: 1]),
+                QueueCounts(queue: "b", counts: [.scheduled: 1]),
+            ])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func listFiltersAndPagesNewestFirst(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            var ids: [TaskID] = []
+            for i in 0..<25 {
+                ids.append(try await store.enqueue(EnqueueRequest(kind: i % 2 == 0 ? "even" : "odd", queue: i < 10 ? "a" : "b")).task.id)
+                clock.advance(by: .milliseconds(1))
+            }
+            var seen: [TaskID] = []
+            var cursor: TaskID?
+            repeat {
+                let page = try await store.list(TaskFilter(), limit: 10, after: cursor)
+                #expect(page.tasks.count <= 10)
+                seen += page.tasks.map(\.id)
+                cursor = page.nextCursor
+            } while cursor != nil
+            #expect(seen == ids.reversed())
+
+            let evensInB = try await store.list(TaskFilter(queue: "b", kind: "even"), limit: 100, after: nil)
+            #expect(evensInB.tasks.map(\.id) == ids.enumerated().filter { $0.offset >= 10 && $0.offset % 2 == 0 }.map(\.element).reversed())
+            #expect(evensInB.nextCursor == nil)
+            _ = try await store.claim(queues: ["a"], limit: 3, owner: "w", leaseDuration: lease)
+            let running = try await store.list(TaskFilter(states: [.running]), limit: 100, after: nil)
+            #expect(running.tasks.map(\.id) == Array(ids.prefix(3).reversed()))
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func clockJumpsAheadAndBack(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            let delayed = try await store.enqueue(EnqueueRequest(kind: "k", runAt: clock.now().addingTimeInterval(600))).task.id
+            let now = try await store.enqueue(EnqueueRequest(kind: "k")).task.id
+            let held = try await store.claim(queues: ["default"], limit: 5, owner: "w", leaseDuration: lease)
+            #expect(held.map(\.id) == [now])
+            // Back a minute: the lease does not expire, nothing is staged early.
+            clock.advance(by: .seconds(-60))
+            #expect(try await store.rescueExpiredLeases().total == 0)
+            #expect(try await store.heartbeat([held[0].lease!], leaseDuration: lease) == [now: .held])
+            // Ahead an hour: the lease expires and the delayed task becomes due.
+            clock.advance(by: .seconds(3600))
+            #expect(try await store.rescueExpiredLeases().requeued == [now])
+            let next = try await store.claim(queues: ["default"], limit: 5, owner: "w", leaseDuration: lease)
+            #expect(Set(next.map(\.id)) == [now, delayed])
+        }
+    }
+}
