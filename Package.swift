@@ -50,6 +50,12 @@ let package = Package(
             ],
             path: "Tests/TestKit"
         ),
+        // Benchmarks: run through the scripts in tools/bench.
+        .executableTarget(
+            name: "sluice-bench-store",
+            dependencies: ["SluiceCore", "SluiceStore", "SluiceSQLite"],
+            path: "tools/bench/store"
+        ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
         .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceCore", "SluiceStore", "SluiceSQLite"]),
     ]

@@ -60,15 +60,25 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     /// Compact JSON text with sorted keys.
     public func jsonText() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding a JSONValue cannot fail: every case maps to JSON.
-        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+        // The most common documents skip the encoder altogether (the store writes them per task).
+        switch self {
+        case .null: return "null"
+        case .object(let o) where o.isEmpty: return "{}"
+        case .array(let a) where a.isEmpty: return "[]"
+        default:
+            // Encoding a JSONValue cannot fail: every case maps to JSON.
+            return String(decoding: try! JSONCoders.encoder.encode(self), as: UTF8.self)
+        }
     }
 
     /// Parses JSON text.
     public init(jsonText: String) throws {
-        self = try JSONDecoder().decode(JSONValue.self, from: Data(jsonText.utf8))
+        switch jsonText {
+        case "null": self = .null
+        case "{}": self = [:]
+        case "[]": self = []
+        default: self = try JSONCoders.decoder.decode(JSONValue.self, from: Data(jsonText.utf8))
+        }
     }
 }
 
@@ -83,4 +93,16 @@ extension JSONValue: ExpressibleByDictionaryLiteral, ExpressibleByStringLiteral,
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
     public init(floatLiteral value: Double) { self = .double(value) }
     public init(nilLiteral: ()) { self = .null }
+}
+
+/// Shared, immutable coders: making one per call cost more than the encoding itself. Both are
+/// documented as safe to use from several threads at once.
+public enum JSONCoders {
+    /// Compact output with sorted keys, so equal documents have equal text.
+    public static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+    public static let decoder = JSONDecoder()
 }

@@ -85,7 +85,7 @@ final class SQLiteExecutor: @unchecked Sendable {
 
     private func runTransaction(_ batch: [any PendingOperation]) {
         do {
-            try connection.execute("BEGIN IMMEDIATE")
+            try connection.run("BEGIN IMMEDIATE")
         } catch {
             batch.forEach { $0.finish(overriding: error) }
             return
@@ -98,10 +98,11 @@ final class SQLiteExecutor: @unchecked Sendable {
                 continue
             }
             do {
-                try connection.execute("SAVEPOINT op")
+                // `run` reuses prepared statements; `execute` would parse these again every time.
+                try connection.run("SAVEPOINT op")
                 operation.execute(connection)
-                if operation.failed { try connection.execute("ROLLBACK TO op") }
-                try connection.execute("RELEASE op")
+                if operation.failed { try connection.run("ROLLBACK TO op") }
+                try connection.run("RELEASE op")
             } catch {
                 // The savepoint machinery itself failed: the transaction is unusable.
                 try? connection.execute("ROLLBACK")
@@ -113,7 +114,7 @@ final class SQLiteExecutor: @unchecked Sendable {
             if single && batch[0].failed {
                 try connection.execute("ROLLBACK")
             } else {
-                try connection.execute("COMMIT")
+                try connection.run("COMMIT")
                 transactions.add(1, ordering: .relaxed)
                 operations.add(batch.count, ordering: .relaxed)
             }

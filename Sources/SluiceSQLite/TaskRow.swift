@@ -21,7 +21,8 @@ enum TaskRow {
         guard let id = TaskID(row.text(0)) else { throw SluiceError(.storage, "a stored task id is malformed: \(row.text(0))") }
         let id0 = id
         func date(_ c: Int32) -> Date? { row.optionalInt(c).map { Date(microsecondsSince1970: $0) } }
-        let errors = try JSONDecoder().decode([StoredAttemptError].self, from: Data(row.text(15).utf8))
+        let errorsText = row.text(15)
+        let errors = errorsText == "[]" ? [] : try JSONCoders.decoder.decode([StoredAttemptError].self, from: Data(errorsText.utf8))
         let attempt = Int(row.int(7))
         let leaseOwner = row.optionalText(21)
         let lease = leaseOwner.flatMap { owner in
@@ -41,8 +42,9 @@ enum TaskRow {
     }
 
     static func encodeErrors(_ errors: [AttemptError]) -> String {
+        if errors.isEmpty { return "[]" }
         let stored = errors.map { StoredAttemptError(attempt: $0.attempt, message: $0.message, at: $0.at.microsecondsSince1970) }
-        return String(decoding: try! JSONEncoder().encode(stored), as: UTF8.self)
+        return String(decoding: try! JSONCoders.encoder.encode(stored), as: UTF8.self)
     }
 
     static func time(_ date: Date?) -> SQLiteValue {
