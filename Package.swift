@@ -9,10 +9,14 @@ let package = Package(
         .library(name: "SluiceCore", targets: ["SluiceCore"]),
         .library(name: "SluiceStore", targets: ["SluiceStore"]),
         .library(name: "SluiceSQLite", targets: ["SluiceSQLite"]),
+        .library(name: "SluicePool", targets: ["SluicePool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     ],
     targets: [
         // The system libsqlite3 (Debian: libsqlite3-dev), never a bundled amalgamation.
@@ -34,10 +38,24 @@ let package = Package(
         ),
         // The SQLite store: the only target with SQL in it.
         .target(name: "SluiceSQLite", dependencies: ["CSQLite", "SluiceCore", "SluiceStore"]),
+        // Pools, handlers and the worker process's roles (fetcher, completer, supervisor).
+        .target(
+            name: "SluicePool",
+            dependencies: [
+                "SluiceCore", "SluiceStore",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ]
+        ),
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceCore", "SluiceStore", "SluiceSQLite",
+                "SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -57,6 +75,9 @@ let package = Package(
             path: "tools/bench/store"
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
-        .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceCore", "SluiceStore", "SluiceSQLite"]),
+        // Helpers the test targets share: temp dirs, child processes, waiting with a bound.
+        .target(name: "SluiceTestSupport", path: "Tests/Support"),
+        .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceCore", "SluiceStore", "SluiceSQLite", "SluiceTestSupport"]),
+        .testTarget(name: "SluicePoolTests", dependencies: ["SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool", "SluiceTestSupport"]),
     ]
 )

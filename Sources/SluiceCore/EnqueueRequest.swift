@@ -66,7 +66,8 @@ public struct EnqueueRequest: Sendable, Hashable {
         }
     }
 
-    static func checkName(_ name: String, field: String) throws(SluiceError) {
+    /// Checks a queue, kind or pool name: 1 to 128 of letters, digits and `_ - . :`.
+    public static func checkName(_ name: String, field: String) throws(SluiceError) {
         guard Limits.nameLength.contains(name.utf8.count) else {
             throw .invalid(field, "must be 1 to 128 characters")
         }

@@ -32,6 +32,7 @@ public struct SQLiteStoreConfiguration: Sendable {
 /// reads through a reader connection of their own, which WAL never blocks.
 public final class SQLiteTaskStore: TaskStore {
     public let configuration: SQLiteStoreConfiguration
+    public let events = StoreEvents()
     private let writer: SQLiteExecutor
     private let reader: SQLiteExecutor
     private let ids: TaskIDGenerator
@@ -109,7 +110,7 @@ public final class SQLiteTaskStore: TaskStore {
         for request in requests { try request.validate(now: now) }
         let ids = self.ids
         let clock = self.clock
-        return try await write { connection in
+        return announce(enqueued: try await write { connection in
             let now = clock.now()
             return try requests.map { request in
                 let task = TaskRecord(id: ids.next(), request: request, now: now)
@@ -127,7 +128,7 @@ public final class SQLiteTaskStore: TaskStore {
                 }
                 return EnqueueResult(task: existing, created: false)
             }
-        }
+        })
     }
 
     public func task(_ id: TaskID) async throws -> TaskRecord? {
@@ -204,7 +205,7 @@ public final class SQLiteTaskStore: TaskStore {
                 .integer(Int64(lease.attempt)),
             ]).first
         }
-        if let done { return done }
+        if let done { return announce(done) }
         return try await update(lease.taskID) { task, now, _ in try task.complete(lease, result: result, now: now) }
     }
 
@@ -235,22 +236,26 @@ public final class SQLiteTaskStore: TaskStore {
 
     public func rescueExpiredLeases() async throws -> RescueReport {
         let clock = self.clock
-        return try await write { connection in
+        let (report, finished) = try await write { connection in
             let now = clock.now()
             try connection.run(SQL.stageDue, [TaskRow.time(now)])
             var report = RescueReport()
+            var finished: [TaskRecord] = []
             for var task in try Self.fetch(connection, SQL.expiredLeases, [TaskRow.time(now)]) {
                 let before = task
                 try task.expireLease(now: now)
                 try Self.save(connection, task, replacing: before)
+                if task.state.isFinal { finished.append(task) }
                 switch task.state {
                 case .queued: report.requeued.append(task.id)
                 case .failed: report.failed.append(task.id)
                 default: report.cancelled.append(task.id)
                 }
             }
-            return report
+            return (report, finished)
         }
+        finished.forEach { _ = announce($0) }
+        return report
     }
 
     public func prune(finishedBefore retention: Duration) async throws -> Int {
@@ -282,7 +287,7 @@ public final class SQLiteTaskStore: TaskStore {
     private func update(_ id: TaskID, _ move: @escaping @Sendable (inout TaskRecord, Date, Double) throws -> Void) async throws -> TaskRecord {
         let clock = self.clock
         let unit = configuration.unitRandom()
-        return try await write { connection in
+        return announce(try await write { connection in
             guard var task = try Self.fetch(connection, SQL.byID, [.text(id.rawValue)]).first else {
                 throw SluiceError(.notFound, "no task has id \(id)")
             }
@@ -290,7 +295,7 @@ public final class SQLiteTaskStore: TaskStore {
             try move(&task, clock.now(), unit)
             if task != before { try Self.save(connection, task, replacing: before) }
             return task
-        }
+        })
     }
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
@@ -384,6 +389,80 @@ public final class SQLiteTaskStore: TaskStore {
             """
         static let counts = "SELECT queue, state, count(*) FROM tasks GROUP BY queue, state"
     }
+}
+
+extension SQLiteTaskStore: WorkerDirectory {
+    public func recordWorker(_ worker: WorkerInfo) async throws {
+        let pools = String(decoding: try JSONCoders.encoder.encode(worker.pools), as: UTF8.self)
+        let clock = self.clock
+        try await write { connection in
+            try connection.run(SQL.recordWorker, [
+                .text(worker.id), .text(worker.host), .integer(Int64(worker.pid)), TaskRow.time(worker.startedAt),
+                TaskRow.time(clock.now()), .text(pools),
+            ])
+            // Forget processes silent for a day, so the table does not grow without bound.
+            try connection.run(SQL.forgetWorkers, [TaskRow.time(clock.now().addingTimeInterval(-86_400))])
+        }
+    }
+
+    public func workers(seenWithin window: Duration) async throws -> [WorkerInfo] {
+        let cutoff = clock.now().addingTimeInterval(-window.seconds)
+        return try await read { connection in
+            var workers: [WorkerInfo] = []
+            try connection.query(SQL.workers, [TaskRow.time(cutoff)]) { row in
+                let pools = try JSONCoders.decoder.decode([PoolCapacity].self, from: Data(row.text(5).utf8))
+                workers.append(WorkerInfo(id: row.text(0), host: row.text(1), pid: Int(row.int(2)),
+                                          startedAt: Date(microsecondsSince1970: row.int(3)),
+                                          heartbeatAt: Date(microsecondsSince1970: row.int(4)), pools: pools))
+            }
+            return workers
+        }
+    }
+
+    public func removeWorker(_ id: String) async throws {
+        try await write { connection in try connection.run("DELETE FROM workers WHERE id = ?", [.text(id)]) }
+    }
+
+    public func savePoolSetting(_ setting: PoolSetting) async throws {
+        try await write { connection in
+            try connection.run(SQL.savePoolSetting, [
+                .text(setting.pool), .text(setting.worker ?? "*"),
+                setting.concurrency.map { .integer(Int64($0)) } ?? .null,
+                setting.autoscale.map { .integer(Int64($0.min)) } ?? .null,
+                setting.autoscale.map { .integer(Int64($0.max)) } ?? .null,
+                TaskRow.time(setting.updatedAt),
+            ])
+        }
+    }
+
+    public func poolSettings() async throws -> [PoolSetting] {
+        try await read { connection in
+            var settings: [PoolSetting] = []
+            try connection.query(SQL.poolSettings) { row in
+                let worker = row.text(1)
+                settings.append(PoolSetting(
+                    pool: row.text(0), worker: worker == "*" ? nil : worker, concurrency: row.optionalInt(2).map { Int($0) },
+                    autoscale: row.optionalInt(3).map { AutoscaleRange(min: Int($0), max: Int(row.int(4))) },
+                    updatedAt: Date(microsecondsSince1970: row.int(5))))
+            }
+            return settings
+        }
+    }
+}
+
+extension SQLiteTaskStore.SQL {
+    static let recordWorker = """
+        INSERT INTO workers (id, host, pid, started_at, heartbeat_at, pools) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, pools = excluded.pools
+        """
+    static let forgetWorkers = "DELETE FROM workers WHERE heartbeat_at < ?"
+    static let workers = "SELECT id, host, pid, started_at, heartbeat_at, pools FROM workers WHERE heartbeat_at >= ? ORDER BY id"
+    static let savePoolSetting = """
+        INSERT INTO pool_settings (pool, worker, concurrency, autoscale_min, autoscale_max, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (pool, worker) DO UPDATE SET concurrency = excluded.concurrency, autoscale_min = excluded.autoscale_min,
+            autoscale_max = excluded.autoscale_max, updated_at = excluded.updated_at
+        """
+    static let poolSettings = "SELECT pool, worker, concurrency, autoscale_min, autoscale_max, updated_at FROM pool_settings ORDER BY pool, worker"
 }
 
 extension TaskState {

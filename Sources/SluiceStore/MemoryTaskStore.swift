@@ -38,7 +38,14 @@ public final class MemoryTaskStore: TaskStore {
         var idempotency: [IdempotencyKey: TaskID] = [:]
     }
 
+    public let events = StoreEvents()
     private let state = Mutex(State())
+    private let directory = Mutex(Directory())
+
+    struct Directory {
+        var workers: [String: WorkerInfo] = [:]
+        var settings: [String: PoolSetting] = [:]
+    }
     private let clock: any WallClock
     private let ids: TaskIDGenerator
     private let unitRandom: @Sendable () -> Double
@@ -57,7 +64,7 @@ public final class MemoryTaskStore: TaskStore {
     public func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult] {
         let now = clock.now()
         for request in requests { try request.validate(now: now) }
-        return state.withLock { state in
+        return announce(enqueued: state.withLock { state in
             requests.map { request in
                 if let key = request.idempotencyKey,
                    let existing = state.idempotency[IdempotencyKey(queue: request.queue, key: key)],
@@ -72,7 +79,7 @@ public final class MemoryTaskStore: TaskStore {
                 Self.index(task, in: &state)
                 return EnqueueResult(task: task, created: true)
             }
-        }
+        })
     }
 
     public func task(_ id: TaskID) async throws -> TaskRecord? {
@@ -131,13 +138,13 @@ public final class MemoryTaskStore: TaskStore {
 
     public func complete(_ lease: TaskLease, result: JSONValue) async throws -> TaskRecord {
         let now = clock.now()
-        return try update(lease.taskID) { task in try task.complete(lease, result: result, now: now) }
+        return announce(try update(lease.taskID) { task in try task.complete(lease, result: result, now: now) })
     }
 
     public func fail(_ lease: TaskLease, failure: TaskFailure) async throws -> TaskRecord {
         let now = clock.now()
         let unit = unitRandom()
-        return try update(lease.taskID) { task in try task.fail(lease, failure: failure, now: now, unit: unit) }
+        return announce(try update(lease.taskID) { task in try task.fail(lease, failure: failure, now: now, unit: unit) })
     }
 
     public func release(_ leases: [TaskLease]) async throws {
@@ -149,7 +156,7 @@ public final class MemoryTaskStore: TaskStore {
 
     public func cancel(_ id: TaskID) async throws -> TaskRecord {
         let now = clock.now()
-        return try update(id) { task in try task.requestCancel(now: now) }
+        return announce(try update(id) { task in try task.requestCancel(now: now) })
     }
 
     public func retry(_ id: TaskID) async throws -> TaskRecord {
@@ -159,6 +166,8 @@ public final class MemoryTaskStore: TaskStore {
 
     public func rescueExpiredLeases() async throws -> RescueReport {
         let now = clock.now()
+        var finished: [TaskRecord] = []
+        defer { finished.forEach { _ = announce($0) } }
         return state.withLock { state in
             Self.stageDue(now: now, in: &state)
             var report = RescueReport()
@@ -167,6 +176,7 @@ public final class MemoryTaskStore: TaskStore {
                 try! task.expireLease(now: now)
                 state.tasks[id] = task
                 Self.index(task, in: &state)
+                if task.state.isFinal { finished.append(task) }
                 switch task.state {
                 case .queued: report.requeued.append(id)
                 case .failed: report.failed.append(id)
@@ -230,5 +240,30 @@ public final class MemoryTaskStore: TaskStore {
             state.tasks[task.id] = task
             index(task, in: &state)
         }
+    }
+}
+
+extension MemoryTaskStore: WorkerDirectory {
+    public func recordWorker(_ worker: WorkerInfo) async throws {
+        var worker = worker
+        worker.heartbeatAt = clock.now().storedPrecision
+        directory.withLock { $0.workers[worker.id] = worker }
+    }
+
+    public func workers(seenWithin window: Duration) async throws -> [WorkerInfo] {
+        let cutoff = clock.now().addingTimeInterval(-window.seconds)
+        return directory.withLock { $0.workers.values.filter { $0.heartbeatAt >= cutoff }.sorted { $0.id < $1.id } }
+    }
+
+    public func removeWorker(_ id: String) async throws {
+        directory.withLock { $0.workers[id] = nil }
+    }
+
+    public func savePoolSetting(_ setting: PoolSetting) async throws {
+        directory.withLock { $0.settings["\(setting.pool)\u{0}\(setting.worker ?? "*")"] = setting }
+    }
+
+    public func poolSettings() async throws -> [PoolSetting] {
+        directory.withLock { $0.settings.values.sorted { ($0.pool, $0.worker ?? "*") < ($1.pool, $1.worker ?? "*") } }
     }
 }

@@ -70,6 +70,8 @@ public struct RescueReport: Sendable, Hashable {
 /// The storage contract: every verb the queue needs, in terms of tasks and queues only, so that the
 /// SQLite store, the in-memory store and a later PostgreSQL store are interchangeable.
 public protocol TaskStore: Sendable {
+    /// In-process notices of enqueues and finished tasks.
+    var events: StoreEvents { get }
     /// Stores one task, or returns the live task its idempotency key already names.
     func enqueue(_ request: EnqueueRequest) async throws -> EnqueueResult
     /// Stores many tasks atomically: all of them or none.

@@ -8,8 +8,8 @@ struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create or upgrade the schema of a Sluice database.",
         discussion: """
-            Applies the migrations embedded in this binary that the database lacks, each in its own
-            transaction. Running it again changes nothing. A database from a newer Sluice, or a file
+            Applies the migrations embedded in this binary that the database lacks, each in its own \
+            transaction. Running it again changes nothing. A database from a newer Sluice, or a file \
             that is not a Sluice database, is refused and left untouched.
             """
     )

@@ -2,6 +2,7 @@ import Foundation
 import SluiceCore
 import SluiceSQLite
 import SluiceStore
+import SluiceTestSupport
 import Testing
 
 /// Many claimers on one database file: every task is claimed exactly once and none is left behind.

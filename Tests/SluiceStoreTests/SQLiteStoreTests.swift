@@ -2,6 +2,7 @@ import Foundation
 import SluiceCore
 import SluiceSQLite
 import SluiceStore
+import SluiceTestSupport
 import Testing
 
 @Suite struct SQLiteStoreTests {

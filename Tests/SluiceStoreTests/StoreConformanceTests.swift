@@ -1,6 +1,7 @@
 import Foundation
 import SluiceCore
 import SluiceStore
+import SluiceTestSupport
 import Testing
 
 /// One suite, every store: the in-memory store and the SQLite store must behave alike.

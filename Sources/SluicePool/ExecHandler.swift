@@ -1,0 +1,77 @@
+import Foundation
+import SluiceCore
+import Subprocess
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+/// The `exec` kind: `{"argv": ["/path/prog", "arg"…], "stdin": "…", "env": {"K": "V"}}` runs a
+/// program as a child process, only when its path was allowed at start-up (`--allow-exec PATH`).
+/// No shell: argv goes to the program as is. The environment holds only what `env` gives. Output
+/// over the cap fails the attempt. On timeout or cancel the child's whole process group is killed.
+struct ExecHandler {
+    /// Bytes kept of standard output and of standard error each.
+    static let outputCap = 1 << 20
+
+    let allowed: Set<String>
+
+    var handler: Handler {
+        let allowed = allowed
+        return .async { context in try await ExecHandler.run(context, allowed: allowed) }
+    }
+
+    static func run(_ context: TaskContext, allowed: Set<String>) async throws -> JSONValue {
+        guard case .array(let items)? = context.args["argv"], !items.isEmpty,
+              let argv = Optional(items.compactMap(\.stringValue)), argv.count == items.count else {
+            throw TaskFailure("args.argv must be a non-empty array of strings", disposition: .discard)
+        }
+        let program = argv[0]
+        guard allowed.contains(program) else {
+            let list = allowed.isEmpty ? "none (start the process with --allow-exec PATH)" : allowed.sorted().joined(separator: ", ")
+            throw TaskFailure("exec: \(program) is not allowed; allowed programs: \(list)", disposition: .discard)
+        }
+        var environment: [Environment.Key: String] = [:]
+        if let env = context.args["env"] {
+            guard let members = env.objectValue else { throw TaskFailure("args.env must be an object of strings", disposition: .discard) }
+            for (key, value) in members {
+                guard let text = value.stringValue else { throw TaskFailure("args.env.\(key) must be a string", disposition: .discard) }
+                environment[Environment.Key(stringLiteral: key)] = text
+            }
+        }
+        let stdin = context.args["stdin"]?.stringValue ?? ""
+        var options = PlatformOptions()
+        // Its own process group, so that a timeout or cancel kills what the program started too.
+        options.processGroupID = 0
+        options.teardownSequence = [.send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .milliseconds(100))]
+        let result: ExecutionResult<Void, StringOutput<UTF8>, StringOutput<UTF8>>
+        do {
+            result = try await Subprocess.run(
+                .path(FilePath(program)), arguments: Arguments(Array(argv.dropFirst())),
+                environment: .custom(environment), platformOptions: options,
+                input: .string(stdin), output: .string(limit: outputCap), error: .string(limit: outputCap))
+        } catch is CancellationError {
+            throw TaskFailure(context.cancellation.reason ?? "cancelled", disposition: .cancel)
+        } catch {
+            if Task.isCancelled { throw TaskFailure(context.cancellation.reason ?? "cancelled", disposition: .cancel) }
+            throw TaskFailure("exec: \(program): \(error)", disposition: .discard)
+        }
+        let status: JSONValue
+        let ok: Bool
+        switch result.terminationStatus {
+        case .exited(let code):
+            status = ["exit": .int(Int64(code))]
+            ok = code == 0
+        case .signaled(let signal):
+            status = ["signal": .int(Int64(signal))]
+            ok = false
+        }
+        let output: JSONValue = ["status": status, "stdout": .string(result.standardOutput ?? ""), "stderr": .string(result.standardError ?? "")]
+        if Task.isCancelled || context.isCancelled {
+            throw TaskFailure(context.cancellation.reason ?? "cancelled", disposition: .cancel)
+        }
+        guard ok else { throw TaskFailure("exec: \(program) ended with \(status.jsonText()); stderr: \((result.standardError ?? "").suffix(500))") }
+        return output
+    }
+}

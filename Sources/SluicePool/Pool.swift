@@ -1,0 +1,331 @@
+import DequeModule
+import Foundation
+import SluiceCore
+import SluiceStore
+
+/// What became of one attempt, on its way to the store.
+enum Outcome: Sendable {
+    case complete(TaskLease, JSONValue)
+    case fail(TaskLease, TaskFailure)
+}
+
+/// A named set of OS threads running tasks from some queues, at most `target` at once.
+///
+/// Threads are started as work arrives (never more than the target), reused task after task, and
+/// leave after `idleTimeout` without work. Lowering the target never interrupts a running task:
+/// surplus threads leave when their task ends. A task past its deadline is failed as timed out and
+/// its thread counted as *stuck*, not free, until the handler returns.
+public final class Pool: @unchecked Sendable {
+    public let name: String
+    public let queues: [String]
+    let registry: HandlerRegistry
+    let wake = WakeSignal()
+    private let report: @Sendable (Outcome) -> Void
+    private let clock: any WallClock
+    private let idleTimeout: Duration
+
+    /// Guards everything below; threads wait on it for work.
+    private let condition = NSCondition()
+    private var target: Int
+    private var autoscale: AutoscaleRange?
+    private var threads = 0
+    private var idle = 0
+    private var busy = 0
+    private var stuck = 0
+    private var accepting = true
+    /// Claimed, not yet started.
+    private var jobs = Deque<TaskRecord>()
+    private var running: [TaskID: Run] = [:]
+    private var processed = 0
+    private var failed = 0
+    private var runTimes = RunTimeWindow(capacity: 1024)
+    private var threadNumber = 0
+    private var quietSince: Date?
+
+    /// One task on one thread.
+    final class Run: @unchecked Sendable {
+        let task: TaskRecord
+        let lease: TaskLease
+        let deadline: Date
+        let cancellation = CancellationFlag()
+        /// Guarded by the pool's lock.
+        var timedOut = false
+        var leaseLost = false
+        var asyncTask: Task<Void, Never>?
+        init(task: TaskRecord, lease: TaskLease, deadline: Date) {
+            self.task = task
+            self.lease = lease
+            self.deadline = deadline
+        }
+    }
+
+    init(configuration: PoolConfiguration, registry: HandlerRegistry, clock: any WallClock, idleTimeout: Duration,
+         report: @escaping @Sendable (Outcome) -> Void) {
+        name = configuration.name
+        queues = configuration.queues
+        target = configuration.concurrency
+        autoscale = configuration.autoscale
+        if let autoscale { target = min(max(target, autoscale.min), autoscale.max) }
+        self.registry = registry
+        self.clock = clock
+        self.idleTimeout = idleTimeout
+        self.report = report
+    }
+
+    // MARK: - Capacity
+
+    /// Tasks the pool can take now. The fetcher claims at most this many, so claimed tasks never
+    /// wait in this process while another process has free threads.
+    public var freeSlots: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return freeSlotsLocked
+    }
+
+    private var freeSlotsLocked: Int { accepting ? max(0, target - busy - stuck - jobs.count) : 0 }
+
+    /// Sets the concurrency; takes effect at once. A fixed size turns autoscale off.
+    public func setConcurrency(_ concurrency: Int, autoscale: AutoscaleRange? = nil) {
+        condition.lock()
+        self.autoscale = autoscale
+        target = autoscale.map { min(max(concurrency, $0.min), $0.max) } ?? concurrency
+        // Surplus idle threads wake up and leave; busy ones leave after their task.
+        condition.broadcast()
+        condition.unlock()
+        wake.signal()
+    }
+
+    /// Sets autoscale bounds, keeping the current target within them.
+    public func setAutoscale(_ range: AutoscaleRange) {
+        condition.lock()
+        let current = target
+        condition.unlock()
+        setConcurrency(current, autoscale: range)
+    }
+
+    /// The pool's figures; `waiting` and `scheduled` come from the store's counts.
+    public func capacity(waiting: Int = 0, scheduled: Int = 0) -> PoolCapacity {
+        condition.lock()
+        defer { condition.unlock() }
+        return PoolCapacity(
+            name: name, queues: queues, target: target, threads: threads, busy: busy, idle: idle, stuck: stuck,
+            free: freeSlotsLocked, waiting: waiting, scheduled: scheduled, processed: processed, failed: failed,
+            runTimeP50: runTimes.percentile(0.5), runTimeP99: runTimes.percentile(0.99), autoscale: autoscale)
+    }
+
+    /// One autoscale step: grow while tasks wait and every slot is busy; back to what is busy after
+    /// `quietPeriod` without waiting tasks.
+    func autoscaleStep(waiting: Int, now: Date, quietPeriod: Duration) {
+        condition.lock()
+        guard let range = autoscale else { return condition.unlock() }
+        var grew = false
+        if waiting > 0 {
+            quietSince = nil
+            if freeSlotsLocked == 0 && target < range.max {
+                target = min(range.max, target + max(1, min(waiting, target)))
+                grew = true
+            }
+        } else {
+            if quietSince == nil { quietSince = now }
+            if let since = quietSince, now.timeIntervalSince(since) >= quietPeriod.seconds, target > max(range.min, busy) {
+                target = max(range.min, busy)
+                condition.broadcast()
+            }
+        }
+        condition.unlock()
+        if grew { wake.signal() }
+    }
+
+    // MARK: - Work
+
+    /// Takes claimed tasks; returns the ones refused because the pool is stopping (to hand back).
+    func submit(_ tasks: [TaskRecord]) -> [TaskRecord] {
+        guard !tasks.isEmpty else { return [] }
+        condition.lock()
+        defer { condition.unlock() }
+        guard accepting else { return tasks }
+        jobs.append(contentsOf: tasks)
+        while idle < jobs.count && threads - stuck < target {
+            threads += 1
+            idle += 1
+            threadNumber += 1
+            let thread = Thread { [self] in work() }
+            thread.name = "sluice-pool-\(name)-\(threadNumber)"
+            thread.start()
+        }
+        condition.signal()
+        return []
+    }
+
+    /// Leases of every task this pool holds, started or not, for the heartbeat.
+    func leases() -> [TaskLease] {
+        condition.lock()
+        defer { condition.unlock() }
+        return jobs.compactMap(\.lease) + running.values.filter { !$0.timedOut && !$0.leaseLost }.map(\.lease)
+    }
+
+    /// Applies what a heartbeat learned: stop cancelled tasks and tasks whose lease was lost.
+    func apply(_ statuses: [TaskID: LeaseStatus]) {
+        condition.lock()
+        defer { condition.unlock() }
+        for (id, status) in statuses {
+            guard let run = running[id] else { continue }
+            switch status {
+            case .held: break
+            case .cancelRequested:
+                run.cancellation.set("cancelled by request")
+                run.asyncTask?.cancel()
+            case .lost:
+                run.leaseLost = true
+                run.cancellation.set("lease lost")
+                run.asyncTask?.cancel()
+            }
+        }
+    }
+
+    /// Fails tasks past their deadline as timed out; their threads count as stuck until they return.
+    func checkDeadlines(now: Date) {
+        var expired: [Run] = []
+        condition.lock()
+        for run in running.values where !run.timedOut && run.deadline <= now {
+            run.timedOut = true
+            busy -= 1
+            stuck += 1
+            run.cancellation.set("timed out after \(run.task.timeout.seconds) s")
+            run.asyncTask?.cancel()
+            expired.append(run)
+        }
+        condition.unlock()
+        for run in expired where !run.leaseLost {
+            report(.fail(run.lease, TaskFailure("timed out after \(run.task.timeout.seconds) s")))
+        }
+    }
+
+    /// Stops taking work and returns claimed tasks that never started (to hand back to the queue).
+    func stop() -> [TaskRecord] {
+        condition.lock()
+        accepting = false
+        let unstarted = Array(jobs)
+        jobs.removeAll()
+        condition.broadcast()
+        condition.unlock()
+        wake.signal()
+        return unstarted
+    }
+
+    /// Waits until no task runs (stuck ones aside) or `deadline` passes; returns whether idle.
+    func waitUntilIdle(deadline: Date) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while busy > 0 {
+            if !condition.wait(until: deadline) { return busy == 0 }
+        }
+        return true
+    }
+
+    /// The key under which a pool thread's `threadDictionary` holds its pool's name. (Thread names
+    /// are cut to 15 bytes on Linux, too short to say which pool a thread serves.)
+    public static let threadKey = "sluice.pool"
+
+    /// A thread's life: take a task, run it, repeat; leave when surplus or idle too long.
+    private func work() {
+        Thread.current.threadDictionary[Pool.threadKey] = name
+        condition.lock()
+        while true {
+            if threads - stuck > target { break }
+            if let task = jobs.popFirst() {
+                idle -= 1
+                busy += 1
+                let run = Run(task: task, lease: task.lease!, deadline: clock.now().addingTimeInterval(task.timeout.seconds))
+                running[task.id] = run
+                condition.unlock()
+                let started = ContinuousClock.now
+                let outcome = execute(run)
+                let elapsed = ContinuousClock.now - started
+                condition.lock()
+                running[task.id] = nil
+                if run.timedOut { stuck -= 1 } else { busy -= 1 }
+                idle += 1
+                processed += 1
+                if case .fail? = outcome { failed += 1 }
+                runTimes.add(elapsed.seconds)
+                let reportable = !run.timedOut && !run.leaseLost
+                condition.broadcast()
+                condition.unlock()
+                if reportable, let outcome { report(outcome) }
+                wake.signal()
+                condition.lock()
+                continue
+            }
+            if !accepting { break }
+            if !condition.wait(until: Date().addingTimeInterval(idleTimeout.seconds)) && jobs.isEmpty { break }
+        }
+        idle -= 1
+        threads -= 1
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Runs one attempt and sorts its outcome.
+    private func execute(_ run: Run) -> Outcome? {
+        let task = run.task
+        let context = TaskContext(id: task.id, kind: task.kind, args: task.args, attempt: task.attempt,
+                                  maxAttempts: task.maxAttempts, deadline: run.deadline, cancellation: run.cancellation)
+        guard let handler = registry[task.kind] else {
+            return .fail(run.lease, TaskFailure("no handler for kind \(task.kind) in this process; known kinds: \(registry.kinds.joined(separator: ", "))", disposition: .discard))
+        }
+        let result: Result<JSONValue, any Error>
+        switch handler.body {
+        case .blocking(let body):
+            result = Result { try body(context) }
+        case .async(let body):
+            // The thread waits, so an async task holds its slot exactly like a blocking one.
+            let done = DispatchSemaphore(value: 0)
+            let box = ResultBox()
+            let child = Task {
+                do { box.result = .success(try await body(context)) } catch { box.result = .failure(error) }
+                done.signal()
+            }
+            condition.lock()
+            run.asyncTask = child
+            if run.cancellation.isSet { child.cancel() }
+            condition.unlock()
+            done.wait()
+            result = box.result ?? .failure(CancellationError())
+        }
+        switch result {
+        case .success(let value):
+            return .complete(run.lease, value)
+        case .failure(var failure as TaskFailure):
+            if run.cancellation.reason == "cancelled by request" { failure.disposition = .cancel }
+            return .fail(run.lease, failure)
+        case .failure(let error):
+            let cancelled = run.cancellation.reason == "cancelled by request"
+            return .fail(run.lease, TaskFailure(cancelled ? "cancelled by request" : "\(error)", disposition: cancelled ? .cancel : .retry))
+        }
+    }
+}
+
+private final class ResultBox: @unchecked Sendable {
+    var result: Result<JSONValue, any Error>?
+}
+
+/// Run times of the most recent tasks, for percentiles.
+struct RunTimeWindow {
+    private var values: [Double] = []
+    private var next = 0
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    mutating func add(_ value: Double) {
+        if values.count < capacity { values.append(value) } else { values[next] = value }
+        next = (next + 1) % capacity
+    }
+
+    func percentile(_ p: Double) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.down)))]
+    }
+}

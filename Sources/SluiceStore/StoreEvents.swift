@@ -1,0 +1,64 @@
+import SluiceCore
+import Synchronization
+
+/// In-process notices from a store, sent after the commit they describe: so that a pool in the
+/// same process starts a new task at once instead of at its next poll, and a request waiting for a
+/// task's result is answered when the task finishes. Other processes learn by polling.
+public final class StoreEvents: Sendable {
+    private struct Observers {
+        var enqueued: [@Sendable (Set<String>) -> Void] = []
+        var finished: [@Sendable (TaskRecord) -> Void] = []
+    }
+    private let observers = Mutex(Observers())
+
+    public init() {}
+
+    /// Calls `observer` with the queues that received tasks, after each enqueue.
+    public func onEnqueue(_ observer: @escaping @Sendable (Set<String>) -> Void) {
+        observers.withLock { $0.enqueued.append(observer) }
+    }
+
+    /// Calls `observer` with a task each time one reaches a final state through this store.
+    public func onFinish(_ observer: @escaping @Sendable (TaskRecord) -> Void) {
+        observers.withLock { $0.finished.append(observer) }
+    }
+
+    func enqueued(_ tasks: [EnqueueResult]) {
+        let queues = Set(tasks.lazy.filter(\.created).map(\.task.queue))
+        guard !queues.isEmpty else { return }
+        for observer in observers.withLock({ $0.enqueued }) { observer(queues) }
+    }
+
+    func finished(_ task: TaskRecord) {
+        guard task.state.isFinal else { return }
+        for observer in observers.withLock({ $0.finished }) { observer(task) }
+    }
+}
+
+extension TaskStore {
+    /// Sends the events a store owes after a committed write; stores call it, callers need not.
+    public func announce(enqueued results: [EnqueueResult]) -> [EnqueueResult] {
+        events.enqueued(results)
+        return results
+    }
+
+    /// Sends the finish event for `task` when it is final, and returns it.
+    public func announce(_ task: TaskRecord) -> TaskRecord {
+        events.finished(task)
+        return task
+    }
+}
+
+/// Where processes register themselves and where operators' pool changes are kept.
+public protocol WorkerDirectory: Sendable {
+    /// Records (or refreshes) a process and its pools' capacity.
+    func recordWorker(_ worker: WorkerInfo) async throws
+    /// Processes heard from within `window`.
+    func workers(seenWithin window: Duration) async throws -> [WorkerInfo]
+    /// Forgets a process (on clean exit).
+    func removeWorker(_ id: String) async throws
+    /// Stores an operator's pool change.
+    func savePoolSetting(_ setting: PoolSetting) async throws
+    /// Every stored pool change.
+    func poolSettings() async throws -> [PoolSetting]
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import SluiceCore
+import SluicePool
+
+/// Options that define a process's pools; shared by `sluice worker` and `sluice serve`.
+struct PoolOptions: ParsableArguments {
+    @Option(name: .customLong("pool"), help: ArgumentHelp(
+        "A pool as NAME=QUEUE[,QUEUE…][:CONCURRENCY], e.g. mail=mail,bulk:20 (repeatable). Earlier queues are drained first.",
+        valueName: "spec"))
+    var pools: [String] = []
+
+    @Option(help: ArgumentHelp("Queues of the pool named default, earlier first (when no --pool is given).", valueName: "a,b"))
+    var queues: String = "default"
+
+    @Option(help: ArgumentHelp(
+        "Tasks the default pool runs at once (default \(PoolConfiguration.defaultConcurrency)). Blocking tasks each hold a thread: size it for the work, not the cores.",
+        valueName: "n"))
+    var concurrency: Int?
+
+    @Option(help: ArgumentHelp("Let the default pool size itself between MIN and MAX: it grows while tasks wait and every slot is busy, and shrinks after 30 s without waiting tasks.", valueName: "min:max"))
+    var autoscale: String?
+
+    @Option(name: .customLong("allow-exec"), help: ArgumentHelp("Allow the exec kind to run this program (absolute path; repeatable). Nothing is allowed by default.", valueName: "path"))
+    var allowExec: [String] = []
+
+    /// The pools these options describe.
+    func configurations() throws -> [PoolConfiguration] {
+        var range: AutoscaleRange?
+        if let autoscale {
+            let parts = autoscale.split(separator: ":").map { Int($0) }
+            guard parts.count == 2, let low = parts[0], let high = parts[1] else {
+                throw SluiceError(.invalidArgument, "--autoscale \(autoscale): expected MIN:MAX, e.g. 4:50", field: "autoscale")
+            }
+            range = AutoscaleRange(min: low, max: high)
+        }
+        if !pools.isEmpty {
+            guard queues == "default", concurrency == nil, range == nil else {
+                throw SluiceError(.invalidArgument, "give pools either with --pool or with --queues/--concurrency/--autoscale, not both", field: "pool")
+            }
+            return try pools.map(PoolConfiguration.parse)
+        }
+        let pool = PoolConfiguration(name: "default", queues: queues.split(separator: ",").map(String.init),
+                                     concurrency: concurrency ?? range?.min ?? PoolConfiguration.defaultConcurrency, autoscale: range)
+        try pool.validate()
+        return [pool]
+    }
+
+    /// The programs `exec` may run, each checked to be an executable file.
+    func allowedPrograms() throws -> Set<String> {
+        for path in allowExec {
+            guard path.hasPrefix("/") else {
+                throw SluiceError(.invalidArgument, "--allow-exec \(path): give an absolute path", field: "allow-exec")
+            }
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw SluiceError(.invalidArgument, "--allow-exec \(path): no executable file there", field: "allow-exec")
+            }
+        }
+        return Set(allowExec)
+    }
+}

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluiceCore
+import SluicePool
+import SluiceSQLite
+import UnixSignals
+
+/// `sluice worker`: pools in a process of their own, draining the same database as the server.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run worker pools that drain durable tasks from a Sluice database.",
+        discussion: """
+            Runs beside `sluice serve` (or other workers) on the same SQLite file. Each pool claims only \
+            as many tasks as it has free slots. SIGTERM or SIGINT stops claiming, hands unstarted tasks \
+            back, and lets running tasks finish for --grace seconds; a second signal exits at once \
+            (the tasks' leases then expire and another process retries them).
+
+            Examples:
+              sluice worker --concurrency 50
+              sluice worker --pool default=default:20 --pool mail=mail,bulk:5
+            """
+    )
+
+    @Option(help: "Path of the SQLite database file.")
+    var db: String = "./sluice.db"
+
+    @OptionGroup var poolOptions: PoolOptions
+
+    @Option(help: "Seconds running tasks get to finish on shutdown.")
+    var grace: Double = 30
+
+    @Option(help: "SQLite durability: full (an acknowledged write survives power loss) or normal (faster; may lose the last commits on power loss, never on a crash).")
+    var sync: String = "full"
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let logger = try bootstrapLogging(logLevel)
+        let worker: Worker
+        do {
+            guard grace >= 0, grace <= 86_400 else { throw SluiceError(.invalidArgument, "--grace must be from 0 to 86400 seconds", field: "grace") }
+            let store = try openStore(db, sync: sync)
+            var options = WorkerOptions()
+            options.grace = .milliseconds(Int64(grace * 1000))
+            worker = try Worker(store: store, pools: try poolOptions.configurations(),
+                                registry: .builtin(allowExec: try poolOptions.allowedPrograms()), options: options, logger: logger)
+        } catch let error as SluiceError {
+            throw failure(error.message)
+        }
+        logger.info("worker \(worker.id) on \(db)")
+        try await runServices([worker], logger: logger)
+    }
+}
+
+/// Opens the SQLite store named on the command line, with messages that name the flag.
+func openStore(_ path: String, sync: String) throws -> SQLiteTaskStore {
+    guard let synchronous = SQLiteStoreConfiguration.Synchronous(rawValue: sync) else {
+        throw SluiceError(.invalidArgument, "--sync \(sync): expected full or normal", field: "sync")
+    }
+    return try SQLiteTaskStore(SQLiteStoreConfiguration(path: path, synchronous: synchronous))
+}
+
+/// Sets up logging to standard error at `level`.
+func bootstrapLogging(_ level: String) throws -> Logger {
+    guard let parsed = Logger.Level(rawValue: level) else {
+        throw failure("--log-level \(level): expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = parsed
+        return handler
+    }
+    return Logger(label: "sluice")
+}
+
+/// Runs `services` until SIGTERM/SIGINT; a second signal exits at once.
+func runServices(_ services: [any Service], logger: Logger) async throws {
+    // Services are shut down last to first: the listener for a second signal comes first, so it
+    // stays armed while the others drain.
+    let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+        services: [.init(service: SecondSignal(logger: logger))]
+            + services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger))
+    try await group.run()
+}
+
+/// Exits at once on the second SIGTERM/SIGINT, while the first one's graceful shutdown runs.
+struct SecondSignal: Service {
+    let logger: Logger
+    func run() async throws {
+        var seen = 0
+        for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint).cancelOnGracefulShutdown() {
+            seen += 1
+            if seen >= 2 {
+                logger.warning("second \(signal): exiting now; leases of running tasks will expire and they will be retried")
+                exit(1)
+            }
+        }
+    }
+}

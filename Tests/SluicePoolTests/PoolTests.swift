@@ -1,0 +1,210 @@
+import Foundation
+import SluiceCore
+import SluicePool
+import SluiceSQLite
+import SluiceStore
+import SluiceTestSupport
+import Synchronization
+import Testing
+
+@Suite(.serialized) struct PoolTests {
+    @Test func blockingHandlersRunOnThePoolsOwnThreads() async throws {
+        let (store, dir) = try sqliteStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // 20 handlers that can only finish once all 20 run at the same time: on Swift's cooperative
+        // pool (one thread per core, 2 here) they would never all start.
+        let count = 20
+        let arrived = Mutex(0)
+        let allHere = Gate()
+        let names = Mutex<[String]>([])
+        var registry = HandlerRegistry()
+        registry.register("probe", .blocking { _ in
+            names.withLock { $0.append(Thread.current.threadDictionary[Pool.threadKey] as? String ?? "not a pool thread") }
+            if arrived.withLock({ $0 += 1; return $0 }) == count { allHere.release() }
+            allHere.wait(timeout: 10)
+            return ["main": .bool(Thread.isMainThread)]
+        })
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: count)], registry: registry) { _ in
+            let ids = try await store.enqueue(batch: (0..<count).map { _ in EnqueueRequest(kind: "probe") }).map(\.task.id)
+            let tasks = try await finished(store, ids)
+            #expect(tasks.allSatisfy { $0.state == .succeeded && $0.result == ["main": false] })
+        }
+        #expect(arrived.withLock { $0 } == count)
+        #expect(names.withLock { $0 } == Array(repeating: "default", count: count))
+    }
+
+    @Test(arguments: [StoreChoice.sqlite, .memory])
+    func highWaterMarkEqualsTheConcurrency(store choice: StoreChoice) async throws {
+        let (store, cleanup) = try choice.make()
+        defer { cleanup() }
+        let mark = HighWaterMark()
+        var registry = HandlerRegistry()
+        registry.register("nap", .blocking { _ in
+            mark.enter()
+            Thread.sleep(forTimeInterval: 0.05)
+            mark.leave()
+            return nil
+        })
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 20)], registry: registry) { _ in
+            let ids = try await store.enqueue(batch: (0..<200).map { _ in EnqueueRequest(kind: "nap") }).map(\.task.id)
+            let tasks = try await finished(store, ids)
+            #expect(tasks.allSatisfy { $0.state == .succeeded })
+        }
+        #expect(mark.max == 20)
+    }
+
+    @Test func liveResizeFollowsTheNewLimitWithoutInterruptingTasks() async throws {
+        let (store, dir) = try sqliteStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let mark = HighWaterMark()
+        let gate = Gate()
+        let startsAfterShrink = Mutex<[Int]?>(nil)
+        var registry = HandlerRegistry()
+        registry.register("held", .blocking { _ in
+            let now = mark.enter()
+            startsAfterShrink.withLock { $0?.append(now) }
+            gate.wait()
+            mark.leave()
+            return nil
+        })
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 4)], registry: registry) { worker in
+            let pool = try #require(worker.pool("default"))
+            let ids = try await store.enqueue(batch: (0..<40).map { _ in EnqueueRequest(kind: "held") }).map(\.task.id)
+            #expect(await eventually { mark.current == 4 })
+            // No prefetch hogging: the database shows exactly the running tasks as claimed.
+            #expect(try await store.counts() == [QueueCounts(queue: "default", counts: [.running: 4, .queued: 36])])
+            #expect(pool.capacity().free == 0)
+
+            pool.setConcurrency(10)
+            #expect(await eventually { mark.current == 10 })
+            #expect(pool.capacity().target == 10)
+            #expect(try await store.counts() == [QueueCounts(queue: "default", counts: [.running: 10, .queued: 30])])
+
+            pool.setConcurrency(2)
+            startsAfterShrink.withLock { $0 = [] }
+            #expect(pool.capacity().target == 2 && pool.capacity().busy == 10, "running tasks are not interrupted")
+            gate.release()
+            let tasks = try await finished(store, ids)
+            #expect(tasks.allSatisfy { $0.state == .succeeded && $0.attempt == 1 })
+        }
+        #expect(mark.max == 10)
+        let later = startsAfterShrink.withLock { $0 ?? [] }
+        #expect(later.count == 30)
+        #expect(later.allSatisfy { $0 <= 2 }, "tasks started after the shrink saw \(later.max() ?? 0) running")
+    }
+
+    @Test func aTimedOutBlockingHandlerIsRecordedAndItsSlotReportedStuck() async throws {
+        let clock = ManualClock(Date())
+        let (store, dir) = try sqliteStore(clock: clock)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let gate = Gate()
+        let started = Gate()
+        var registry = HandlerRegistry()
+        registry.register("stubborn", .blocking { _ in
+            started.release()
+            gate.wait()  // ignores its cancellation check
+            return "late"
+        })
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 2)], registry: registry, clock: clock) { worker in
+            let pool = try #require(worker.pool("default"))
+            let id = try await store.enqueue(EnqueueRequest(kind: "stubborn", maxAttempts: 1, timeout: .seconds(5))).task.id
+            started.wait()
+            clock.advance(by: .seconds(6))
+            #expect(await eventually { pool.capacity().stuck == 1 })
+            let capacity = pool.capacity()
+            #expect(capacity.busy == 0 && capacity.free == 1)
+            let task = try await finished(store, [id])[0]
+            #expect(task.state == .failed && task.error?.contains("timed out") == true)
+            gate.release()
+            #expect(await eventually { pool.capacity().stuck == 0 && pool.capacity().free == 2 })
+            // The late result is not written over the recorded timeout.
+            #expect(try await store.require(id).state == .failed)
+        }
+    }
+
+    @Test func cancellingARunningTaskStopsIt() async throws {
+        let (store, dir) = try sqliteStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 2)], registry: .builtin()) { _ in
+            let id = try await store.enqueue(EnqueueRequest(kind: "sleep", args: ["seconds": 60])).task.id
+            #expect(await eventually { (try? await store.require(id).state) == .running })
+            _ = try await store.cancel(id)
+            let task = try await finished(store, [id], timeout: .seconds(10))[0]
+            #expect(task.state == .cancelled)
+        }
+    }
+
+    @Test func builtinKindsRetryAndRefuse() async throws {
+        let (store, dir) = try sqliteStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 4)], registry: .builtin()) { _ in
+            let fast = RetryPolicy(base: .milliseconds(1), cap: .milliseconds(5))
+            let flaky = try await store.enqueue(EnqueueRequest(kind: "fail", args: ["times": 2, "message": "flaky"], maxAttempts: 3, retryPolicy: fast)).task.id
+            let hopeless = try await store.enqueue(EnqueueRequest(kind: "fail", args: ["times": 5], maxAttempts: 2, retryPolicy: fast)).task.id
+            let echo = try await store.enqueue(EnqueueRequest(kind: "echo", args: ["hello": "world"])).task.id
+            let cpu = try await store.enqueue(EnqueueRequest(kind: "cpu", args: ["iterations": 1000])).task.id
+            let unknown = try await store.enqueue(EnqueueRequest(kind: "nope")).task.id
+            let badArgs = try await store.enqueue(EnqueueRequest(kind: "sleep", args: ["seconds": "three"])).task.id
+            let done = try await finished(store, [flaky, hopeless, echo, cpu, unknown, badArgs])
+            #expect(done[0].state == .succeeded && done[0].attempt == 3 && done[0].result == ["attempts": 3])
+            #expect(done[0].attemptErrors.map(\.attempt) == [1, 2] && done[0].attemptErrors[0].message.hasPrefix("flaky"))
+            #expect(done[1].state == .failed && done[1].attempt == 2)
+            #expect(done[2].result == ["hello": "world"])
+            #expect(done[3].state == .succeeded && done[3].result?["digest"] != nil)
+            #expect(done[4].state == .failed && done[4].attempt == 1 && done[4].error?.contains("known kinds: cpu, echo, exec, fail, sleep") == true)
+            #expect(done[5].state == .failed && done[5].attempt == 1 && done[5].error == "args.seconds must be a number from 0.0 to 86400.0")
+        }
+    }
+
+    @Test func operatorsChangesInTheStoreApplyWithinASecond() async throws {
+        let (store, dir) = try sqliteStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 3)], registry: .builtin()) { worker in
+            let pool = try #require(worker.pool("default"))
+            try await store.savePoolSetting(PoolSetting(pool: "default", worker: nil, concurrency: 17, autoscale: nil, updatedAt: Date()))
+            #expect(await eventually(timeout: .seconds(1)) { pool.capacity().target == 17 })
+            try await store.savePoolSetting(PoolSetting(pool: "default", worker: worker.id, concurrency: nil, autoscale: AutoscaleRange(min: 2, max: 5), updatedAt: Date()))
+            #expect(await eventually(timeout: .seconds(1)) { pool.capacity().autoscale == AutoscaleRange(min: 2, max: 5) })
+            #expect(pool.capacity().target == 5)
+            // The process lists itself with its pools.
+            let workers = try await store.workers(seenWithin: .seconds(10))
+            #expect(workers.map(\.id) == [worker.id])
+            #expect(workers.first?.pools.map(\.name) == ["default"])
+        }
+        #expect(try await store.workers(seenWithin: .seconds(10)).isEmpty, "a stopped worker removes itself")
+    }
+
+    @Test func autoscaleGrowsWhileTasksWaitAndShrinksWhenQuiet() async throws {
+        let (store, dir) = try sqliteStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let gate = Gate()
+        var registry = HandlerRegistry()
+        registry.register("held", .blocking { _ in gate.wait(); return nil })
+        var options = fastOptions()
+        options.quietPeriod = .milliseconds(300)
+        let pools = [PoolConfiguration(name: "default", queues: ["default"], concurrency: 2, autoscale: AutoscaleRange(min: 2, max: 12))]
+        try await withWorker(store: store, pools: pools, registry: registry, options: options) { worker in
+            let pool = try #require(worker.pool("default"))
+            let ids = try await store.enqueue(batch: (0..<30).map { _ in EnqueueRequest(kind: "held") }).map(\.task.id)
+            #expect(await eventually { pool.capacity().target == 12 && pool.capacity().busy == 12 })
+            gate.release()
+            _ = try await finished(store, ids)
+            #expect(await eventually { pool.capacity().target == 2 })
+        }
+    }
+}
+
+/// Where a test keeps its tasks.
+enum StoreChoice: String, CustomStringConvertible, Sendable {
+    case sqlite, memory
+    var description: String { rawValue }
+
+    func make() throws -> (any Worker.Store, () -> Void) {
+        switch self {
+        case .memory: return (MemoryTaskStore(), {})
+        case .sqlite:
+            let (store, dir) = try sqliteStore()
+            return (store, { try? FileManager.default.removeItem(at: dir) })
+        }
+    }
+}

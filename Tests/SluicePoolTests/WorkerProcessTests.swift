@@ -1,0 +1,105 @@
+import Foundation
+import SluiceCore
+import SluicePool
+import SluiceSQLite
+import SluiceStore
+import SluiceTestSupport
+import Testing
+
+/// The built `sluice worker` binary, as an operator runs it.
+@Suite(.serialized) struct WorkerProcessTests {
+    @Test func sigtermFinishesRunningTasksAndHandsTheRestBack() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path("w.db")
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
+        let ids = try await store.enqueue(batch: (0..<40).map { _ in EnqueueRequest(kind: "sleep", args: ["seconds": 0.4]) }).map(\.task.id)
+
+        let worker = try ChildProcess("sluice", ["worker", "--db", path, "--concurrency", "4", "--grace", "10", "--log-level", "warning"])
+        #expect(await eventually { (try? await store.counts().first?.counts[.running]) == 4 })
+        kill(worker.process.processIdentifier, SIGTERM)
+        let exited = await eventually(timeout: .seconds(15)) { !worker.process.isRunning }
+        #expect(exited)
+        if !exited { worker.kill9() }
+        #expect(worker.wait() == 0)
+
+        let counts = try await store.counts().first?.counts ?? [:]
+        #expect(counts[.running] == nil, "no task left running: \(counts)")
+        #expect(counts[.failed] == nil)
+        #expect((counts[.succeeded] ?? 0) >= 4 && (counts[.succeeded] ?? 0) + (counts[.queued] ?? 0) == 40, "\(counts)")
+        // Handed-back tasks did not use up an attempt.
+        for id in ids {
+            let task = try await store.require(id)
+            #expect(task.state == .succeeded ? task.attempt == 1 : task.attempt == 0)
+        }
+    }
+
+    @Test func badOptionsGiveOneLineAndExitNonZero() throws {
+        for arguments in [["--pool", "nonsense"], ["--concurrency", "0"], ["--allow-exec", "relative/path"], ["--sync", "sometimes"],
+                          ["--db", "/nonexistent-dir/x.db"], ["--autoscale", "5"]] {
+            let child = try ChildProcess("sluice", ["worker"] + arguments, captureError: true)
+            let status = child.wait()
+            let message = child.errorOutput()
+            #expect(status != 0, "\(arguments)")
+            #expect(message.hasPrefix("error: ") && message.split(separator: "\n").count == 1, "\(arguments): \(message)")
+        }
+    }
+}
+
+@Suite(.serialized) struct ExecTests {
+    func run(_ args: JSONValue, timeout: Duration = .seconds(30), clock: ManualClock? = nil,
+             whileRunning: (() async throws -> Void)? = nil) async throws -> TaskRecord {
+        let (store, dir) = try sqliteStore(clock: clock ?? SystemClock())
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var result: TaskRecord?
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 2)],
+                             registry: .builtin(allowExec: ["/bin/sh", "/bin/echo"]), clock: clock ?? SystemClock()) { _ in
+            let id = try await store.enqueue(EnqueueRequest(kind: "exec", args: args, maxAttempts: 1, timeout: timeout)).task.id
+            try await whileRunning?()
+            result = try await finished(store, [id])[0]
+        }
+        return try #require(result)
+    }
+
+    @Test func allowedProgramRunsWithArgvStdinAndOnlyTheGivenEnvironment() async throws {
+        let echo = try await run(["argv": ["/bin/echo", "a b", "$HOME"]])
+        #expect(echo.state == .succeeded)
+        #expect(echo.result?["stdout"] == "a b $HOME\n", "argv passed as is, no shell")
+        #expect(echo.result?["status"] == ["exit": 0])
+        let shell = try await run(["argv": ["/bin/sh", "-c", "cat; echo \":$HOME:$FOO\""], "stdin": "in", "env": ["FOO": "bar"]])
+        #expect(shell.result?["stdout"] == "in:(nil):bar\n" || shell.result?["stdout"] == "in::bar\n")
+    }
+
+    @Test func nonZeroExitIsAFailure() async throws {
+        let task = try await run(["argv": ["/bin/sh", "-c", "echo oops >&2; exit 3"]])
+        #expect(task.state == .failed)
+        #expect(task.error?.contains("{\"exit\":3}") == true && task.error?.contains("oops") == true)
+    }
+
+    @Test(arguments: ["/bin/ls", "/bin/../bin/sh", "sh", "/bin/sh/../ls"])
+    func programsNotAllowedAreRefused(program: String) async throws {
+        let task = try await run(["argv": [.string(program), "/"]])
+        #expect(task.state == .failed && task.attempt == 1)
+        #expect(task.error?.contains("\(program) is not allowed; allowed programs: /bin/echo, /bin/sh") == true)
+    }
+
+    @Test func timeoutKillsTheWholeProcessGroup() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let pidFile = dir.path("grandchild.pid")
+        let clock = ManualClock(Date())
+        let task = try await run(["argv": ["/bin/sh", "-c", .string("sleep 300 & echo $! > \(pidFile); wait")]], timeout: .seconds(5), clock: clock) {
+            #expect(await eventually { FileManager.default.fileExists(atPath: pidFile) && ((try? String(contentsOfFile: pidFile, encoding: .utf8))?.hasSuffix("\n") ?? false) })
+            clock.advance(by: .seconds(6))
+        }
+        #expect(task.state == .failed && task.error?.contains("timed out") == true)
+        let pid = try #require(Int32(String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        // The grandchild (not the shell we started) is gone too, or at most an unreaped zombie.
+        #expect(await eventually(timeout: .seconds(5)) { Self.isGoneOrZombie(pid) })
+    }
+
+    static func isGoneOrZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+        return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+    }
+}
