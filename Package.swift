@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     ],
@@ -32,6 +35,7 @@ let package = Package(
             name: "SluiceStore",
             dependencies: [
                 "SluiceCore",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]
@@ -45,15 +49,29 @@ let package = Package(
                 "SluiceCore", "SluiceStore",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
+            ]
+        ),
+        // The HTTP front (Hummingbird 2): routes, errors, auth, waiting for results.
+        .target(
+            name: "SluiceHTTP",
+            dependencies: [
+                "SluiceCore", "SluiceStore", "SluicePool",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool",
+                "SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool", "SluiceHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -74,10 +92,22 @@ let package = Package(
             dependencies: ["SluiceCore", "SluiceStore", "SluiceSQLite"],
             path: "tools/bench/store"
         ),
+        .executableTarget(
+            name: "sluice-bench-pool",
+            dependencies: ["SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool"],
+            path: "tools/bench/pool"
+        ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
         // Helpers the test targets share: temp dirs, child processes, waiting with a bound.
         .target(name: "SluiceTestSupport", path: "Tests/Support"),
         .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceCore", "SluiceStore", "SluiceSQLite", "SluiceTestSupport"]),
         .testTarget(name: "SluicePoolTests", dependencies: ["SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool", "SluiceTestSupport"]),
+        .testTarget(
+            name: "SluiceHTTPTests",
+            dependencies: [
+                "SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool", "SluiceHTTP", "SluiceTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
     ]
 )

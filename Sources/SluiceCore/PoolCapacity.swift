@@ -59,10 +59,12 @@ public struct WorkerInfo: Sendable, Hashable, Codable {
     public var startedAt: Date
     public var heartbeatAt: Date
     public var pools: [PoolCapacity]
+    /// The task kinds its handlers run.
+    public var kinds: [String]
 
-    public init(id: String, host: String, pid: Int, startedAt: Date, heartbeatAt: Date, pools: [PoolCapacity]) {
+    public init(id: String, host: String, pid: Int, startedAt: Date, heartbeatAt: Date, pools: [PoolCapacity], kinds: [String] = []) {
         self.id = id; self.host = host; self.pid = pid; self.startedAt = startedAt; self.heartbeatAt = heartbeatAt
-        self.pools = pools
+        self.pools = pools; self.kinds = kinds
     }
 }
 

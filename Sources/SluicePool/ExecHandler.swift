@@ -67,11 +67,11 @@ struct ExecHandler {
             status = ["signal": .int(Int64(signal))]
             ok = false
         }
-        let output: JSONValue = ["status": status, "stdout": .string(result.standardOutput ?? ""), "stderr": .string(result.standardError ?? "")]
+        let output: JSONValue = ["status": status, "stdout": .string(result.standardOutput), "stderr": .string(result.standardError)]
         if Task.isCancelled || context.isCancelled {
             throw TaskFailure(context.cancellation.reason ?? "cancelled", disposition: .cancel)
         }
-        guard ok else { throw TaskFailure("exec: \(program) ended with \(status.jsonText()); stderr: \((result.standardError ?? "").suffix(500))") }
+        guard ok else { throw TaskFailure("exec: \(program) ended with \(status.jsonText()); stderr: \((result.standardError).suffix(500))") }
         return output
     }
 }

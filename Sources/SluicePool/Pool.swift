@@ -1,12 +1,24 @@
 import DequeModule
 import Foundation
+import Metrics
 import SluiceCore
 import SluiceStore
 
-/// What became of one attempt, on its way to the store.
+/// Which store a task came from: the durable one, or this process's memory (fire-and-forget).
+public enum TaskSource: String, Sendable, Hashable, Codable {
+    case durable, memory
+}
+
+/// A claimed task and where it came from.
+struct Job: Sendable {
+    var task: TaskRecord
+    var source: TaskSource
+}
+
+/// What became of one attempt, on its way to the store it came from.
 enum Outcome: Sendable {
-    case complete(TaskLease, JSONValue)
-    case fail(TaskLease, TaskFailure)
+    case complete(TaskSource, TaskLease, JSONValue)
+    case fail(TaskSource, TaskLease, TaskFailure)
 }
 
 /// A named set of OS threads running tasks from some queues, at most `target` at once.
@@ -34,17 +46,22 @@ public final class Pool: @unchecked Sendable {
     private var stuck = 0
     private var accepting = true
     /// Claimed, not yet started.
-    private var jobs = Deque<TaskRecord>()
+    private var jobs = Deque<Job>()
     private var running: [TaskID: Run] = [:]
     private var processed = 0
     private var failed = 0
     private var runTimes = RunTimeWindow(capacity: 1024)
     private var threadNumber = 0
     private var quietSince: Date?
+    /// Exported through swift-metrics (Prometheus in `sluice serve`); no-ops until a backend is set.
+    private let outcomeCounters: [String: Counter]
+    private let runTime: Metrics.Timer
+    private let waitTime: Metrics.Timer
 
     /// One task on one thread.
     final class Run: @unchecked Sendable {
         let task: TaskRecord
+        let source: TaskSource
         let lease: TaskLease
         let deadline: Date
         let cancellation = CancellationFlag()
@@ -52,8 +69,9 @@ public final class Pool: @unchecked Sendable {
         var timedOut = false
         var leaseLost = false
         var asyncTask: Task<Void, Never>?
-        init(task: TaskRecord, lease: TaskLease, deadline: Date) {
+        init(task: TaskRecord, source: TaskSource, lease: TaskLease, deadline: Date) {
             self.task = task
+            self.source = source
             self.lease = lease
             self.deadline = deadline
         }
@@ -70,6 +88,12 @@ public final class Pool: @unchecked Sendable {
         self.clock = clock
         self.idleTimeout = idleTimeout
         self.report = report
+        let pool = configuration.name
+        outcomeCounters = Dictionary(uniqueKeysWithValues: ["succeeded", "failed", "dropped"].map {
+            ($0, Counter(label: "sluice_task_attempts_total", dimensions: [("pool", pool), ("outcome", $0)]))
+        })
+        runTime = Metrics.Timer(label: "sluice_task_run_seconds", dimensions: [("pool", pool)], preferredDisplayUnit: .seconds)
+        waitTime = Metrics.Timer(label: "sluice_task_wait_seconds", dimensions: [("pool", pool)], preferredDisplayUnit: .seconds)
     }
 
     // MARK: - Capacity
@@ -139,12 +163,12 @@ public final class Pool: @unchecked Sendable {
     // MARK: - Work
 
     /// Takes claimed tasks; returns the ones refused because the pool is stopping (to hand back).
-    func submit(_ tasks: [TaskRecord]) -> [TaskRecord] {
+    func submit(_ tasks: [TaskRecord], from source: TaskSource) -> [TaskRecord] {
         guard !tasks.isEmpty else { return [] }
         condition.lock()
         defer { condition.unlock() }
         guard accepting else { return tasks }
-        jobs.append(contentsOf: tasks)
+        jobs.append(contentsOf: tasks.map { Job(task: $0, source: source) })
         while idle < jobs.count && threads - stuck < target {
             threads += 1
             idle += 1
@@ -153,23 +177,26 @@ public final class Pool: @unchecked Sendable {
             thread.name = "sluice-pool-\(name)-\(threadNumber)"
             thread.start()
         }
-        condition.signal()
+        // One wake-up per job: a single signal would leave the other idle threads asleep while one
+        // thread worked through the jobs alone.
+        for _ in tasks { condition.signal() }
         return []
     }
 
-    /// Leases of every task this pool holds, started or not, for the heartbeat.
-    func leases() -> [TaskLease] {
+    /// Leases of every task this pool holds from `source`, started or not, for the heartbeat.
+    func leases(from source: TaskSource) -> [TaskLease] {
         condition.lock()
         defer { condition.unlock() }
-        return jobs.compactMap(\.lease) + running.values.filter { !$0.timedOut && !$0.leaseLost }.map(\.lease)
+        return jobs.filter { $0.source == source }.compactMap(\.task.lease)
+            + running.values.filter { $0.source == source && !$0.timedOut && !$0.leaseLost }.map(\.lease)
     }
 
     /// Applies what a heartbeat learned: stop cancelled tasks and tasks whose lease was lost.
-    func apply(_ statuses: [TaskID: LeaseStatus]) {
+    func apply(_ statuses: [TaskID: LeaseStatus], from source: TaskSource) {
         condition.lock()
         defer { condition.unlock() }
         for (id, status) in statuses {
-            guard let run = running[id] else { continue }
+            guard let run = running[id], run.source == source else { continue }
             switch status {
             case .held: break
             case .cancelRequested:
@@ -197,12 +224,12 @@ public final class Pool: @unchecked Sendable {
         }
         condition.unlock()
         for run in expired where !run.leaseLost {
-            report(.fail(run.lease, TaskFailure("timed out after \(run.task.timeout.seconds) s")))
+            report(.fail(run.source, run.lease, TaskFailure("timed out after \(run.task.timeout.seconds) s")))
         }
     }
 
     /// Stops taking work and returns claimed tasks that never started (to hand back to the queue).
-    func stop() -> [TaskRecord] {
+    func stop() -> [Job] {
         condition.lock()
         accepting = false
         let unstarted = Array(jobs)
@@ -233,12 +260,16 @@ public final class Pool: @unchecked Sendable {
         condition.lock()
         while true {
             if threads - stuck > target { break }
-            if let task = jobs.popFirst() {
+            if let job = jobs.popFirst() {
+                let task = job.task
                 idle -= 1
                 busy += 1
-                let run = Run(task: task, lease: task.lease!, deadline: clock.now().addingTimeInterval(task.timeout.seconds))
+                let run = Run(task: task, source: job.source, lease: task.lease!,
+                              deadline: clock.now().addingTimeInterval(task.timeout.seconds))
                 running[task.id] = run
                 condition.unlock()
+                // Wait time: from when the task could run to when a thread took it.
+                waitTime.recordNanoseconds(max(0, Int64(clock.now().timeIntervalSince(task.runAt) * 1e9)))
                 let started = ContinuousClock.now
                 let outcome = execute(run)
                 let elapsed = ContinuousClock.now - started
@@ -252,6 +283,12 @@ public final class Pool: @unchecked Sendable {
                 let reportable = !run.timedOut && !run.leaseLost
                 condition.broadcast()
                 condition.unlock()
+                runTime.recordNanoseconds(Int64(elapsed.seconds * 1e9))
+                switch outcome {
+                case .complete? where reportable: outcomeCounters["succeeded"]?.increment()
+                case .fail? where reportable: outcomeCounters["failed"]?.increment()
+                default: outcomeCounters["dropped"]?.increment()
+                }
                 if reportable, let outcome { report(outcome) }
                 wake.signal()
                 condition.lock()
@@ -272,7 +309,7 @@ public final class Pool: @unchecked Sendable {
         let context = TaskContext(id: task.id, kind: task.kind, args: task.args, attempt: task.attempt,
                                   maxAttempts: task.maxAttempts, deadline: run.deadline, cancellation: run.cancellation)
         guard let handler = registry[task.kind] else {
-            return .fail(run.lease, TaskFailure("no handler for kind \(task.kind) in this process; known kinds: \(registry.kinds.joined(separator: ", "))", disposition: .discard))
+            return .fail(run.source, run.lease, TaskFailure("no handler for kind \(task.kind) in this process; known kinds: \(registry.kinds.joined(separator: ", "))", disposition: .discard))
         }
         let result: Result<JSONValue, any Error>
         switch handler.body {
@@ -295,13 +332,13 @@ public final class Pool: @unchecked Sendable {
         }
         switch result {
         case .success(let value):
-            return .complete(run.lease, value)
+            return .complete(run.source, run.lease, value)
         case .failure(var failure as TaskFailure):
             if run.cancellation.reason == "cancelled by request" { failure.disposition = .cancel }
-            return .fail(run.lease, failure)
+            return .fail(run.source, run.lease, failure)
         case .failure(let error):
             let cancelled = run.cancellation.reason == "cancelled by request"
-            return .fail(run.lease, TaskFailure(cancelled ? "cancelled by request" : "\(error)", disposition: cancelled ? .cancel : .retry))
+            return .fail(run.source, run.lease, TaskFailure(cancelled ? "cancelled by request" : "\(error)", disposition: cancelled ? .cancel : .retry))
         }
     }
 }

@@ -3,7 +3,7 @@ import Synchronization
 
 /// Wakes a waiting fetcher: at once when signalled (a local enqueue, a freed slot), otherwise when
 /// its timeout passes. A signal that arrives while nobody waits is kept for the next wait.
-final class WakeSignal: Sendable {
+public final class WakeSignal: Sendable {
     private struct State {
         var pending = false
         var waiter: CheckedContinuation<Void, Never>?
@@ -11,7 +11,10 @@ final class WakeSignal: Sendable {
     }
     private let state = Mutex(State())
 
-    func signal() {
+    public init() {}
+
+    /// Wakes the waiter, or the next one to wait.
+    public func signal() {
         let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
             guard let waiter = state.waiter else {
                 state.pending = true
@@ -24,7 +27,7 @@ final class WakeSignal: Sendable {
     }
 
     /// Returns when signalled or after `timeout`.
-    func wait(timeout: Duration) async {
+    public func wait(timeout: Duration) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let generation: Int? = state.withLock { state in
                 if state.pending {

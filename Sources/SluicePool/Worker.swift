@@ -18,7 +18,7 @@ public struct WorkerOptions: Sendable {
     /// Finished tasks older than this are pruned (every minute); `nil` keeps them.
     public var retention: Duration? = .seconds(7 * 86_400)
     /// The longest pause between polls for tasks enqueued by other processes.
-    public var maxPollInterval: Duration = .milliseconds(200)
+    public var maxPollInterval: Duration = .milliseconds(50)
     /// Threads idle this long leave.
     public var idleTimeout: Duration = .seconds(60)
     /// Autoscaled pools shrink after this long without waiting tasks.
@@ -40,18 +40,25 @@ public final class Worker: Service, Sendable {
     public let id: String
     public let pools: [Pool]
     let store: any Store
+    /// Fire-and-forget tasks: kept in memory, run by the same pools.
+    public let ephemeral: MemoryTaskStore?
     let options: WorkerOptions
     let clock: any WallClock
     let logger: Logger
     let startedAt: Date
+    /// The kinds this process's handlers run, reported with its registration.
+    public let kinds: [String]
     private let outcomes: AsyncStream<Outcome>
     private let outcomeSink: AsyncStream<Outcome>.Continuation
     private let stopping = Atomic<Bool>(false)
     private let supervisorStopped = Atomic<Bool>(false)
     private let appliedSettings = Mutex<[String: Date]>([:])
 
-    public init(store: any Store, pools: [PoolConfiguration], registry: HandlerRegistry, options: WorkerOptions = WorkerOptions(),
-                clock: any WallClock = SystemClock(), logger: Logger = Logger(label: "sluice.worker")) throws {
+    /// A worker for `pools` on `store`; with `ephemeral`, the same pools also run that in-memory
+    /// store's tasks (taken first: they are the cheapest to claim and cannot wait for another process).
+    public init(store: any Store, ephemeral: MemoryTaskStore? = nil, pools: [PoolConfiguration], registry: HandlerRegistry,
+                options: WorkerOptions = WorkerOptions(), clock: any WallClock = SystemClock(),
+                logger: Logger = Logger(label: "sluice.worker")) throws {
         for pool in pools { try pool.validate() }
         guard Set(pools.map(\.name)).count == pools.count else {
             throw SluiceError(.invalidArgument, "pool names must be unique: \(pools.map(\.name).joined(separator: ", "))", field: "pool")
@@ -61,10 +68,12 @@ public final class Worker: Service, Sendable {
         let hostname = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         id = "\(hostname):\(getpid()):\(String(UInt32.random(in: 0 ... .max), radix: 16))"
         self.store = store
+        self.ephemeral = ephemeral
         self.options = options
         self.clock = clock
         self.logger = logger
         startedAt = clock.now()
+        kinds = registry.kinds
         (outcomes, outcomeSink) = AsyncStream.makeStream(of: Outcome.self)
         let sink = outcomeSink
         self.pools = pools.map {
@@ -75,9 +84,19 @@ public final class Worker: Service, Sendable {
     /// The pool called `name`.
     public func pool(_ name: String) -> Pool? { pools.first { $0.name == name } }
 
-    /// Capacity of every pool, with waiting and scheduled counts from the store.
+    /// The stores this worker takes tasks from, memory first.
+    var sources: [(TaskSource, any TaskStore)] {
+        (ephemeral.map { [(TaskSource.memory, $0 as any TaskStore)] } ?? []) + [(.durable, store)]
+    }
+
+    func store(for source: TaskSource) -> any TaskStore {
+        source == .memory ? (ephemeral ?? store) : store
+    }
+
+    /// Capacity of every pool, with waiting and scheduled counts from the stores.
     public func capacity() async throws -> [PoolCapacity] {
-        let counts = try await store.counts()
+        var counts = try await store.counts()
+        if let ephemeral { counts += try await ephemeral.counts() }
         return pools.map { pool in
             let mine = counts.filter { pool.queues.contains($0.queue) }
             let waiting = mine.reduce(0) { $0 + ($1.counts[.queued] ?? 0) }
@@ -94,8 +113,10 @@ public final class Worker: Service, Sendable {
         }
         // Local enqueues wake the pools that drain those queues at once.
         let pools = self.pools
-        store.events.onEnqueue { queues in
-            for pool in pools where pool.queues.contains(where: queues.contains) { pool.wake.signal() }
+        for (_, source) in sources {
+            source.events.onEnqueue { queues in
+                for pool in pools where pool.queues.contains(where: queues.contains) { pool.wake.signal() }
+            }
         }
         try? await store.recordWorker(WorkerInfo(id: id, host: "", pid: Int(getpid()), startedAt: startedAt, heartbeatAt: startedAt, pools: []))
         let supervisorThread = ThreadExecutor(name: "sluice-supervisor")
@@ -139,11 +160,16 @@ public final class Worker: Service, Sendable {
                 continue
             }
             do {
-                let claimed = try await store.claim(queues: pool.queues, limit: free, owner: id, leaseDuration: options.leaseDuration)
-                let refused = pool.submit(claimed)
-                if !refused.isEmpty { try await store.release(refused.compactMap(\.lease)) }
-                if claimed.count == free { pause = .milliseconds(2); continue }
-                if !claimed.isEmpty { pause = .milliseconds(2) }
+                var claimedCount = 0
+                for (source, taskStore) in sources where claimedCount < free {
+                    let claimed = try await taskStore.claim(queues: pool.queues, limit: free - claimedCount, owner: id,
+                                                            leaseDuration: options.leaseDuration)
+                    claimedCount += claimed.count
+                    let refused = pool.submit(claimed, from: source)
+                    if !refused.isEmpty { try await taskStore.release(refused.compactMap(\.lease)) }
+                }
+                if claimedCount == free { pause = .milliseconds(2); continue }
+                if claimedCount > 0 { pause = .milliseconds(2) }
                 await pool.wake.wait(timeout: pause)
                 pause = min(pause * 2, options.maxPollInterval)
             } catch {
@@ -168,8 +194,13 @@ public final class Worker: Service, Sendable {
         while true {
             do {
                 switch outcome {
-                case .complete(let lease, let result): _ = try await store.complete(lease, result: result)
-                case .fail(let lease, let failure): _ = try await store.fail(lease, failure: failure)
+                case .complete(let source, let lease, let result): _ = try await store(for: source).complete(lease, result: result)
+                case .fail(let source, let lease, let failure):
+                    let task = try await store(for: source).fail(lease, failure: failure)
+                    if source == .memory && task.state.isFinal {
+                        // Nothing durable records it: the log is where a fire-and-forget failure shows.
+                        logger.warning("fire-and-forget task \(task.id) (\(task.kind)) \(task.state.rawValue): \(failure.message)")
+                    }
                 }
                 return
             } catch let error as SluiceError where error.code == .leaseLost || error.code == .notFound {
@@ -202,6 +233,7 @@ public final class Worker: Service, Sendable {
             if now - lastRescue >= options.rescueInterval {
                 lastRescue = now
                 do {
+                    _ = try await ephemeral?.rescueExpiredLeases()
                     let report = try await store.rescueExpiredLeases()
                     if report.total > 0 {
                         logger.warning("rescued \(report.total) tasks whose worker stopped heartbeating (requeued \(report.requeued.count), failed \(report.failed.count), cancelled \(report.cancelled.count))")
@@ -221,13 +253,15 @@ public final class Worker: Service, Sendable {
 
     /// Renews every lease this process holds and stops tasks that were cancelled or lost.
     func heartbeat() async {
-        let leases = pools.flatMap { $0.leases() }
-        guard !leases.isEmpty else { return }
-        do {
-            let statuses = try await store.heartbeat(leases, leaseDuration: options.leaseDuration)
-            for pool in pools { pool.apply(statuses) }
-        } catch {
-            logger.warning("heartbeat failed: \(error)", metadata: ["worker": "\(id)"])
+        for (source, taskStore) in sources {
+            let leases = pools.flatMap { $0.leases(from: source) }
+            guard !leases.isEmpty else { continue }
+            do {
+                let statuses = try await taskStore.heartbeat(leases, leaseDuration: options.leaseDuration)
+                for pool in pools { pool.apply(statuses, from: source) }
+            } catch {
+                logger.warning("heartbeat failed: \(error)", metadata: ["worker": "\(id)"])
+            }
         }
     }
 
@@ -242,7 +276,7 @@ public final class Worker: Service, Sendable {
             gethostname(&host, host.count)
             try await store.recordWorker(WorkerInfo(
                 id: id, host: String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
-                pid: Int(getpid()), startedAt: startedAt, heartbeatAt: clock.now(), pools: try await self.capacity()))
+                pid: Int(getpid()), startedAt: startedAt, heartbeatAt: clock.now(), pools: capacity, kinds: kinds))
             try await applySettings(try await store.poolSettings())
         } catch {
             logger.warning("registration failed: \(error)", metadata: ["worker": "\(id)"])
@@ -270,10 +304,12 @@ public final class Worker: Service, Sendable {
     /// Graceful shutdown: hand back unstarted claims, let running tasks finish within the grace.
     private func drain() async {
         let unstarted = pools.flatMap { $0.stop() }
-        if !unstarted.isEmpty {
+        for (source, taskStore) in sources {
+            let mine = unstarted.filter { $0.source == source }.compactMap(\.task.lease)
+            guard !mine.isEmpty else { continue }
             do {
-                try await store.release(unstarted.compactMap(\.lease))
-                logger.info("handed \(unstarted.count) unstarted tasks back to their queues")
+                try await taskStore.release(mine)
+                logger.info("handed \(mine.count) unstarted \(source.rawValue) tasks back to their queues")
             } catch { logger.error("handing back unstarted tasks failed (their leases will expire): \(error)") }
         }
         let deadline = Date().addingTimeInterval(options.grace.seconds)

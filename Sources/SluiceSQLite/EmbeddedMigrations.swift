@@ -64,7 +64,8 @@ CREATE TABLE workers (
     pid           INTEGER NOT NULL,
     started_at    INTEGER NOT NULL,
     heartbeat_at  INTEGER NOT NULL,
-    pools         TEXT    NOT NULL DEFAULT '[]'   -- JSON: capacity of each pool
+    pools         TEXT    NOT NULL DEFAULT '[]',  -- JSON: capacity of each pool
+    kinds         TEXT    NOT NULL DEFAULT '[]'   -- JSON: the task kinds it runs
 );
 
 -- A change applies to every process running the pool (worker = '*') or to one process.

@@ -160,6 +160,14 @@ public final class SQLiteTaskStore: TaskStore {
     public func claim(queues: [String], limit: Int, owner: String, leaseDuration: Duration) async throws -> [TaskRecord] {
         guard limit > 0, !queues.isEmpty else { return [] }
         let clock = self.clock
+        // An idle poll costs a read, not the write lock: only claim when something may be ready.
+        let now = clock.now()
+        let mayHaveWork = try await read { connection in
+            try queues.contains { queue in
+                try connection.scalar(SQL.anyReady, [.text(queue), TaskRow.time(now)]) != nil
+            }
+        }
+        guard mayHaveWork else { return [] }
         return try await write { connection in
             let now = clock.now()
             try connection.run(SQL.stageDue, [TaskRow.time(now)])
@@ -365,6 +373,11 @@ public final class SQLiteTaskStore: TaskStore {
                          ORDER BY priority DESC, run_at, id LIMIT ?5)
             RETURNING \(TaskRow.columns)
             """
+        /// Whether a queue has a task to claim now (ready, or scheduled/retrying and due).
+        static let anyReady = """
+            SELECT 1 WHERE EXISTS (SELECT 1 FROM tasks WHERE state = 'queued' AND queue = ?1)
+                OR EXISTS (SELECT 1 FROM tasks WHERE state IN ('scheduled', 'retrying') AND run_at <= ?2 AND queue = ?1)
+            """
         static let heartbeat = """
             UPDATE tasks SET lease_expires_at = ?
             WHERE id = ? AND state = 'running' AND lease_owner = ? AND attempt = ?
@@ -394,11 +407,12 @@ public final class SQLiteTaskStore: TaskStore {
 extension SQLiteTaskStore: WorkerDirectory {
     public func recordWorker(_ worker: WorkerInfo) async throws {
         let pools = String(decoding: try JSONCoders.encoder.encode(worker.pools), as: UTF8.self)
+        let kinds = String(decoding: try JSONCoders.encoder.encode(worker.kinds), as: UTF8.self)
         let clock = self.clock
         try await write { connection in
             try connection.run(SQL.recordWorker, [
                 .text(worker.id), .text(worker.host), .integer(Int64(worker.pid)), TaskRow.time(worker.startedAt),
-                TaskRow.time(clock.now()), .text(pools),
+                TaskRow.time(clock.now()), .text(pools), .text(kinds),
             ])
             // Forget processes silent for a day, so the table does not grow without bound.
             try connection.run(SQL.forgetWorkers, [TaskRow.time(clock.now().addingTimeInterval(-86_400))])
@@ -411,9 +425,10 @@ extension SQLiteTaskStore: WorkerDirectory {
             var workers: [WorkerInfo] = []
             try connection.query(SQL.workers, [TaskRow.time(cutoff)]) { row in
                 let pools = try JSONCoders.decoder.decode([PoolCapacity].self, from: Data(row.text(5).utf8))
+                let kinds = try JSONCoders.decoder.decode([String].self, from: Data(row.text(6).utf8))
                 workers.append(WorkerInfo(id: row.text(0), host: row.text(1), pid: Int(row.int(2)),
                                           startedAt: Date(microsecondsSince1970: row.int(3)),
-                                          heartbeatAt: Date(microsecondsSince1970: row.int(4)), pools: pools))
+                                          heartbeatAt: Date(microsecondsSince1970: row.int(4)), pools: pools, kinds: kinds))
             }
             return workers
         }
@@ -452,11 +467,11 @@ extension SQLiteTaskStore: WorkerDirectory {
 
 extension SQLiteTaskStore.SQL {
     static let recordWorker = """
-        INSERT INTO workers (id, host, pid, started_at, heartbeat_at, pools) VALUES (?, ?, ?, ?, ?, ?)
-        ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, pools = excluded.pools
+        INSERT INTO workers (id, host, pid, started_at, heartbeat_at, pools, kinds) VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, pools = excluded.pools, kinds = excluded.kinds
         """
     static let forgetWorkers = "DELETE FROM workers WHERE heartbeat_at < ?"
-    static let workers = "SELECT id, host, pid, started_at, heartbeat_at, pools FROM workers WHERE heartbeat_at >= ? ORDER BY id"
+    static let workers = "SELECT id, host, pid, started_at, heartbeat_at, pools, kinds FROM workers WHERE heartbeat_at >= ? ORDER BY id"
     static let savePoolSetting = """
         INSERT INTO pool_settings (pool, worker, concurrency, autoscale_min, autoscale_max, updated_at) VALUES (?, ?, ?, ?, ?, ?)
         ON CONFLICT (pool, worker) DO UPDATE SET concurrency = excluded.concurrency, autoscale_min = excluded.autoscale_min,

@@ -1,4 +1,5 @@
 import Foundation
+import DequeModule
 import HeapModule
 import OrderedCollections
 import SluiceCore
@@ -32,6 +33,8 @@ public final class MemoryTaskStore: TaskStore {
     struct State {
         /// In id order, which is creation order: ids increase within a process.
         var tasks: OrderedDictionary<TaskID, TaskRecord> = [:]
+        /// Finished tasks, oldest first, for eviction.
+        var finished = Deque<TaskID>()
         var ready: [String: Heap<ReadyEntry>] = [:]
         var due = Heap<DueEntry>()
         var running: Set<TaskID> = []
@@ -49,10 +52,17 @@ public final class MemoryTaskStore: TaskStore {
     private let clock: any WallClock
     private let ids: TaskIDGenerator
     private let unitRandom: @Sendable () -> Double
+    /// At most this many finished tasks are kept; the oldest finished are forgotten first.
+    public let finishedLimit: Int
+
+    /// The number of finished tasks kept by default.
+    public static let defaultFinishedLimit = 10_000
 
     /// A store on `clock`; `unitRandom` draws the backoff jitter (uniform in [0, 1]).
-    public init(clock: any WallClock = SystemClock(), unitRandom: @escaping @Sendable () -> Double = { .random(in: 0...1) }) {
+    public init(clock: any WallClock = SystemClock(), finishedLimit: Int = defaultFinishedLimit,
+                unitRandom: @escaping @Sendable () -> Double = { .random(in: 0...1) }) {
         self.clock = clock
+        self.finishedLimit = max(1, finishedLimit)
         self.ids = TaskIDGenerator(clock: clock)
         self.unitRandom = unitRandom
     }
@@ -175,7 +185,7 @@ public final class MemoryTaskStore: TaskStore {
                 guard var task = state.tasks[id], let lease = task.lease, lease.expiresAt < now else { continue }
                 try! task.expireLease(now: now)
                 state.tasks[id] = task
-                Self.index(task, in: &state)
+                index(task, in: &state)
                 if task.state.isFinal { finished.append(task) }
                 switch task.state {
                 case .queued: report.requeued.append(id)
@@ -215,12 +225,25 @@ public final class MemoryTaskStore: TaskStore {
             guard var task = state.tasks[id] else { throw SluiceError(.notFound, "no task has id \(id)") }
             try move(&task)
             state.tasks[id] = task
-            Self.index(task, in: &state)
+            index(task, in: &state)
             return task
         }
     }
 
     /// Puts a task into the structure its state is looked up by.
+    private func index(_ task: TaskRecord, in state: inout State) {
+        Self.index(task, in: &state)
+        guard task.state.isFinal else { return }
+        state.finished.append(task.id)
+        // Bounded memory: forget the oldest finished tasks (a retried one may appear twice; the
+        // state check skips entries that are no longer final).
+        while state.finished.count > finishedLimit, let oldest = state.finished.popFirst() {
+            guard let old = state.tasks[oldest], old.state.isFinal else { continue }
+            state.tasks[oldest] = nil
+            if let key = old.idempotencyKey { state.idempotency[IdempotencyKey(queue: old.queue, key: key)] = nil }
+        }
+    }
+
     private static func index(_ task: TaskRecord, in state: inout State) {
         if task.state == .running { state.running.insert(task.id) } else { state.running.remove(task.id) }
         switch task.state {

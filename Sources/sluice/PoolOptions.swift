@@ -24,6 +24,21 @@ struct PoolOptions: ParsableArguments {
     @Option(name: .customLong("allow-exec"), help: ArgumentHelp("Allow the exec kind to run this program (absolute path; repeatable). Nothing is allowed by default.", valueName: "path"))
     var allowExec: [String] = []
 
+    @Option(help: ArgumentHelp("Seconds a claim's lease lasts without renewal (renewed every 2 s): after a crash, the process's running tasks are retried this long after its last heartbeat.", valueName: "seconds"))
+    var lease: Double = 30
+
+    /// Worker timings from these options.
+    func workerOptions(grace: Double) throws -> WorkerOptions {
+        guard lease >= 3, lease <= 3600 else { throw SluiceError(.invalidArgument, "--lease must be from 3 to 3600 seconds", field: "lease") }
+        guard grace >= 0, grace <= 86_400 else { throw SluiceError(.invalidArgument, "--grace must be from 0 to 86400 seconds", field: "grace") }
+        var options = WorkerOptions()
+        options.leaseDuration = .milliseconds(Int64(lease * 1000))
+        options.heartbeatInterval = min(.seconds(2), options.leaseDuration / 3)
+        options.rescueInterval = min(.seconds(5), options.leaseDuration / 2)
+        options.grace = .milliseconds(Int64(grace * 1000))
+        return options
+    }
+
     /// The pools these options describe.
     func configurations() throws -> [PoolConfiguration] {
         var range: AutoscaleRange?

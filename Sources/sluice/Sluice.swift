@@ -6,6 +6,6 @@ struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
         abstract: "A background-task queue: durable tasks in SQLite, worker pools you can see and resize.",
-        subcommands: [Migrate.self, WorkerCommand.self]
+        subcommands: [ServeCommand.self, WorkerCommand.self, Migrate.self]
     )
 }

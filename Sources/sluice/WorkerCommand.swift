@@ -42,10 +42,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = try bootstrapLogging(logLevel)
         let worker: Worker
         do {
-            guard grace >= 0, grace <= 86_400 else { throw SluiceError(.invalidArgument, "--grace must be from 0 to 86400 seconds", field: "grace") }
             let store = try openStore(db, sync: sync)
-            var options = WorkerOptions()
-            options.grace = .milliseconds(Int64(grace * 1000))
+            let options = try poolOptions.workerOptions(grace: grace)
             worker = try Worker(store: store, pools: try poolOptions.configurations(),
                                 registry: .builtin(allowExec: try poolOptions.allowedPrograms()), options: options, logger: logger)
         } catch let error as SluiceError {

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A fresh directory under the system temp dir, removed by `remove()`.
-public struct TempDir {
+public struct TempDir: Sendable {
     public let url: URL
     public init() throws {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-test-\(UUID().uuidString)")

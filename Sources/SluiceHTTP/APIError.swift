@@ -1,0 +1,73 @@
+import Foundation
+import Hummingbird
+import SluiceCore
+
+/// An error as the API answers it: a status, and `{"error": {"code", "message", "field"?}}`.
+public struct APIError: Error, HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var message: String
+    public var field: String?
+    public var headers: HTTPFields = [:]
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, field: String? = nil, headers: HTTPFields = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var body: [String: JSONValue] = ["code": .string(code), "message": .string(message)]
+        if let field { body["field"] = .string(field) }
+        return jsonResponse(["error": .object(body)], status: status, headers: headers)
+    }
+
+    /// The answer for an error the store or the model raised.
+    public init(_ error: SluiceError) {
+        switch error.code {
+        case .notFound: self.init(.notFound, error.code.rawValue, error.message)
+        case .invalidTransition, .leaseLost: self.init(.conflict, error.code.rawValue, error.message)
+        case .invalidArgument: self.init(.badRequest, error.code.rawValue, error.message, field: error.field)
+        case .storage, .closed:
+            self.init(.serviceUnavailable, error.code.rawValue, "the task store cannot take this now: \(error.message)",
+                      headers: [.retryAfter: "1"])
+        default: self.init(.internalServerError, error.code.rawValue, error.message)
+        }
+    }
+
+    static func badRequest(_ field: String, _ message: String) -> APIError {
+        APIError(.badRequest, "invalid_argument", "\(field): \(message)", field: field)
+    }
+}
+
+/// A JSON response.
+func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+    var headers = headers
+    headers[.contentType] = "application/json"
+    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: value.jsonText() + "\n")))
+}
+
+/// Turns every error into the API's JSON shape: routes not found, bodies too large, anything thrown.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as SluiceError {
+            throw APIError(error)
+        } catch let error as any HTTPResponseError {
+            // Hummingbird's own errors: no route (404), body over the limit (413), and the like.
+            switch error.status {
+            case .notFound: throw APIError(.notFound, "not_found", "no route for \(request.method) \(request.uri.path)")
+            case .contentTooLarge: throw APIError(.contentTooLarge, "body_too_large", "the request body is over the limit")
+            default: throw APIError(error.status, "http_error", error.status.reasonPhrase)
+            }
+        } catch {
+            context.logger.error("request failed: \(error)")
+            throw APIError(.internalServerError, "internal", "internal error; see the server log")
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+import SluiceCore
+import SluiceHTTP
+import SluicePool
+import SluiceSQLite
+import SluiceStore
+
+/// `sluice serve`: the HTTP front and, by default, an in-process pool, on one SQLite file.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the HTTP API and an in-process worker pool on a Sluice database.",
+        discussion: """
+            With no options: ./sluice.db, http://127.0.0.1:8000, and a pool named default draining the \\
+            default queue with \(PoolConfiguration.defaultConcurrency) threads. Every option has an environment \\
+            equivalent (SLUICE_HOST, SLUICE_PORT, SLUICE_DB, SLUICE_CONCURRENCY, SLUICE_TOKEN with \\
+            comma-separated tokens, SLUICE_SYNC); a flag wins over the environment. Without a token the \\
+            server binds only to a loopback address. SIGTERM or SIGINT stops accepting requests, finishes \\
+            those in flight and drains the pool like `sluice worker`.
+            """
+    )
+
+    @Option(help: "Address to listen on (SLUICE_HOST; default 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Port to listen on; 0 picks a free one (SLUICE_PORT; default 8000).")
+    var port: Int?
+
+    @Option(help: "Path of the SQLite database file (SLUICE_DB; default ./sluice.db).")
+    var db: String?
+
+    @OptionGroup var poolOptions: PoolOptions
+
+    @Flag(name: .customLong("no-pool"), help: "Run no pool here: a pure front; durable tasks wait for `sluice worker` processes.")
+    var noPool = false
+
+    @Option(name: .customLong("token"), help: ArgumentHelp("Require Authorization: Bearer TOKEN on every route but /healthz (repeatable; SLUICE_TOKEN).", valueName: "token"))
+    var tokens: [String] = []
+
+    @Option(help: "SQLite durability, full or normal (SLUICE_SYNC; default full).")
+    var sync: String?
+
+    @Option(name: .customLong("max-body"), help: "Largest request body in bytes.")
+    var maxBody: Int = 1 << 20
+
+    @Option(name: .customLong("max-queue-depth"), help: "Answer 503 to enqueues while a queue holds this many ready tasks.")
+    var maxQueueDepth: Int?
+
+    @Option(name: .customLong("memory-limit"), help: "Finished fire-and-forget tasks kept in memory for status reads; older ones are forgotten.")
+    var memoryLimit: Int = MemoryTaskStore.defaultFinishedLimit
+
+    @Option(help: "Seconds running tasks get to finish on shutdown.")
+    var grace: Double = 30
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let logger = try bootstrapLogging(logLevel)
+        let host = host ?? env["SLUICE_HOST"] ?? "127.0.0.1"
+        let db = db ?? env["SLUICE_DB"] ?? "./sluice.db"
+        let tokens = self.tokens + (env["SLUICE_TOKEN"]?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } ?? [])
+            .filter { !$0.isEmpty }
+        let api: SluiceAPI
+        let worker: Worker?
+        let port: Int
+        do {
+            let portText = self.port.map(String.init) ?? env["SLUICE_PORT"] ?? "8000"
+            guard let parsed = Int(portText), (0...65535).contains(parsed) else {
+                throw SluiceError(.invalidArgument, "--port \(portText): expected 0 to 65535", field: "port")
+            }
+            port = parsed
+            guard tokens.isEmpty == false || Self.isLoopback(host) else {
+                throw SluiceError(.invalidArgument, "--host \(host) is not a loopback address: give --token (or SLUICE_TOKEN) so the API is not open to the network", field: "host")
+            }
+            guard maxBody >= 1024 else { throw SluiceError(.invalidArgument, "--max-body must be at least 1024 bytes", field: "max-body") }
+            var pools = try poolOptions.configurations()
+            if poolOptions.concurrency == nil, poolOptions.pools.isEmpty, let text = env["SLUICE_CONCURRENCY"] {
+                guard let n = Int(text) else { throw SluiceError(.invalidArgument, "SLUICE_CONCURRENCY=\(text): expected a whole number", field: "concurrency") }
+                pools[0].concurrency = n
+                try pools[0].validate()
+            }
+            let store = try openStore(db, sync: sync ?? env["SLUICE_SYNC"] ?? "full")
+            let registry = HandlerRegistry.builtin(allowExec: try poolOptions.allowedPrograms())
+            let memory = MemoryTaskStore(finishedLimit: memoryLimit)
+            let options = try poolOptions.workerOptions(grace: grace)
+            worker = noPool ? nil : try Worker(store: store, ephemeral: memory, pools: pools, registry: registry, options: options, logger: logger)
+            let prometheus = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
+            var limits = SluiceAPI.Limits()
+            limits.maxBody = maxBody
+            limits.maxQueueDepth = maxQueueDepth
+            api = SluiceAPI(store: store, memory: noPool ? nil : memory, worker: worker, kinds: registry.kinds, tokens: tokens,
+                            limits: limits, metrics: prometheus)
+        } catch let error as SluiceError {
+            throw failure(error.message)
+        }
+        let app = Application(
+            router: api.router(),
+            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "sluice"),
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? port
+                // Tests and scripts read this line to find a port picked with --port 0.
+                let line = "sluice: listening on http://\(host):\(bound) (db \(db)\(tokens.isEmpty ? "" : ", token required"))\n"
+                FileHandle.standardOutput.write(Data(line.utf8))
+            },
+            logger: logger)
+        // Shut down last to first: HTTP stops taking requests before the pool drains.
+        try await runServices((worker.map { [$0] } ?? []) + [app], logger: logger)
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
