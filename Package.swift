@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "SluiceStore", targets: ["SluiceStore"]),
         .library(name: "SluiceSQLite", targets: ["SluiceSQLite"]),
         .library(name: "SluicePool", targets: ["SluicePool"]),
+        .library(name: "SluiceClient", targets: ["SluiceClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -64,10 +65,12 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // A client for the HTTP API: the CLI's client commands and the live tests use it.
+        .target(name: "SluiceClient", dependencies: ["SluiceCore"]),
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool", "SluiceHTTP",
+                "SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool", "SluiceHTTP", "SluiceClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -105,7 +108,7 @@ let package = Package(
         .testTarget(
             name: "SluiceHTTPTests",
             dependencies: [
-                "SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool", "SluiceHTTP", "SluiceTestSupport",
+                "SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool", "SluiceHTTP", "SluiceClient", "SluiceTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

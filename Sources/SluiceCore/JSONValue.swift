@@ -58,6 +58,12 @@ public enum JSONValue: Sendable, Hashable, Codable {
     /// Member lookup on an object; `nil` elsewhere.
     public subscript(key: String) -> JSONValue? { objectValue?[key] }
 
+    /// Element lookup in an array; `nil` elsewhere or out of range.
+    public subscript(index: Int) -> JSONValue? {
+        guard case .array(let items) = self, items.indices.contains(index) else { return nil }
+        return items[index]
+    }
+
     /// Compact JSON text with sorted keys.
     public func jsonText() -> String {
         // The most common documents skip the encoder altogether (the store writes them per task).

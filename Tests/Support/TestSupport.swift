@@ -63,6 +63,20 @@ public final class ChildProcess {
         }
     }
 
+    /// Reads lines until one starts with `prefix`; returns it (nil if the output ends first).
+    public func line(startingWith prefix: String) -> String? {
+        while true {
+            while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self)
+                buffer = Data(buffer[(newline + 1)...])
+                if line.hasPrefix(prefix) { return line }
+            }
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { return nil }
+            buffer.append(chunk)
+        }
+    }
+
     public func kill9() {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()

@@ -1,0 +1,76 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import SluiceCore
+
+/// A client for the Sluice HTTP API (what `sluice enqueue`, `status`, `tasks`, `pools` and `cancel`
+/// use). Errors come back as `SluiceClient.Failure` carrying the server's status, code and message.
+public struct SluiceClient: Sendable {
+    /// An error answer from the server, or no answer.
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public var status: Int
+        public var code: String
+        public var message: String
+        public var field: String?
+        public var description: String { status == 0 ? message : "\(message) (HTTP \(status), \(code))" }
+
+        public init(status: Int, code: String, message: String, field: String? = nil) {
+            self.status = status
+            self.code = code
+            self.message = message
+            self.field = field
+        }
+    }
+
+    public let baseURL: URL
+    public let token: String?
+    private let session: URLSession
+
+    public init(baseURL: URL, token: String? = nil) {
+        self.baseURL = baseURL
+        self.token = token
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 330  // longer than the longest ?wait
+        session = URLSession(configuration: configuration)
+    }
+
+    /// Sends a request; returns the status and JSON body of a 2xx answer, throws `Failure` otherwise.
+    @discardableResult
+    public func send(_ method: String, _ path: String, query: [String: String] = [:], body: JSONValue? = nil) async throws -> (status: Int, body: JSONValue) {
+        var components = URLComponents(url: baseURL.appendingPathComponent(path), resolvingAgainstBaseURL: false)!
+        if !query.isEmpty { components.queryItems = query.keys.sorted().map { URLQueryItem(name: $0, value: query[$0]) } }
+        var request = URLRequest(url: components.url!)
+        request.httpMethod = method
+        if let body {
+            request.httpBody = Data(body.jsonText().utf8)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let data: Data
+        let response: URLResponse
+        do {
+            (data, response) = try await session.data(for: request)
+        } catch {
+            throw Failure(status: 0, code: "unreachable", message: "cannot reach \(baseURL.absoluteString): \(error.localizedDescription)")
+        }
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let json = (try? JSONCoders.decoder.decode(JSONValue.self, from: data)) ?? .null
+        guard (200..<300).contains(status) else {
+            throw Failure(status: status, code: json["error"]?["code"]?.stringValue ?? "http_\(status)",
+                          message: json["error"]?["message"]?.stringValue ?? String(decoding: data.prefix(300), as: UTF8.self),
+                          field: json["error"]?["field"]?.stringValue)
+        }
+        return (status, json)
+    }
+
+    /// Enqueues a task described by `body` (the API's POST /v1/tasks fields).
+    public func enqueue(_ body: JSONValue, wait: Double? = nil) async throws -> JSONValue {
+        try await send("POST", "/v1/tasks", query: wait.map { ["wait": String($0)] } ?? [:], body: body).body
+    }
+
+    /// A task, optionally waiting up to `wait` seconds for it to finish.
+    public func task(_ id: String, wait: Double? = nil) async throws -> JSONValue {
+        try await send("GET", "/v1/tasks/\(id)", query: wait.map { ["wait": String($0)] } ?? [:]).body
+    }
+}

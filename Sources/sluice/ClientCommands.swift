@@ -1,0 +1,189 @@
+import ArgumentParser
+import Foundation
+import SluiceClient
+import SluiceCore
+
+/// Where the client commands find the server: --url and --token, or SLUICE_URL and SLUICE_TOKEN.
+struct ClientOptions: ParsableArguments {
+    @Option(help: "The server's address (SLUICE_URL; default http://127.0.0.1:8000).")
+    var url: String?
+
+    @Option(help: "Bearer token for a server started with --token (SLUICE_TOKEN).")
+    var token: String?
+
+    @Flag(help: "Print the server's JSON instead of a table.")
+    var json = false
+
+    func client() throws -> SluiceClient {
+        let env = ProcessInfo.processInfo.environment
+        let text = url ?? env["SLUICE_URL"] ?? "http://127.0.0.1:8000"
+        guard let base = URL(string: text), base.scheme == "http" || base.scheme == "https", base.host != nil else {
+            throw failure("--url \(text): expected an address like http://127.0.0.1:8000")
+        }
+        return SluiceClient(baseURL: base, token: token ?? env["SLUICE_TOKEN"]?.split(separator: ",").first.map(String.init))
+    }
+
+    /// Runs a request, printing the server's message and exiting 1 on failure.
+    func call(_ body: (SluiceClient) async throws -> Void) async throws {
+        let client = try client()
+        do {
+            try await body(client)
+        } catch let error as SluiceClient.Failure {
+            throw failure(error.description)
+        }
+    }
+
+    func print(_ value: JSONValue, table: () -> String) {
+        Swift.print(json ? value.jsonText() : table())
+    }
+}
+
+/// One line per task: id, state, kind, queue, attempt, and the result or error.
+func taskLine(_ task: JSONValue) -> String {
+    let outcome = task["error"]?.stringValue ?? (task["result"].map { $0 == .null ? "" : $0.jsonText() } ?? "")
+    return [task["id"]?.stringValue ?? "?", pad(task["state"]?.stringValue ?? "?", 9), pad(task["kind"]?.stringValue ?? "?", 8),
+            pad(task["queue"]?.stringValue ?? "?", 10), "\(task["attempt"]?.intValue ?? 0)/\(task["max_attempts"]?.intValue ?? 0)",
+            String(outcome.prefix(80))].joined(separator: "  ")
+}
+
+func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
+
+struct EnqueueCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "enqueue", abstract: "Enqueue a task through the HTTP API.",
+        discussion: "Example: sluice enqueue sleep --args '{\"seconds\": 3}' --wait 10")
+
+    @Argument(help: "The task kind (the handler's name), e.g. sleep, echo, fail, cpu, exec.")
+    var kind: String
+    @Option(help: "Arguments as a JSON object.") var args: String = "{}"
+    @Option(help: "Queue (default: default).") var queue: String?
+    @Option(help: "Seconds to wait before the task may run.") var delay: Double?
+    @Option(help: "Higher runs first (-1000…1000).") var priority: Int?
+    @Option(name: .customLong("max-attempts"), help: "Attempts before the task fails for good.") var maxAttempts: Int?
+    @Option(help: "Seconds one attempt may run.") var timeout: Double?
+    @Option(name: .customLong("idempotency-key"), help: "Enqueue at most once per key and queue.") var idempotencyKey: String?
+    @Flag(name: .customLong("fire-and-forget"), help: "Run in the server's own pool without storing the task (lost if the server stops).")
+    var fireAndForget = false
+    @Option(help: "Hold on up to this many seconds for the task to finish.") var wait: Double?
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        guard let parsed = try? JSONValue(jsonText: args), parsed.objectValue != nil else { throw failure("--args must be a JSON object, e.g. '{\"seconds\": 3}'") }
+        var body: [String: JSONValue] = ["kind": .string(kind), "args": parsed]
+        if let queue { body["queue"] = .string(queue) }
+        if let delay { body["delay"] = .double(delay) }
+        if let priority { body["priority"] = .int(Int64(priority)) }
+        if let maxAttempts { body["max_attempts"] = .int(Int64(maxAttempts)) }
+        if let timeout { body["timeout"] = .double(timeout) }
+        if let idempotencyKey { body["idempotency_key"] = .string(idempotencyKey) }
+        if fireAndForget { body["durable"] = false }
+        try await client.call { api in
+            let task = try await api.enqueue(.object(body), wait: wait)
+            client.print(task) { taskLine(task) }
+        }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show a task, optionally waiting for it to finish.")
+    @Argument(help: "The task id.") var id: String
+    @Option(help: "Hold on up to this many seconds for the task to finish.") var wait: Double?
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await client.call { api in
+            let task = try await api.task(id, wait: wait)
+            client.print(task) { taskLine(task) }
+        }
+    }
+}
+
+struct TasksCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tasks", abstract: "List tasks, newest first.")
+    @Option(help: "Only these states, comma-separated (e.g. failed,retrying).") var state: String?
+    @Option(help: "Only this queue.") var queue: String?
+    @Option(help: "Only this kind.") var kind: String?
+    @Option(help: "At most this many (1…1000).") var limit: Int = 20
+    @Option(help: "Continue after this cursor (printed after a full page).") var cursor: String?
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        var query = ["limit": String(limit)]
+        query["state"] = state
+        query["queue"] = queue
+        query["kind"] = kind
+        query["cursor"] = cursor
+        try await client.call { api in
+            let page = try await api.send("GET", "/v1/tasks", query: query).body
+            client.print(page) {
+                guard case .array(let tasks)? = page["tasks"] else { return "" }
+                var lines = tasks.map(taskLine)
+                if let next = page["next_cursor"]?.stringValue { lines.append("more: --cursor \(next)") }
+                return lines.isEmpty ? "no tasks" : lines.joined(separator: "\n")
+            }
+        }
+    }
+}
+
+struct CancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a task (a running one stops at its worker's next heartbeat).")
+    @Argument(help: "The task id.") var id: String
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await client.call { api in
+            let task = try await api.send("POST", "/v1/tasks/\(id)/cancel").body
+            client.print(task) { taskLine(task) }
+        }
+    }
+}
+
+struct PoolsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pools", abstract: "Show pool capacity across every live process, or change it.",
+                                                    subcommands: [Show.self, Set.self], defaultSubcommand: Show.self)
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show every pool's capacity (the default).")
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws {
+            try await client.call { api in
+                let answer = try await api.send("GET", "/v1/pools").body
+                client.print(answer) {
+                    guard case .array(let pools)? = answer["pools"] else { return "" }
+                    let header = ["pool", "target", "actual", "busy", "free", "stuck", "waiting", "scheduled", "processed", "failed", "p50 s", "p99 s"]
+                    let rows = pools.map { p -> [String] in
+                        [p["name"]?.stringValue ?? "?"] + ["target", "actual", "busy", "free", "stuck", "waiting", "scheduled", "processed", "failed"]
+                            .map { "\(p[$0]?.intValue ?? 0)" } + ["run_time_p50", "run_time_p99"].map { p[$0]?.doubleValue.map { String(format: "%.3f", $0) } ?? "-" }
+                    }
+                    return table([header] + rows)
+                }
+            }
+        }
+    }
+
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set", abstract: "Set a pool's concurrency in every process running it.",
+            discussion: "Example: sluice pools set default 50")
+        @Argument(help: "The pool's name.") var name: String
+        @Argument(help: "Tasks it may run at once (1…10000).") var concurrency: Int
+        @Option(help: "Only this process (an id from `sluice pools --json` or GET /v1/workers).") var worker: String?
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws {
+            try await client.call { api in
+                let answer = try await api.send("PATCH", "/v1/pools/\(name)", query: worker.map { ["worker": $0] } ?? [:],
+                                                body: ["concurrency": .int(Int64(concurrency))]).body
+                client.print(answer) {
+                    "pool \(name): concurrency \(concurrency) set for \(answer["applied_to"].map { $0.jsonText() } ?? "?"); target now \(answer["capacity"]?["target"]?.intValue ?? 0) (others apply it within a second)"
+                }
+            }
+        }
+    }
+}
+
+/// Columns padded to their widest cell.
+func table(_ rows: [[String]]) -> String {
+    guard let first = rows.first else { return "" }
+    let widths = first.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+    return rows.map { row in zip(row, widths).map { pad($0, $1) }.joined(separator: "  ") }.joined(separator: "\n")
+}

@@ -1,0 +1,101 @@
+import Foundation
+import SluiceClient
+import SluiceCore
+import SluiceTestSupport
+import Testing
+
+/// `sluice serve` as a user runs it: the built binary on a free loopback port, driven over HTTP.
+final class LiveServer {
+    let process: ChildProcess
+    let client: SluiceClient
+
+    init(db: String, _ extra: [String] = [], token: String? = nil) throws {
+        process = try ChildProcess("sluice", ["serve", "--port", "0", "--db", db, "--log-level", "warning"] + extra)
+        guard let line = process.line(startingWith: "sluice: listening on "),
+              let address = line.split(separator: " ").dropFirst(3).first, let url = URL(string: String(address)) else {
+            process.kill9()
+            throw SluiceClient.Failure(status: 0, code: "start", message: "the server did not start")
+        }
+        client = SluiceClient(baseURL: url, token: token)
+    }
+
+    func stop() {
+        kill(process.process.processIdentifier, SIGTERM)
+        if process.wait() != 0 { Issue.record("the server exited with \(process.process.terminationStatus)") }
+    }
+}
+
+@Suite(.serialized) struct LiveServerTests {
+    @Test func enqueueWaitResultAndFireAndForget() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try LiveServer(db: dir.path("live.db"))
+        let done = try await server.client.enqueue(["kind": "sleep", "args": ["seconds": 0.2]], wait: 10)
+        #expect(done["state"] == "succeeded" && done["result"] == ["slept": 0.2])
+        let quick = try await server.client.enqueue(["kind": "echo", "args": ["n": 1], "durable": false], wait: 10)
+        #expect(quick["state"] == "succeeded" && quick["durable"] == false)
+        let read = try await server.client.task(try #require(quick["id"]?.stringValue))
+        #expect(read["result"] == ["n": 1])
+        server.stop()
+    }
+
+    @Test func killedServerLosesNoDurableTask() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let db = dir.path("crash.db")
+        var server = try LiveServer(db: db, ["--concurrency", "3", "--lease", "3"])
+        var ids: [String] = []
+        for _ in 0..<12 {
+            ids.append(try #require(try await server.client.enqueue(["kind": "sleep", "args": ["seconds": 0.5]])["id"]?.stringValue))
+        }
+        #expect(await eventually {
+            guard case .array(let running)? = try? await server.client.send("GET", "/v1/tasks", query: ["state": "running"]).body["tasks"] else { return false }
+            return running.count == 3
+        })
+        server.process.kill9()
+
+        server = try LiveServer(db: db, ["--concurrency", "3", "--lease", "3"])
+        var tasks: [JSONValue] = []
+        for id in ids { tasks.append(try await server.client.task(id, wait: 30)) }
+        #expect(tasks.allSatisfy { $0["state"] == "succeeded" }, "\(tasks.map { $0["state"] ?? .null })")
+        // The three that were running when the server died ran again, and say why.
+        let rerun = tasks.filter { $0["attempt"] == 2 }
+        #expect(rerun.count >= 3)
+        #expect(rerun.allSatisfy { $0["attempt_errors"]?[0]?["message"]?.stringValue?.hasPrefix("lease expired") == true })
+        server.stop()
+    }
+
+    @Test func resizeShowsInPoolsAndInTheHighWaterMark() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try LiveServer(db: dir.path("resize.db"), ["--concurrency", "2"])
+        for _ in 0..<16 { try await server.client.enqueue(["kind": "sleep", "args": ["seconds": 1]]) }
+        func pool() async throws -> JSONValue { try await server.client.send("GET", "/v1/pools").body["pools"]?[0] ?? .null }
+        #expect(await eventually { (try? await pool()["busy"]) == 2 })
+        #expect(try await pool()["target"] == 2)
+        try await server.client.send("PATCH", "/v1/pools/default", body: ["concurrency": 6])
+        #expect(try await pool()["target"] == 6)
+        #expect(await eventually { (try? await pool()["busy"]) == 6 }, "the running count follows the new limit")
+        server.stop()
+    }
+
+    @Test func tokenRequiredWhenConfigured() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try LiveServer(db: dir.path("auth.db"), ["--token", "t0ken"], token: nil)
+        let denied = await #expect(throws: SluiceClient.Failure.self) { try await server.client.send("GET", "/v1/pools") }
+        #expect(denied?.status == 401)
+        #expect(try await server.client.send("GET", "/healthz").status == 200)
+        let authed = SluiceClient(baseURL: server.client.baseURL, token: "t0ken")
+        #expect(try await authed.send("GET", "/v1/pools").status == 200)
+        server.stop()
+    }
+
+    @Test func refusesToListenBeyondLoopbackWithoutAToken() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let child = try ChildProcess("sluice", ["serve", "--host", "0.0.0.0", "--port", "0", "--db", dir.path("x.db")], captureError: true)
+        #expect(child.wait() == 1)
+        #expect(child.errorOutput().contains("is not a loopback address: give --token"))
+    }
+}
