@@ -96,6 +96,11 @@ let package = Package(
             path: "tools/bench/store"
         ),
         .executableTarget(
+            name: "sluice-bench-bare",
+            dependencies: ["SluiceCore", .product(name: "Hummingbird", package: "hummingbird")],
+            path: "tools/bench/bare"
+        ),
+        .executableTarget(
             name: "sluice-bench-pool",
             dependencies: ["SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool"],
             path: "tools/bench/pool"

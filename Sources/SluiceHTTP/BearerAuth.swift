@@ -11,7 +11,8 @@ struct BearerAuth<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if request.uri.path == "/healthz" { return try await next(request, context) }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+        // The scheme name is case-insensitive (RFC 7235); the token is not.
+        guard let header = request.headers[.authorization], header.prefix(7).lowercased() == "bearer " else {
             throw APIError(.unauthorized, "unauthorized", "send Authorization: Bearer TOKEN", headers: [.wwwAuthenticate: "Bearer"])
         }
         let given = Array(header.utf8.dropFirst(7))

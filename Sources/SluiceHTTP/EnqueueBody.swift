@@ -9,7 +9,7 @@ struct EnqueueBody {
     static let fields: Set<String> = ["kind", "args", "queue", "durable", "priority", "delay", "run_at", "max_attempts",
                                       "timeout", "idempotency_key"]
 
-    /// Parses one task; `prefix` names its place in a batch (`tasks[3].`).
+    /// Parses one task; `prefix` names its place in a batch (`[3].`).
     static func parse(_ value: JSONValue, prefix: String = "", now: Date, idempotencyHeader: String? = nil) throws(APIError) -> EnqueueBody {
         guard let object = value.objectValue else { throw .badRequest(prefix.isEmpty ? "body" : String(prefix.dropLast()), "must be a JSON object") }
         if let unknown = object.keys.sorted().first(where: { !fields.contains($0) }) {

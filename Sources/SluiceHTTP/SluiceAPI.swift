@@ -82,7 +82,9 @@ public struct SluiceAPI: Sendable {
         let result = try await target.store.enqueue(parsed.request)
         var task = result.task
         if let wait, !task.state.isFinal { task = try await waiter.wait(for: task.id, in: target.store, timeout: wait) }
-        let status: HTTPResponse.Status = (!result.created || (wait != nil && task.state.isFinal)) ? .ok : .accepted
+        // With ?wait: 200 when final, 202 when still in flight. Without: 202 for a new task, 200 when an
+        // idempotency key matched an existing one.
+        let status: HTTPResponse.Status = wait != nil ? (task.state.isFinal ? .ok : .accepted) : (result.created ? .accepted : .ok)
         return jsonResponse(TaskJSON.encode(task, durable: target.durable), status: status,
                             headers: [.location: "/v1/tasks/\(task.id)"])
     }
@@ -97,7 +99,7 @@ public struct SluiceAPI: Sendable {
             throw APIError.badRequest("durable", "must be the same for every task of a batch (it is stored in one place, atomically)")
         }
         var target: (store: any TaskStore, durable: Bool)?
-        for body in parsed { target = try await storeFor(body) }
+        for (index, body) in parsed.enumerated() { target = try await storeFor(body, prefix: "[\(index)].") }
         let results = try await target!.store.enqueue(batch: parsed.map(\.request))
         return jsonResponse(["tasks": .array(results.map { TaskJSON.encode($0.task, durable: target!.durable) })], status: .accepted)
     }
@@ -135,9 +137,15 @@ public struct SluiceAPI: Sendable {
             guard let id = TaskID(text) else { throw APIError.badRequest("cursor", "is not a cursor this API gave out") }
             cursor = id
         }
-        let durable = query.get("durable") != "false"
-        let source: any TaskStore = durable ? store : (memory ?? store)
-        let page = try await source.list(filter, limit: limit, after: cursor)
+        let durable: Bool
+        switch query.get("durable") {
+        case nil, "true": durable = true
+        case "false": durable = false
+        case let other?: throw APIError.badRequest("durable", "must be true or false, not \(other.prefix(32))")
+        }
+        // Without an in-process pool there are no fire-and-forget tasks to list.
+        let page = durable ? try await store.list(filter, limit: limit, after: cursor)
+            : try await memory?.list(filter, limit: limit, after: cursor) ?? TaskPage(tasks: [], nextCursor: nil)
         return jsonResponse(["tasks": .array(page.tasks.map { TaskJSON.encode($0, durable: durable) }),
                              "next_cursor": page.nextCursor.map { .string($0.rawValue) } ?? .null])
     }
@@ -157,10 +165,10 @@ public struct SluiceAPI: Sendable {
     }
 
     /// Where a task goes: the durable store, or memory when it runs in this process's own pool.
-    func storeFor(_ body: EnqueueBody) async throws -> (store: any TaskStore, durable: Bool) {
+    func storeFor(_ body: EnqueueBody, prefix: String = "") async throws -> (store: any TaskStore, durable: Bool) {
         let known = try await knownKinds()
         guard known.contains(body.request.kind) else {
-            throw APIError(.unprocessableContent, "unknown_kind", "no handler for kind \(body.request.kind); known kinds: \(known.sorted().joined(separator: ", "))", field: "kind")
+            throw APIError(.unprocessableContent, "unknown_kind", "no handler for kind \(body.request.kind); known kinds: \(known.sorted().joined(separator: ", "))", field: prefix + "kind")
         }
         if let bound = limits.maxQueueDepth, try await depth.ready(body.request.queue, store: store, maxAge: limits.queueDepthRefresh) >= bound {
             throw APIError(.serviceUnavailable, "queue_full", "queue \(body.request.queue) holds \(bound) or more ready tasks; try again later",
@@ -170,7 +178,7 @@ public struct SluiceAPI: Sendable {
         guard let memory, let worker, worker.pools.contains(where: { $0.queues.contains(body.request.queue) }) else {
             throw APIError(.unprocessableContent, "no_local_pool",
                            "durable=false runs the task in this server's own pool, and no pool here drains queue \(body.request.queue); enqueue it durably or start the server with a pool for that queue",
-                           field: "durable")
+                           field: prefix + "durable")
         }
         return (memory, false)
     }
@@ -256,7 +264,9 @@ public struct SluiceAPI: Sendable {
         try await store.savePoolSetting(PoolSetting(pool: name, worker: only, concurrency: concurrency, autoscale: autoscale, updatedAt: clock.now()))
         // This process applies it now; the others within a second.
         if let worker, targets.contains(worker.id), let pool = worker.pool(name) {
-            pool.setConcurrency(concurrency ?? autoscale?.min ?? pool.capacity().target, autoscale: autoscale)
+            // The same rule every other process applies (Worker.applySettings): keep the current size
+            // unless one is given, within the autoscale bounds when they are.
+            pool.setConcurrency(concurrency ?? pool.capacity().target, autoscale: autoscale)
         }
         var answer = try await pools()
         if case .array(let all) = answer["pools"] { answer = all.first { $0["name"] == .string(name) } ?? .null }
@@ -331,9 +341,11 @@ public struct SluiceAPI: Sendable {
 
     func readJSON(_ request: Request) async throws -> JSONValue {
         // JSON, or curl's default for `-d` (form-urlencoded), read as JSON too; anything else is refused.
-        if let type = request.headers[.contentType]?.lowercased(), !type.hasPrefix("application/json"),
-           !type.hasPrefix("application/x-www-form-urlencoded"), !(type.hasPrefix("application/") && type.contains("+json")) {
-            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send JSON with Content-Type: application/json, not \(type)")
+        if let header = request.headers[.contentType]?.lowercased(),
+           case let type = header.split(separator: ";").first.map({ $0.trimmingCharacters(in: .whitespaces) }) ?? "",
+           type != "application/json", type != "application/x-www-form-urlencoded",
+           !(type.hasPrefix("application/") && type.hasSuffix("+json")) {
+            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send JSON with Content-Type: application/json, not \(header.prefix(100))")
         }
         let buffer = try await request.body.collect(upTo: limits.maxBody)
         let data = Data(buffer: buffer)

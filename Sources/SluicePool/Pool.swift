@@ -68,6 +68,8 @@ public final class Pool: @unchecked Sendable {
         /// Guarded by the pool's lock.
         var timedOut = false
         var leaseLost = false
+        /// The handler returned; a deadline passing now changes nothing.
+        var finished = false
         var asyncTask: Task<Void, Never>?
         init(task: TaskRecord, source: TaskSource, lease: TaskLease, deadline: Date) {
             self.task = task
@@ -214,7 +216,7 @@ public final class Pool: @unchecked Sendable {
     func checkDeadlines(now: Date) {
         var expired: [Run] = []
         condition.lock()
-        for run in running.values where !run.timedOut && run.deadline <= now {
+        for run in running.values where !run.timedOut && !run.finished && run.deadline <= now {
             run.timedOut = true
             busy -= 1
             stuck += 1
@@ -274,13 +276,19 @@ public final class Pool: @unchecked Sendable {
                 let outcome = execute(run)
                 let elapsed = ContinuousClock.now - started
                 condition.lock()
+                run.finished = true
+                let reportable = !run.timedOut && !run.leaseLost
+                condition.unlock()
+                // Report while the slot still counts as busy: a graceful drain waits for busy == 0 and
+                // then closes the outcome stream, so reporting after freeing the slot could lose it.
+                if reportable, let outcome { report(outcome) }
+                condition.lock()
                 running[task.id] = nil
                 if run.timedOut { stuck -= 1 } else { busy -= 1 }
                 idle += 1
                 processed += 1
                 if case .fail? = outcome { failed += 1 }
                 runTimes.add(elapsed.seconds)
-                let reportable = !run.timedOut && !run.leaseLost
                 condition.broadcast()
                 condition.unlock()
                 runTime.recordNanoseconds(Int64(elapsed.seconds * 1e9))
@@ -289,7 +297,6 @@ public final class Pool: @unchecked Sendable {
                 case .fail? where reportable: outcomeCounters["failed"]?.increment()
                 default: outcomeCounters["dropped"]?.increment()
                 }
-                if reportable, let outcome { report(outcome) }
                 wake.signal()
                 condition.lock()
                 continue

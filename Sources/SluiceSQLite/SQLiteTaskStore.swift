@@ -2,6 +2,7 @@ import CSQLite
 import Foundation
 import SluiceCore
 import SluiceStore
+import Synchronization
 
 /// How to open a SQLite store.
 public struct SQLiteStoreConfiguration: Sendable {
@@ -33,6 +34,9 @@ public struct SQLiteStoreConfiguration: Sendable {
 public final class SQLiteTaskStore: TaskStore {
     public let configuration: SQLiteStoreConfiguration
     public let events = StoreEvents()
+    /// Set by every enqueue through this store, cleared by the next claim: a claim right after a
+    /// local enqueue skips the read-only look-ahead, since it knows there is work.
+    private let enqueuedLocally = Atomic<Bool>(false)
     private let writer: SQLiteExecutor
     private let reader: SQLiteExecutor
     private let ids: TaskIDGenerator
@@ -110,6 +114,7 @@ public final class SQLiteTaskStore: TaskStore {
         for request in requests { try request.validate(now: now) }
         let ids = self.ids
         let clock = self.clock
+        defer { enqueuedLocally.store(true, ordering: .relaxed) }
         return announce(enqueued: try await write { connection in
             let now = clock.now()
             return try requests.map { request in
@@ -161,13 +166,15 @@ public final class SQLiteTaskStore: TaskStore {
         guard limit > 0, !queues.isEmpty else { return [] }
         let clock = self.clock
         // An idle poll costs a read, not the write lock: only claim when something may be ready.
-        let now = clock.now()
-        let mayHaveWork = try await read { connection in
-            try queues.contains { queue in
-                try connection.scalar(SQL.anyReady, [.text(queue), TaskRow.time(now)]) != nil
+        if !enqueuedLocally.exchange(false, ordering: .relaxed) {
+            let now = clock.now()
+            let mayHaveWork = try await read { connection in
+                try queues.contains { queue in
+                    try connection.scalar(SQL.anyReady, [.text(queue), TaskRow.time(now)]) != nil
+                }
             }
+            guard mayHaveWork else { return [] }
         }
-        guard mayHaveWork else { return [] }
         return try await write { connection in
             let now = clock.now()
             try connection.run(SQL.stageDue, [TaskRow.time(now)])

@@ -89,6 +89,10 @@ import Testing
             let huge = #"{"kind":"echo","args":{"x":""# + String(repeating: "a", count: 4096) + #""}}"#
             let tooBig = try await client.send(.post, "/v1/tasks", huge)
             #expect(tooBig.status == .contentTooLarge && tooBig.errorCode == "body_too_large")
+            let lookalike = try await client.send(.post, "/v1/tasks", #"{"kind":"echo"}"#, headers: [.contentType: "application/jsonp"])
+            #expect(lookalike.status == .unsupportedMediaType)
+            let charset = try await client.send(.post, "/v1/tasks", #"{"kind":"echo"}"#, headers: [.contentType: "application/json; charset=utf-8"])
+            #expect(charset.status == .accepted)
             let xml = try await client.send(.post, "/v1/tasks", "<task/>", headers: [.contentType: "text/xml"])
             #expect(xml.status == .unsupportedMediaType && xml.errorCode == "unsupported_media_type")
             let curlDefault = try await client.send(.post, "/v1/tasks", #"{"kind":"echo"}"#, headers: [.contentType: "application/x-www-form-urlencoded"])
@@ -147,6 +151,9 @@ import Testing
             #expect(try await client.send(.get, "/v1/tasks?state=sleeping").errorField == "state")
             #expect(try await client.send(.get, "/v1/tasks?limit=0").errorField == "limit")
             #expect(try await client.send(.get, "/v1/tasks?cursor=zzz").errorField == "cursor")
+            #expect(try await client.send(.get, "/v1/tasks?durable=nope").errorField == "durable")
+            let memoryOnly = try await client.send(.get, "/v1/tasks?durable=false")
+            #expect(memoryOnly.status == .ok && memoryOnly.json["tasks"] == [], "no in-process pool: no fire-and-forget tasks")
         }
     }
 
@@ -158,6 +165,8 @@ import Testing
             if case .array(let tasks)? = ok.json["tasks"] { #expect(tasks.count == 3) } else { Issue.record("no tasks") }
             let bad = try await client.send(.post, "/v1/tasks/batch", #"[{"kind":"echo"},{"kind":7}]"#)
             #expect(bad.status == .badRequest && bad.errorField == "[1].kind")
+            let unknown = try await client.send(.post, "/v1/tasks/batch", #"[{"kind":"echo"},{"kind":"nope"}]"#)
+            #expect(unknown.status == .unprocessableContent && unknown.errorField == "[1].kind")
             let mixed = try await client.send(.post, "/v1/tasks/batch", #"[{"kind":"echo"},{"kind":"echo","durable":false}]"#)
             #expect(mixed.status == .badRequest && mixed.errorField == "durable")
             #expect(try await harness.store.counts().reduce(0) { $0 + $1.counts.values.reduce(0, +) } == 3)
@@ -248,6 +257,7 @@ import Testing
             #expect(basic.status == .unauthorized)
             #expect(try await client.send(.get, "/v1/pools", headers: [.authorization: "Bearer s3cret"]).status == .ok)
             #expect(try await client.send(.get, "/v1/pools", headers: [.authorization: "Bearer other"]).status == .ok)
+            #expect(try await client.send(.get, "/v1/pools", headers: [.authorization: "bearer other"]).status == .ok)
             #expect(try await client.send(.post, "/v1/tasks", #"{"kind":"echo"}"#).status == .unauthorized)
             #expect(try await client.send(.get, "/healthz").status == .ok)
         }
