@@ -34,9 +34,10 @@ public struct SQLiteStoreConfiguration: Sendable {
 public final class SQLiteTaskStore: TaskStore {
     public let configuration: SQLiteStoreConfiguration
     public let events = StoreEvents()
-    /// Set by every enqueue through this store, cleared by the next claim: a claim right after a
-    /// local enqueue skips the read-only look-ahead, since it knows there is work.
-    private let enqueuedLocally = Atomic<Bool>(false)
+    /// Whether the next claim should skip the read-only look-ahead: set by an enqueue through this
+    /// store and by a claim that found work (draining: more is likely), cleared by one that found none.
+    /// Only idle polling pays the look-ahead, and it spares the write lock.
+    private let expectWork = Atomic<Bool>(false)
     private let writer: SQLiteExecutor
     private let reader: SQLiteExecutor
     private let ids: TaskIDGenerator
@@ -114,7 +115,7 @@ public final class SQLiteTaskStore: TaskStore {
         for request in requests { try request.validate(now: now) }
         let ids = self.ids
         let clock = self.clock
-        defer { enqueuedLocally.store(true, ordering: .relaxed) }
+        defer { expectWork.store(true, ordering: .relaxed) }
         return announce(enqueued: try await write { connection in
             let now = clock.now()
             return try requests.map { request in
@@ -166,7 +167,7 @@ public final class SQLiteTaskStore: TaskStore {
         guard limit > 0, !queues.isEmpty else { return [] }
         let clock = self.clock
         // An idle poll costs a read, not the write lock: only claim when something may be ready.
-        if !enqueuedLocally.exchange(false, ordering: .relaxed) {
+        if !expectWork.load(ordering: .relaxed) {
             let now = clock.now()
             let mayHaveWork = try await read { connection in
                 try queues.contains { queue in
@@ -175,7 +176,7 @@ public final class SQLiteTaskStore: TaskStore {
             }
             guard mayHaveWork else { return [] }
         }
-        return try await write { connection in
+        let claimed = try await write { connection in
             let now = clock.now()
             try connection.run(SQL.stageDue, [TaskRow.time(now)])
             var claimed: [TaskRecord] = []
@@ -189,6 +190,8 @@ public final class SQLiteTaskStore: TaskStore {
             }
             return claimed
         }
+        expectWork.store(!claimed.isEmpty, ordering: .relaxed)
+        return claimed
     }
 
     public func heartbeat(_ leases: [TaskLease], leaseDuration: Duration) async throws -> [TaskID: LeaseStatus] {

@@ -11,6 +11,9 @@ struct Options {
     var repeats = 3
     var quick = false
     var sluice = ""
+    var only: String?
+    var drainConcurrency = 64
+    var drainSync = "full"
     init() {
         var args = CommandLine.arguments.dropFirst().makeIterator()
         while let arg = args.next() {
@@ -18,7 +21,10 @@ struct Options {
             case "--repeats": repeats = Int(args.next()!)!
             case "--quick": quick = true
             case "--sluice": sluice = args.next()!
-            default: fatalError("options: --repeats N --quick --sluice PATH")
+            case "--only": only = args.next()!
+            case "--drain-concurrency": drainConcurrency = Int(args.next()!)!
+            case "--drain-sync": drainSync = args.next()!
+            default: fatalError("options: --repeats N --quick --only sleep|latency|drain --drain-concurrency N --sluice PATH")
             }
         }
         precondition(FileManager.default.isExecutableFile(atPath: sluice), "--sluice must name the built sluice binary")
@@ -59,15 +65,18 @@ func waitAllFinal(_ store: SQLiteTaskStore, total: Int) async throws {
     while true {
         let counts = try await store.counts().reduce(into: [TaskState: Int]()) { acc, q in q.counts.forEach { acc[$0.key, default: 0] += $0.value } }
         if (counts[.succeeded] ?? 0) + (counts[.failed] ?? 0) >= total { return }
-        try await Task.sleep(for: .milliseconds(5))
+        // counts() scans the table: polling it faster would take CPU from what is measured.
+        try await Task.sleep(for: .milliseconds(total > 10_000 ? 50 : 5))
     }
 }
 
 var rows: [String] = []
 
 // 1. 1,000 sleep tasks of 100 ms at concurrency 50, 40, 12: wall time against the ideal.
+func wanted(_ name: String) -> Bool { options.only == nil || options.only == name }
+
 let sleeps = options.quick ? 200 : 1000
-for concurrency in [50, 40, 12] {
+for concurrency in [50, 40, 12] where wanted("sleep") {
     let ideal = (Double(sleeps) / Double(concurrency)).rounded(.up) * 0.1
     var times: [Double] = []
     for _ in 0..<options.repeats {
@@ -84,8 +93,8 @@ for concurrency in [50, 40, 12] {
 }
 
 // 2. Idle-to-start latency, in-process: enqueue through the same store, the handler notes its start.
-var inProcess: [Double] = []
-do {
+var inProcess: [Double] = [0]
+if wanted("latency") {
     let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: freshPath()))
     let started = Mutex<ContinuousClock.Instant?>(nil)
     var registry = HandlerRegistry()
@@ -107,9 +116,9 @@ do {
 }
 
 // 3. Idle-to-start, cross-process: a `sluice worker` polls; started_at − created_at from the store.
-var crossProcess: [Double] = []
+var crossProcess: [Double] = [0]
 var idleRSS = 0.0
-do {
+if wanted("latency") {
     let path = freshPath()
     let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
     let worker = Process()
@@ -132,7 +141,7 @@ do {
 // 4. Drain: pre-filled no-op tasks drained by one and by two `sluice worker` processes.
 let drainCount = options.quick ? 20_000 : 100_000
 var drainRows: [String] = []
-for processes in [1, 2] {
+for processes in [1, 2] where wanted("drain") {
     var rates: [Double] = []
     for _ in 0..<options.repeats {
         let path = freshPath()
@@ -142,7 +151,7 @@ for processes in [1, 2] {
         let workers = try (0..<processes).map { _ in
             let p = Process()
             p.executableURL = URL(fileURLWithPath: options.sluice)
-            p.arguments = ["worker", "--db", path, "--concurrency", "64", "--log-level", "error"]
+            p.arguments = ["worker", "--db", path, "--concurrency", String(options.drainConcurrency), "--sync", options.drainSync, "--log-level", "error"]
             try p.run()
             return p
         }
@@ -151,7 +160,7 @@ for processes in [1, 2] {
         for p in workers { p.terminate(); p.waitUntilExit() }
         rates.append(Double(drainCount) / elapsed)
     }
-    drainRows.append("| drain \(drainCount) echo tasks, \(processes) `sluice worker` process\(processes > 1 ? "es" : "") × 64 | \(range(rates, "%.0f")) tasks/s |")
+    drainRows.append("| drain \(drainCount) echo tasks, \(processes) `sluice worker` process\(processes > 1 ? "es" : "") × \(options.drainConcurrency), synchronous=\(options.drainSync) | \(range(rates, "%.0f")) tasks/s |")
 }
 
 func percentile(_ xs: [Double], _ p: Double) -> Double { let s = xs.sorted(); return s[min(s.count - 1, Int(Double(s.count) * p))] }
