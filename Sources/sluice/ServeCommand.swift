@@ -103,6 +103,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let app = Application(
             router: api.router(),
+            server: HTTP1WithConnectionClose.builder(),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "sluice"),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? port

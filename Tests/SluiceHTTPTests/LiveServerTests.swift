@@ -5,7 +5,7 @@ import SluiceTestSupport
 import Testing
 
 /// `sluice serve` as a user runs it: the built binary on a free loopback port, driven over HTTP.
-final class LiveServer {
+final class LiveServer: @unchecked Sendable {
     let process: ChildProcess
     let client: SluiceClient
 
@@ -89,6 +89,48 @@ final class LiveServer {
         let authed = SluiceClient(baseURL: server.client.baseURL, token: "t0ken")
         #expect(try await authed.send("GET", "/v1/pools").status == 200)
         server.stop()
+    }
+
+    @Test func http10ClientsWithoutKeepAliveGetTheConnectionClosed() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try LiveServer(db: dir.path("http10.db"))
+        defer { server.stop() }
+        for (request, close) in [("GET /healthz HTTP/1.0\r\n\r\n", true),
+                                 ("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", true)] {
+            let (answer, closed) = try rawExchange(port: server.client.baseURL.port!, request)
+            #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+            #expect(answer.lowercased().contains("connection: close") == close)
+            #expect(closed, "the server closed the connection after answering")
+        }
+        let (kept, closed) = try rawExchange(port: server.client.baseURL.port!, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        #expect(kept.lowercased().contains("connection: keep-alive") && !closed)
+    }
+
+    /// Sends `request` on a fresh connection; returns what came back within 2 s and whether the
+    /// server closed the connection.
+    func rawExchange(port: Int, _ request: String) throws -> (String, Bool) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(connected == 0)
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        var received = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n == 0 { return (String(decoding: received, as: UTF8.self), true) }
+            if n < 0 { return (String(decoding: received, as: UTF8.self), false) }  // timed out: still open
+            received += buffer[0..<n]
+        }
     }
 
     @Test func refusesToListenBeyondLoopbackWithoutAToken() throws {

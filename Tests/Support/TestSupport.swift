@@ -27,7 +27,7 @@ public func productsDirectory() -> URL {
 }
 
 /// A child process started from a built product, with its standard output readable line by line.
-public final class ChildProcess {
+public final class ChildProcess: @unchecked Sendable {
     public let process = Process()
     private let output = Pipe()
     private var buffer = Data()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTP figures of `sluice serve` in release mode, against the ideal and a bare Hummingbird endpoint.
 #   tools/bench/http.sh [--quick] [--repeats N] [--full-seed]
+#   SEED_POOLS="50 60" tools/bench/http.sh --full-seed   # only some pool sizes
 # Every load targets 127.0.0.1 only, is bounded in count and time, and everything started is stopped
 # on exit. Needs ab (apache2-utils) and wrk; installs them when missing (Debian).
 set -euo pipefail
@@ -47,14 +48,16 @@ echo "## Seed: ab -n $n -c 50, sleep $sleep_s s per request (ideal = n / min(poo
 echo
 echo "| pool concurrency | total time (s), median (min–max) | requests/s | ideal (s) | ratio | failed |"
 echo "|---:|---:|---:|---:|---:|---:|"
-for c in 12 40 50 60 200; do
+for c in ${SEED_POOLS:-12 40 50 60 200}; do
   times=(); rps=(); failed=0
   for _ in $(seq 1 "$repeats"); do
     port=$(free_port); start_serve "$port" --concurrency "$c"
-    out=$(timeout 600 ab -q -n "$n" -c 50 -s 60 -p "$work/body.json" -T application/json "http://127.0.0.1:$port/v1/tasks?wait=60" 2>&1)
+    out=$(timeout 600 ab -q -n "$n" -c 50 -s 60 -p "$work/body.json" -T application/json "http://127.0.0.1:$port/v1/tasks?wait=60" 2>&1 || true)
+    echo "$out" | grep -q "Time taken" || { echo "ab failed: $(echo "$out" | tail -1)" >&2; exit 1; }
     times+=("$(echo "$out" | awk '/Time taken for tests/ {print $5}')")
     rps+=("$(echo "$out" | awk '/Requests per second/ {print $4}')")
-    failed=$((failed + $(echo "$out" | awk '/Failed requests/ {print $3}') + $(echo "$out" | awk '/Non-2xx responses/ {print $3}' | grep . || echo 0)))
+    f=$(echo "$out" | awk '/Failed requests/ {print $3}'); x=$(echo "$out" | awk '/Non-2xx responses/ {print $3}')
+    failed=$((failed + ${f:-0} + ${x:-0}))
     stop_last
   done
   eff=$(( c < 50 ? c : 50 ))
