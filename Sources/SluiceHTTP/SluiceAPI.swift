@@ -37,6 +37,7 @@ public struct SluiceAPI: Sendable {
     let metrics: PrometheusCollectorRegistry?
     let waiter: TaskWaiter
     let depth = QueueDepthCache()
+    let workerKinds = KindsCache()
 
     /// An API over `store`; with a `worker`, durable and fire-and-forget tasks run in its pools.
     public init(store: any Store, memory: MemoryTaskStore?, worker: Worker?, kinds: [String], tokens: [String] = [],
@@ -183,11 +184,9 @@ public struct SluiceAPI: Sendable {
         return (memory, false)
     }
 
-    /// Kinds this server's registry knows, and those of live workers.
+    /// Kinds this server's registry knows, and those of live workers (read at most once a second).
     func knownKinds() async throws -> Set<String> {
-        var known = Set(kinds)
-        for worker in try await store.workers(seenWithin: .seconds(15)) { known.formUnion(worker.kinds) }
-        return known
+        try await workerKinds.kinds(base: kinds) { try await store.workers(seenWithin: .seconds(15)).flatMap(\.kinds) }
     }
 
     // MARK: - Pools, workers, queues
@@ -385,5 +384,17 @@ final class QueueDepthCache: Sendable {
         let counts = Dictionary(uniqueKeysWithValues: try await store.counts().map { ($0.queue, $0.counts[.queued] ?? 0) })
         cache.withLock { $0 = (ContinuousClock.now, counts) }
         return counts[queue] ?? 0
+    }
+}
+
+/// The kinds live workers run, reused for a second: enqueues must not read the workers table each.
+final class KindsCache: Sendable {
+    private let cache = Mutex<(at: ContinuousClock.Instant, kinds: Set<String>)?>(nil)
+
+    func kinds(base: [String], load: () async throws -> [String]) async throws -> Set<String> {
+        if let cached = cache.withLock({ $0 }), ContinuousClock.now - cached.at < .seconds(1) { return cached.kinds }
+        let kinds = Set(base).union(try await load())
+        cache.withLock { $0 = (ContinuousClock.now, kinds) }
+        return kinds
     }
 }

@@ -51,6 +51,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-queue-depth"), help: "Answer 503 to enqueues while a queue holds this many ready tasks.")
     var maxQueueDepth: Int?
 
+    @Option(name: .customLong("max-wait"), help: "Longest ?wait= a request may ask for, in seconds.")
+    var maxWait: Double = 300
+
     @Option(name: .customLong("memory-limit"), help: "Finished fire-and-forget tasks kept in memory for status reads; older ones are forgotten.")
     var memoryLimit: Int = MemoryTaskStore.defaultFinishedLimit
 
@@ -96,6 +99,8 @@ struct ServeCommand: AsyncParsableCommand {
             var limits = SluiceAPI.Limits()
             limits.maxBody = maxBody
             limits.maxQueueDepth = maxQueueDepth
+            guard maxWait >= 0, maxWait <= 3600 else { throw SluiceError(.invalidArgument, "--max-wait must be from 0 to 3600 seconds", field: "max-wait") }
+            limits.maxWait = maxWait
             api = SluiceAPI(store: store, memory: noPool ? nil : memory, worker: worker, kinds: registry.kinds, tokens: tokens,
                             limits: limits, metrics: prometheus)
         } catch let error as SluiceError {
