@@ -32,3 +32,39 @@ import Testing
         #expect(TaskID("01arz3ndektsv4rrffq69g5fav")?.rawValue == "01ARZ3NDEKTSV4RRFFQ69G5FAV")
     }
 }
+
+@Suite struct JSONTextTests {
+    static let samples: [JSONValue] = [
+        .null, true, false, 0, -42, .int(Int64.max), .int(Int64.min), 0.5, -1e-7, 1e300, 3.0, 12345678.25,
+        "", "plain", "quote \" backslash \\ slash /", "lines\nand\ttabs\r", "\u{0}\u{1}\u{1F}\u{7F}", "ünïcødé 🚀 \u{2028}",
+        [], [:], [1, "two", [3.5, nil], ["k": false]], ["b": 1, "a": ["z": [], "y": "é"], "": .null, "\"": "\\"],
+    ]
+
+    @Test(arguments: samples)
+    func roundTripsThroughFoundationsDecoder(value: JSONValue) throws {
+        let text = value.jsonText()
+        let decoded = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        // Doubles that are whole numbers may come back as ints; compare by value.
+        #expect(decoded.normalized == value.normalized, "\(text)")
+        #expect(!text.contains("\n") && !text.unicodeScalars.contains { $0.value < 0x20 })
+    }
+
+    @Test func keysAreSortedAndOutputIsCompact() {
+        let value: JSONValue = ["b": 1, "a": ["d": true, "c": nil]]
+        #expect(value.jsonText() == #"{"a":{"c":null,"d":true},"b":1}"#)
+        #expect(JSONValue.double(.nan).jsonText() == "null" && JSONValue.double(.infinity).jsonText() == "null")
+        #expect(JSONValue.string("\u{8}\u{C}").jsonText() == #""\b\f""#)
+    }
+}
+
+extension JSONValue {
+    /// Whole doubles as ints, recursively, for comparing values across a round trip.
+    var normalized: JSONValue {
+        switch self {
+        case .double(let d) where d == d.rounded() && abs(d) < 9e15: return .int(Int64(d))
+        case .array(let items): return .array(items.map(\.normalized))
+        case .object(let members): return .object(members.mapValues(\.normalized))
+        default: return self
+        }
+    }
+}

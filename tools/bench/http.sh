@@ -2,6 +2,7 @@
 # HTTP figures of `sluice serve` in release mode, against the ideal and a bare Hummingbird endpoint.
 #   tools/bench/http.sh [--quick] [--repeats N] [--full-seed]
 #   SEED_POOLS="50 60" tools/bench/http.sh --full-seed   # only some pool sizes
+#   SECTIONS="enqueue" tools/bench/http.sh                # only some sections (seed enqueue health)
 # Every load targets 127.0.0.1 only, is bounded in count and time, and everything started is stopped
 # on exit. Needs ab (apache2-utils) and wrk; installs them when missing (Debian).
 set -euo pipefail
@@ -41,7 +42,11 @@ threads() { awk '/Threads/ {print $2}' "/proc/$1/status"; }
 echo "# sluice HTTP benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, repeats $repeats$([ $quick = 1 ] && echo ', quick sizes')"
 echo
 
+sections=${SECTIONS:-seed enqueue health}
+want() { [[ " $sections " == *" $1 "* ]]; }
+
 # 1. The seed's experiment: ab -c 50 against POST /v1/tasks?wait=… with a blocking sleep.
+if want seed; then
 if [ $quick = 1 ] || [ $full_seed = 0 ]; then n=500; sleep_s=0.5; else n=1000; sleep_s=3; fi
 echo "{\"kind\":\"sleep\",\"args\":{\"seconds\":$sleep_s}}" > "$work/body.json"
 echo "## Seed: ab -n $n -c 50, sleep $sleep_s s per request (ideal = n / min(pool, 50) × $sleep_s s)"
@@ -67,7 +72,10 @@ for c in ${SEED_POOLS:-12 40 50 60 200}; do
 done
 echo
 
+fi
+
 # 2. Enqueue throughput: wrk, 50 keep-alive connections, against sluice and a bare Hummingbird endpoint.
+if want enqueue; then
 duration=$([ $quick = 1 ] && echo 5 || echo 10)
 cat > "$work/post.lua" <<LUA
 wrk.method = "POST"
@@ -97,14 +105,17 @@ ff() { start_serve "$1" --concurrency 8; }
 run_case bare '{"kind":"echo"}' bare
 run_case full '{"kind":"echo"}' durable_full
 run_case normal '{"kind":"echo"}' durable_normal
+run_case ffdelay '{"kind":"echo","durable":false,"delay":3600}' ff
 run_case ff '{"kind":"echo","durable":false}' ff
-for k in bare full normal ff; do
-  label=$(case $k in bare) echo "bare Hummingbird JSON endpoint (ceiling)";; full) echo "sluice durable, synchronous=full (--no-pool)";; normal) echo "sluice durable, synchronous=normal (--no-pool)";; ff) echo "sluice fire-and-forget (runs the echo tasks too)";; esac)
+for k in bare full normal ffdelay ff; do
+  label=$(case $k in bare) echo "bare Hummingbird JSON endpoint (ceiling)";; full) echo "sluice durable, synchronous=full (--no-pool)";; normal) echo "sluice durable, synchronous=normal (--no-pool)";; ffdelay) echo "sluice fire-and-forget, delayed (enqueue only)";; ff) echo "sluice fire-and-forget, run at once (the pool runs each echo too)";; esac)
   echo "| $label | ${result[$k]} (${result[$k.range]}) | $(python3 -c "print(round(${result[$k]}/${result[bare]}, 3))") |"
 done
 echo
+fi
 
 # 3. Event-loop health and resources with 1,000 blocking tasks running.
+if want health; then
 port=$(free_port); start_serve "$port" --concurrency 1000
 spid=${pids[-1]}
 idle_rss=$(rss_mb "$spid")
@@ -132,3 +143,4 @@ port=$(free_port); start_serve "$port"
 sleep 2
 echo "| idle \`sluice serve\` RSS (default pool of 10) | $(rss_mb "${pids[-1]}") MB |"
 stop_last
+fi
