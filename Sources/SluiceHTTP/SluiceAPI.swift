@@ -198,7 +198,7 @@ public struct SluiceAPI: Sendable {
             // This process's own figures are live, not a second old.
             let own = try await worker.capacity()
             processes.removeAll { $0.id == worker.id }
-            processes.append(WorkerInfo(id: worker.id, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()),
+            processes.append(WorkerInfo(id: worker.id, host: worker.host, pid: Int(getpid()),
                                         startedAt: clock.now(), heartbeatAt: clock.now(), pools: own, kinds: kinds))
         }
         var byName: [String: [(WorkerInfo, PoolCapacity)]] = [:]

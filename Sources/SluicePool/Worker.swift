@@ -38,6 +38,8 @@ public final class Worker: Service, Sendable {
     public typealias Store = TaskStore & WorkerDirectory
 
     public let id: String
+    /// The host this process runs on, as it reports itself.
+    public let host: String
     public let pools: [Pool]
     let store: any Store
     /// Fire-and-forget tasks: kept in memory, run by the same pools.
@@ -63,10 +65,10 @@ public final class Worker: Service, Sendable {
         guard Set(pools.map(\.name)).count == pools.count else {
             throw SluiceError(.invalidArgument, "pool names must be unique: \(pools.map(\.name).joined(separator: ", "))", field: "pool")
         }
-        var host = [CChar](repeating: 0, count: 256)
-        gethostname(&host, host.count)
-        let hostname = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        id = "\(hostname):\(getpid()):\(String(UInt32.random(in: 0 ... .max), radix: 16))"
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count)
+        host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        id = "\(host):\(getpid()):\(String(UInt32.random(in: 0 ... .max), radix: 16))"
         self.store = store
         self.ephemeral = ephemeral
         self.options = options
@@ -118,7 +120,8 @@ public final class Worker: Service, Sendable {
                 for pool in pools where pool.queues.contains(where: queues.contains) { pool.wake.signal() }
             }
         }
-        try? await store.recordWorker(WorkerInfo(id: id, host: "", pid: Int(getpid()), startedAt: startedAt, heartbeatAt: startedAt, pools: []))
+        try? await store.recordWorker(WorkerInfo(id: id, host: host, pid: Int(getpid()), startedAt: startedAt, heartbeatAt: startedAt,
+                                                 pools: [], kinds: kinds))
         let supervisorThread = ThreadExecutor(name: "sluice-supervisor")
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
@@ -272,11 +275,8 @@ public final class Worker: Service, Sendable {
             for (pool, figures) in zip(pools, capacity) {
                 pool.autoscaleStep(waiting: figures.waiting, now: clock.now(), quietPeriod: options.quietPeriod)
             }
-            var host = [CChar](repeating: 0, count: 256)
-            gethostname(&host, host.count)
-            try await store.recordWorker(WorkerInfo(
-                id: id, host: String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
-                pid: Int(getpid()), startedAt: startedAt, heartbeatAt: clock.now(), pools: capacity, kinds: kinds))
+            try await store.recordWorker(WorkerInfo(id: id, host: host, pid: Int(getpid()), startedAt: startedAt,
+                                                    heartbeatAt: clock.now(), pools: capacity, kinds: kinds))
             try await applySettings(try await store.poolSettings())
         } catch {
             logger.warning("registration failed: \(error)", metadata: ["worker": "\(id)"])
