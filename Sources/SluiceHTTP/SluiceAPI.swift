@@ -36,8 +36,10 @@ public struct SluiceAPI: Sendable {
     let clock: any WallClock
     let metrics: PrometheusCollectorRegistry?
     let waiter: TaskWaiter
-    let depth = QueueDepthCache()
-    let workerKinds = KindsCache()
+    /// Ready counts per queue, for the depth bound: it must not cost a COUNT on every enqueue.
+    let readyCounts = RecentValue<[String: Int]>()
+    /// Kinds that live workers run: enqueues must not read the workers table each.
+    let workerKinds = RecentValue<Set<String>>()
 
     /// An API over `store`; with a `worker`, durable and fire-and-forget tasks run in its pools.
     public init(store: any Store, memory: MemoryTaskStore?, worker: Worker?, kinds: [String], tokens: [String] = [],
@@ -171,7 +173,7 @@ public struct SluiceAPI: Sendable {
         guard known.contains(body.request.kind) else {
             throw APIError(.unprocessableContent, "unknown_kind", "no handler for kind \(body.request.kind); known kinds: \(known.sorted().joined(separator: ", "))", field: prefix + "kind")
         }
-        if let bound = limits.maxQueueDepth, try await depth.ready(body.request.queue, store: store, maxAge: limits.queueDepthRefresh) >= bound {
+        if let bound = limits.maxQueueDepth, try await readyCount(body.request.queue) >= bound {
             throw APIError(.serviceUnavailable, "queue_full", "queue \(body.request.queue) holds \(bound) or more ready tasks; try again later",
                            headers: [.retryAfter: "1"])
         }
@@ -184,9 +186,18 @@ public struct SluiceAPI: Sendable {
         return (memory, false)
     }
 
+    /// Ready tasks in `queue`, from counts at most `queueDepthRefresh` old.
+    func readyCount(_ queue: String) async throws -> Int {
+        try await readyCounts.get(maxAge: limits.queueDepthRefresh) {
+            Dictionary(uniqueKeysWithValues: try await store.counts().map { ($0.queue, $0.counts[.queued] ?? 0) })
+        }[queue] ?? 0
+    }
+
     /// Kinds this server's registry knows, and those of live workers (read at most once a second).
     func knownKinds() async throws -> Set<String> {
-        try await workerKinds.kinds(base: kinds) { try await store.workers(seenWithin: .seconds(15)).flatMap(\.kinds) }
+        try await workerKinds.get(maxAge: .seconds(1)) {
+            Set(kinds).union(try await store.workers(seenWithin: .seconds(15)).flatMap(\.kinds))
+        }
     }
 
     // MARK: - Pools, workers, queues
@@ -372,29 +383,14 @@ public struct SluiceAPI: Sendable {
     }
 }
 
-/// Ready-task counts per queue, reused for `maxAge`: the queue-depth bound must not cost a COUNT on
-/// every enqueue.
-final class QueueDepthCache: Sendable {
-    private let cache = Mutex<(at: ContinuousClock.Instant, counts: [String: Int])?>(nil)
+/// A value loaded on demand and reused until it is older than the caller allows.
+final class RecentValue<Value: Sendable>: Sendable {
+    private let cache = Mutex<(at: ContinuousClock.Instant, value: Value)?>(nil)
 
-    func ready(_ queue: String, store: any TaskStore, maxAge: Duration) async throws -> Int {
-        if let cached = cache.withLock({ $0 }), ContinuousClock.now - cached.at < maxAge {
-            return cached.counts[queue] ?? 0
-        }
-        let counts = Dictionary(uniqueKeysWithValues: try await store.counts().map { ($0.queue, $0.counts[.queued] ?? 0) })
-        cache.withLock { $0 = (ContinuousClock.now, counts) }
-        return counts[queue] ?? 0
-    }
-}
-
-/// The kinds live workers run, reused for a second: enqueues must not read the workers table each.
-final class KindsCache: Sendable {
-    private let cache = Mutex<(at: ContinuousClock.Instant, kinds: Set<String>)?>(nil)
-
-    func kinds(base: [String], load: () async throws -> [String]) async throws -> Set<String> {
-        if let cached = cache.withLock({ $0 }), ContinuousClock.now - cached.at < .seconds(1) { return cached.kinds }
-        let kinds = Set(base).union(try await load())
-        cache.withLock { $0 = (ContinuousClock.now, kinds) }
-        return kinds
+    func get(maxAge: Duration, load: () async throws -> Value) async throws -> Value {
+        if let cached = cache.withLock({ $0 }), ContinuousClock.now - cached.at < maxAge { return cached.value }
+        let value = try await load()
+        cache.withLock { $0 = (ContinuousClock.now, value) }
+        return value
     }
 }

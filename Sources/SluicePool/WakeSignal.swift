@@ -1,4 +1,5 @@
 import Dispatch
+import SluiceCore
 import Synchronization
 
 /// Wakes a waiting fetcher: at once when signalled (a local enqueue, a freed slot), otherwise when
@@ -48,12 +49,5 @@ public final class WakeSignal: Sendable {
                 waiter?.resume()
             }
         }
-    }
-}
-
-extension Duration {
-    fileprivate var seconds: Double {
-        let (s, atto) = components
-        return Double(s) + Double(atto) / 1e18
     }
 }

@@ -33,6 +33,8 @@ public struct SQLiteStoreConfiguration: Sendable {
 /// reads through a reader connection of their own, which WAL never blocks.
 public final class SQLiteTaskStore: TaskStore {
     public let configuration: SQLiteStoreConfiguration
+    /// What opening the store migrated (`nil` when opened with `migrate = false`).
+    public let migration: Migrator.Report?
     public let events = StoreEvents()
     /// Whether the next claim should skip the read-only look-ahead: set by an enqueue through this
     /// store and by a claim that found work (draining: more is likely), cleared by one that found none.
@@ -59,9 +61,8 @@ public final class SQLiteTaskStore: TaskStore {
                 throw SluiceError(.storage, "\(path): SQLite refused WAL mode (journal_mode is \(mode)); is the file on a network or read-only filesystem?")
             }
             try write.execute(Self.connectionPragmas(configuration.synchronous))
-            if configuration.migrate {
-                try migrator.migrate(write, now: configuration.clock.now())
-            } else if version < migrator.latestVersion {
+            migration = configuration.migrate ? try migrator.migrate(write, now: configuration.clock.now()) : nil
+            if !configuration.migrate && version < migrator.latestVersion {
                 throw SluiceError(.incompatibleDatabase, "\(path) has schema version \(version), this sluice needs \(migrator.latestVersion): run `sluice migrate --db \(path)`")
             }
             let read = try SQLiteConnection(path: path, create: false)
@@ -235,11 +236,8 @@ public final class SQLiteTaskStore: TaskStore {
         let clock = self.clock
         try await write { connection in
             for lease in leases {
-                guard var task = try Self.fetch(connection, SQL.byID, [.text(lease.taskID.rawValue)]).first else { continue }
-                let before = task
-                // A lease already lost has nothing to hand back.
-                guard (try? task.release(lease, now: clock.now())) != nil else { continue }
-                try Self.save(connection, task, replacing: before)
+                // A lease already lost (or a task gone) has nothing to hand back.
+                _ = try? Self.move(connection, lease.taskID) { task in try task.release(lease, now: clock.now()) }
             }
         }
     }
@@ -306,14 +304,20 @@ public final class SQLiteTaskStore: TaskStore {
         let clock = self.clock
         let unit = configuration.unitRandom()
         return announce(try await write { connection in
-            guard var task = try Self.fetch(connection, SQL.byID, [.text(id.rawValue)]).first else {
-                throw SluiceError(.notFound, "no task has id \(id)")
-            }
-            let before = task
-            try move(&task, clock.now(), unit)
-            if task != before { try Self.save(connection, task, replacing: before) }
-            return task
+            try Self.move(connection, id) { task in try move(&task, clock.now(), unit) }
         })
+    }
+
+    /// Loads a task, applies a lifecycle move and writes it back if it changed; inside the caller's
+    /// write transaction, so nothing else changes the row in between.
+    private static func move(_ connection: SQLiteConnection, _ id: TaskID, _ move: (inout TaskRecord) throws -> Void) throws -> TaskRecord {
+        guard var task = try fetch(connection, SQL.byID, [.text(id.rawValue)]).first else {
+            throw SluiceError(.notFound, "no task has id \(id)")
+        }
+        let before = task
+        try move(&task)
+        if task != before { try save(connection, task, replacing: before) }
+        return task
     }
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
@@ -445,11 +449,11 @@ extension SQLiteTaskStore: WorkerDirectory {
     }
 
     public func removeWorker(_ id: String) async throws {
-        try await write { connection in try connection.run("DELETE FROM workers WHERE id = ?", [.text(id)]) }
+        _ = try await write { connection in try connection.run("DELETE FROM workers WHERE id = ?", [.text(id)]) }
     }
 
     public func savePoolSetting(_ setting: PoolSetting) async throws {
-        try await write { connection in
+        _ = try await write { connection in
             try connection.run(SQL.savePoolSetting, [
                 .text(setting.pool), .text(setting.worker ?? "*"),
                 setting.concurrency.map { .integer(Int64($0)) } ?? .null,

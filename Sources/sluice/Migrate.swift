@@ -19,21 +19,15 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let connection = try SQLiteConnection(path: db)
-            try connection.execute("PRAGMA busy_timeout = 10000")
-            let migrator = try Migrator()
-            _ = try migrator.check(connection)
-            try connection.execute("PRAGMA journal_mode = WAL")
-            let report = try migrator.migrate(connection, now: SystemClock().now())
+            // Opening the store is what migrates: the same refusals, pragmas and order as every command.
+            guard let report = try SQLiteTaskStore(SQLiteStoreConfiguration(path: db)).migration else { return }
             if report.applied.isEmpty {
                 print("\(db): schema is up to date at version \(report.to)")
             } else {
                 print("\(db): applied \(report.applied.joined(separator: ", ")); schema now at version \(report.to)")
             }
-        } catch let error as SluiceError {
+        } catch {
             throw failure(error.message)
-        } catch let error as SQLiteError {
-            throw failure(error.description)
         }
     }
 }
