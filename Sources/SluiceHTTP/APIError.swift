@@ -46,7 +46,9 @@ public struct APIError: Error, HTTPResponseError, Sendable {
 func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
     var headers = headers
     headers[.contentType] = "application/json"
-    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: value.jsonText() + "\n")))
+    var bytes = value.jsonBytes()
+    bytes.append(UInt8(ascii: "\n"))
+    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
 }
 
 /// Turns every error into the API's JSON shape: routes not found, bodies too large, anything thrown.
