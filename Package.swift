@@ -95,7 +95,7 @@ let package = Package(
             ],
             path: "Tests/TestKit"
         ),
-        // Benchmarks: run through the scripts in tools/bench.
+        // Benchmarks: run through tools/bench/run.
         .executableTarget(
             name: "sluice-bench-store",
             dependencies: ["SluiceCore", "SluiceStore", "SluiceSQLite"],
@@ -105,11 +105,6 @@ let package = Package(
             name: "sluice-bench-bare",
             dependencies: ["SluiceCore", .product(name: "Hummingbird", package: "hummingbird")],
             path: "tools/bench/bare"
-        ),
-        .executableTarget(
-            name: "sluice-bench-pool",
-            dependencies: ["SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool"],
-            path: "tools/bench/pool"
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
         // Helpers the test targets share: temp dirs, child processes, waiting with a bound.

@@ -1,5 +1,5 @@
 // sluice-bench-store: the durable store's throughput, each figure beside raw SQLite doing the same
-// work in the same run, so the store's overhead shows as a ratio. Run it through tools/bench/store.sh.
+// work in the same run, so the store's overhead shows as a ratio. Run it through `tools/bench/run --only store`.
 import Foundation
 import SluiceCore
 import SluiceSQLite

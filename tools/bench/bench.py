@@ -1,0 +1,874 @@
+"""Sluice beside its peers: the driver behind tools/bench/run (run that, not this).
+
+Every scenario starts its own processes on free 127.0.0.1 ports with fresh databases, bounds each
+load in count and time, and stops what it started by process group on exit, error or interrupt.
+Results go to OUT/results/<scenario>.json; OUT/BENCHMARKS.md and OUT/img/*.png are rendered from
+every result file present, so one scenario can be re-run without losing the others.
+"""
+import argparse
+import datetime
+import http.client
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PEERS = os.path.join(ROOT, "tools", "bench", "peers")
+SCENARIOS = ["seed", "burst", "enqueue", "drain", "latency", "resources", "health", "store"]
+
+
+@dataclass
+class Sizes:
+    """Sizes of one mode. full follows the issue; quick fits in 2 minutes; smoke only exercises."""
+    seed_n: int = 1000
+    seed_sleep: float = 3.0
+    seed_pools: tuple = (6, 12, 40, 50, 60, 200)
+    burst_tasks: int = 200
+    burst_sleep: float = 0.1
+    wrk_seconds: int = 10
+    huey_enqueue: int = 20_000
+    batch_size: int = 100
+    drain: int = 100_000
+    huey_drain: int = 20_000
+    latency_seconds: float = 10.0
+    queued: int = 100_000
+    busy: int = 1000
+    health_seconds: int = 5
+    store_scale: float = 1.0
+
+
+MODES = {
+    "full": Sizes(),
+    "seed-short": Sizes(seed_n=500, seed_sleep=0.5),
+    "quick": Sizes(seed_n=200, seed_sleep=0.2, seed_pools=(6, 12, 50, 200), wrk_seconds=3, huey_enqueue=2000,
+                   drain=10_000, huey_drain=2000, latency_seconds=2.0, queued=10_000, health_seconds=2,
+                   store_scale=0.05),
+    "smoke": Sizes(seed_n=50, seed_sleep=0.02, seed_pools=(6, 50), burst_tasks=20, burst_sleep=0.05, wrk_seconds=1,
+                   huey_enqueue=100, batch_size=10, drain=500, huey_drain=100, latency_seconds=0.3, queued=1000,
+                   busy=50, health_seconds=1, store_scale=0.02),
+}
+
+
+# ---------------------------------------------------------------- processes
+
+class Processes:
+    """Everything this run started, each in its own process group, so that stop() takes children too."""
+
+    def __init__(self, logdir):
+        self.live = []
+        self.logdir = logdir
+
+    def start(self, name, argv, env=None):
+        log = open(os.path.join(self.logdir, f"{name}-{len(self.live)}.log"), "wb")
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             env={**os.environ, **(env or {})}, start_new_session=True, cwd=PEERS)
+        p.name, p.log = name, log.name
+        self.live.append(p)
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=30):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, sig)
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+            except ProcessLookupError:
+                pass
+        if p in self.live:
+            self.live.remove(p)
+
+    def stop_all(self):
+        for p in list(self.live):
+            self.stop(p, timeout=5)
+
+    def tail(self, p):
+        with open(p.log, "rb") as f:
+            return f.read()[-2000:].decode(errors="replace")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_tcp(procs, p, port, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise SystemExit(f"{p.name} exited with {p.returncode}:\n{procs.tail(p)}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{p.name} did not listen on {port} within {seconds} s:\n{procs.tail(p)}")
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def threads_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return 0
+
+
+# ---------------------------------------------------------------- numbers
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def summary(xs, fmt="{:.2f}"):
+    """Median with (min–max), the form every table uses."""
+    if not xs:
+        return "–"
+    if len(xs) == 1:
+        return fmt.format(xs[0])
+    return f"{fmt.format(med(xs))} ({fmt.format(min(xs))}–{fmt.format(max(xs))})"
+
+
+def percentile(xs, p):
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(len(s) * p))] if s else float("nan")
+
+
+def verdict(met, miss_by=None):
+    return "**met**" if met else f"**missed**{f' by {miss_by}' if miss_by else ''}"
+
+
+# ---------------------------------------------------------------- load generators
+
+def run_ab(url, n, c, body=None, timeout=900):
+    argv = ["ab", "-q", "-n", str(n), "-c", str(c), "-s", "300"]
+    if body is not None:
+        argv += ["-p", body, "-T", "application/json"]
+    done = subprocess.run(argv + [url], capture_output=True, text=True, timeout=timeout)
+    out = done.stdout + done.stderr
+    def num(label, default=None):
+        m = re.search(rf"^{label}:\s+([\d.]+)", out, re.M)
+        if m is None and default is None:
+            raise SystemExit(f"ab gave no '{label}' for {url}:\n{out[-1500:]}")
+        return float(m.group(1)) if m else default
+    return {"seconds": num("Time taken for tests"), "rps": num("Requests per second"),
+            "complete": int(num("Complete requests")),
+            "failed": int(num("Failed requests", 0) + num("Non-2xx responses", 0))}
+
+
+def to_ms(text):
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url, seconds, connections, body=None, latency=False, lua_dir="/tmp"):
+    argv = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s"]
+    env = dict(os.environ)
+    if body is not None:
+        script = os.path.join(lua_dir, "post.lua")
+        with open(script, "w") as f:
+            f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = os.getenv("BODY")\n')
+        argv += ["-s", script]
+        env["BODY"] = body
+    if latency:
+        argv.append("--latency")
+    out = subprocess.run(argv + [url], capture_output=True, text=True, timeout=seconds + 60, env=env).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m is None:
+        raise SystemExit(f"wrk gave no rate for {url}:\n{out[-1500:]}")
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    result = {"rps": float(m.group(1)), "non2xx": int(bad.group(1)) if bad else 0,
+              "requests": int(re.search(r"(\d+) requests in", out).group(1))}
+    if latency:
+        for p in ("50", "99"):
+            result[f"p{p}_ms"] = to_ms(re.search(rf"^\s+{p}(?:\.000)?%\s+(\S+)", out, re.M).group(1))
+    return result
+
+
+# ---------------------------------------------------------------- Sluice
+
+class Client:
+    """One keep-alive HTTP connection to a local server."""
+
+    def __init__(self, port):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=330)
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
+        r = self.conn.getresponse()
+        payload = r.read()
+        if r.status >= 300:
+            raise SystemExit(f"{method} {path} answered {r.status}: {payload[:500]!r}")
+        return json.loads(payload) if payload else None
+
+    def close(self):
+        self.conn.close()
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.sizes = MODES[args.mode]
+        self.repeats = args.repeats
+        self.bin = args.bin
+        self.work = tempfile.mkdtemp(prefix="sluice-bench.")
+        self.procs = Processes(self.work)
+        self.dbs = 0
+
+    def fresh_db(self, name="sluice"):
+        self.dbs += 1
+        return os.path.join(self.work, f"{name}-{self.dbs}.db")
+
+    def serve(self, *flags, db=None):
+        port = free_port()
+        db = db or self.fresh_db()
+        p = self.procs.start("serve", [f"{self.bin}/sluice", "serve", "--port", str(port), "--db", db,
+                                       "--log-level", "error", *flags])
+        wait_tcp(self.procs, p, port)
+        p.port, p.db = port, db
+        return p
+
+    def worker(self, db, *flags):
+        return self.procs.start("worker", [f"{self.bin}/sluice", "worker", "--db", db, "--log-level", "error", *flags])
+
+    def uvicorn(self, env):
+        port = free_port()
+        p = self.procs.start("uvicorn", [sys.executable, "-m", "uvicorn", "seed_app:app", "--host", "127.0.0.1",
+                                         "--port", str(port), "--log-level", "warning", "--no-access-log"], env=env)
+        wait_tcp(self.procs, p, port)
+        p.port = port
+        return p
+
+    def huey_consumer(self, db, workers):
+        # -d/-m: poll every 10 ms and back off to at most 100 ms, well under Huey's defaults
+        # (100 ms and 10 s), so that polling costs Huey as little as it can.
+        return self.procs.start("huey", [sys.executable, "-m", "huey.bin.huey_consumer", "huey_app.huey", "-k", "thread",
+                                         "-w", str(workers), "-d", "0.01", "-m", "0.1", "-C", "-n", "-q"],
+                                env={"HUEY_DB": db})
+
+    def huey(self, db):
+        os.environ["HUEY_DB"] = db
+        sys.path.insert(0, PEERS)
+        import importlib
+        import huey_app
+        importlib.reload(huey_app)
+        return huey_app
+
+    def query(self, db, sql):
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+            return conn.execute(sql).fetchall()
+
+    def fill(self, port, count, task, queue=None):
+        """Enqueues count copies of task through the batch endpoint, 1,000 at a time."""
+        client = Client(port)
+        item = dict(task, **({"queue": queue} if queue else {}))
+        for start in range(0, count, 1000):
+            client.call("POST", "/v1/tasks/batch", [item] * min(1000, count - start))
+        client.close()
+
+    # ------------------------------------------------------------ 1. the seed
+
+    def seed(self):
+        z = self.sizes
+        body = os.path.join(self.work, "sleep.json")
+        with open(body, "w") as f:
+            json.dump({"kind": "sleep", "args": {"seconds": z.seed_sleep}}, f)
+        out = {"n": z.seed_n, "c": 50, "sleep": z.seed_sleep, "sluice": {}, "fastapi": {}}
+        for pool in z.seed_pools:
+            runs = []
+            for _ in range(self.repeats):
+                s = self.serve("--concurrency", str(pool))
+                runs.append(run_ab(f"http://127.0.0.1:{s.port}/v1/tasks?wait=300", z.seed_n, 50, body=body))
+                self.procs.stop(s)
+            out["sluice"][str(pool)] = runs
+            self.say(f"seed: sluice pool {pool}: {summary([r['seconds'] for r in runs])} s")
+        for variant in ("plain", "tuned"):
+            out["fastapi"][variant] = {}
+            for endpoint in ("sync", "async", "sync_async", "sync_async_fastapi"):
+                runs = []
+                for _ in range(self.repeats):
+                    u = self.uvicorn({"SEED_SLEEP": str(z.seed_sleep), "SEED_TUNED": "1" if variant == "tuned" else "0"})
+                    runs.append(run_ab(f"http://127.0.0.1:{u.port}/test/{endpoint}", z.seed_n, 50))
+                    self.procs.stop(u)
+                out["fastapi"][variant][endpoint] = runs
+                self.say(f"seed: fastapi {variant} /test/{endpoint}: {summary([r['seconds'] for r in runs])} s")
+        return out
+
+    # ------------------------------------------------------------ 2. blocking burst
+
+    def burst(self):
+        z = self.sizes
+        out = {"tasks": z.burst_tasks, "sleep": z.burst_sleep, "pool": 50, "sluice": [], "huey": []}
+        s = self.serve("--concurrency", "50")
+        self.burst_sluice(s.port, 50, 0.0)  # warm: every thread of the pool has run once
+        for _ in range(self.repeats):
+            out["sluice"].append(self.burst_sluice(s.port, z.burst_tasks, z.burst_sleep))
+        self.procs.stop(s)
+        db = self.fresh_db("huey")
+        huey_app = self.huey(db)
+        consumer = self.huey_consumer(db, 50)
+        self.burst_huey(huey_app, 50, 0.0)
+        for _ in range(self.repeats):
+            out["huey"].append(self.burst_huey(huey_app, z.burst_tasks, z.burst_sleep))
+        self.procs.stop(consumer)
+        self.say(f"burst: sluice {summary(out['sluice'], '{:.3f}')} s, huey {summary(out['huey'], '{:.3f}')} s")
+        return out
+
+    def burst_sluice(self, port, count, seconds):
+        """Seconds from the batch request to the last result, waiting on results from 8 connections."""
+        start = time.monotonic()
+        client = Client(port)
+        ids = [t["id"] for t in client.call("POST", "/v1/tasks/batch", [{"kind": "sleep", "args": {"seconds": seconds}}] * count)["tasks"]]
+        client.close()
+        def wait(part):
+            c = Client(port)
+            for task_id in part:
+                if c.call("GET", f"/v1/tasks/{task_id}?wait=60")["state"] != "succeeded":
+                    raise SystemExit(f"burst task {task_id} did not succeed")
+            c.close()
+        threads = [threading.Thread(target=wait, args=(ids[i::8],)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.monotonic() - start
+
+    def burst_huey(self, huey_app, count, seconds):
+        """Seconds from the first enqueue to the last stored result, checked every 5 ms."""
+        huey = huey_app.huey
+        huey.storage.flush_results()
+        start = time.monotonic()
+        for _ in range(count):
+            huey_app.sleep(seconds)
+        deadline = start + 120
+        while huey.result_count() < count:
+            if time.monotonic() > deadline:
+                raise SystemExit("huey burst did not finish in 120 s")
+            time.sleep(0.005)
+        return time.monotonic() - start
+
+    # ------------------------------------------------------------ 3. enqueue throughput
+
+    def enqueue(self):
+        z = self.sizes
+        echo = json.dumps({"kind": "echo"})
+        cases = [
+            ("bare", "bare Hummingbird JSON endpoint (the HTTP ceiling)", None, "/v1/tasks", echo, 1),
+            ("full", "durable, synchronous=full (`serve --no-pool`)", ("--no-pool",), "/v1/tasks", echo, 1),
+            ("normal", "durable, synchronous=normal (`serve --no-pool --sync normal`)", ("--no-pool", "--sync", "normal"), "/v1/tasks", echo, 1),
+            ("batch", f"durable batch of {z.batch_size}, synchronous=full", ("--no-pool",), "/v1/tasks/batch",
+             json.dumps([{"kind": "echo"}] * z.batch_size), z.batch_size),
+            ("ff_delayed", "fire-and-forget, delayed an hour (enqueue only)", ("--concurrency", "8"), "/v1/tasks",
+             json.dumps({"kind": "echo", "durable": False, "delay": 3600}), 1),
+            ("ff", "fire-and-forget, run at once (the pool runs each echo too)", ("--concurrency", "8"), "/v1/tasks",
+             json.dumps({"kind": "echo", "durable": False}), 1),
+        ]
+        out = {"wrk": f"wrk -t2 -c50 -d{z.wrk_seconds}s", "cases": {}, "labels": {}, "huey": []}
+        for key, label, flags, path, body, per_request in cases:
+            runs = []
+            for _ in range(self.repeats):
+                if flags is None:
+                    port = free_port()
+                    p = self.procs.start("bare", [f"{self.bin}/sluice-bench-bare", str(port)])
+                    wait_tcp(self.procs, p, port)
+                else:
+                    p = self.serve(*flags)
+                    port = p.port
+                r = run_wrk(f"http://127.0.0.1:{port}{path}", z.wrk_seconds, 50, body=body, lua_dir=self.work)
+                r["tasks_per_s"] = r["rps"] * per_request
+                if flags is not None and "--no-pool" in flags:
+                    # Every acknowledged enqueue must be in the database.
+                    self.procs.stop(p)
+                    stored = self.query(p.db, "SELECT count(*) FROM tasks")[0][0]
+                    acked = (r["requests"] - r["non2xx"]) * per_request
+                    if stored < acked:
+                        raise SystemExit(f"{key}: {acked} enqueues acknowledged but {stored} stored")
+                    r["stored"] = stored
+                self.procs.stop(p)
+                runs.append(r)
+            out["cases"][key], out["labels"][key] = runs, label
+            self.say(f"enqueue: {key}: {summary([r['tasks_per_s'] for r in runs], '{:.0f}')} tasks/s")
+        for _ in range(self.repeats):
+            huey_app = self.huey(self.fresh_db("huey"))
+            start = time.monotonic()
+            for i in range(z.huey_enqueue):
+                huey_app.echo(i)
+            out["huey"].append(z.huey_enqueue / (time.monotonic() - start))
+        out["huey_count"] = z.huey_enqueue
+        self.say(f"enqueue: huey in-process {summary(out['huey'], '{:.0f}')} tasks/s")
+        return out
+
+    # ------------------------------------------------------------ 4. drain
+
+    def drain(self):
+        z = self.sizes
+        out = {"tasks": z.drain, "worker_concurrency": 64, "sluice": {}, "huey_tasks": z.huey_drain, "huey": {}}
+        for processes in (1, 2):
+            runs = []
+            for _ in range(self.repeats):
+                s = self.serve("--no-pool")
+                self.fill(s.port, z.drain, {"kind": "echo"})
+                self.procs.stop(s)
+                start = time.time()
+                workers = [self.worker(s.db, "--concurrency", "64") for _ in range(processes)]
+                self.wait_drained(s.db, z.drain, workers)
+                last = self.query(s.db, "SELECT max(finished_at) FROM tasks")[0][0] / 1e6
+                for w in workers:
+                    self.procs.stop(w)
+                runs.append(z.drain / (last - start))
+            out["sluice"][str(processes)] = runs
+            self.say(f"drain: sluice {processes} worker(s): {summary(runs, '{:.0f}')} tasks/s")
+        for workers in (4, 8):
+            runs = []
+            for _ in range(self.repeats):
+                db = self.fresh_db("huey")
+                huey_app = self.huey(db)
+                for i in range(z.huey_drain):
+                    huey_app.echo(i)
+                start = time.monotonic()
+                consumer = self.huey_consumer(db, workers)
+                deadline = start + 600
+                while huey_app.huey.result_count() < z.huey_drain:
+                    if time.monotonic() > deadline or consumer.poll() is not None:
+                        raise SystemExit(f"huey drain stopped:\n{self.procs.tail(consumer)}")
+                    time.sleep(0.05)
+                runs.append(z.huey_drain / (time.monotonic() - start))
+                self.procs.stop(consumer)
+            out["huey"][str(workers)] = runs
+            self.say(f"drain: huey -w {workers}: {summary(runs, '{:.0f}')} tasks/s")
+        return out
+
+    def wait_drained(self, db, total, workers, seconds=600):
+        deadline = time.monotonic() + seconds
+        while True:
+            done = self.query(db, "SELECT count(*) FROM tasks WHERE state IN ('succeeded', 'failed', 'cancelled')")[0][0]
+            if done >= total:
+                return
+            for w in workers:
+                if w.poll() is not None:
+                    raise SystemExit(f"sluice worker exited with {w.returncode}:\n{self.procs.tail(w)}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"drain did not finish in {seconds} s ({done} of {total})")
+            time.sleep(0.2)  # the finish time comes from finished_at, not from this poll
+
+    # ------------------------------------------------------------ 5. latency
+
+    def latency(self):
+        z = self.sizes
+        out = {"rate": 100, "seconds": z.latency_seconds}
+        for where in ("in_process", "worker"):
+            if where == "in_process":
+                s, extra = self.serve("--concurrency", "10"), []
+            else:
+                s = self.serve("--no-pool")
+                extra = [self.worker(s.db, "--concurrency", "10")]
+            time.sleep(1)  # the worker has registered and its poll has backed off: lightly loaded
+            count = int(z.latency_seconds * 100)
+            client = Client(s.port)
+            start = time.monotonic()
+            for i in range(count):
+                client.call("POST", "/v1/tasks", {"kind": "echo", "args": {"n": i}})
+                pause = start + (i + 1) / 100 - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+            client.close()
+            self.wait_drained(s.db, count, extra, seconds=60)
+            rows = self.query(s.db, "SELECT started_at - created_at, finished_at - created_at FROM tasks")
+            out[where] = {"tasks": len(rows), "start_ms": [r[0] / 1000 for r in rows], "finish_ms": [r[1] / 1000 for r in rows]}
+            for p in extra + [s]:
+                self.procs.stop(p)
+            self.say(f"latency: {where}: start p50 {percentile(out[where]['start_ms'], 0.5):.2f} ms")
+        return out
+
+    # ------------------------------------------------------------ 6. resources
+
+    def resources(self):
+        z = self.sizes
+        out = {"queued": z.queued}
+        runs = {"serve_idle": [], "worker_idle": [], "serve_queued": [], "worker_queued": []}
+        for _ in range(self.repeats):
+            s = self.serve()
+            time.sleep(2)
+            runs["serve_idle"].append(rss_mb(s.pid))
+            w = self.worker(s.db)
+            time.sleep(2)
+            runs["worker_idle"].append(rss_mb(w.pid))
+            self.procs.stop(w)
+            # Queued on a queue no pool drains, so they stay queued.
+            self.fill(s.port, z.queued, {"kind": "echo"}, queue="parked")
+            time.sleep(1)
+            runs["serve_queued"].append(rss_mb(s.pid))
+            w = self.worker(s.db, "--queues", "parked", "--concurrency", "1", "--lease", "600")
+            time.sleep(2)
+            runs["worker_queued"].append(rss_mb(w.pid))
+            self.procs.stop(w)
+            self.procs.stop(s)
+        out.update(runs)
+        self.say(f"resources: idle serve {summary(runs['serve_idle'], '{:.1f}')} MB, worker {summary(runs['worker_idle'], '{:.1f}')} MB")
+        return out
+
+    # ------------------------------------------------------------ 7. event-loop health
+
+    def health(self):
+        z = self.sizes
+        out = {"busy": z.busy, "runs": []}
+        for _ in range(self.repeats):
+            s = self.serve("--concurrency", str(z.busy))
+            self.fill(s.port, z.busy, {"kind": "sleep", "args": {"seconds": z.health_seconds + 30}})
+            client = Client(s.port)
+            deadline = time.monotonic() + 60
+            while (busy := client.call("GET", "/v1/pools")["pools"][0]["busy"]) < z.busy:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"only {busy} of {z.busy} tasks started in 60 s")
+                time.sleep(0.1)
+            client.close()
+            r = run_wrk(f"http://127.0.0.1:{s.port}/healthz", z.health_seconds, 1, latency=True)
+            r.update(busy=busy, rss_mb=rss_mb(s.pid), threads=threads_of(s.pid))
+            out["runs"].append(r)
+            self.procs.stop(s, sig=signal.SIGKILL)  # the sleeps would hold a graceful stop for its grace period
+        self.say(f"health: /healthz p99 {summary([r['p99_ms'] for r in out['runs']])} ms with {z.busy} busy")
+        return out
+
+    # ------------------------------------------------------------ store micro-benchmark
+
+    def store(self):
+        out = {}
+        for sync in ("full", "normal"):
+            argv = [f"{self.bin}/sluice-bench-store", "--repeats", str(self.repeats), "--scale", str(self.sizes.store_scale), "--sync", sync]
+            out[sync] = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=1800, cwd=self.work).stdout
+        self.say("store: done")
+        return out
+
+    def say(self, text):
+        print(f"  {text}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- report
+
+TARGETS = """Targets (issue 5): seed ≤ 1.02 × ideal with concurrency ≥ 50 and faster than FastAPI's async
+endpoint in the same run; burst ≤ 1.05 × ideal; durable HTTP enqueue ≥ 75% of the bare Hummingbird
+ceiling; drain ≥ 25,000 tasks/s with one worker process and ≥ 20 × Huey in the same run;
+idle→start p50 < 1 ms in-process; `/healthz` p99 < 5 ms; idle RSS < 40 MB server, < 30 MB worker."""
+
+
+def render_seed(r, meta):
+    n, c, s = r["n"], r["c"], r["sleep"]
+    ideal = n / c * s
+    lines = [f"`ab -n {n} -c {c}`, each request blocks {s:g} s. Ideal `N / C × S` = {ideal:g} s. ab opens its "
+             f"first connection alone and the other {c - 1} after it answers, so no server can beat "
+             f"{ideal + s:g} s (the *ab floor*, ideal + S).", "",
+             "| server | threads for the blocking call | total s, median (min–max) | requests/s | × ideal | × ab floor | failed |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for pool, runs in r["sluice"].items():
+        t = [x["seconds"] for x in runs]
+        lines.append(f"| Sluice `POST /v1/tasks?wait=300`, `--concurrency {pool}` | {pool} | {summary(t)} | "
+                     f"{med([x['rps'] for x in runs]):.2f} | {med(t) / ideal:.3f} | {med(t) / (ideal + s):.3f} | "
+                     f"{sum(x['failed'] for x in runs)} |")
+    threads = {"plain": {"sync": "40 (AnyIO limiter)", "async": "none (asyncio.sleep)", "sync_async": f"{min(32, os.cpu_count() + 4)} (default executor)",
+                         "sync_async_fastapi": "40 (AnyIO limiter)"},
+               "tuned": {"sync": "200 (limiter)", "async": "none (asyncio.sleep)", "sync_async": "100 (own executor)",
+                         "sync_async_fastapi": "200 (limiter)"}}
+    for variant, endpoints in r["fastapi"].items():
+        for endpoint, runs in endpoints.items():
+            t = [x["seconds"] for x in runs]
+            lines.append(f"| FastAPI {variant} `GET /test/{endpoint}` | {threads[variant][endpoint]} | {summary(t)} | "
+                         f"{med([x['rps'] for x in runs]):.2f} | {med(t) / ideal:.3f} | {med(t) / (ideal + s):.3f} | "
+                         f"{sum(x['failed'] for x in runs)} |")
+    best = min((med([x["seconds"] for x in runs]), int(p)) for p, runs in r["sluice"].items() if int(p) >= 50) if any(int(p) >= 50 for p in r["sluice"]) else None
+    asyncs = [med([x["seconds"] for x in e["async"]]) for e in r["fastapi"].values() if "async" in e]
+    if best:
+        lines += ["", f"- Seed target, Sluice at concurrency ≥ 50 (best: {best[1]}): {best[0]:.2f} s = {best[0] / ideal:.3f} × ideal "
+                  f"(target 1.02): {verdict(best[0] <= 1.02 * ideal, f'{(best[0] / ideal / 1.02 - 1) * 100:.1f}%')}; "
+                  f"against the ab floor {best[0] / (ideal + s):.3f}."]
+        if asyncs:
+            a = min(asyncs)
+            lines.append(f"- Faster than FastAPI's async endpoint ({a:.2f} s) in the same run: {verdict(best[0] < a, f'{best[0] - a:.2f} s')}.")
+    return lines
+
+
+def render_burst(r, meta):
+    ideal = r["tasks"] / r["pool"] * r["sleep"]
+    s, h = med(r["sluice"]), med(r["huey"])
+    return [f"{r['tasks']} × `sleep` {r['sleep']:g} s on a warm pool of {r['pool']}, from the enqueue to the last result. "
+            f"Ideal {ideal:g} s. Sluice: one batch request, results awaited with `?wait=` on 8 connections. Huey: "
+            f"`SqliteHuey`, `huey_consumer -k thread -w 50 -d 0.01 -m 0.1`, enqueued from the driver, results counted every 5 ms.", "",
+            "| system | seconds, median (min–max) | × ideal |", "|---|---:|---:|",
+            f"| Sluice | {summary(r['sluice'], '{:.3f}')} | {s / ideal:.3f} |",
+            f"| Huey (SQLite, 50 threads) | {summary(r['huey'], '{:.3f}')} | {h / ideal:.3f} |", "",
+            f"- Burst ≤ 1.05 × ideal: {s / ideal:.3f} × — {verdict(s <= 1.05 * ideal, f'{(s / ideal / 1.05 - 1) * 100:.1f}%')}; Huey/Sluice time ratio {h / s:.1f}."]
+
+
+def render_enqueue(r, meta):
+    bare = med([x["tasks_per_s"] for x in r["cases"]["bare"]])
+    lines = [f"`{r['wrk']}` (50 keep-alive connections) posting one task per request (batch: one array per request). "
+             "Durable cases run `serve --no-pool` and check afterwards that every acknowledged task is in the database.", "",
+             "| case | tasks/s, median (min–max) | ratio to bare | non-2xx |", "|---|---:|---:|---:|"]
+    for key, runs in r["cases"].items():
+        v = [x["tasks_per_s"] for x in runs]
+        lines.append(f"| {r['labels'][key]} | {summary(v, '{:.0f}')} | {med(v) / bare:.2f} | {sum(x['non2xx'] for x in runs)} |")
+    lines.append(f"| Huey `SqliteHuey` enqueue in-process, one thread, {r['huey_count']:,} tasks | {summary(r['huey'], '{:.0f}')} | – | – |")
+    full = med([x["tasks_per_s"] for x in r["cases"]["full"]])
+    ff = med([x["tasks_per_s"] for x in r["cases"]["ff_delayed"]])
+    lines += ["", f"- Durable enqueue ≥ 0.75 of the bare ceiling: {full / bare:.2f} — {verdict(full / bare >= 0.75, f'{(1 - full / bare / 0.75) * 100:.0f}%')}.",
+              f"- Fire-and-forget (enqueue only) is {ff / bare:.2f} of the ceiling; durable is {full / med(r['huey']):.2f} × Huey's in-process enqueue."]
+    return lines
+
+
+def render_drain(r, meta):
+    one = med(r["sluice"]["1"])
+    best_huey = max(med(v) for v in r["huey"].values())
+    lines = [f"{r['tasks']:,} pre-filled `echo` tasks drained by `sluice worker --concurrency {r['worker_concurrency']}` processes "
+             f"(time from spawning the workers to the last `finished_at`); Huey drains {r['huey_tasks']:,} pre-filled tasks "
+             "that each store a result (`-k thread`, poll 10 ms to 100 ms; time to the last result, counted every 50 ms).", "",
+             "| system | tasks/s, median (min–max) |", "|---|---:|"]
+    for k, v in r["sluice"].items():
+        lines.append(f"| Sluice, {k} worker process{'es' if k != '1' else ''} | {summary(v, '{:.0f}')} |")
+    for k, v in r["huey"].items():
+        lines.append(f"| Huey SQLite, `-w {k}` | {summary(v, '{:.0f}')} |")
+    lines += ["", f"- ≥ 25,000 tasks/s with one worker: {one:.0f} — {verdict(one >= 25_000, f'{(1 - one / 25_000) * 100:.0f}%')}.",
+              f"- ≥ 20 × Huey (best Huey {best_huey:.0f}/s): {one / best_huey:.1f} × — {verdict(one >= 20 * best_huey, f'{(1 - one / best_huey / 20) * 100:.0f}%')}."]
+    return lines
+
+
+def render_latency(r, meta):
+    lines = [f"One client posts `echo` tasks at {r['rate']}/s for {r['seconds']:g} s; times are `started_at − created_at` and "
+             "`finished_at − created_at` as the store records them (`created_at` is taken when the server accepts the request).", "",
+             "| where it runs | tasks | enqueue→start p50 | p99 | enqueue→finish p50 | p99 |", "|---|---:|---:|---:|---:|---:|"]
+    names = {"in_process": "in-process pool (`serve --concurrency 10`)", "worker": "`sluice worker` beside `serve --no-pool`"}
+    for k in ("in_process", "worker"):
+        x = r[k]
+        lines.append(f"| {names[k]} | {x['tasks']} | {percentile(x['start_ms'], .5):.2f} ms | {percentile(x['start_ms'], .99):.2f} ms | "
+                     f"{percentile(x['finish_ms'], .5):.2f} ms | {percentile(x['finish_ms'], .99):.2f} ms |")
+    p50 = percentile(r["in_process"]["start_ms"], .5)
+    lines += ["", f"- In-process idle→start p50 < 1 ms: {p50:.2f} ms — {verdict(p50 < 1, f'{(p50 - 1) * 1000:.0f} µs')}."]
+    return lines
+
+
+def render_resources(r, meta):
+    lines = ["Resident memory (VmRSS) after 2 s idle, and with tasks queued on a queue no pool drains.", "",
+             "| process | MB, median (min–max) |", "|---|---:|",
+             f"| `sluice serve`, idle (default pool of 10) | {summary(r['serve_idle'], '{:.1f}')} |",
+             f"| `sluice worker`, idle | {summary(r['worker_idle'], '{:.1f}')} |",
+             f"| `sluice serve` with {r['queued']:,} tasks queued | {summary(r['serve_queued'], '{:.1f}')} |",
+             f"| `sluice worker` on that queue (concurrency 1) | {summary(r['worker_queued'], '{:.1f}')} |", ""]
+    s, w = med(r["serve_idle"]), med(r["worker_idle"])
+    lines += [f"- Idle server < 40 MB: {s:.1f} — {verdict(s < 40, f'{s - 40:.1f} MB')}; idle worker < 30 MB: {w:.1f} — {verdict(w < 30, f'{w - 30:.1f} MB')}.",
+              "- The pool of 1,000 busy threads is measured under *Event-loop health*."]
+    return lines
+
+
+def render_health(r, meta):
+    runs = r["runs"]
+    p99 = med([x["p99_ms"] for x in runs])
+    return [f"`sluice serve --concurrency {r['busy']}` with {r['busy']} `sleep` tasks running; `wrk -t1 -c1 --latency` on `GET /healthz`.", "",
+            "| measure | median (min–max) |", "|---|---:|",
+            f"| busy tasks while measuring | {summary([x['busy'] for x in runs], '{:.0f}')} |",
+            f"| `/healthz` p50 | {summary([x['p50_ms'] for x in runs])} ms |",
+            f"| `/healthz` p99 | {summary([x['p99_ms'] for x in runs])} ms |",
+            f"| `/healthz` requests/s | {summary([x['rps'] for x in runs], '{:.0f}')} |",
+            f"| RSS of `sluice serve` | {summary([x['rss_mb'] for x in runs], '{:.1f}')} MB |",
+            f"| threads of `sluice serve` | {summary([x['threads'] for x in runs], '{:.0f}')} |", "",
+            f"- `/healthz` p99 < 5 ms: {p99:.2f} ms — {verdict(p99 < 5, f'{p99 - 5:.2f} ms')}."]
+
+
+def render_store(r, meta):
+    lines = ["`sluice-bench-store`: tasks per second through `SQLiteTaskStore` in one process, beside raw SQLite doing the "
+             "same work on the same schema in the same run (component figures, no HTTP).", ""]
+    for sync, text in r.items():
+        lines += [f"synchronous={sync}:", "", *[l for l in text.strip().splitlines() if l.startswith("|")], ""]
+    return lines
+
+
+TITLES = {"seed": "1. The seed, reproduced", "burst": "2. Blocking burst", "enqueue": "3. Enqueue throughput",
+          "drain": "4. Drain throughput", "latency": "5. Latency", "resources": "6. Resources",
+          "health": "7. Event-loop health", "store": "Store micro-benchmark"}
+RENDER = {"seed": render_seed, "burst": render_burst, "enqueue": render_enqueue, "drain": render_drain,
+          "latency": render_latency, "resources": render_resources, "health": render_health, "store": render_store}
+
+
+def plot(results, imgdir):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    os.makedirs(imgdir, exist_ok=True)
+    made = []
+    if "seed" in results:
+        r = results["seed"]["data"]
+        ideal = r["n"] / r["c"] * r["sleep"]
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+        pools = sorted(int(p) for p in r["sluice"])
+        ax.plot(pools, [med([x["seconds"] for x in r["sluice"][str(p)]]) for p in pools], "o-", label="Sluice, pool concurrency")
+        eff = {"plain": {"sync": 40, "sync_async": min(32, os.cpu_count() + 4), "sync_async_fastapi": 40},
+               "tuned": {"sync": 200, "sync_async": 100, "sync_async_fastapi": 200}}
+        marks = {"sync": "s", "sync_async": "^", "sync_async_fastapi": "D"}
+        for variant, endpoints in r["fastapi"].items():
+            for ep, runs in endpoints.items():
+                t = med([x["seconds"] for x in runs])
+                if ep == "async":
+                    ax.axhline(t, ls=":", color="grey" if variant == "plain" else "black", label=f"FastAPI {variant} /test/async (no threads)")
+                else:
+                    ax.plot([eff[variant][ep]], [t], marks[ep], ms=8, fillstyle="none" if variant == "plain" else "full",
+                            label=f"FastAPI {variant} /test/{ep}")
+        ax.axhline(ideal, ls="--", color="green", label=f"ideal N/C×S = {ideal:g} s")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("threads for the blocking call (pool concurrency)")
+        ax.set_ylabel("total time (s), log")
+        ax.set_title(f"ab -n {r['n']} -c {r['c']}, {r['sleep']:g} s blocking per request")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(imgdir, "seed.png"), dpi=110)
+        plt.close(fig)
+        made.append("seed.png")
+    bars = []
+    if "enqueue" in results:
+        r = results["enqueue"]["data"]
+        bars += [(f"Sluice {k}", med([x["tasks_per_s"] for x in v])) for k, v in r["cases"].items()]
+        bars.append(("Huey enqueue", med(r["huey"])))
+    if "drain" in results:
+        r = results["drain"]["data"]
+        bars += [(f"Sluice drain {k}w", med(v)) for k, v in r["sluice"].items()]
+        bars += [(f"Huey drain -w{k}", med(v)) for k, v in r["huey"].items()]
+    if bars:
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+        ax.barh([b[0] for b in bars][::-1], [b[1] for b in bars][::-1], color=["tab:orange" if "Huey" in b[0] else "tab:blue" for b in bars][::-1])
+        ax.set_xscale("log")
+        ax.set_xlabel("tasks per second (log)")
+        ax.set_title("Enqueue and drain throughput")
+        fig.tight_layout()
+        fig.savefig(os.path.join(imgdir, "throughput.png"), dpi=110)
+        plt.close(fig)
+        made.append("throughput.png")
+    return made
+
+
+def report(out, analysis):
+    results = {}
+    for name in SCENARIOS:
+        path = os.path.join(out, "results", f"{name}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                results[name] = json.load(f)
+    images = plot(results, os.path.join(out, "img"))
+    newest = max((r["meta"] for r in results.values()), key=lambda m: m["date"], default=None)
+    lines = ["# Benchmarks", "",
+             "Rendered by `tools/bench/run` from the result files in `docs/bench/results/` (do not edit by hand; "
+             "the analysis at the end is `docs/bench/analysis.md`). Each section says when and with which command it "
+             "was measured. The machine is shared and noisy: figures are medians with (min–max) over the repeats, and a "
+             "peer is compared only as a ratio measured in the same run.", ""]
+    if newest:
+        lines += [f"Machine: {newest['machine']}. Versions: {newest['versions']}.", ""]
+    lines += [TARGETS, ""]
+    for img in images:
+        lines.append(f"![{img}](img/{img})")
+    lines.append("")
+    for name, res in results.items():
+        m = res["meta"]
+        sizes = "" if m["mode"] == "full" else f", {m['mode']} sizes (verdicts mean nothing at these sizes)" if m["mode"] in ("quick", "smoke") else f", {m['mode']} sizes"
+        other = "" if (m["machine"], m["versions"]) == (newest["machine"], newest["versions"]) else f"; {m['machine']}, {m['versions']}"
+        lines += [f"## {TITLES[name]}", "", f"*{m['date']}, `{m['command']}`, {m['repeats']} repeat(s){sizes}{other}.*", ""]
+        lines += RENDER[name](res["data"], m) + [""]
+    if analysis and os.path.exists(analysis):
+        with open(analysis) as f:
+            lines += [f.read().rstrip(), ""]
+    with open(os.path.join(out, "BENCHMARKS.md"), "w") as f:
+        f.write("\n".join(lines))
+    return "\n".join(lines)
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+    mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")) / 1024 / 1024
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Linux {platform.release()}"
+
+
+def versions():
+    def run(argv, pattern):
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            m = re.search(pattern, out.stdout + out.stderr)
+            return m.group(1) if m else "?"
+        except OSError:
+            return "?"
+    from importlib.metadata import version, PackageNotFoundError
+    def py(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "?"
+    swift = run(["swift", "--version"], r"Swift version (\S+)")
+    sqlite = run(["dpkg-query", "-W", "-f", "${Version}", "libsqlite3-0"], r"(\S+)")
+    ab = run(["ab", "-V"], r"Version (\S+)")
+    wrk = run(["wrk", "-v"], r"wrk (\S+)")
+    return (f"Swift {swift}, SQLite {sqlite}, Python {platform.python_version()}, FastAPI {py('fastapi')}, "
+            f"uvicorn {py('uvicorn')}, AnyIO {py('anyio')}, Huey {py('huey')}, ab {ab}, wrk {wrk}")
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="tools/bench/run")
+    ap.add_argument("--bin", required=True, help="directory holding sluice and sluice-bench-bare/-store")
+    ap.add_argument("--mode", choices=MODES, default="full")
+    ap.add_argument("--only", action="append", choices=SCENARIOS, help="run only this scenario (repeatable)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", help="where results, plots and BENCHMARKS.md go")
+    ap.add_argument("--command", default="tools/bench/run", help="the command line to record")
+    args = ap.parse_args()
+    # A parent may have blocked signals (a test runner does); children inherit the mask, and a peer
+    # that never sees SIGTERM cannot be stopped gracefully.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
+    out = args.out
+    os.makedirs(os.path.join(out, "results"), exist_ok=True)
+    bench = Bench(args)
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "command": args.command,
+            "repeats": args.repeats, "mode": args.mode, "machine": machine(), "versions": versions()}
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        for name in args.only or SCENARIOS:
+            print(f"{name}…", file=sys.stderr, flush=True)
+            data = getattr(bench, name)()
+            with open(os.path.join(out, "results", f"{name}.json"), "w") as f:
+                json.dump({"meta": meta, "data": data}, f, indent=1)
+    except KeyboardInterrupt:
+        print("interrupted: stopping everything started", file=sys.stderr)
+        sys.exit(130)
+    except BaseException:
+        print(f"failed; the logs of every process started are in {bench.work}", file=sys.stderr)
+        raise
+    finally:
+        bench.procs.stop_all()
+    shutil.rmtree(bench.work, ignore_errors=True)  # kept on failure: the logs of every process are there
+    print(report(out, os.path.join(ROOT, "docs", "bench", "analysis.md") if os.path.abspath(out) == os.path.join(ROOT, "docs") else None))
+    print(f"\nwritten to {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
