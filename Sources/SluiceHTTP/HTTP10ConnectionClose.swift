@@ -12,9 +12,11 @@ import NIOHTTPTypesHTTP1
 public struct HTTP1WithConnectionClose: ServerChildChannel {
     let inner: HTTP1Channel
 
-    /// The server builder to hand to `Application(server:)`.
-    public static func builder(configuration: HTTP1Channel.Configuration = .init()) -> HTTPServerBuilder {
-        HTTPServerBuilder { responder in
+    /// The server builder to hand to `Application(server:)`. A connection idle for `idleTimeout`
+    /// (or sending its request slower than that) is closed; one whose request is being answered is not.
+    public static func builder(idleTimeout: Duration? = nil) -> HTTPServerBuilder {
+        let configuration = HTTP1Channel.Configuration(idleTimeout: idleTimeout.map { TimeAmount($0) })
+        return HTTPServerBuilder { responder in
             HTTP1WithConnectionClose(inner: HTTP1Channel(responder: responder, configuration: configuration))
         }
     }

@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 import SluiceCore
 
@@ -51,8 +52,18 @@ public struct Migrator: Sendable {
         } catch let error as SluiceError {
             throw error
         } catch let error as SQLiteError {
+            // A WAL database on a read-only disk cannot even be opened for reading: say so, not "foreign file".
+            if error.code == SQLITE_CANTOPEN || error.code == SQLITE_READONLY, !Self.writable(connection.path) {
+                throw SluiceError(.storage, "\(connection.path) is read-only (the file, its directory or its disk): \(error.message); make it writable by this user or mount the disk read-write")
+            }
             throw SluiceError(.incompatibleDatabase, "\(connection.path) cannot be read as a SQLite database: \(error.message); Sluice will not modify it")
         }
+    }
+
+    /// Whether this process may write the file (when it exists) and create files beside it.
+    static func writable(_ path: String) -> Bool {
+        let directory = (path as NSString).deletingLastPathComponent
+        return access(directory.isEmpty ? "." : directory, W_OK) == 0 && (access(path, F_OK) != 0 || access(path, W_OK) == 0)
     }
 
     /// What `migrate` did.

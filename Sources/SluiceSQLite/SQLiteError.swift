@@ -15,4 +15,15 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 
     /// Whether another connection held the lock past the busy timeout.
     public var isBusy: Bool { code == SQLITE_BUSY || code == SQLITE_LOCKED }
+
+    /// What a user can do about it, when the code says; nil when SQLite's message is all there is.
+    public var advice: String? {
+        switch code {
+        case SQLITE_BUSY, SQLITE_LOCKED: "the database is locked by another process past the busy timeout"
+        case SQLITE_FULL: "the disk holding the database is full; free space and retry (nothing was written)"
+        case SQLITE_READONLY: "the database file or its directory is read-only; make both writable by this user"
+        case SQLITE_IOERR: "the disk reported an I/O error writing the database"
+        default: nil
+        }
+    }
 }

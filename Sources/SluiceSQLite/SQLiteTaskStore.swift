@@ -332,9 +332,7 @@ public final class SQLiteTaskStore: TaskStore {
         do {
             return try await body()
         } catch let error as SQLiteError {
-            throw SluiceError(.storage, error.isBusy
-                ? "the database is locked by another process past the busy timeout: \(error.description)"
-                : error.description)
+            throw SluiceError(.storage, error.advice.map { "\($0): \(error.description)" } ?? error.description)
         } catch is SQLiteStoreClosed {
             throw SluiceError(.closed, "the store is closed")
         }

@@ -57,6 +57,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("memory-limit"), help: "Finished fire-and-forget tasks kept in memory for status reads; older ones are forgotten.")
     var memoryLimit: Int = MemoryTaskStore.defaultFinishedLimit
 
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may stay idle, or send a request slower than this, before it is closed; requests being answered (e.g. ?wait=) are never cut.")
+    var idleTimeout: Double = 60
+
     @Option(help: "Seconds running tasks get to finish on shutdown.")
     var grace: Double = 30
 
@@ -101,6 +104,9 @@ struct ServeCommand: AsyncParsableCommand {
             limits.maxQueueDepth = maxQueueDepth
             guard maxWait >= 0, maxWait <= 3600 else { throw SluiceError(.invalidArgument, "--max-wait must be from 0 to 3600 seconds", field: "max-wait") }
             limits.maxWait = maxWait
+            guard idleTimeout > 0, idleTimeout <= 3600 else {
+                throw SluiceError(.invalidArgument, "--idle-timeout must be more than 0 and at most 3600 seconds", field: "idle-timeout")
+            }
             api = SluiceAPI(store: store, memory: noPool ? nil : memory, worker: worker, kinds: registry.kinds, tokens: tokens,
                             limits: limits, metrics: prometheus)
         } catch let error as SluiceError {
@@ -108,7 +114,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let app = Application(
             router: api.router(),
-            server: HTTP1WithConnectionClose.builder(),
+            // Idle connections are closed so that slow or silent clients cannot hold every descriptor.
+            server: HTTP1WithConnectionClose.builder(idleTimeout: .milliseconds(Int64(idleTimeout * 1000))),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "sluice"),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? port

@@ -7,7 +7,8 @@ import SluiceTestSupport
 import Synchronization
 import Testing
 
-/// Faults with real processes: the server killed mid-enqueue, the database locked by another process.
+/// Faults with real processes: the server killed mid-enqueue, the database locked by another process,
+/// a full disk, and 10,000 idle connections.
 @Suite(.serialized) struct FaultTests {
     @Test func everyAcknowledgedEnqueueSurvivesAKillDuringEnqueue() async throws {
         let dir = try TempDir()
@@ -63,6 +64,151 @@ import Testing
         #expect(during["state"] == "succeeded", "the enqueue succeeded once the lock was released and the pool ran it")
         server.stop()
     }
+
+    /// The database on a 4 MB tmpfs that a filler file then fills: enqueues get 503 naming the full
+    /// disk, the server stays up, tasks that were running are not failed for want of space, and
+    /// everything works again once the filler is gone. Then the same file on the disk read-only.
+    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func aFullDiskAnswers503AndLosesNothing() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let disk = dir.path("disk")
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        try #require(run("/bin/mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", disk) == 0, "mount a 4 MB tmpfs")
+        defer { _ = run("/bin/umount", "-l", disk) }
+        let db = disk + "/full.db"
+        let server = try LiveServer(db: db, ["--concurrency", "4"])
+        let client = server.client
+        var running: [String] = []
+        for _ in 0..<4 { running.append(try await client.enqueue(["kind": "sleep", "args": ["seconds": 2]])["id"]!.stringValue!) }
+        let runningSince = ContinuousClock.now
+
+        let filler = disk + "/filler"
+        let fd = open(filler, O_WRONLY | O_CREAT, 0o600)
+        let chunk = [UInt8](repeating: 0x5A, count: 64 * 1024)
+        while write(fd, chunk, chunk.count) > 0 {}
+        close(fd)
+
+        // SQLite may still have room in pages it holds; enqueue until the disk says no.
+        var acknowledged: [String] = []
+        var refusal: SluiceClient.Failure?
+        let batch = JSONValue.array(Array(repeating: ["kind": "echo", "args": ["pad": .string(String(repeating: "x", count: 2000))]], count: 20))
+        for _ in 0..<500 {
+            do {
+                let answer = try await client.send("POST", "/v1/tasks/batch", body: batch)
+                if case .array(let tasks)? = answer.body["tasks"] { acknowledged += tasks.compactMap { $0["id"]?.stringValue } }
+            } catch let failure as SluiceClient.Failure {
+                refusal = failure
+                break
+            }
+        }
+        let refused = try #require(refusal, "the full disk refused an enqueue")
+        #expect(refused.status == 503 && refused.code == "storage", "\(refused)")
+        #expect(refused.message.contains("disk holding the database is full"), "\(refused.message)")
+        #expect(try await client.send("GET", "/healthz").status == 200, "the server stays up")
+
+        // The sleeps have finished while the disk was full: their outcome is pending or written, never a failure.
+        try await Task.sleep(until: runningSince + .seconds(2.5))
+        for id in running {
+            let state = try await client.send("GET", "/v1/tasks/\(id)").body["state"]
+            #expect(state == "running" || state == "succeeded", "\(id) is \(state ?? .null) while the disk is full")
+        }
+
+        unlink(filler)
+        for id in running {
+            let task = try await client.send("GET", "/v1/tasks/\(id)", query: ["wait": "30"]).body
+            #expect(task["state"] == "succeeded" && task["attempt"] == 1, "\(task)")
+        }
+        let after = try await client.enqueue(["kind": "echo", "args": ["after": true]], wait: 10)
+        #expect(after["state"] == "succeeded", "enqueues work again once space returns")
+
+        server.stop()
+
+        // The same file on a disk remounted read-only (Linux refuses that while files are open for
+        // writing, so between two runs): a WAL database cannot be opened there at all, and the
+        // server says why instead of calling the file foreign.
+        try #require(run("/bin/mount", "-o", "remount,ro", disk) == 0, "remount read-only")
+        let readOnly = try ChildProcess("sluice", ["serve", "--port", "0", "--db", db], captureError: true)
+        #expect(readOnly.wait() == 1)
+        let message = readOnly.errorOutput()
+        #expect(message.contains("is read-only") && message.contains("mount the disk read-write"), "\(message)")
+        try #require(run("/bin/mount", "-o", "remount,rw", disk) == 0)
+        let writer = try LiveServer(db: db, ["--concurrency", "1"])
+        let writable = try await writer.client.enqueue(["kind": "echo", "args": ["writable": true]], wait: 10)
+        #expect(writable["state"] == "succeeded", "enqueues work again once the disk is writable")
+        writer.stop()
+
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: db))
+        var missing = 0
+        for id in acknowledged where try await store.task(TaskID(id)!) == nil { missing += 1 }
+        #expect(missing == 0, "\(missing) of \(acknowledged.count) acknowledged enqueues lost")
+    }
+
+    /// Slowloris: 10,000 connections that send nothing or half a request. The server keeps
+    /// answering others, closes the idle ones after --idle-timeout, and stays up.
+    @Test func tenThousandIdleConnectionsAreOutlasted() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try LiveServer(db: dir.path("idle.db"), ["--concurrency", "2", "--idle-timeout", "3"])
+        let port = server.client.baseURL.port!
+        var sockets: [Int32] = []
+        defer { sockets.forEach { close($0) } }
+        for n in 0..<10_000 {
+            guard let fd = connectLoopback(port: port) else { break }
+            if n % 2 == 1 { _ = "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Le".withCString { send(fd, $0, strlen($0), 0) } }
+            sockets.append(fd)
+        }
+        #expect(sockets.count == 10_000, "opened \(sockets.count) connections")
+
+        let started = ContinuousClock.now
+        #expect(try await server.client.send("GET", "/healthz").status == 200)
+        let task = try await server.client.enqueue(["kind": "echo", "args": ["n": 1]], wait: 10)
+        #expect(task["state"] == "succeeded")
+        #expect(ContinuousClock.now - started < .seconds(3), "answered others while 10,000 connections idled")
+
+        // After the idle timeout every one of them is closed by the server.
+        let allClosed = await eventually(timeout: .seconds(30)) { sockets.allSatisfy { closedByPeer($0) } }
+        #expect(allClosed, "\(sockets.filter { !closedByPeer($0) }.count) connections still open")
+        #expect(try await server.client.send("GET", "/healthz").status == 200, "the server stays up")
+        server.stop()
+    }
+}
+
+/// A blocking connect to 127.0.0.1 with a 5 s bound; nil when it fails.
+func connectLoopback(port: Int) -> Int32? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    var bound = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    if connected != 0 { close(fd); return nil }
+    return fd
+}
+
+/// Whether the peer has closed `fd`: a read that does not block finds the end (or a reset).
+func closedByPeer(_ fd: Int32) -> Bool {
+    var buffer = [UInt8](repeating: 0, count: 512)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+        if n > 0 { continue }  // e.g. a 408 answer before the close
+        return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)
+    }
+}
+
+/// Runs a program and returns its exit status.
+func run(_ path: String, _ arguments: String...) -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    do { try process.run() } catch { return -1 }
+    process.waitUntilExit()
+    return process.terminationStatus
 }
 
 /// Ids the server acknowledged, collected from many client tasks.

@@ -91,6 +91,45 @@ final class LiveServer: @unchecked Sendable {
         server.stop()
     }
 
+    /// Neither a bearer token (right or wrong) nor any task's args appear in the logs of the server
+    /// or of a worker, even at trace level: Sluice never logs args, so none can be forgotten.
+    @Test func tokensAndTaskArgsNeverReachTheLogs() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let db = dir.path("logs.db")
+        let token = "token-\(UUID().uuidString)", secret = "secret-\(UUID().uuidString)"
+        let serve = try ChildProcess("sluice", ["serve", "--port", "0", "--db", db, "--log-level", "trace", "--token", token,
+                                                "--concurrency", "2"], captureError: true)
+        let line = try #require(serve.line(startingWith: "sluice: listening on "))
+        let url = try #require(line.split(separator: " ").dropFirst(3).first.flatMap { URL(string: String($0)) })
+        let worker = try ChildProcess("sluice", ["worker", "--db", db, "--log-level", "trace", "--concurrency", "2"], captureError: true)
+        let client = SluiceClient(baseURL: url, token: token)
+        for durable in [true, false] {
+            let done = try await client.enqueue(["kind": "echo", "args": ["password": .string(secret)], "durable": .bool(durable)], wait: 10)
+            #expect(done["state"] == "succeeded")
+            let failed = try await client.enqueue(["kind": "fail", "args": ["times": 5, "password": .string(secret)], "max_attempts": 1,
+                                                   "durable": .bool(durable)], wait: 10)
+            #expect(failed["state"] == "failed")
+        }
+        for _ in 0..<20 { _ = try await client.enqueue(["kind": "echo", "args": ["password": .string(secret)]]) }
+        await #expect(throws: SluiceClient.Failure.self) {
+            try await client.enqueue(["kind": "no-such-kind", "args": ["password": .string(secret)]])
+        }
+        await #expect(throws: SluiceClient.Failure.self) {
+            try await SluiceClient(baseURL: url, token: "wrong-\(token)").send("GET", "/v1/tasks")
+        }
+        _ = await eventually { (try? await client.send("GET", "/v1/tasks", query: ["state": "queued"]).body["tasks"]) == [] }
+        var logs = ""
+        for child in [worker, serve] {
+            kill(child.process.processIdentifier, SIGTERM)
+            logs += child.errorOutput()  // read to the end while it exits, so a full pipe cannot stall it
+            _ = child.wait()
+        }
+        #expect(logs.contains("worker"), "trace logging wrote something to check")
+        #expect(!logs.contains(token), "a token reached the logs")
+        #expect(!logs.contains(secret), "an argument reached the logs")
+    }
+
     @Test func http10ClientsWithoutKeepAliveGetTheConnectionClosed() throws {
         let dir = try TempDir()
         defer { dir.remove() }

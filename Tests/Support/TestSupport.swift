@@ -77,6 +77,12 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
+    /// A test that fails before stopping its child must not leave it behind: it would hold the test
+    /// runner's output open, and the run would never end.
+    deinit {
+        if process.isRunning { kill9() }
+    }
+
     public func kill9() {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
