@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // The system libsqlite3 (Debian: libsqlite3-dev), never a bundled amalgamation.
@@ -72,7 +73,15 @@ let package = Package(
             ]
         ),
         // A client for the HTTP API: the CLI's client commands and the live tests use it.
-        .target(name: "SluiceClient", dependencies: ["SluiceCore"]),
+        .target(
+            name: "SluiceClient",
+            dependencies: [
+                "SluiceCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "sluice",
             dependencies: [

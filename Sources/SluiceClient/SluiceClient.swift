@@ -1,11 +1,13 @@
+import AsyncHTTPClient
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import NIOCore
+import NIOHTTP1
 import SluiceCore
 
 /// A client for the Sluice HTTP API (what `sluice enqueue`, `status`, `tasks`, `pools` and `cancel`
 /// use). Errors come back as `SluiceClient.Failure` carrying the server's status, code and message.
+/// Built on AsyncHTTPClient (NIO, already in the binary for `serve`) rather than URLSession, whose
+/// libcurl and TLS libraries cost every `sluice` process about 4 MB of resident memory.
 public struct SluiceClient: Sendable {
     /// An error answer from the server, or no answer.
     public struct Failure: Error, CustomStringConvertible, Sendable {
@@ -25,14 +27,10 @@ public struct SluiceClient: Sendable {
 
     public let baseURL: URL
     public let token: String?
-    private let session: URLSession
 
     public init(baseURL: URL, token: String? = nil) {
         self.baseURL = baseURL
         self.token = token
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 330  // longer than the longest ?wait
-        session = URLSession(configuration: configuration)
     }
 
     /// Sends a request; returns the status and JSON body of a 2xx answer, throws `Failure` otherwise.
@@ -40,21 +38,22 @@ public struct SluiceClient: Sendable {
     public func send(_ method: String, _ path: String, query: [String: String] = [:], body: JSONValue? = nil) async throws -> (status: Int, body: JSONValue) {
         var components = URLComponents(url: baseURL.appendingPathComponent(path), resolvingAgainstBaseURL: false)!
         if !query.isEmpty { components.queryItems = query.keys.sorted().map { URLQueryItem(name: $0, value: query[$0]) } }
-        var request = URLRequest(url: components.url!)
-        request.httpMethod = method
+        var request = HTTPClientRequest(url: components.url!.absoluteString)
+        request.method = HTTPMethod(rawValue: method)
         if let body {
-            request.httpBody = Data(body.jsonText().utf8)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.body = .bytes(ByteBuffer(bytes: body.jsonBytes()))
+            request.headers.add(name: "Content-Type", value: "application/json")
         }
-        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        let response: HTTPClientResponse
         let data: Data
-        let response: URLResponse
         do {
-            (data, response) = try await session.data(for: request)
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(330))  // longer than the longest ?wait
+            data = Data(try await response.body.collect(upTo: 64 << 20).readableBytesView)
         } catch {
-            throw Failure(status: 0, code: "unreachable", message: "cannot reach \(baseURL.absoluteString): \(error.localizedDescription)")
+            throw Failure(status: 0, code: "unreachable", message: "cannot reach \(baseURL.absoluteString): \(error)")
         }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let status = Int(response.status.code)
         let json = (try? JSONCoders.decoder.decode(JSONValue.self, from: data)) ?? .null
         guard (200..<300).contains(status) else {
             throw Failure(status: status, code: json["error"]?["code"]?.stringValue ?? "http_\(status)",
