@@ -28,7 +28,7 @@ import Testing
         #expect(process.terminationStatus == 0, "tools/bench/run --smoke failed:\n\(output.suffix(3000))")
 
         for name in Self.scenarios {
-            let path = dir.path("out/results/\(name).json")
+            let path = dir.path("out/bench/results/\(name).json")
             #expect(FileManager.default.fileExists(atPath: path), "no result for \(name)")
         }
         let report = (try? String(contentsOfFile: dir.path("out/BENCHMARKS.md"), encoding: .utf8)) ?? ""
@@ -37,7 +37,7 @@ import Testing
             #expect(report.contains(title), "BENCHMARKS.md lacks \(title)")
         }
         // Every request of the seed answered 2xx, for Sluice and for the peer.
-        let seed = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.path("out/results/seed.json")))) as? [String: Any]
+        let seed = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.path("out/bench/results/seed.json")))) as? [String: Any]
         let data = seed?["data"] as? [String: Any]
         let sluiceRuns = (data?["sluice"] as? [String: [[String: Any]]])?.values.flatMap { $0 } ?? []
         #expect(!sluiceRuns.isEmpty)

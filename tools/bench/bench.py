@@ -2,7 +2,7 @@
 
 Every scenario starts its own processes on free 127.0.0.1 ports with fresh databases, bounds each
 load in count and time, and stops what it started by process group on exit, error or interrupt.
-Results go to OUT/results/<scenario>.json; OUT/BENCHMARKS.md and OUT/img/*.png are rendered from
+Results go to OUT/bench/results/<scenario>.json; OUT/BENCHMARKS.md and OUT/img/*.png are rendered from
 every result file present, so one scenario can be re-run without losing the others.
 """
 import argparse
@@ -673,7 +673,7 @@ def render_resources(r, meta):
              f"| `sluice serve`, idle (default pool of 10) | {summary(r['serve_idle'], '{:.1f}')} |",
              f"| `sluice worker`, idle | {summary(r['worker_idle'], '{:.1f}')} |",
              f"| `sluice serve` with {r['queued']:,} tasks queued | {summary(r['serve_queued'], '{:.1f}')} |",
-             f"| `sluice worker` on that queue (concurrency 1) | {summary(r['worker_queued'], '{:.1f}')} |", ""]
+             f"| `sluice worker --queues parked --concurrency 1`, 2 s into draining them | {summary(r['worker_queued'], '{:.1f}')} |", ""]
     s, w = med(r["serve_idle"]), med(r["worker_idle"])
     lines += [f"- Idle server < 40 MB: {s:.1f} — {verdict(s < 40, f'{s - 40:.1f} MB')}; idle worker < 30 MB: {w:.1f} — {verdict(w < 30, f'{w - 30:.1f} MB')}.",
               "- The pool of 1,000 busy threads is measured under *Event-loop health*."]
@@ -771,7 +771,7 @@ def plot(results, imgdir):
 def report(out, analysis):
     results = {}
     for name in SCENARIOS:
-        path = os.path.join(out, "results", f"{name}.json")
+        path = os.path.join(out, "bench", "results", f"{name}.json")
         if os.path.exists(path):
             with open(path) as f:
                 results[name] = json.load(f)
@@ -843,7 +843,7 @@ def main():
     # that never sees SIGTERM cannot be stopped gracefully.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
     out = args.out
-    os.makedirs(os.path.join(out, "results"), exist_ok=True)
+    os.makedirs(os.path.join(out, "bench", "results"), exist_ok=True)
     bench = Bench(args)
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "command": args.command,
             "repeats": args.repeats, "mode": args.mode, "machine": machine(), "versions": versions()}
@@ -855,7 +855,7 @@ def main():
         for name in args.only or SCENARIOS:
             print(f"{name}…", file=sys.stderr, flush=True)
             data = getattr(bench, name)()
-            with open(os.path.join(out, "results", f"{name}.json"), "w") as f:
+            with open(os.path.join(out, "bench", "results", f"{name}.json"), "w") as f:
                 json.dump({"meta": meta, "data": data}, f, indent=1)
     except KeyboardInterrupt:
         print("interrupted: stopping everything started", file=sys.stderr)
