@@ -125,13 +125,28 @@ import Testing
         server.stop()
 
         // The same file on a disk remounted read-only (Linux refuses that while files are open for
-        // writing, so between two runs): a WAL database cannot be opened there at all, and the
-        // server says why instead of calling the file foreign.
+        // writing, so between two runs). Whether SQLite can open a WAL database there depends on
+        // whether its -shm file survived the last close: either the server refuses to start and
+        // says why, or it starts, reads, and answers writes with 503 naming the cause.
         try #require(run("/bin/mount", "-o", "remount,ro", disk) == 0, "remount read-only")
-        let readOnly = try ChildProcess("sluice", ["serve", "--port", "0", "--db", db], captureError: true)
-        #expect(readOnly.wait() == 1)
-        let message = readOnly.errorOutput()
-        #expect(message.contains("is read-only") && message.contains("mount the disk read-write"), "\(message)")
+        let readOnly = try ChildProcess("sluice", ["serve", "--port", "0", "--db", db, "--log-level", "critical"], captureError: true)
+        if let line = readOnly.line(startingWith: "sluice: listening on "),
+           let url = line.split(separator: " ").dropFirst(3).first.flatMap({ URL(string: String($0)) }) {
+            let reader = SluiceClient(baseURL: url)
+            #expect(try await reader.task(running[0])["state"] == "succeeded", "reads still work")
+            do {
+                _ = try await reader.enqueue(["kind": "echo", "args": ["readonly": true]])
+                Issue.record("an enqueue on a read-only disk was acknowledged")
+            } catch let failure as SluiceClient.Failure {
+                #expect(failure.status == 503 && failure.code == "storage", "\(failure)")
+                #expect(failure.message.contains("read-only"), "\(failure.message)")
+            }
+            readOnly.kill9()
+        } else {
+            #expect(readOnly.wait() == 1)
+            let message = readOnly.errorOutput()
+            #expect(message.contains("is read-only") && message.contains("mount the disk read-write"), "\(message)")
+        }
         try #require(run("/bin/mount", "-o", "remount,rw", disk) == 0)
         let writer = try LiveServer(db: db, ["--concurrency", "1"])
         let writable = try await writer.client.enqueue(["kind": "echo", "args": ["writable": true]], wait: 10)
@@ -172,43 +187,6 @@ import Testing
         #expect(try await server.client.send("GET", "/healthz").status == 200, "the server stays up")
         server.stop()
     }
-}
-
-/// A blocking connect to 127.0.0.1 with a 5 s bound; nil when it fails.
-func connectLoopback(port: Int) -> Int32? {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return nil }
-    var bound = timeval(tv_sec: 5, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    if connected != 0 { close(fd); return nil }
-    return fd
-}
-
-/// Whether the peer has closed `fd`: a read that does not block finds the end (or a reset).
-func closedByPeer(_ fd: Int32) -> Bool {
-    var buffer = [UInt8](repeating: 0, count: 512)
-    while true {
-        let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
-        if n > 0 { continue }  // e.g. a 408 answer before the close
-        return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)
-    }
-}
-
-/// Runs a program and returns its exit status.
-func run(_ path: String, _ arguments: String...) -> Int32 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    do { try process.run() } catch { return -1 }
-    process.waitUntilExit()
-    return process.terminationStatus
 }
 
 /// Ids the server acknowledged, collected from many client tasks.

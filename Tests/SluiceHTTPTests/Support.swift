@@ -62,3 +62,40 @@ extension TestClientProtocol {
         try await execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
     }
 }
+
+/// A blocking connect to 127.0.0.1 with a 5 s bound; nil when it fails.
+func connectLoopback(port: Int) -> Int32? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    var bound = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    if connected != 0 { close(fd); return nil }
+    return fd
+}
+
+/// Whether the peer has closed `fd`: a read that does not block finds the end (or a reset).
+func closedByPeer(_ fd: Int32) -> Bool {
+    var buffer = [UInt8](repeating: 0, count: 512)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+        if n > 0 { continue }  // e.g. a 408 answer before the close
+        return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)
+    }
+}
+
+/// Runs a program and returns its exit status.
+func run(_ path: String, _ arguments: String...) -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    do { try process.run() } catch { return -1 }
+    process.waitUntilExit()
+    return process.terminationStatus
+}

@@ -736,6 +736,7 @@ def plot(results, imgdir):
                     ax.plot([eff[variant][ep]], [t], marks[ep], ms=8, fillstyle="none" if variant == "plain" else "full",
                             label=f"FastAPI {variant} /test/{ep}")
         ax.axhline(ideal, ls="--", color="green", label=f"ideal N/C×S = {ideal:g} s")
+        ax.axhline(ideal + r["sleep"], ls="-.", color="red", lw=0.8, label=f"ab floor (ideal + S) = {ideal + r['sleep']:g} s")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("threads for the blocking call (pool concurrency)")
@@ -838,7 +839,12 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", help="where results, plots and BENCHMARKS.md go")
     ap.add_argument("--command", default="tools/bench/run", help="the command line to record")
+    ap.add_argument("--render", action="store_true", help="run nothing; render OUT/BENCHMARKS.md and plots from the results there")
     args = ap.parse_args()
+    analysis = os.path.join(ROOT, "docs", "bench", "analysis.md") if os.path.abspath(args.out) == os.path.join(ROOT, "docs") else None
+    if args.render:
+        report(args.out, analysis)
+        return
     # A parent may have blocked signals (a test runner does); children inherit the mask, and a peer
     # that never sees SIGTERM cannot be stopped gracefully.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
@@ -866,7 +872,7 @@ def main():
     finally:
         bench.procs.stop_all()
     shutil.rmtree(bench.work, ignore_errors=True)  # kept on failure: the logs of every process are there
-    print(report(out, os.path.join(ROOT, "docs", "bench", "analysis.md") if os.path.abspath(out) == os.path.join(ROOT, "docs") else None))
+    print(report(out, analysis))
     print(f"\nwritten to {out}", file=sys.stderr)
 
 
