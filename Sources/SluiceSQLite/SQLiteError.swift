@@ -13,9 +13,6 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { "\(context): \(message) (SQLite error \(extendedCode))" }
 
-    /// Whether another connection held the lock past the busy timeout.
-    public var isBusy: Bool { code == SQLITE_BUSY || code == SQLITE_LOCKED }
-
     /// What a user can do about it, when the code says; nil when SQLite's message is all there is.
     public var advice: String? {
         switch code {

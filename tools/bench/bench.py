@@ -70,9 +70,11 @@ class Processes:
     def __init__(self, logdir):
         self.live = []
         self.logdir = logdir
+        self.started = 0  # numbers the logs, so a later process never overwrites an earlier one's
 
     def start(self, name, argv, env=None):
-        log = open(os.path.join(self.logdir, f"{name}-{len(self.live)}.log"), "wb")
+        self.started += 1
+        log = open(os.path.join(self.logdir, f"{name}-{self.started}.log"), "wb")
         p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              env={**os.environ, **(env or {})}, start_new_session=True, cwd=PEERS)
         p.name, p.log = name, log.name
@@ -271,7 +273,8 @@ class Bench:
 
     def huey(self, db):
         os.environ["HUEY_DB"] = db
-        sys.path.insert(0, PEERS)
+        if PEERS not in sys.path:
+            sys.path.insert(0, PEERS)
         import importlib
         import huey_app
         importlib.reload(huey_app)
@@ -399,15 +402,14 @@ class Bench:
                     port = p.port
                 r = run_wrk(f"http://127.0.0.1:{port}{path}", z.wrk_seconds, 50, body=body, lua_dir=self.work)
                 r["tasks_per_s"] = r["rps"] * per_request
+                self.procs.stop(p)
                 if flags is not None and "--no-pool" in flags:
                     # Every acknowledged enqueue must be in the database.
-                    self.procs.stop(p)
                     stored = self.query(p.db, "SELECT count(*) FROM tasks")[0][0]
                     acked = (r["requests"] - r["non2xx"]) * per_request
                     if stored < acked:
                         raise SystemExit(f"{key}: {acked} enqueues acknowledged but {stored} stored")
                     r["stored"] = stored
-                self.procs.stop(p)
                 runs.append(r)
             out["cases"][key], out["labels"][key] = runs, label
             self.say(f"enqueue: {key}: {summary([r['tasks_per_s'] for r in runs], '{:.0f}')} tasks/s")
