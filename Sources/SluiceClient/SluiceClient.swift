@@ -45,14 +45,7 @@ public struct SluiceClient: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
         }
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        let response: HTTPClientResponse
-        let data: Data
-        do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(330))  // longer than the longest ?wait
-            data = Data(try await response.body.collect(upTo: 64 << 20).readableBytesView)
-        } catch {
-            throw Failure(status: 0, code: "unreachable", message: "cannot reach \(baseURL.absoluteString): \(error)")
-        }
+        let (response, data) = try await exchange(request)
         let status = Int(response.status.code)
         let json = (try? JSONCoders.decoder.decode(JSONValue.self, from: data)) ?? .null
         guard (200..<300).contains(status) else {
@@ -61,6 +54,23 @@ public struct SluiceClient: Sendable {
                           field: json["error"]?["field"]?.stringValue)
         }
         return (status, json)
+    }
+
+    /// One request and its whole answer. A pooled keep-alive connection can be closed by the
+    /// server's idle timeout just as it is reused; a read is then sent once more on a new
+    /// connection. A write is not: the server may have taken it.
+    private func exchange(_ request: HTTPClientRequest) async throws -> (HTTPClientResponse, Data) {
+        var mayRetry = request.method == .GET
+        while true {
+            do {
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(330))  // longer than the longest ?wait
+                return (response, Data(try await response.body.collect(upTo: 64 << 20).readableBytesView))
+            } catch let error as HTTPClientError where error == .remoteConnectionClosed && mayRetry {
+                mayRetry = false
+            } catch {
+                throw Failure(status: 0, code: "unreachable", message: "cannot reach \(baseURL.absoluteString): \(error)")
+            }
+        }
     }
 
     /// Enqueues a task described by `body` (the API's POST /v1/tasks fields).
