@@ -21,6 +21,10 @@ public struct SluiceError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let incompatibleDatabase = Code(rawValue: "incompatible_database")
         /// The store was closed.
         public static let closed = Code(rawValue: "closed")
+        /// An idempotency key was reused with a different kind or args: the stored task is not it.
+        public static let idempotencyConflict = Code(rawValue: "idempotency_conflict")
+        /// The process cannot take more work of this kind now (a bound was reached); retry later.
+        public static let overloaded = Code(rawValue: "overloaded")
     }
 
     public var code: Code
