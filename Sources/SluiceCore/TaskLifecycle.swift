@@ -15,21 +15,21 @@ extension TaskRecord {
     }
 
     /// Gives the task to `owner`: counts the attempt and takes a lease until `now + leaseDuration`.
-    public mutating func claim(owner: String, now: Date, leaseDuration: Duration) throws(SluiceError) {
+    public mutating func claim(owner: String, now: Date, leaseDuration: Duration, token: Int64 = TaskLease.newToken()) throws(SluiceError) {
         try state.checkTransition(to: .running, task: id)
         let now = now.storedPrecision
         state = .running
         attempt += 1
         startedAt = now
         worker = owner
-        lease = TaskLease(taskID: id, owner: owner, attempt: attempt,
+        lease = TaskLease(taskID: id, owner: owner, attempt: attempt, token: token,
                           expiresAt: now.addingTimeInterval(leaseDuration.seconds).storedPrecision)
     }
 
     /// Throws `leaseLost` unless `lease` is the task's current lease (fencing).
     public func checkLease(_ lease: TaskLease) throws(SluiceError) {
         guard state == .running, let current = self.lease, current.owner == lease.owner,
-              current.attempt == lease.attempt else {
+              current.token == lease.token else {
             throw SluiceError(.leaseLost,
                 "task \(id): the lease of \(lease.owner) on attempt \(lease.attempt) is no longer held (task is \(state.rawValue), attempt \(attempt))")
         }
@@ -41,13 +41,18 @@ extension TaskRecord {
         self.lease?.expiresAt = now.addingTimeInterval(leaseDuration.seconds).storedPrecision
     }
 
-    /// Records success.
+    /// The error recorded when a cancel was asked for while the task ran and it then succeeded.
+    public static let cancelledWhileRunningMessage = "cancelled by request while running; the handler's result was kept"
+
+    /// Records success, unless a cancel was requested before this outcome was stored: the cancel
+    /// wins (what the API promises), and the handler's result is kept beside it for the record.
     public mutating func complete(_ lease: TaskLease, result: JSONValue, now: Date) throws(SluiceError) {
         try checkLease(lease)
-        try state.checkTransition(to: .succeeded, task: id)
-        state = .succeeded
+        let next: TaskState = cancelRequested ? .cancelled : .succeeded
+        try state.checkTransition(to: next, task: id)
+        state = next
         self.result = result
-        error = nil
+        error = cancelRequested ? Self.cancelledWhileRunningMessage : nil
         finish(now)
     }
 
@@ -143,6 +148,15 @@ extension TaskRecord {
             runAt = now
             self.lease = nil
         }
+    }
+
+    /// Refuses an idempotency key reused for other work: answering with this task would tell the
+    /// caller that their (different) task was stored.
+    public func checkReplay(of request: EnqueueRequest) throws(SluiceError) {
+        guard kind != request.kind || args != request.args else { return }
+        throw SluiceError(.idempotencyConflict,
+            "idempotency key \(request.idempotencyKey ?? "") in queue \(request.queue) already names task \(id) with \(kind != request.kind ? "kind \(kind)" : "other args"); use a new key for different work",
+            field: "idempotency_key")
     }
 
     private mutating func finish(_ now: Date) {

@@ -13,20 +13,27 @@ public struct AttemptError: Sendable, Hashable, Codable {
     }
 }
 
-/// The lease a worker holds on a running task. Writes about the task are fenced by owner and
-/// attempt, so a worker that lost its lease cannot overwrite what happened after.
+/// The lease a worker holds on a running task. Writes about the task are fenced by owner and a
+/// token drawn afresh for every claim, so a worker that lost its lease cannot overwrite what
+/// happened after, even when a release handed the same attempt number out again.
 public struct TaskLease: Sendable, Hashable, Codable {
     public var taskID: TaskID
     public var owner: String
     public var attempt: Int
+    /// Drawn at random for each claim: the fence.
+    public var token: Int64
     public var expiresAt: Date
 
-    public init(taskID: TaskID, owner: String, attempt: Int, expiresAt: Date) {
+    public init(taskID: TaskID, owner: String, attempt: Int, token: Int64, expiresAt: Date) {
         self.taskID = taskID
         self.owner = owner
         self.attempt = attempt
+        self.token = token
         self.expiresAt = expiresAt
     }
+
+    /// A new lease token: positive, so that it reads the same in every store and in JSON.
+    public static func newToken() -> Int64 { .random(in: 1 ... .max) }
 }
 
 /// A task as stored: what to run, where it is in its life, and what came of it.

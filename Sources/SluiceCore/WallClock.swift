@@ -63,3 +63,26 @@ extension Date {
     /// This date cut to the microsecond, as the stores keep it.
     public var storedPrecision: Date { Date(microsecondsSince1970: microsecondsSince1970) }
 }
+
+/// Time that only moves forward, for deadlines and intervals: a wall clock set forward or back
+/// must not time tasks out early or keep them running late. `now()` counts from an arbitrary origin.
+public protocol MonotonicClock: Sendable {
+    /// Time since this clock's origin.
+    func now() -> Duration
+}
+
+/// The system's monotonic clock (`ContinuousClock`: it keeps counting while the machine sleeps).
+public struct SystemMonotonicClock: MonotonicClock {
+    private let origin = ContinuousClock.now
+    public init() {}
+    public func now() -> Duration { ContinuousClock.now - origin }
+}
+
+/// A monotonic clock that moves only when told to, for tests.
+public final class ManualMonotonicClock: MonotonicClock {
+    private let current = Mutex<Duration>(.zero)
+    public init() {}
+    public func now() -> Duration { current.withLock { $0 } }
+    /// Moves the clock forward by `duration`.
+    public func advance(by duration: Duration) { current.withLock { $0 += max(duration, .zero) } }
+}

@@ -16,9 +16,11 @@ struct Job: Sendable {
 }
 
 /// What became of one attempt, on its way to the store it came from.
-enum Outcome: Sendable {
-    case complete(TaskSource, TaskLease, JSONValue)
-    case fail(TaskSource, TaskLease, TaskFailure)
+struct Outcome: Sendable {
+    var source: TaskSource
+    var result: TaskOutcome
+    /// The pool that ran it: its freed slot may be refilled in the same transaction.
+    var pool: String
 }
 
 /// A named set of OS threads running tasks from some queues, at most `target` at once.
@@ -34,6 +36,7 @@ public final class Pool: @unchecked Sendable {
     let wake = WakeSignal()
     private let report: @Sendable (Outcome) -> Void
     private let clock: any WallClock
+    private let monotonic: any MonotonicClock
     private let idleTimeout: Duration
 
     /// Guards everything below; threads wait on it for work.
@@ -44,6 +47,10 @@ public final class Pool: @unchecked Sendable {
     private var idle = 0
     private var busy = 0
     private var stuck = 0
+    /// Free slots a fetcher or the completer is claiming for right now: not free for another claim.
+    private var reserved = 0
+    /// Threads that have finished a task and are handing its outcome over.
+    private var reporting = 0
     private var accepting = true
     /// Claimed, not yet started.
     private var jobs = Deque<Job>()
@@ -63,7 +70,10 @@ public final class Pool: @unchecked Sendable {
         let task: TaskRecord
         let source: TaskSource
         let lease: TaskLease
+        /// The wall-clock deadline handlers see.
         let deadline: Date
+        /// The deadline enforced: monotonic, so a wall clock set forward times nothing out.
+        let dueAt: Duration
         let cancellation = CancellationFlag()
         /// Guarded by the pool's lock.
         var timedOut = false
@@ -71,15 +81,17 @@ public final class Pool: @unchecked Sendable {
         /// The handler returned; a deadline passing now changes nothing.
         var finished = false
         var asyncTask: Task<Void, Never>?
-        init(task: TaskRecord, source: TaskSource, lease: TaskLease, deadline: Date) {
+        init(task: TaskRecord, source: TaskSource, lease: TaskLease, deadline: Date, dueAt: Duration) {
             self.task = task
             self.source = source
             self.lease = lease
             self.deadline = deadline
+            self.dueAt = dueAt
         }
     }
 
-    init(configuration: PoolConfiguration, registry: HandlerRegistry, clock: any WallClock, idleTimeout: Duration,
+    init(configuration: PoolConfiguration, registry: HandlerRegistry, clock: any WallClock,
+         monotonic: any MonotonicClock = SystemMonotonicClock(), idleTimeout: Duration,
          report: @escaping @Sendable (Outcome) -> Void) {
         name = configuration.name
         queues = configuration.queues
@@ -88,6 +100,7 @@ public final class Pool: @unchecked Sendable {
         if let autoscale { target = min(max(target, autoscale.min), autoscale.max) }
         self.registry = registry
         self.clock = clock
+        self.monotonic = monotonic
         self.idleTimeout = idleTimeout
         self.report = report
         let pool = configuration.name
@@ -108,7 +121,26 @@ public final class Pool: @unchecked Sendable {
         return freeSlotsLocked
     }
 
-    private var freeSlotsLocked: Int { accepting ? max(0, target - busy - stuck - jobs.count) : 0 }
+    private var freeSlotsLocked: Int { accepting ? max(0, target - busy - stuck - jobs.count - reserved) : 0 }
+
+    /// Takes up to `limit` free slots for a claim about to be made, so that two claimers (the
+    /// fetcher and the completer) never claim the same slot. `submit` or `unreserve` gives them back.
+    func reserveSlots(limit: Int = .max) -> Int {
+        condition.lock()
+        defer { condition.unlock() }
+        let n = min(limit, freeSlotsLocked)
+        reserved += n
+        return n
+    }
+
+    /// Returns reserved slots that no claim filled.
+    func unreserve(_ n: Int) {
+        guard n > 0 else { return }
+        condition.lock()
+        reserved = max(0, reserved - n)
+        condition.unlock()
+        wake.signal()
+    }
 
     /// Sets the concurrency; takes effect at once. A fixed size turns autoscale off.
     public func setConcurrency(_ concurrency: Int, autoscale: AutoscaleRange? = nil) {
@@ -164,11 +196,13 @@ public final class Pool: @unchecked Sendable {
 
     // MARK: - Work
 
-    /// Takes claimed tasks; returns the ones refused because the pool is stopping (to hand back).
-    func submit(_ tasks: [TaskRecord], from source: TaskSource) -> [TaskRecord] {
-        guard !tasks.isEmpty else { return [] }
+    /// Takes claimed tasks into slots reserved for them (`reserved` of them; the rest are given
+    /// back); returns the tasks refused because the pool is stopping (to hand back).
+    func submit(_ tasks: [TaskRecord], from source: TaskSource, reserved claimedFor: Int) -> [TaskRecord] {
         condition.lock()
         defer { condition.unlock() }
+        reserved = max(0, reserved - claimedFor)
+        guard !tasks.isEmpty else { return [] }
         guard accepting else { return tasks }
         jobs.append(contentsOf: tasks.map { Job(task: $0, source: source) })
         while idle < jobs.count && threads - stuck < target {
@@ -194,11 +228,24 @@ public final class Pool: @unchecked Sendable {
     }
 
     /// Applies what a heartbeat learned: stop cancelled tasks and tasks whose lease was lost.
+    /// Claimed tasks not yet started are dropped when lost and cancelled at once when asked to.
     func apply(_ statuses: [TaskID: LeaseStatus], from source: TaskSource) {
         condition.lock()
-        defer { condition.unlock() }
+        var cancelledUnstarted: [Job] = []
+        jobs.removeAll { job in
+            guard job.source == source, let status = statuses[job.task.id], status != .held else { return false }
+            if status == .cancelRequested { cancelledUnstarted.append(job) }
+            return true
+        }
+        defer {
+            condition.unlock()
+            for job in cancelledUnstarted {
+                report(Outcome(source: job.source, result: .fail(job.task.lease!, TaskFailure("cancelled by request before it started", disposition: .cancel)), pool: name))
+            }
+            if !cancelledUnstarted.isEmpty { wake.signal() }
+        }
         for (id, status) in statuses {
-            guard let run = running[id], run.source == source else { continue }
+            guard let run = running[id], run.source == source, !run.timedOut else { continue }
             switch status {
             case .held: break
             case .cancelRequested:
@@ -212,11 +259,13 @@ public final class Pool: @unchecked Sendable {
         }
     }
 
-    /// Fails tasks past their deadline as timed out; their threads count as stuck until they return.
-    func checkDeadlines(now: Date) {
+    /// Fails tasks past their (monotonic) deadline as timed out; their threads count as stuck
+    /// until they return.
+    func checkDeadlines() {
+        let now = monotonic.now()
         var expired: [Run] = []
         condition.lock()
-        for run in running.values where !run.timedOut && !run.finished && run.deadline <= now {
+        for run in running.values where !run.timedOut && !run.finished && run.dueAt <= now {
             run.timedOut = true
             busy -= 1
             stuck += 1
@@ -226,7 +275,7 @@ public final class Pool: @unchecked Sendable {
         }
         condition.unlock()
         for run in expired where !run.leaseLost {
-            report(.fail(run.source, run.lease, TaskFailure("timed out after \(run.task.timeout.seconds) s")))
+            report(Outcome(source: run.source, result: .fail(run.lease, TaskFailure("timed out after \(run.task.timeout.seconds) s")), pool: name))
         }
     }
 
@@ -246,8 +295,8 @@ public final class Pool: @unchecked Sendable {
     func waitUntilIdle(deadline: Date) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        while busy > 0 {
-            if !condition.wait(until: deadline) { return busy == 0 }
+        while busy > 0 || reporting > 0 {
+            if !condition.wait(until: deadline) { return busy == 0 && reporting == 0 }
         }
         return true
     }
@@ -267,7 +316,7 @@ public final class Pool: @unchecked Sendable {
                 idle -= 1
                 busy += 1
                 let run = Run(task: task, source: job.source, lease: task.lease!,
-                              deadline: clock.now().addingTimeInterval(task.timeout.seconds))
+                              deadline: clock.now().addingTimeInterval(task.timeout.seconds), dueAt: monotonic.now() + task.timeout)
                 running[task.id] = run
                 condition.unlock()
                 // Wait time: from when the task could run to when a thread took it.
@@ -278,26 +327,33 @@ public final class Pool: @unchecked Sendable {
                 condition.lock()
                 run.finished = true
                 let reportable = !run.timedOut && !run.leaseLost
-                condition.unlock()
-                // Report while the slot still counts as busy: a graceful drain waits for busy == 0 and
-                // then closes the outcome stream, so reporting after freeing the slot could lose it.
-                if reportable, let outcome { report(outcome) }
-                condition.lock()
-                running[task.id] = nil
+                // A stale run (timed out, its task since claimed again here) must not remove the
+                // newer run's record: that one still needs heartbeats, its deadline and cancels.
+                if running[task.id] === run { running[task.id] = nil }
+                // The slot is free before the outcome is handed over, so the completer can refill it
+                // in the outcome's own transaction; `reporting` keeps a graceful drain waiting
+                // until the outcome is handed over.
                 if run.timedOut { stuck -= 1 } else { busy -= 1 }
+                reporting += 1
                 idle += 1
                 processed += 1
-                if case .fail? = outcome { failed += 1 }
+                if case .fail? = outcome?.result { failed += 1 }
                 runTimes.add(elapsed.seconds)
+                condition.unlock()
+                if reportable, let outcome { report(outcome) }
+                condition.lock()
+                reporting -= 1
                 condition.broadcast()
                 condition.unlock()
                 runTime.recordNanoseconds(Int64(elapsed.seconds * 1e9))
-                switch outcome {
+                switch outcome?.result {
                 case .complete? where reportable: outcomeCounters["succeeded"]?.increment()
                 case .fail? where reportable: outcomeCounters["failed"]?.increment()
                 default: outcomeCounters["dropped"]?.increment()
                 }
-                wake.signal()
+                // Durable outcomes wake the fetcher through the completer (which refills the slot
+                // first); fire-and-forget ones have no transaction to share.
+                if !reportable || job.source == .memory { wake.signal() }
                 condition.lock()
                 continue
             }
@@ -313,10 +369,11 @@ public final class Pool: @unchecked Sendable {
     /// Runs one attempt and sorts its outcome.
     private func execute(_ run: Run) -> Outcome? {
         let task = run.task
+        func fail(_ failure: TaskFailure) -> Outcome { Outcome(source: run.source, result: .fail(run.lease, failure), pool: name) }
         let context = TaskContext(id: task.id, kind: task.kind, args: task.args, attempt: task.attempt,
                                   maxAttempts: task.maxAttempts, deadline: run.deadline, cancellation: run.cancellation)
         guard let handler = registry[task.kind] else {
-            return .fail(run.source, run.lease, TaskFailure("no handler for kind \(task.kind) in this process; known kinds: \(registry.kinds.joined(separator: ", "))", disposition: .discard))
+            return fail(TaskFailure("no handler for kind \(task.kind) in this process; known kinds: \(registry.kinds.joined(separator: ", "))", disposition: .discard))
         }
         let result: Result<JSONValue, any Error>
         switch handler.body {
@@ -339,13 +396,13 @@ public final class Pool: @unchecked Sendable {
         }
         switch result {
         case .success(let value):
-            return .complete(run.source, run.lease, value)
+            return Outcome(source: run.source, result: .complete(run.lease, value), pool: name)
         case .failure(var failure as TaskFailure):
             if run.cancellation.reason == "cancelled by request" { failure.disposition = .cancel }
-            return .fail(run.source, run.lease, failure)
+            return fail(failure)
         case .failure(let error):
             let cancelled = run.cancellation.reason == "cancelled by request"
-            return .fail(run.source, run.lease, TaskFailure(cancelled ? "cancelled by request" : "\(error)", disposition: cancelled ? .cancel : .retry))
+            return fail(TaskFailure(cancelled ? "cancelled by request" : "\(error)", disposition: cancelled ? .cancel : .retry))
         }
     }
 }

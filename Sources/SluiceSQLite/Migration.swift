@@ -2,11 +2,18 @@ import CSQLite
 import Foundation
 import SluiceCore
 
-/// One numbered schema change, from `migrations/NNNN_name.sql`.
+/// One numbered schema change, from `migrations/sqlite/NNNN_name.sql`.
 public struct Migration: Sendable, Hashable {
     public var version: Int
     public var name: String
     public var sql: String
+
+    /// FNV-1a (64 bits) of the text, in hex: recorded when applied, so an edited file is noticed.
+    public var checksum: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in sql.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return String(hash, radix: 16)
+    }
 
     /// A migration from its file name (`0001_tasks.sql`) and text.
     public init(file: String, sql: String) {
@@ -90,6 +97,13 @@ public struct Migrator: Sendable {
                 try connection.execute(migration.sql)
                 try connection.run("INSERT INTO sluice_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                                    [.integer(Int64(migration.version)), .text(migration.name), .integer(now.microsecondsSince1970)])
+                if migration.version >= Self.checksumVersion {
+                    // Record (or backfill, for versions applied before checksums existed) every checksum.
+                    for applied in migrations.prefix(migration.version) {
+                        try connection.run("UPDATE sluice_migrations SET checksum = ? WHERE version = ? AND checksum IS NULL",
+                                           [.text(applied.checksum), .integer(Int64(applied.version))])
+                    }
+                }
                 try connection.execute("COMMIT")
                 applied.append(migration.name)
             } catch {
@@ -101,12 +115,29 @@ public struct Migrator: Sendable {
         return Report(from: start, to: try currentVersion(connection), applied: applied)
     }
 
-    /// The current version, after refusing a schema newer than this binary knows.
+    /// The schema version from which applied migrations carry a checksum.
+    static let checksumVersion = 3
+
+    /// The current version, after refusing a schema newer than this binary knows or built from
+    /// migrations whose text differs from this binary's.
     public func check(_ connection: SQLiteConnection) throws -> Int {
         let version = try currentVersion(connection)
         guard version <= latestVersion else {
             throw SluiceError(.incompatibleDatabase,
                 "\(connection.path) has schema version \(version) but this sluice knows only up to \(latestVersion); upgrade sluice (the database was left untouched)")
+        }
+        if version >= Self.checksumVersion {
+            var stored: [(Int, String)] = []
+            try connection.query("SELECT version, checksum FROM sluice_migrations WHERE checksum IS NOT NULL ORDER BY version") { row in
+                stored.append((Int(row.int(0)), row.text(1)))
+            }
+            for (applied, checksum) in stored where applied >= 1 && applied <= migrations.count {
+                let known = migrations[applied - 1]
+                guard known.checksum == checksum else {
+                    throw SluiceError(.incompatibleDatabase,
+                        "\(connection.path): migration \(known.name) was applied with other text (checksum \(checksum), this sluice's is \(known.checksum)); a migration must never be edited once released. The database was left untouched")
+                }
+            }
         }
         return version
     }

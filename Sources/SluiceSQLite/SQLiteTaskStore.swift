@@ -18,6 +18,9 @@ public struct SQLiteStoreConfiguration: Sendable {
     public var busyTimeout: Duration = .seconds(10)
     /// Apply pending migrations when opening (otherwise an old schema is refused).
     public var migrate = true
+    /// Reader connections, each on its own thread: status reads and long-polls never queue
+    /// behind one slow read.
+    public var readers = 4
     public var clock: any WallClock = SystemClock()
     /// Draws backoff jitter, uniform in [0, 1].
     public var unitRandom: @Sendable () -> Double = { .random(in: 0...1) }
@@ -30,7 +33,7 @@ public struct SQLiteStoreConfiguration: Sendable {
 
 /// The durable store: one SQLite file in WAL mode, shared safely by a server and any number of
 /// `sluice worker` processes. Writes go through one group-committing writer thread per process;
-/// reads through a reader connection of their own, which WAL never blocks.
+/// reads through a few reader connections of their own, which WAL never blocks.
 public final class SQLiteTaskStore: TaskStore {
     public let configuration: SQLiteStoreConfiguration
     /// What opening the store migrated (`nil` when opened with `migrate = false`).
@@ -41,7 +44,8 @@ public final class SQLiteTaskStore: TaskStore {
     /// Only idle polling pays the look-ahead, and it spares the write lock.
     private let expectWork = Atomic<Bool>(false)
     private let writer: SQLiteExecutor
-    private let reader: SQLiteExecutor
+    private let readers: [SQLiteExecutor]
+    private let nextReader = Atomic<Int>(0)
     private let ids: TaskIDGenerator
     private var clock: any WallClock { configuration.clock }
 
@@ -65,10 +69,15 @@ public final class SQLiteTaskStore: TaskStore {
             if !configuration.migrate && version < migrator.latestVersion {
                 throw SluiceError(.incompatibleDatabase, "\(path) has schema version \(version), this sluice needs \(migrator.latestVersion): run `sluice migrate --db \(path)`")
             }
-            let read = try SQLiteConnection(path: path, create: false)
-            try read.execute("PRAGMA busy_timeout = \(configuration.busyTimeout.milliseconds); PRAGMA query_only = ON")
+            // Statistics for the planner, so that a grown table keeps its plans (cheap: it only
+            // analyzes what changed a lot since the last run).
+            try write.execute("PRAGMA optimize = 0x10002")
+            readers = try (0 ..< max(1, configuration.readers)).map { n in
+                let read = try SQLiteConnection(path: path, create: false)
+                try read.execute("PRAGMA busy_timeout = \(configuration.busyTimeout.milliseconds); PRAGMA query_only = ON")
+                return SQLiteExecutor(connection: read, mode: .reader, name: "sluice-sqlite-reader-\(n)")
+            }
             writer = SQLiteExecutor(connection: write, mode: .writer, name: "sluice-sqlite-writer")
-            reader = SQLiteExecutor(connection: read, mode: .reader, name: "sluice-sqlite-reader")
         } catch let error as SQLiteError {
             throw SluiceError(.storage, error.description)
         } catch let error as SluiceError {
@@ -86,8 +95,10 @@ public final class SQLiteTaskStore: TaskStore {
 
     deinit {
         writer.close()
-        reader.close()
+        readers.forEach { $0.close() }
     }
+
+    public var longestWriteWait: Duration { configuration.busyTimeout }
 
     /// How many write transactions this store committed, and how many operations they carried.
     public var writeStatistics: (transactions: Int, operations: Int) {
@@ -128,11 +139,15 @@ public final class SQLiteTaskStore: TaskStore {
                     .integer(task.retryPolicy.base.milliseconds), .integer(task.retryPolicy.cap.milliseconds),
                     TaskRow.text(task.idempotencyKey), TaskRow.time(task.createdAt),
                 ])
-                if inserted == 1 { return EnqueueResult(task: task, created: true) }
+                if inserted == 1 {
+                    try Counts.add(connection, queue: task.queue, state: task.state, 1)
+                    return EnqueueResult(task: task, created: true)
+                }
                 guard let key = task.idempotencyKey,
                       let existing = try Self.fetch(connection, SQL.byIdempotencyKey, [.text(task.queue), .text(key)]).first else {
                     throw SluiceError(.storage, "task \(task.id) was not inserted and no idempotency key explains why")
                 }
+                try existing.checkReplay(of: request)
                 return EnqueueResult(task: existing, created: false)
             }
         })
@@ -177,20 +192,8 @@ public final class SQLiteTaskStore: TaskStore {
             }
             guard mayHaveWork else { return [] }
         }
-        let claimed = try await write { connection in
-            let now = clock.now()
-            try connection.run(SQL.stageDue, [TaskRow.time(now)])
-            var claimed: [TaskRecord] = []
-            for queue in queues where claimed.count < limit {
-                let expires = now.addingTimeInterval(leaseDuration.seconds)
-                let rows = try Self.fetch(connection, SQL.claim, [
-                    TaskRow.time(now), .text(owner), TaskRow.time(expires), .text(queue), .integer(Int64(limit - claimed.count)),
-                ])
-                // RETURNING gives no order: restore the claim order.
-                claimed += rows.sorted { ($0.priority, $1.runAt, $1.id) > ($1.priority, $0.runAt, $0.id) }
-            }
-            return claimed
-        }
+        let request = ClaimRequest(queues: queues, limit: limit, owner: owner, leaseDuration: leaseDuration)
+        let claimed = try await write { connection in try Self.claim(connection, request, now: clock.now()) }
         expectWork.store(!claimed.isEmpty, ordering: .relaxed)
         return claimed
     }
@@ -204,7 +207,7 @@ public final class SQLiteTaskStore: TaskStore {
             for lease in leases {
                 var status = LeaseStatus.lost
                 try connection.query(SQL.heartbeat, [
-                    TaskRow.time(expires), .text(lease.taskID.rawValue), .text(lease.owner), .integer(Int64(lease.attempt)),
+                    TaskRow.time(expires), .text(lease.taskID.rawValue), .text(lease.owner), .integer(lease.token),
                 ]) { row in status = row.int(0) != 0 ? .cancelRequested : .held }
                 statuses[lease.taskID] = status
             }
@@ -213,23 +216,57 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     public func complete(_ lease: TaskLease, result: JSONValue) async throws -> TaskRecord {
-        let clock = self.clock
-        let resultText = result.jsonText()
-        let done = try await write { connection in
-            // The hot path: one fenced UPDATE doing what `TaskRecord.complete` does (running →
-            // succeeded, checked by the state table's test). A refusal falls through to the
-            // general path below, which explains why.
-            try Self.fetch(connection, SQL.complete, [
-                .text(resultText), TaskRow.time(clock.now()), .text(lease.taskID.rawValue), .text(lease.owner),
-                .integer(Int64(lease.attempt)),
-            ]).first
-        }
-        if let done { return announce(done) }
-        return try await update(lease.taskID) { task, now, _ in try task.complete(lease, result: result, now: now) }
+        try await record(.complete(lease, result))
     }
 
     public func fail(_ lease: TaskLease, failure: TaskFailure) async throws -> TaskRecord {
-        try await update(lease.taskID) { task, now, unit in try task.fail(lease, failure: failure, now: now, unit: unit) }
+        try await record(.fail(lease, failure))
+    }
+
+    private func record(_ outcome: TaskOutcome) async throws -> TaskRecord {
+        try await record([outcome], thenClaim: []).recorded[0].get()
+    }
+
+    public func record(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest]) async throws -> RecordResult {
+        guard !outcomes.isEmpty || !claims.isEmpty else { return RecordResult(recorded: [], claimed: []) }
+        let clock = self.clock
+        let units = outcomes.map { _ in configuration.unitRandom() }
+        let result = try await write { connection in
+            let now = clock.now()
+            var recorded: [Result<TaskRecord, SluiceError>] = []
+            var succeeded: [String: Int] = [:]
+            for (outcome, unit) in zip(outcomes, units) {
+                do {
+                    switch outcome {
+                    case .complete(let lease, let value):
+                        // The hot path: one fenced UPDATE doing what `TaskRecord.complete` does when no
+                        // cancel is pending (checked by the state table's test). A refusal falls
+                        // through to the general path, which applies the rule or explains why not.
+                        if let done = try Self.fetch(connection, SQL.complete, [
+                            .text(value.jsonText()), TaskRow.time(now), .text(lease.taskID.rawValue), .text(lease.owner), .integer(lease.token),
+                        ]).first {
+                            succeeded[done.queue, default: 0] += 1
+                            recorded.append(.success(done))
+                        } else {
+                            recorded.append(.success(try Self.move(connection, lease.taskID) { try $0.complete(lease, result: value, now: now) }))
+                        }
+                    case .fail(let lease, let failure):
+                        recorded.append(.success(try Self.move(connection, lease.taskID) { try $0.fail(lease, failure: failure, now: now, unit: unit) }))
+                    }
+                } catch let error as SluiceError where [.leaseLost, .notFound, .invalidTransition].contains(error.code) {
+                    recorded.append(.failure(error))
+                }
+            }
+            for (queue, n) in succeeded {
+                try Counts.add(connection, queue: queue, state: .running, -n)
+                try Counts.add(connection, queue: queue, state: .succeeded, n)
+            }
+            let claimed = try claims.map { try Self.claim(connection, $0, now: now) }
+            return RecordResult(recorded: recorded, claimed: claimed)
+        }
+        for case .success(let task) in result.recorded { _ = announce(task) }
+        if !claims.isEmpty { expectWork.store(result.claimed.contains { !$0.isEmpty }, ordering: .relaxed) }
+        return result
     }
 
     public func release(_ leases: [TaskLease]) async throws {
@@ -250,14 +287,18 @@ public final class SQLiteTaskStore: TaskStore {
         try await update(id) { task, now, _ in try task.retryByHand(now: now) }
     }
 
-    public func rescueExpiredLeases() async throws -> RescueReport {
+    public func stageDue(limit: Int) async throws -> Int {
+        let clock = self.clock
+        return try await write { connection in try Self.stageDue(connection, now: clock.now(), limit: limit) }
+    }
+
+    public func rescueExpiredLeases(limit: Int) async throws -> RescueReport {
         let clock = self.clock
         let (report, finished) = try await write { connection in
             let now = clock.now()
-            try connection.run(SQL.stageDue, [TaskRow.time(now)])
             var report = RescueReport()
             var finished: [TaskRecord] = []
-            for var task in try Self.fetch(connection, SQL.expiredLeases, [TaskRow.time(now)]) {
+            for var task in try Self.fetch(connection, SQL.expiredLeases, [TaskRow.time(now), .integer(Int64(max(1, limit)))]) {
                 let before = task
                 try task.expireLease(now: now)
                 try Self.save(connection, task, replacing: before)
@@ -274,17 +315,24 @@ public final class SQLiteTaskStore: TaskStore {
         return report
     }
 
-    public func prune(finishedBefore retention: Duration) async throws -> Int {
+    public func prune(finishedBefore retention: Duration, limit: Int) async throws -> Int {
         let cutoff = clock.now().addingTimeInterval(-retention.seconds)
         var total = 0
         // Small transactions, so that pruning a large backlog never holds the write lock for long.
-        while true {
+        while total < limit {
+            let batch = min(500, limit - total)
             let deleted = try await write { connection in
-                try connection.run(SQL.prune, [TaskRow.time(cutoff), .integer(1000)])
+                var gone: [Counts.Key: Int] = [:]
+                try connection.query(SQL.prune, [TaskRow.time(cutoff), .integer(Int64(batch))]) { row in
+                    if let state = TaskState(rawValue: row.text(1)) { gone[Counts.Key(queue: row.text(0), state: state), default: 0] += 1 }
+                }
+                for (key, n) in gone { try Counts.add(connection, queue: key.queue, state: key.state, -n) }
+                return gone.values.reduce(0, +)
             }
             total += deleted
-            if deleted < 1000 { return total }
+            if deleted < batch { break }
         }
+        return total
     }
 
     public func counts() async throws -> [QueueCounts] {
@@ -294,6 +342,41 @@ public final class SQLiteTaskStore: TaskStore {
                 if let state = TaskState(rawValue: row.text(1)) { byQueue[row.text(0), default: [:]][state] = Int(row.int(2)) }
             }
             return byQueue.keys.sorted().map { QueueCounts(queue: $0, counts: byQueue[$0]!) }
+        }
+    }
+
+    /// Counts by queue and state taken from the tasks themselves (a full scan): for tests that
+    /// check the counters, never for a hot path.
+    public func recount() async throws -> [QueueCounts] {
+        try await read { connection in
+            var byQueue: [String: [TaskState: Int]] = [:]
+            try connection.query(SQL.recount) { row in
+                if let state = TaskState(rawValue: row.text(1)) { byQueue[row.text(0), default: [:]][state] = Int(row.int(2)) }
+            }
+            return byQueue.keys.sorted().map { QueueCounts(queue: $0, counts: byQueue[$0]!) }
+        }
+    }
+
+    /// Refreshes the planner's statistics; maintenance runs it now and then.
+    public func optimize() async throws {
+        try await write { connection in try connection.execute("PRAGMA optimize") }
+    }
+
+    /// The statements that run on every claim, outcome, heartbeat, status read and maintenance
+    /// pass: none may scan `tasks` (a test checks their plans).
+    public static let hotStatements: [(name: String, sql: String)] = [
+        ("byID", SQL.byID), ("byIdempotencyKey", SQL.byIdempotencyKey), ("due", SQL.due), ("stage", SQL.stage),
+        ("claim", SQL.claim), ("anyReady", SQL.anyReady), ("heartbeat", SQL.heartbeat), ("complete", SQL.complete),
+        ("save", SQL.save), ("expiredLeases", SQL.expiredLeases), ("prune", SQL.prune), ("counts", SQL.counts),
+        ("addCount", SQL.addCount), ("acquireLeadership", SQL.acquireLeadership),
+    ]
+
+    /// SQLite's plan for `sql`, one line per step (for the test that forbids full scans).
+    public func queryPlan(_ sql: String, _ parameters: [SQLiteValue]) async throws -> [String] {
+        try await read { connection in
+            var lines: [String] = []
+            try connection.query("EXPLAIN QUERY PLAN " + sql, parameters) { row in lines.append(row.text(3)) }
+            return lines
         }
     }
 
@@ -325,7 +408,44 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     private func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try await Self.mapErrors { try await reader.perform(body) }
+        let reader = readers[nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count]
+        return try await Self.mapErrors { try await reader.perform(body) }
+    }
+
+    /// Stages due tasks, then claims for `request`, inside the caller's write transaction.
+    private static func claim(_ connection: SQLiteConnection, _ request: ClaimRequest, now: Date) throws -> [TaskRecord] {
+        guard request.limit > 0, !request.queues.isEmpty else { return [] }
+        // Due tasks are claimable on time, without waiting for the leader's stager.
+        try stageDue(connection, now: now, limit: 1000)
+        let expires = now.addingTimeInterval(request.leaseDuration.seconds)
+        var claimed: [TaskRecord] = []
+        for queue in request.queues where claimed.count < request.limit {
+            let rows = try fetch(connection, SQL.claim, [
+                TaskRow.time(now), .text(request.owner), TaskRow.time(expires), .text(queue), .integer(Int64(request.limit - claimed.count)),
+            ])
+            if !rows.isEmpty {
+                try Counts.add(connection, queue: queue, state: .queued, -rows.count)
+                try Counts.add(connection, queue: queue, state: .running, rows.count)
+            }
+            // RETURNING gives no order: restore the claim order.
+            claimed += rows.sorted { ($0.priority, $1.runAt, $1.id) > ($1.priority, $0.runAt, $0.id) }
+        }
+        return claimed
+    }
+
+    /// Moves at most `limit` scheduled and retrying tasks whose time has come to `queued`.
+    @discardableResult
+    private static func stageDue(_ connection: SQLiteConnection, now: Date, limit: Int) throws -> Int {
+        var due: [(id: String, queue: String, state: TaskState)] = []
+        try connection.query(SQL.due, [TaskRow.time(now), .integer(Int64(limit))]) { row in
+            due.append((row.text(0), row.text(1), TaskState(rawValue: row.text(2)) ?? .scheduled))
+        }
+        for task in due {
+            try connection.run(SQL.stage, [.text(task.id)])
+            try Counts.add(connection, queue: task.queue, state: task.state, -1)
+            try Counts.add(connection, queue: task.queue, state: .queued, 1)
+        }
+        return due.count
     }
 
     private static func mapErrors<T>(_ body: () async throws -> T) async throws -> T {
@@ -352,10 +472,14 @@ public final class SQLiteTaskStore: TaskStore {
             .integer(Int64(task.maxAttempts)), TaskRow.text(task.result?.jsonText()), TaskRow.text(task.error),
             .text(TaskRow.encodeErrors(task.attemptErrors)), .integer(task.cancelRequested ? 1 : 0),
             TaskRow.time(task.startedAt), TaskRow.time(task.finishedAt), TaskRow.text(task.worker),
-            TaskRow.text(task.lease?.owner), TaskRow.time(task.lease?.expiresAt),
+            TaskRow.text(task.lease?.owner), TaskRow.time(task.lease?.expiresAt), task.lease.map { .integer($0.token) } ?? .null,
             .text(task.id.rawValue), .text(before.state.rawValue), .integer(Int64(before.attempt)),
         ])
         guard changed == 1 else { throw SluiceError(.storage, "task \(task.id) changed underneath its update") }
+        if task.state != before.state {
+            try Counts.add(connection, queue: task.queue, state: before.state, -1)
+            try Counts.add(connection, queue: task.queue, state: task.state, 1)
+        }
     }
 
     private static func text(_ connection: SQLiteConnection, _ sql: String) throws(SQLiteError) -> String {
@@ -374,13 +498,17 @@ public final class SQLiteTaskStore: TaskStore {
             """
         static let byID = "SELECT \(TaskRow.columns) FROM tasks WHERE id = ?"
         static let byIdempotencyKey = "SELECT \(TaskRow.columns) FROM tasks WHERE queue = ? AND idempotency_key = ?"
-        /// Scheduled and retrying tasks whose time has come become claimable.
-        static let stageDue = "UPDATE tasks SET state = 'queued' WHERE state IN ('scheduled', 'retrying') AND run_at <= ?"
+        /// Scheduled and retrying tasks whose time has come, oldest first (walks `tasks_due`).
+        static let due = """
+            SELECT id, queue, state FROM tasks WHERE state IN ('scheduled', 'retrying') AND run_at <= ?1 ORDER BY run_at LIMIT ?2
+            """
+        static let stage = "UPDATE tasks SET state = 'queued' WHERE id = ?1 AND state IN ('scheduled', 'retrying')"
         /// One statement per queue: the subquery walks `tasks_ready` in claim order and stops at LIMIT.
+        /// The token is drawn per row; it is positive and never 0.
         static let claim = """
             UPDATE tasks
             SET state = 'running', attempt = attempt + 1, started_at = ?1, worker = ?2,
-                lease_owner = ?2, lease_expires_at = ?3
+                lease_owner = ?2, lease_expires_at = ?3, lease_token = (random() & 9223372036854775807) | 1
             WHERE id IN (SELECT id FROM tasks WHERE state = 'queued' AND queue = ?4
                          ORDER BY priority DESC, run_at, id LIMIT ?5)
             RETURNING \(TaskRow.columns)
@@ -392,27 +520,37 @@ public final class SQLiteTaskStore: TaskStore {
             """
         static let heartbeat = """
             UPDATE tasks SET lease_expires_at = ?
-            WHERE id = ? AND state = 'running' AND lease_owner = ? AND attempt = ?
+            WHERE id = ? AND state = 'running' AND lease_owner = ? AND lease_token = ?
             RETURNING cancel_requested
             """
         static let complete = """
             UPDATE tasks
-            SET state = 'succeeded', result = ?, error = NULL, finished_at = ?, lease_owner = NULL, lease_expires_at = NULL
-            WHERE id = ? AND state = 'running' AND lease_owner = ? AND attempt = ?
+            SET state = 'succeeded', result = ?, error = NULL, finished_at = ?, lease_owner = NULL, lease_expires_at = NULL,
+                lease_token = NULL
+            WHERE id = ? AND state = 'running' AND lease_owner = ? AND lease_token = ? AND cancel_requested = 0
             RETURNING \(TaskRow.columns)
             """
         static let save = """
             UPDATE tasks
             SET state = ?, run_at = ?, attempt = ?, max_attempts = ?, result = ?, error = ?, attempt_errors = ?,
-                cancel_requested = ?, started_at = ?, finished_at = ?, worker = ?, lease_owner = ?, lease_expires_at = ?
+                cancel_requested = ?, started_at = ?, finished_at = ?, worker = ?, lease_owner = ?, lease_expires_at = ?,
+                lease_token = ?
             WHERE id = ? AND state = ? AND attempt = ?
             """
-        static let expiredLeases = "SELECT \(TaskRow.columns) FROM tasks WHERE state = 'running' AND lease_expires_at < ? ORDER BY id"
+        /// Walks `tasks_leases` from the oldest expiry; no ORDER BY, which would make it scan.
+        static let expiredLeases = "SELECT \(TaskRow.columns) FROM tasks WHERE state = 'running' AND lease_expires_at < ? LIMIT ?"
         static let prune = """
             DELETE FROM tasks WHERE id IN (
                 SELECT id FROM tasks WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < ? LIMIT ?)
+            RETURNING queue, state
             """
-        static let counts = "SELECT queue, state, count(*) FROM tasks GROUP BY queue, state"
+        /// The counters, not the tasks: a few rows whatever the table's size.
+        static let counts = "SELECT queue, state, n FROM queue_counts WHERE n <> 0"
+        static let recount = "SELECT queue, state, count(*) FROM tasks GROUP BY queue, state"
+        static let addCount = """
+            INSERT INTO queue_counts (queue, state, n) VALUES (?1, ?2, ?3)
+            ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n
+            """
     }
 }
 
@@ -477,7 +615,44 @@ extension SQLiteTaskStore: WorkerDirectory {
     }
 }
 
+extension SQLiteTaskStore {
+    public func acquireLeadership(_ name: String, owner: String, for duration: Duration) async throws -> Bool {
+        let clock = self.clock
+        return try await write { connection in
+            let now = clock.now()
+            return try connection.scalar(SQL.acquireLeadership, [
+                .text(name), .text(owner), TaskRow.time(now.addingTimeInterval(duration.seconds)), TaskRow.time(now),
+            ]) != nil
+        }
+    }
+
+    public func resignLeadership(_ name: String, owner: String) async throws {
+        _ = try await write { connection in try connection.run(SQL.resignLeadership, [.text(name), .text(owner)]) }
+    }
+
+    public func leader(_ name: String) async throws -> Leadership? {
+        let now = clock.now()
+        return try await read { connection in
+            var leader: Leadership?
+            try connection.query(SQL.leader, [.text(name), TaskRow.time(now)]) { row in
+                leader = Leadership(name: name, owner: row.text(0), expiresAt: Date(microsecondsSince1970: row.int(1)))
+            }
+            return leader
+        }
+    }
+}
+
 extension SQLiteTaskStore.SQL {
+    /// Takes the lease when free or expired, renews it when ours; returns a row only if ours now.
+    static let acquireLeadership = """
+        INSERT INTO leadership (name, owner, expires_at, elected_at) VALUES (?1, ?2, ?3, ?4)
+        ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at,
+            elected_at = CASE WHEN leadership.owner = excluded.owner THEN leadership.elected_at ELSE excluded.elected_at END
+        WHERE leadership.owner = excluded.owner OR leadership.expires_at <= ?4
+        RETURNING 1
+        """
+    static let resignLeadership = "DELETE FROM leadership WHERE name = ? AND owner = ?"
+    static let leader = "SELECT owner, expires_at FROM leadership WHERE name = ? AND expires_at > ?"
     static let recordWorker = """
         INSERT INTO workers (id, host, pid, started_at, heartbeat_at, pools, kinds) VALUES (?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, pools = excluded.pools, kinds = excluded.kinds

@@ -7,7 +7,7 @@ enum TaskRow {
     static let columns = """
         id, queue, kind, args, priority, state, run_at, attempt, max_attempts, timeout_ms, backoff_base_ms, \
         backoff_cap_ms, idempotency_key, result, error, attempt_errors, cancel_requested, created_at, started_at, \
-        finished_at, worker, lease_owner, lease_expires_at
+        finished_at, worker, lease_owner, lease_expires_at, lease_token
         """
 
     /// An attempt error as stored in the `attempt_errors` JSON array.
@@ -26,7 +26,7 @@ enum TaskRow {
         let attempt = Int(row.int(7))
         let leaseOwner = row.optionalText(21)
         let lease = leaseOwner.flatMap { owner in
-            date(22).map { TaskLease(taskID: id0, owner: owner, attempt: attempt, expiresAt: $0) }
+            date(22).map { TaskLease(taskID: id0, owner: owner, attempt: attempt, token: row.int(23), expiresAt: $0) }
         }
         return TaskRecord(
             id: id, queue: row.text(1), kind: row.text(2), args: try JSONValue(jsonText: row.text(3)),

@@ -48,6 +48,7 @@ public final class MemoryTaskStore: TaskStore {
     struct Directory {
         var workers: [String: WorkerInfo] = [:]
         var settings: [String: PoolSetting] = [:]
+        var leaders: [String: Leadership] = [:]
     }
     private let clock: any WallClock
     private let ids: TaskIDGenerator
@@ -74,11 +75,17 @@ public final class MemoryTaskStore: TaskStore {
     public func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult] {
         let now = clock.now()
         for request in requests { try request.validate(now: now) }
-        return announce(enqueued: state.withLock { state in
-            requests.map { request in
+        return announce(enqueued: try state.withLock { state in
+            // Checked first: a refused replay must leave the whole batch unstored.
+            for request in requests {
+                if let key = request.idempotencyKey, let existing = state.idempotency[IdempotencyKey(queue: request.queue, key: key)],
+                   let task = state.tasks[existing] { try task.checkReplay(of: request) }
+            }
+            return try requests.map { request in
                 if let key = request.idempotencyKey,
                    let existing = state.idempotency[IdempotencyKey(queue: request.queue, key: key)],
                    let task = state.tasks[existing] {
+                    try task.checkReplay(of: request)
                     return EnqueueResult(task: task, created: false)
                 }
                 let task = TaskRecord(id: ids.next(), request: request, now: now)
@@ -112,6 +119,7 @@ public final class MemoryTaskStore: TaskStore {
     public func claim(queues: [String], limit: Int, owner: String, leaseDuration: Duration) async throws -> [TaskRecord] {
         let now = clock.now()
         return state.withLock { state in
+            // Staging here too: due tasks are claimable on time without waiting for the stager.
             Self.stageDue(now: now, in: &state)
             var claimed: [TaskRecord] = []
             for queue in queues {
@@ -174,14 +182,22 @@ public final class MemoryTaskStore: TaskStore {
         return try update(id) { task in try task.retryByHand(now: now) }
     }
 
-    public func rescueExpiredLeases() async throws -> RescueReport {
+    public func record(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest]) async throws -> RecordResult {
+        try await recordOneByOne(outcomes, thenClaim: claims)
+    }
+
+    public func stageDue(limit: Int) async throws -> Int {
+        let now = clock.now()
+        return state.withLock { Self.stageDue(now: now, in: &$0, limit: limit) }
+    }
+
+    public func rescueExpiredLeases(limit: Int) async throws -> RescueReport {
         let now = clock.now()
         var finished: [TaskRecord] = []
         defer { finished.forEach { _ = announce($0) } }
         return state.withLock { state in
-            Self.stageDue(now: now, in: &state)
             var report = RescueReport()
-            for id in state.running.sorted() {
+            for id in state.running.sorted() where report.total < limit {
                 guard var task = state.tasks[id], let lease = task.lease, lease.expiresAt < now else { continue }
                 try! task.expireLease(now: now)
                 state.tasks[id] = task
@@ -197,10 +213,10 @@ public final class MemoryTaskStore: TaskStore {
         }
     }
 
-    public func prune(finishedBefore retention: Duration) async throws -> Int {
+    public func prune(finishedBefore retention: Duration, limit: Int) async throws -> Int {
         let cutoff = clock.now().addingTimeInterval(-retention.seconds)
         return state.withLock { state in
-            let doomed = state.tasks.values.filter { $0.state.isFinal && ($0.finishedAt ?? .distantFuture) < cutoff }
+            let doomed = state.tasks.values.lazy.filter { $0.state.isFinal && ($0.finishedAt ?? .distantFuture) < cutoff }.prefix(limit)
             for task in doomed {
                 state.tasks[task.id] = nil
                 if let key = task.idempotencyKey { state.idempotency[IdempotencyKey(queue: task.queue, key: key)] = nil }
@@ -256,14 +272,19 @@ public final class MemoryTaskStore: TaskStore {
         }
     }
 
-    private static func stageDue(now: Date, in state: inout State) {
-        while let next = state.due.min, next.runAt <= now {
+    @discardableResult
+    private static func stageDue(now: Date, in state: inout State, limit: Int = .max) -> Int {
+        var staged = 0
+        while staged < limit, let next = state.due.min, next.runAt <= now {
             _ = state.due.popMin()
             guard var task = state.tasks[next.id], task.runAt == next.runAt, task.stageIfDue(now: now) else { continue }
             state.tasks[task.id] = task
             index(task, in: &state)
+            staged += 1
         }
+        return staged
     }
+
 }
 
 extension MemoryTaskStore: WorkerDirectory {
@@ -288,5 +309,25 @@ extension MemoryTaskStore: WorkerDirectory {
 
     public func poolSettings() async throws -> [PoolSetting] {
         directory.withLock { $0.settings.values.sorted { ($0.pool, $0.worker ?? "*") < ($1.pool, $1.worker ?? "*") } }
+    }
+
+    public func acquireLeadership(_ name: String, owner: String, for duration: Duration) async throws -> Bool {
+        let now = clock.now()
+        return directory.withLock { directory in
+            if let current = directory.leaders[name], current.owner != owner, current.expiresAt > now { return false }
+            directory.leaders[name] = Leadership(name: name, owner: owner, expiresAt: now.addingTimeInterval(duration.seconds).storedPrecision)
+            return true
+        }
+    }
+
+    public func resignLeadership(_ name: String, owner: String) async throws {
+        directory.withLock { directory in
+            if directory.leaders[name]?.owner == owner { directory.leaders[name] = nil }
+        }
+    }
+
+    public func leader(_ name: String) async throws -> Leadership? {
+        let now = clock.now()
+        return directory.withLock { $0.leaders[name].flatMap { $0.expiresAt > now ? $0 : nil } }
     }
 }

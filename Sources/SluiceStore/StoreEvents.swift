@@ -48,17 +48,3 @@ extension TaskStore {
         return task
     }
 }
-
-/// Where processes register themselves and where operators' pool changes are kept.
-public protocol WorkerDirectory: Sendable {
-    /// Records (or refreshes) a process and its pools' capacity.
-    func recordWorker(_ worker: WorkerInfo) async throws
-    /// Processes heard from within `window`.
-    func workers(seenWithin window: Duration) async throws -> [WorkerInfo]
-    /// Forgets a process (on clean exit).
-    func removeWorker(_ id: String) async throws
-    /// Stores an operator's pool change.
-    func savePoolSetting(_ setting: PoolSetting) async throws
-    /// Every stored pool change.
-    func poolSettings() async throws -> [PoolSetting]
-}

@@ -67,11 +67,54 @@ public struct RescueReport: Sendable, Hashable {
     public var total: Int { requeued.count + failed.count + cancelled.count }
 }
 
+/// One attempt's outcome, as a worker reports it to the store the task came from.
+public enum TaskOutcome: Sendable, Hashable {
+    case complete(TaskLease, JSONValue)
+    case fail(TaskLease, TaskFailure)
+
+    /// The lease the outcome is fenced by.
+    public var lease: TaskLease {
+        switch self {
+        case .complete(let lease, _), .fail(let lease, _): lease
+        }
+    }
+}
+
+/// A claim to make in the same transaction as a batch of outcomes: a pool's free slots.
+public struct ClaimRequest: Sendable, Hashable {
+    public var queues: [String]
+    public var limit: Int
+    public var owner: String
+    public var leaseDuration: Duration
+
+    public init(queues: [String], limit: Int, owner: String, leaseDuration: Duration) {
+        self.queues = queues
+        self.limit = limit
+        self.owner = owner
+        self.leaseDuration = leaseDuration
+    }
+}
+
+/// What `record(_:thenClaim:)` did: each outcome's stored task or why it was refused (a lost lease),
+/// in order, and the tasks claimed for each claim request, in order.
+public struct RecordResult: Sendable {
+    public var recorded: [Result<TaskRecord, SluiceError>]
+    public var claimed: [[TaskRecord]]
+
+    public init(recorded: [Result<TaskRecord, SluiceError>], claimed: [[TaskRecord]]) {
+        self.recorded = recorded
+        self.claimed = claimed
+    }
+}
+
 /// The storage contract: every verb the queue needs, in terms of tasks and queues only, so that the
 /// SQLite store, the in-memory store and a later PostgreSQL store are interchangeable.
 public protocol TaskStore: Sendable {
     /// In-process notices of enqueues and finished tasks.
     var events: StoreEvents { get }
+    /// The longest a write may wait for another process's lock before failing: a heartbeat may
+    /// take that long, so leases must last several times longer.
+    var longestWriteWait: Duration { get }
     /// Stores one task, or returns the live task its idempotency key already names.
     func enqueue(_ request: EnqueueRequest) async throws -> EnqueueResult
     /// Stores many tasks atomically: all of them or none.
@@ -95,15 +138,49 @@ public protocol TaskStore: Sendable {
     func cancel(_ id: TaskID) async throws -> TaskRecord
     /// Puts a failed or cancelled task back in its queue.
     func retry(_ id: TaskID) async throws -> TaskRecord
-    /// Requeues (or fails, when out of attempts) running tasks whose lease has expired.
-    func rescueExpiredLeases() async throws -> RescueReport
-    /// Deletes finished tasks that finished more than `retention` ago; returns how many.
-    func prune(finishedBefore retention: Duration) async throws -> Int
-    /// Task counts by state for every queue that has tasks.
+    /// Records a batch of outcomes and then makes `claims`, in one transaction where the store has
+    /// them: one commit per wave of tasks instead of two. An outcome whose lease was lost is
+    /// reported in `recorded`, not thrown; a storage failure throws and records nothing.
+    func record(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest]) async throws -> RecordResult
+    /// Makes scheduled and retrying tasks whose time has come claimable, at most `limit`; returns how many.
+    func stageDue(limit: Int) async throws -> Int
+    /// Requeues (or fails, when out of attempts) at most `limit` running tasks whose lease has expired.
+    func rescueExpiredLeases(limit: Int) async throws -> RescueReport
+    /// Deletes at most `limit` tasks that finished more than `retention` ago; returns how many.
+    func prune(finishedBefore retention: Duration, limit: Int) async throws -> Int
+    /// Task counts by state for every queue that has tasks; cheap (no scan of the tasks).
     func counts() async throws -> [QueueCounts]
 }
 
 extension TaskStore {
+    public var longestWriteWait: Duration { .zero }
+
+    /// Requeues running tasks whose lease has expired, up to 1000.
+    public func rescueExpiredLeases() async throws -> RescueReport { try await rescueExpiredLeases(limit: 1000) }
+
+    /// Deletes tasks that finished more than `retention` ago, 1000 at most.
+    public func prune(finishedBefore retention: Duration) async throws -> Int { try await prune(finishedBefore: retention, limit: 1000) }
+
+    /// Records outcomes one by one, then claims: for stores without transactions to share.
+    public func recordOneByOne(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest]) async throws -> RecordResult {
+        var recorded: [Result<TaskRecord, SluiceError>] = []
+        for outcome in outcomes {
+            do {
+                switch outcome {
+                case .complete(let lease, let result): recorded.append(.success(try await complete(lease, result: result)))
+                case .fail(let lease, let failure): recorded.append(.success(try await fail(lease, failure: failure)))
+                }
+            } catch let error as SluiceError where error.code == .leaseLost || error.code == .notFound {
+                recorded.append(.failure(error))
+            }
+        }
+        var claimed: [[TaskRecord]] = []
+        for claim in claims {
+            claimed.append(try await self.claim(queues: claim.queues, limit: claim.limit, owner: claim.owner, leaseDuration: claim.leaseDuration))
+        }
+        return RecordResult(recorded: recorded, claimed: claimed)
+    }
+
     /// The task with this id, or a `notFound` error.
     public func require(_ id: TaskID) async throws -> TaskRecord {
         guard let task = try await task(id) else { throw SluiceError(.notFound, "no task has id \(id)") }

@@ -17,7 +17,7 @@ import Testing
 
     @Test func embeddedMigrationsMatchTheFilesInMigrations() throws {
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("migrations")
+            .deletingLastPathComponent().appendingPathComponent("migrations").appendingPathComponent("sqlite")
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
         #expect(!files.isEmpty)
         let onDisk = try files.map { Migration(file: $0, sql: try String(contentsOf: folder.appendingPathComponent($0), encoding: .utf8)) }
@@ -160,5 +160,41 @@ import Testing
         var rows: [String] = []
         try connection.query("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name") { rows.append($0.text(0)) }
         return rows
+    }
+
+    @Test func noHotStatementScansTheTasksTable() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: dir.path("plans.db")))
+        // Enough rows in every state for the planner's statistics to mean something.
+        let clock = SystemClock()
+        _ = try await store.enqueue(batch: (0..<3000).map { i in
+            EnqueueRequest(kind: "k", queue: ["a", "b", "c"][i % 3], runAt: i % 4 == 0 ? clock.now().addingTimeInterval(3600) : nil)
+        })
+        for _ in 0..<4 {
+            let claimed = try await store.claim(queues: ["a", "b"], limit: 300, owner: "w", leaseDuration: .seconds(60))
+            _ = try await store.record(claimed.prefix(200).map { .complete($0.lease!, nil) }, thenClaim: [])
+        }
+        try await store.optimize()
+        for (name, sql) in SQLiteTaskStore.hotStatements {
+            let plan = try await store.queryPlan(sql, [])
+            let scans = plan.filter { $0.hasPrefix("SCAN tasks") }
+            #expect(scans.isEmpty, "\(name) scans the tasks table: \(plan)")
+        }
+    }
+
+    @Test func aMigrationEditedAfterItWasAppliedIsRefused() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path("edited.db")
+        _ = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
+        var edited = Migration.embedded
+        edited[1].sql += "\n-- an edit after release"
+        let connection = try SQLiteConnection(path: path)
+        let error = #expect(throws: SluiceError.self) { try Migrator(migrations: edited).check(connection) }
+        #expect(error?.code == .incompatibleDatabase)
+        #expect(error?.message.contains("0002_workers") == true)
+        // The untouched list still opens it.
+        #expect(try Migrator().check(connection) == Migration.embedded.count)
     }
 }

@@ -274,8 +274,16 @@ import Testing
     func idempotencyKeys(kind: StoreKind) async throws {
         try await withStore(kind) { store, clock in
             let first = try await store.enqueue(EnqueueRequest(kind: "k", idempotencyKey: "order-7"))
-            let second = try await store.enqueue(EnqueueRequest(kind: "other", idempotencyKey: "order-7"))
+            let second = try await store.enqueue(EnqueueRequest(kind: "k", idempotencyKey: "order-7"))
             #expect(first.created && !second.created && second.task.id == first.task.id && second.task.kind == "k")
+            // The same key for other work is refused, naming the field; a batch holding it stores nothing.
+            for other in [EnqueueRequest(kind: "other", idempotencyKey: "order-7"), EnqueueRequest(kind: "k", args: ["n": 1], idempotencyKey: "order-7")] {
+                let error = await #expect(throws: SluiceError.self) {
+                    try await store.enqueue(batch: [EnqueueRequest(kind: "k", queue: "fresh"), other])
+                }
+                #expect(error?.code == .idempotencyConflict && error?.field == "idempotency_key")
+            }
+            #expect(try await store.counts().contains { $0.queue == "fresh" } == false)
             let otherQueue = try await store.enqueue(EnqueueRequest(kind: "k", queue: "q2", idempotencyKey: "order-7"))
             #expect(otherQueue.created)
             // Within one batch too.
@@ -362,6 +370,149 @@ import Testing
             #expect(try await store.rescueExpiredLeases().requeued == [now])
             let next = try await store.claim(queues: ["default"], limit: 5, owner: "w", leaseDuration: lease)
             #expect(Set(next.map(\.id)) == [now, delayed])
+        }
+    }
+
+    // MARK: - Core roles: counters, complete-and-claim, fences, leadership
+
+    /// Counts by queue and state as the tasks themselves say (every page of the list).
+    func countsFromTasks(_ store: any TaskStore) async throws -> [String: [TaskState: Int]] {
+        var counts: [String: [TaskState: Int]] = [:]
+        var cursor: TaskID?
+        repeat {
+            let page = try await store.list(TaskFilter(), limit: 1000, after: cursor)
+            for task in page.tasks { counts[task.queue, default: [:]][task.state, default: 0] += 1 }
+            cursor = page.nextCursor
+        } while cursor != nil
+        return counts
+    }
+
+    func countsFromStore(_ store: any TaskStore) async throws -> [String: [TaskState: Int]] {
+        Dictionary(uniqueKeysWithValues: try await store.counts().map { ($0.queue, $0.counts.filter { $0.value != 0 }) })
+            .filter { !$0.value.isEmpty }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func countsFollowEveryMove(kind: StoreKind) async throws {
+        try await withStore(kind, unit: 0.5) { store, clock in
+            for i in 0..<30 {
+                _ = try await store.enqueue(EnqueueRequest(kind: "k", queue: i % 3 == 0 ? "mail" : "default",
+                                                           runAt: i % 5 == 0 ? clock.now().addingTimeInterval(10) : nil))
+            }
+            var claimed = try await store.claim(queues: ["default", "mail"], limit: 12, owner: "w", leaseDuration: lease)
+            let outcomes: [TaskOutcome] = claimed.prefix(8).enumerated().map { i, task in
+                i % 2 == 0 ? .complete(task.lease!, ["i": .int(Int64(i))]) : .fail(task.lease!, TaskFailure("boom", disposition: i == 3 ? .discard : .retry))
+            }
+            let result = try await store.record(outcomes, thenClaim: [ClaimRequest(queues: ["mail"], limit: 3, owner: "w", leaseDuration: lease)])
+            #expect(result.recorded.allSatisfy { (try? $0.get()) != nil })
+            claimed += result.claimed[0]
+            _ = try await store.cancel(claimed[9].id)
+            _ = try await store.release([claimed[10].lease!])
+            clock.advance(by: .seconds(31))
+            _ = try await store.rescueExpiredLeases()
+            _ = try await store.stageDue(limit: 100)
+            let failed = try await store.list(TaskFilter(states: [.failed]), limit: 10, after: nil).tasks
+            for task in failed { _ = try await store.retry(task.id) }
+            let finished = try await store.claim(queues: ["default", "mail"], limit: 5, owner: "w2", leaseDuration: lease)
+            for task in finished { _ = try await store.complete(task.lease!, result: nil) }
+            clock.advance(by: .seconds(3600))
+            _ = try await store.prune(finishedBefore: .seconds(60), limit: 3)
+            #expect(try await countsFromStore(store) == countsFromTasks(store))
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aCancelRequestedWhileRunningWinsOverSuccess(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            let id = try await store.enqueue(EnqueueRequest(kind: "k")).task.id
+            let task = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: lease)[0]
+            _ = try await store.cancel(id)
+            let done = try await store.complete(task.lease!, result: ["kept": true])
+            #expect(done.state == .cancelled)
+            #expect(done.result == ["kept": true])
+            #expect(done.error == TaskRecord.cancelledWhileRunningMessage)
+            #expect(try await store.require(id).state == .cancelled)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aReleasedClaimsLeaseCannotWriteOverTheNextClaim(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            _ = try await store.enqueue(EnqueueRequest(kind: "k"))
+            let first = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: lease)[0]
+            try await store.release([first.lease!])
+            let second = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: lease)[0]
+            // Same owner, same attempt number: only the token tells the two claims apart.
+            #expect(second.attempt == first.attempt && second.lease!.token != first.lease!.token)
+            let error = await #expect(throws: SluiceError.self) { try await store.complete(first.lease!, result: nil) }
+            #expect(error?.code == .leaseLost)
+            #expect(try await store.heartbeat([first.lease!], leaseDuration: lease)[first.id] == .lost)
+            #expect(try await store.heartbeat([second.lease!], leaseDuration: lease)[first.id] == .held)
+            let recorded = try await store.record([.complete(first.lease!, nil), .complete(second.lease!, "ok")], thenClaim: [])
+            #expect((try? recorded.recorded[0].get()) == nil)
+            #expect(try recorded.recorded[1].get().state == .succeeded)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func completeAndClaimInOneCall(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            for _ in 0..<5 { _ = try await store.enqueue(EnqueueRequest(kind: "k")) }
+            let first = try await store.claim(queues: ["default"], limit: 2, owner: "w", leaseDuration: lease)
+            let result = try await store.record(first.map { .complete($0.lease!, "done") },
+                                                thenClaim: [ClaimRequest(queues: ["default"], limit: 2, owner: "w", leaseDuration: lease)])
+            #expect(try result.recorded.map { try $0.get().state } == [.succeeded, .succeeded])
+            #expect(result.claimed.count == 1 && result.claimed[0].count == 2)
+            #expect(result.claimed[0].allSatisfy { $0.state == .running && $0.lease?.owner == "w" })
+            #expect(Set(result.claimed[0].map(\.id)).isDisjoint(with: first.map(\.id)))
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func maintenanceVerbsAreCappedPerCall(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            for _ in 0..<7 { _ = try await store.enqueue(EnqueueRequest(kind: "k", runAt: clock.now().addingTimeInterval(5))) }
+            clock.advance(by: .seconds(5))
+            #expect(try await store.stageDue(limit: 3) == 3)
+            #expect(try await store.stageDue(limit: 100) == 4)
+            let held = try await store.claim(queues: ["default"], limit: 7, owner: "w", leaseDuration: lease)
+            clock.advance(by: .seconds(31))
+            #expect(try await store.rescueExpiredLeases(limit: 4).total == 4)
+            #expect(try await store.rescueExpiredLeases(limit: 4).total == 3)
+            let again = try await store.claim(queues: ["default"], limit: 7, owner: "w", leaseDuration: lease)
+            #expect(again.count == held.count)
+            for task in again { _ = try await store.complete(task.lease!, result: nil) }
+            clock.advance(by: .seconds(120))
+            #expect(try await store.prune(finishedBefore: .seconds(60), limit: 5) == 5)
+            #expect(try await store.prune(finishedBefore: .seconds(60), limit: 5) == 2)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func leadershipIsHeldByOneOwnerUntilItExpiresOrIsGivenUp(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            guard let directory = store as? any WorkerDirectory else { Issue.record("\(kind) is not a WorkerDirectory"); return }
+            #expect(try await directory.leader("maintenance") == nil)
+            #expect(try await directory.acquireLeadership("maintenance", owner: "a", for: .seconds(15)))
+            #expect(try await directory.acquireLeadership("maintenance", owner: "b", for: .seconds(15)) == false)
+            clock.advance(by: .seconds(10))
+            // A renewal pushes the expiry out; b still cannot take it.
+            #expect(try await directory.acquireLeadership("maintenance", owner: "a", for: .seconds(15)))
+            clock.advance(by: .seconds(10))
+            #expect(try await directory.acquireLeadership("maintenance", owner: "b", for: .seconds(15)) == false)
+            #expect(try await directory.leader("maintenance")?.owner == "a")
+            // a dies: after its lease, b takes over, and a cannot take it back.
+            clock.advance(by: .seconds(6))
+            #expect(try await directory.leader("maintenance") == nil)
+            #expect(try await directory.acquireLeadership("maintenance", owner: "b", for: .seconds(15)))
+            #expect(try await directory.acquireLeadership("maintenance", owner: "a", for: .seconds(15)) == false)
+            // Another role is another lease.
+            #expect(try await directory.acquireLeadership("scheduler", owner: "a", for: .seconds(15)))
+            // Resigning frees it at once; resigning what one does not hold changes nothing.
+            try await directory.resignLeadership("maintenance", owner: "a")
+            #expect(try await directory.leader("maintenance")?.owner == "b")
+            try await directory.resignLeadership("maintenance", owner: "b")
+            #expect(try await directory.acquireLeadership("maintenance", owner: "a", for: .seconds(15)))
         }
     }
 }

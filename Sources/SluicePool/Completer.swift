@@ -1,0 +1,69 @@
+import Logging
+import SluiceCore
+import SluiceStore
+
+/// Writes outcomes back in batches, and refills the slots they freed in the same transaction:
+/// one commit per wave of tasks instead of one for the outcomes and one for the next claims.
+/// A write the store refuses for storage reasons is retried, so a task is never marked failed
+/// because the disk was; an outcome whose lease was lost is dropped (someone else owns the task).
+struct Completer {
+    let worker: Worker
+    /// The most outcomes one transaction carries.
+    static let batchLimit = 1024
+
+    func run(until stopped: @Sendable () -> Bool) async {
+        while let batch = await worker.outcomes.next(limit: Self.batchLimit) {
+            for source in [TaskSource.memory, .durable] {
+                let mine = batch.filter { $0.source == source }
+                if !mine.isEmpty { await record(mine, source: source) }
+            }
+        }
+    }
+
+    /// Records one source's outcomes; for the durable store, claims for the pools they came from.
+    private func record(_ outcomes: [Outcome], source: TaskSource) async {
+        let store = worker.store(for: source)
+        let logger = worker.logger
+        var pause = Duration.milliseconds(100)
+        while true {
+            // Slots are reserved per attempt: a failed write must give them back.
+            let refills: [(Pool, Int)] = source == .durable && !worker.isStopping
+                ? Set(outcomes.map(\.pool)).compactMap { name in worker.pool(name).map { ($0, $0.reserveSlots()) } }.filter { $0.1 > 0 }
+                : []
+            let claims = refills.map { ClaimRequest(queues: $0.0.queues, limit: $0.1, owner: worker.id, leaseDuration: worker.options.leaseDuration) }
+            do {
+                let result = try await store.record(outcomes.map(\.result), thenClaim: claims)
+                for (outcome, recorded) in zip(outcomes, result.recorded) {
+                    switch recorded {
+                    case .success(let task) where source == .memory && task.state.isFinal && task.state != .succeeded:
+                        // Nothing durable records it: the log is where a fire-and-forget failure shows.
+                        logger.warning("fire-and-forget task \(task.id) (\(task.kind)) \(task.state.rawValue): \(task.error ?? "")")
+                    case .success: break
+                    case .failure(let error):
+                        logger.info("dropped a stale outcome of task \(outcome.result.lease.taskID): \(error.message)", metadata: ["worker": "\(worker.id)"])
+                    }
+                }
+                for ((pool, reserved), claimed) in zip(refills, result.claimed) {
+                    let refused = pool.submit(claimed, from: .durable, reserved: reserved)
+                    if !refused.isEmpty { try? await store.release(refused.compactMap(\.lease)) }
+                }
+                // The fetchers look again: a pool whose refill came up short may have work elsewhere.
+                for name in Set(outcomes.map(\.pool)) { worker.pool(name)?.wake.signal() }
+                return
+            } catch let error as SluiceError where error.code == .storage {
+                for (pool, reserved) in refills { pool.unreserve(reserved) }
+                logger.error("recording \(outcomes.count) outcomes failed, retrying in \(pause): \(error)", metadata: ["worker": "\(worker.id)"])
+                try? await Task.sleep(for: pause)
+                if Task.isCancelled { return }
+                pause = min(pause * 2, .seconds(5))
+            } catch {
+                // Not a storage failure: retrying would fail the same way. The leases expire and
+                // the tasks run again elsewhere; say so loudly.
+                for (pool, reserved) in refills { pool.unreserve(reserved) }
+                logger.error("recording \(outcomes.count) outcomes failed and will not be retried (their leases will expire and the tasks run again): \(error)",
+                             metadata: ["worker": "\(worker.id)"])
+                return
+            }
+        }
+    }
+}

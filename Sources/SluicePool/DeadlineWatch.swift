@@ -1,0 +1,11 @@
+/// Times out tasks past their deadline, ten times a second, on the monotonic clock.
+struct DeadlineWatch {
+    let pools: [Pool]
+
+    func run(until stopped: @Sendable () -> Bool) async {
+        while !stopped() {
+            for pool in pools { pool.checkDeadlines() }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}

@@ -1,0 +1,41 @@
+import SluiceCore
+import SluiceStore
+
+/// Claims tasks for one pool: never more than its free slots, memory first, then the durable
+/// store. Woken at once by local enqueues and freed slots; otherwise it polls with a backoff
+/// capped at `maxPollInterval`, for tasks other processes enqueued.
+struct Fetcher {
+    let pool: Pool
+    let worker: Worker
+
+    func run(stopping: @Sendable () -> Bool) async {
+        var pause = Duration.milliseconds(2)
+        let logger = worker.logger
+        while !stopping() {
+            let free = pool.reserveSlots()
+            if free == 0 {
+                await pool.wake.wait(timeout: .seconds(1))
+                continue
+            }
+            var claimedCount = 0
+            do {
+                for (source, store) in worker.sources where claimedCount < free {
+                    let claimed = try await store.claim(queues: pool.queues, limit: free - claimedCount, owner: worker.id,
+                                                        leaseDuration: worker.options.leaseDuration)
+                    claimedCount += claimed.count
+                    let refused = pool.submit(claimed, from: source, reserved: claimed.count)
+                    if !refused.isEmpty { try await store.release(refused.compactMap(\.lease)) }
+                }
+                pool.unreserve(free - claimedCount)
+                if claimedCount == free { pause = .milliseconds(2); continue }
+                if claimedCount > 0 { pause = .milliseconds(2) }
+                await pool.wake.wait(timeout: pause)
+                pause = min(pause * 2, worker.options.maxPollInterval)
+            } catch {
+                pool.unreserve(free - claimedCount)
+                logger.warning("claiming for pool \(pool.name) failed: \(error)", metadata: ["worker": "\(worker.id)"])
+                await pool.wake.wait(timeout: .seconds(1))
+            }
+        }
+    }
+}

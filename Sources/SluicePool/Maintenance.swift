@@ -1,0 +1,45 @@
+import Logging
+import SluiceCore
+import SluiceStore
+
+/// The chores one process does for all, only while it is the elected leader: the `Rescuer`, the
+/// `Stager` and the `Pruner`, each on its own interval and capped per pass, so that no pass holds
+/// the store for long. The in-memory store of fire-and-forget tasks belongs to this process alone,
+/// so its expired leases are rescued here whether or not this process leads.
+struct Maintenance {
+    let worker: Worker
+
+    func run(until stopped: @Sendable () -> Bool) async {
+        let options = worker.options
+        let chores: [any Chore] = [
+            Rescuer(store: worker.store, every: options.rescueInterval, logger: worker.logger),
+            Stager(store: worker.store, every: options.stageInterval, logger: worker.logger),
+        ] + (options.retention.map { [Pruner(store: worker.store, retention: $0, every: options.pruneInterval, limit: options.pruneLimit, logger: worker.logger)] } ?? [])
+        let local = worker.ephemeral.map { Rescuer(store: $0, every: options.rescueInterval, logger: worker.logger) }
+        var last: [ContinuousClock.Instant?] = Array(repeating: nil, count: chores.count)
+        var lastLocal: ContinuousClock.Instant?
+        while !stopped() {
+            let now = ContinuousClock.now
+            if let local, lastLocal.map({ now - $0 >= local.interval }) ?? true {
+                lastLocal = now
+                await local.tick()
+            }
+            if worker.isLeader {
+                for (index, chore) in chores.enumerated() where last[index].map({ now - $0 >= chore.interval }) ?? true {
+                    last[index] = now
+                    await chore.tick()
+                }
+            } else {
+                // A new leader starts every chore at once.
+                last = Array(repeating: nil, count: chores.count)
+            }
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+    }
+}
+
+/// One periodic maintenance job.
+protocol Chore: Sendable {
+    var interval: Duration { get }
+    func tick() async
+}
