@@ -167,7 +167,8 @@ public final class Pool: @unchecked Sendable {
         defer { condition.unlock() }
         return PoolCapacity(
             name: name, queues: queues, target: target, threads: threads, busy: busy, idle: idle, stuck: stuck,
-            free: freeSlotsLocked, waiting: waiting, scheduled: scheduled, processed: processed, failed: failed,
+            // Slots being claimed for are still free: a claim in flight is not work.
+            free: accepting ? max(0, target - busy - stuck - jobs.count) : 0, waiting: waiting, scheduled: scheduled, processed: processed, failed: failed,
             runTimeP50: runTimes.percentile(0.5), runTimeP99: runTimes.percentile(0.99), autoscale: autoscale)
     }
 

@@ -22,7 +22,8 @@ public struct WorkerOptions: Sendable {
     /// How often the leader prunes, and the most it deletes per pass.
     public var pruneInterval: Duration = .seconds(60)
     public var pruneLimit = 10_000
-    /// How long the leader's lease lasts; another process takes over within two of these.
+    /// How long the leader's lease lasts (never more than `leaseDuration`); another process takes
+    /// over within two of these.
     public var leaderLease: Duration = .seconds(15)
     /// The longest pause between polls for tasks enqueued by other processes.
     public var maxPollInterval: Duration = .milliseconds(50)
@@ -79,6 +80,9 @@ public final class Worker: Service, Sendable {
                 "the lease (\(options.leaseDuration.seconds) s) must be at least 3 × the store's lock wait (\(wait.seconds) s): a heartbeat may wait that long; raise --lease",
                 field: "lease")
         }
+        // A leader's lease never outlasts a task's: a short --lease (tests, fast failover) speeds both.
+        var options = options
+        options.leaderLease = min(options.leaderLease, options.leaseDuration)
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, name.count)
         host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

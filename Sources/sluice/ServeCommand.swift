@@ -92,10 +92,10 @@ struct ServeCommand: AsyncParsableCommand {
                 pools[0].concurrency = n
                 try pools[0].validate()
             }
-            let store = try openStore(db, sync: sync ?? env["SLUICE_SYNC"] ?? "full")
+            let options = try poolOptions.workerOptions(grace: grace)
+            let store = try openStore(db, sync: sync ?? env["SLUICE_SYNC"] ?? "full", lease: options.leaseDuration)
             let registry = HandlerRegistry.builtin(allowExec: try poolOptions.allowedPrograms())
             let memory = MemoryTaskStore(finishedLimit: memoryLimit)
-            let options = try poolOptions.workerOptions(grace: grace)
             worker = noPool ? nil : try Worker(store: store, ephemeral: memory, pools: pools, registry: registry, options: options, logger: logger)
             let prometheus = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))

@@ -42,8 +42,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = try bootstrapLogging(logLevel)
         let worker: Worker
         do {
-            let store = try openStore(db, sync: sync)
             let options = try poolOptions.workerOptions(grace: grace)
+            let store = try openStore(db, sync: sync, lease: options.leaseDuration)
             worker = try Worker(store: store, pools: try poolOptions.configurations(),
                                 registry: .builtin(allowExec: try poolOptions.allowedPrograms()), options: options, logger: logger)
         } catch let error as SluiceError {
@@ -54,12 +54,16 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 }
 
-/// Opens the SQLite store named on the command line, with messages that name the flag.
-func openStore(_ path: String, sync: String) throws -> SQLiteTaskStore {
+/// Opens the SQLite store named on the command line, with messages that name the flag. A write
+/// waits for another process's lock at most a third of the lease (10 s at most), so that a
+/// heartbeat stuck behind a lock can never outlast the lease it renews.
+func openStore(_ path: String, sync: String, lease: Duration) throws -> SQLiteTaskStore {
     guard let synchronous = SQLiteStoreConfiguration.Synchronous(rawValue: sync) else {
         throw SluiceError(.invalidArgument, "--sync \(sync): expected full or normal", field: "sync")
     }
-    return try SQLiteTaskStore(SQLiteStoreConfiguration(path: path, synchronous: synchronous))
+    var configuration = SQLiteStoreConfiguration(path: path, synchronous: synchronous)
+    configuration.busyTimeout = min(configuration.busyTimeout, lease / 3)
+    return try SQLiteTaskStore(configuration)
 }
 
 /// Sets up logging to standard error at `level`.

@@ -1,6 +1,6 @@
 import Foundation
 import SluiceCore
-import SluicePool
+@testable import SluicePool
 import SluiceSQLite
 import SluiceStore
 import SluiceTestSupport
@@ -95,6 +95,7 @@ import Testing
 
     @Test func aTimedOutBlockingHandlerIsRecordedAndItsSlotReportedStuck() async throws {
         let clock = ManualClock(Date())
+        let monotonic = ManualMonotonicClock()
         let (store, dir) = try sqliteStore(clock: clock)
         defer { try? FileManager.default.removeItem(at: dir) }
         let gate = Gate()
@@ -105,11 +106,12 @@ import Testing
             gate.wait()  // ignores its cancellation check
             return "late"
         })
-        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 2)], registry: registry, clock: clock) { worker in
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 2)], registry: registry,
+                             clock: clock, monotonic: monotonic) { worker in
             let pool = try #require(worker.pool("default"))
             let id = try await store.enqueue(EnqueueRequest(kind: "stubborn", maxAttempts: 1, timeout: .seconds(5))).task.id
             started.wait()
-            clock.advance(by: .seconds(6))
+            monotonic.advance(by: .seconds(6))
             #expect(await eventually { pool.capacity().stuck == 1 })
             let capacity = pool.capacity()
             #expect(capacity.busy == 0 && capacity.free == 1)
@@ -119,6 +121,83 @@ import Testing
             #expect(await eventually { pool.capacity().stuck == 0 && pool.capacity().free == 2 })
             // The late result is not written over the recorded timeout.
             #expect(try await store.require(id).state == .failed)
+        }
+    }
+
+    @Test func aWallClockSetForwardTimesNothingOut() async throws {
+        let clock = ManualClock(Date())
+        let monotonic = ManualMonotonicClock()
+        let (store, dir) = try sqliteStore(clock: clock)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let gate = Gate()
+        let started = Gate()
+        var registry = HandlerRegistry()
+        registry.register("slow", .blocking { _ in
+            started.release()
+            gate.wait()
+            return "done"
+        })
+        var options = fastOptions()
+        options.leaseDuration = .seconds(60)
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 1)], registry: registry,
+                             options: options, clock: clock, monotonic: monotonic) { worker in
+            let pool = try #require(worker.pool("default"))
+            let id = try await store.enqueue(EnqueueRequest(kind: "slow", maxAttempts: 1, timeout: .seconds(30))).task.id
+            started.wait()
+            // The wall clock jumps an hour ahead; the task has run for no time at all.
+            clock.advance(by: .seconds(3600))
+            for _ in 0..<5 { pool.checkDeadlines() }
+            #expect(pool.capacity().stuck == 0 && pool.capacity().busy == 1)
+            // Past its real (monotonic) deadline, it times out.
+            monotonic.advance(by: .seconds(31))
+            #expect(await eventually { pool.capacity().stuck == 1 })
+            gate.release()
+            #expect(try await finished(store, [id])[0].error?.contains("timed out") == true)
+        }
+    }
+
+    @Test func aStaleRunDoesNotRemoveTheNewerRunOfTheSameTask() async throws {
+        let clock = ManualClock(Date())
+        let monotonic = ManualMonotonicClock()
+        let (store, dir) = try sqliteStore(clock: clock)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let firstGate = Gate(), secondGate = Gate()
+        let firstStarted = Gate(), secondStarted = Gate()
+        var registry = HandlerRegistry()
+        registry.register("stubborn", .blocking { context in
+            if context.attempt == 1 {
+                firstStarted.release()
+                firstGate.wait()  // ignores its deadline
+                return "late"
+            }
+            secondStarted.release()
+            secondGate.wait()
+            return "second"
+        })
+        var options = fastOptions()
+        options.leaseDuration = .seconds(60)
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 2)], registry: registry,
+                             options: options, clock: clock, monotonic: monotonic) { worker in
+            let pool = try #require(worker.pool("default"))
+            let id = try await store.enqueue(EnqueueRequest(kind: "stubborn", maxAttempts: 2, timeout: .seconds(5),
+                                                            retryPolicy: RetryPolicy(base: .milliseconds(1), cap: .milliseconds(1)))).task.id
+            firstStarted.wait()
+            // Timed out and retried at once (the backoff is ~0): the second attempt runs beside the
+            // stuck first one.
+            monotonic.advance(by: .seconds(6))
+            clock.advance(by: .seconds(1))
+            pool.wake.signal()
+            secondStarted.wait()
+            #expect(pool.capacity().stuck == 1)
+            let second = try await store.require(id)
+            #expect(second.state == .running && second.attempt == 2)
+            // The first run's thread returns now; the second run must keep its record.
+            firstGate.release()
+            #expect(await eventually { pool.capacity().stuck == 0 })
+            #expect(pool.leases(from: .durable).map(\.token) == [second.lease!.token])
+            secondGate.release()
+            let done = try await finished(store, [id])[0]
+            #expect(done.state == .succeeded && done.result == "second" && done.attempt == 2)
         }
     }
 

@@ -51,9 +51,10 @@ func fastOptions() -> WorkerOptions {
 /// Runs a worker for the duration of `body`, then shuts it down gracefully.
 func withWorker(
     store: any Worker.Store, pools: [PoolConfiguration], registry: HandlerRegistry, options: WorkerOptions = fastOptions(),
-    clock: any WallClock = SystemClock(), _ body: (Worker) async throws -> Void
+    clock: any WallClock = SystemClock(), monotonic: any MonotonicClock = SystemMonotonicClock(),
+    _ body: (Worker) async throws -> Void
 ) async throws {
-    let worker = try Worker(store: store, pools: pools, registry: registry, options: options, clock: clock)
+    let worker = try Worker(store: store, pools: pools, registry: registry, options: options, clock: clock, monotonic: monotonic)
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await worker.run() }
         do {

@@ -34,6 +34,43 @@ import Testing
         }
     }
 
+    @Test func whenTheLeaderIsKilledAnotherProcessTakesOverAndRescues() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path("leader.db")
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
+        func leaderPID() async throws -> Int32? {
+            guard let owner = try await store.leader("maintenance")?.owner else { return nil }
+            let parts = owner.split(separator: ":")
+            return parts.count >= 3 ? Int32(parts[parts.count - 2]) : nil
+        }
+        // Two worker processes; neither drains the queue that will hold the orphaned tasks.
+        let arguments = ["worker", "--db", path, "--queues", "elsewhere", "--concurrency", "1", "--lease", "3", "--log-level", "warning"]
+        let first = try ChildProcess("sluice", arguments)
+        defer { first.kill9() }
+        #expect(try await eventually { try await leaderPID() == first.process.processIdentifier })
+        let second = try ChildProcess("sluice", arguments)
+        defer { second.kill9() }
+        #expect(await eventually { ((try? await store.workers(seenWithin: .seconds(5)))?.count ?? 0) == 2 })
+        #expect(try await leaderPID() == first.process.processIdentifier)
+
+        // Tasks whose worker died: their leases expire in 2 s, while the leader is already dead.
+        let ids = try await store.enqueue(batch: (0..<3).map { _ in EnqueueRequest(kind: "echo", queue: "orphans") }).map(\.task.id)
+        _ = try await store.claim(queues: ["orphans"], limit: 3, owner: "ghost", leaseDuration: .seconds(2))
+        first.kill9()
+        _ = first.wait()
+
+        // The survivor takes the lease within two lease periods and rescues them.
+        #expect(try await eventually(timeout: .seconds(20)) { try await leaderPID() == second.process.processIdentifier })
+        #expect(try await eventually(timeout: .seconds(20)) {
+            try await ids.asyncAllSatisfy { try await store.require($0).state == .queued }
+        })
+        for id in ids {
+            let task = try await store.require(id)
+            #expect(task.attempt == 1 && task.attemptErrors.map(\.message) == [TaskRecord.leaseExpiredMessage])
+        }
+    }
+
     @Test func badOptionsGiveOneLineAndExitNonZero() throws {
         for arguments in [["--pool", "nonsense"], ["--concurrency", "0"], ["--allow-exec", "relative/path"], ["--sync", "sometimes"],
                           ["--db", "/nonexistent-dir/x.db"], ["--autoscale", "5"]] {
@@ -46,14 +83,22 @@ import Testing
     }
 }
 
+extension Array {
+    func asyncAllSatisfy(_ predicate: (Element) async throws -> Bool) async rethrows -> Bool {
+        for element in self where try await !predicate(element) { return false }
+        return true
+    }
+}
+
 @Suite(.serialized) struct ExecTests {
-    func run(_ args: JSONValue, timeout: Duration = .seconds(30), clock: ManualClock? = nil,
+    func run(_ args: JSONValue, timeout: Duration = .seconds(30), clock: ManualClock? = nil, monotonic: ManualMonotonicClock? = nil,
              whileRunning: (() async throws -> Void)? = nil) async throws -> TaskRecord {
         let (store, dir) = try sqliteStore(clock: clock ?? SystemClock())
         defer { try? FileManager.default.removeItem(at: dir) }
         var result: TaskRecord?
         try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 2)],
-                             registry: .builtin(allowExec: ["/bin/sh", "/bin/echo"]), clock: clock ?? SystemClock()) { _ in
+                             registry: .builtin(allowExec: ["/bin/sh", "/bin/echo"]), clock: clock ?? SystemClock(),
+                             monotonic: monotonic ?? SystemMonotonicClock()) { _ in
             let id = try await store.enqueue(EnqueueRequest(kind: "exec", args: args, maxAttempts: 1, timeout: timeout)).task.id
             try await whileRunning?()
             result = try await finished(store, [id])[0]
@@ -87,10 +132,10 @@ import Testing
         let dir = try TempDir()
         defer { dir.remove() }
         let pidFile = dir.path("grandchild.pid")
-        let clock = ManualClock(Date())
-        let task = try await run(["argv": ["/bin/sh", "-c", .string("sleep 300 & echo $! > \(pidFile); wait")]], timeout: .seconds(5), clock: clock) {
+        let monotonic = ManualMonotonicClock()
+        let task = try await run(["argv": ["/bin/sh", "-c", .string("sleep 300 & echo $! > \(pidFile); wait")]], timeout: .seconds(5), monotonic: monotonic) {
             #expect(await eventually { FileManager.default.fileExists(atPath: pidFile) && ((try? String(contentsOfFile: pidFile, encoding: .utf8))?.hasSuffix("\n") ?? false) })
-            clock.advance(by: .seconds(6))
+            monotonic.advance(by: .seconds(6))
         }
         #expect(task.state == .failed && task.error?.contains("timed out") == true)
         let pid = try #require(Int32(String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
