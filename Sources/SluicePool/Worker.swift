@@ -147,18 +147,23 @@ public final class Worker: Service, Sendable {
         let roles = Roles()
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
+                // The completer outlives the others: it records the last outcomes of the drain.
                 group.addTask { await Completer(worker: self).run(until: roles.stopped) }
-                group.addTask { await Heartbeater(worker: self).run(until: roles.stopped) }
-                group.addTask { await DeadlineWatch(pools: self.pools).run(until: roles.stopped) }
-                group.addTask { await registrar.run(until: roles.stopped) }
-                group.addTask { await self.elector.run(until: roles.stopped) }
-                group.addTask { await Maintenance(worker: self).run(until: roles.stopped) }
-                await withDiscardingTaskGroup { fetchers in
-                    for pool in self.pools { fetchers.addTask { await Fetcher(pool: pool, worker: self).run { self.isStopping } } }
+                await withDiscardingTaskGroup { background in
+                    background.addTask { await Heartbeater(worker: self).run(until: roles.stopped) }
+                    background.addTask { await DeadlineWatch(pools: self.pools).run(until: roles.stopped) }
+                    background.addTask { await registrar.run(until: roles.stopped) }
+                    background.addTask { await self.elector.run(until: roles.stopped) }
+                    background.addTask { await Maintenance(worker: self).run(until: roles.stopped) }
+                    await withDiscardingTaskGroup { fetchers in
+                        for pool in self.pools { fetchers.addTask { await Fetcher(pool: pool, worker: self).run { self.isStopping } } }
+                    }
+                    // Fetchers end only when shutting down.
+                    await self.drain()
+                    roles.stop()
+                    // Wakes the roles from their sleeps at once.
+                    background.cancelAll()
                 }
-                // Fetchers end only when shutting down.
-                await self.drain()
-                roles.stop()
                 self.outcomes.close()
             }
         } onGracefulShutdown: {

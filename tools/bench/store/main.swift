@@ -22,6 +22,45 @@ struct Options {
     }
 }
 
+/// `populate --db PATH --finished N --scheduled N`: fills a file through the store itself (so the
+/// counters and indexes are what a long-lived deployment has), for the `scale` scenario.
+if CommandLine.arguments.dropFirst().first == "populate" {
+    var arguments = CommandLine.arguments.dropFirst(2).makeIterator()
+    var path = "", finished = 0, scheduled = 0
+    while let arg = arguments.next() {
+        switch arg {
+        case "--db": path = arguments.next()!
+        case "--finished": finished = Int(arguments.next()!)!
+        case "--scheduled": scheduled = Int(arguments.next()!)!
+        default: fatalError("populate: unknown option \(arg); options: --db PATH --finished N --scheduled N")
+        }
+    }
+    var configuration = SQLiteStoreConfiguration(path: path, synchronous: .normal)
+    configuration.busyTimeout = .seconds(30)
+    let store = try SQLiteTaskStore(configuration)
+    let batch = 1000
+    let taskArgs: JSONValue = ["customer": 42, "note": "a finished task of the scale scenario"]
+    var done = 0
+    while done < finished {
+        let n = min(batch, finished - done)
+        _ = try await store.enqueue(batch: (0..<n).map { _ in EnqueueRequest(kind: "noop", queue: "history", args: taskArgs) })
+        let claimed = try await store.claim(queues: ["history"], limit: n, owner: "populate", leaseDuration: .seconds(600))
+        _ = try await store.record(claimed.map { .complete($0.lease!, ["ok": true]) }, thenClaim: [])
+        done += n
+    }
+    // Scheduled a day ahead: they stay scheduled through the whole scenario.
+    let later = Date().addingTimeInterval(86_400)
+    done = 0
+    while done < scheduled {
+        let n = min(batch, scheduled - done)
+        _ = try await store.enqueue(batch: (0..<n).map { _ in EnqueueRequest(kind: "noop", queue: "later", args: taskArgs, runAt: later) })
+        done += n
+    }
+    try await store.optimize()
+    print("populated \(path): \(finished) finished, \(scheduled) scheduled")
+    exit(0)
+}
+
 let options = Options()
 let root = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-bench-\(getpid())")
 try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
