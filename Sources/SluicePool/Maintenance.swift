@@ -3,7 +3,7 @@ import SluiceCore
 import SluiceStore
 
 /// The chores one process does for all, only while it is the elected leader: the `Rescuer`, the
-/// `Stager` and the `Pruner`, each on its own interval and capped per pass, so that no pass holds
+/// `Stager`, the `Pruner` and the `Optimizer`, each on its own interval and capped per pass, so that no pass holds
 /// the store for long. The in-memory store of fire-and-forget tasks belongs to this process alone,
 /// so its expired leases are rescued here whether or not this process leads.
 struct Maintenance {
@@ -14,6 +14,7 @@ struct Maintenance {
         let chores: [any Chore] = [
             Rescuer(store: worker.store, every: options.rescueInterval, logger: worker.logger),
             Stager(store: worker.store, every: options.stageInterval, logger: worker.logger),
+            Optimizer(store: worker.store, every: .seconds(3600), logger: worker.logger),
         ] + (options.retention.map { [Pruner(store: worker.store, retention: $0, every: options.pruneInterval, limit: options.pruneLimit, logger: worker.logger)] } ?? [])
         let local = worker.ephemeral.map { Rescuer(store: $0, every: options.rescueInterval, logger: worker.logger) }
         var last: [ContinuousClock.Instant?] = Array(repeating: nil, count: chores.count)

@@ -23,6 +23,8 @@ final class SQLiteExecutor: @unchecked Sendable {
     /// Transactions committed and operations run in them, to show how much group commit merges.
     let transactions = Atomic<Int>(0)
     let operations = Atomic<Int>(0)
+    /// Operations taken from the queue so far (committed or not), for tests that form a group.
+    let taken = Atomic<Int>(0)
 
     init(connection: SQLiteConnection, mode: Mode, name: String, maxBatch: Int = 4096) {
         self.connection = connection
@@ -31,6 +33,13 @@ final class SQLiteExecutor: @unchecked Sendable {
         let thread = Thread { [self] in loop() }
         thread.name = name
         thread.start()
+    }
+
+    /// Operations waiting for the thread (not counting one it is running).
+    var pendingCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return pending.count
     }
 
     /// Runs `body` on the executor's thread (inside the group's transaction for a writer).
@@ -71,6 +80,7 @@ final class SQLiteExecutor: @unchecked Sendable {
             let take = min(pending.count, mode == .writer ? maxBatch : 1)
             let batch = Array(pending.prefix(take))
             pending.removeFirst(take)
+            taken.add(take, ordering: .relaxed)
             condition.unlock()
             switch mode {
             case .writer: runTransaction(batch)

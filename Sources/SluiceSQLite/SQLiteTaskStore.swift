@@ -100,6 +100,11 @@ public final class SQLiteTaskStore: TaskStore {
 
     public var longestWriteWait: Duration { configuration.busyTimeout }
 
+    /// Writes waiting for the writer thread (for tests that need a group commit to form).
+    public var pendingWrites: Int { writer.pendingCount }
+    /// Writes the writer thread has taken up so far.
+    public var writesTaken: Int { writer.taken.load(ordering: .relaxed) }
+
     /// How many write transactions this store committed, and how many operations they carried.
     public var writeStatistics: (transactions: Int, operations: Int) {
         (writer.transactions.load(ordering: .relaxed), writer.operations.load(ordering: .relaxed))

@@ -150,10 +150,15 @@ public protocol TaskStore: Sendable {
     func prune(finishedBefore retention: Duration, limit: Int) async throws -> Int
     /// Task counts by state for every queue that has tasks; cheap (no scan of the tasks).
     func counts() async throws -> [QueueCounts]
+    /// Refreshes what the engine's planner knows of the tables, so a grown table keeps its plans.
+    func optimize() async throws
 }
 
 extension TaskStore {
     public var longestWriteWait: Duration { .zero }
+
+    /// Nothing to refresh, by default.
+    public func optimize() async throws {}
 
     /// Requeues running tasks whose lease has expired, up to 1000.
     public func rescueExpiredLeases() async throws -> RescueReport { try await rescueExpiredLeases(limit: 1000) }

@@ -26,9 +26,11 @@ private let allPairs = TaskState.allCases.flatMap { from in TaskState.allCases.m
         }
     }
 
-    @Test func finalStates() {
-        #expect(TaskState.allCases.filter(\.isFinal) == [.succeeded, .failed, .cancelled])
-        // Nothing leaves succeeded; failed and cancelled leave only by a manual retry.
-        #expect(TaskState.allowedTransitions[.succeeded] == [])
+    /// A final state is one that only a manual retry (back to `queued`) leaves: `isFinal` must agree
+    /// with the table above, state by state.
+    @Test(arguments: TaskState.allCases)
+    func finalMeansOnlyAManualRetryLeaves(state: TaskState) {
+        let exits = TaskState.allCases.filter { expected.contains("\(state.rawValue)→\($0.rawValue)") }
+        #expect(state.isFinal == exits.allSatisfy { $0 == .queued }, "\(state) leaves to \(exits)")
     }
 }

@@ -274,6 +274,62 @@ import Testing
 }
 
 /// Where a test keeps its tasks.
+@Suite struct WorkerRoleTests {
+    @Test func anOperatorsResizeStoredBeforeTheProcessStartedApplies() async throws {
+        let (store, dir) = try sqliteStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.savePoolSetting(PoolSetting(pool: "default", worker: nil, concurrency: 7, autoscale: nil,
+                                                    updatedAt: Date().addingTimeInterval(-3600)))
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 2)],
+                             registry: .builtin(allowExec: [])) { worker in
+            let pool = try #require(worker.pool("default"))
+            #expect(await eventually { pool.capacity().target == 7 })
+        }
+    }
+
+    @Test func aClaimedTaskNotYetStartedIsCancelledOrDroppedByTheHeartbeatsAnswer() async throws {
+        let store = MemoryTaskStore()
+        let gate = Gate(), started = Gate()
+        var registry = HandlerRegistry()
+        registry.register("hold", .blocking { _ in started.release(); gate.wait(); return nil })
+        let reported = Mutex<[Outcome]>([])
+        let pool = Pool(configuration: PoolConfiguration(name: "default", queues: ["default"], concurrency: 1), registry: registry,
+                        clock: SystemClock(), idleTimeout: .seconds(60), report: { outcome in reported.withLock { $0.append(outcome) } })
+        for _ in 0..<3 { _ = try await store.enqueue(EnqueueRequest(kind: "hold")) }
+        let claimed = try await store.claim(queues: ["default"], limit: 3, owner: "w", leaseDuration: .seconds(30))
+        // One runs; two wait in the pool, claimed but not started.
+        _ = pool.submit(claimed, from: .durable, reserved: 0)
+        started.wait()
+        #expect(Set(pool.leases(from: .durable).map(\.taskID)) == Set(claimed.map(\.id)))
+        pool.apply([claimed[1].id: .cancelRequested, claimed[2].id: .lost], from: .durable)
+        // The cancelled one is reported cancelled without running; the lost one is dropped.
+        let outcomes = reported.withLock { $0 }
+        #expect(outcomes.count == 1)
+        if case .fail(let lease, let failure) = outcomes.first?.result {
+            #expect(lease.taskID == claimed[1].id && failure.disposition == .cancel)
+        } else { Issue.record("expected a cancel outcome, got \(outcomes)") }
+        #expect(pool.leases(from: .durable).map(\.taskID) == [claimed[0].id])
+        gate.release()
+        _ = pool.stop()
+        #expect(pool.waitUntilIdle(deadline: Date().addingTimeInterval(10)))
+    }
+
+    @Test func aLeaseShorterThanThreeLockWaitsIsRefused() throws {
+        let (store, dir) = try sqliteStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var options = WorkerOptions()
+        options.leaseDuration = .seconds(20)  // the store waits up to 10 s for a lock
+        let error = #expect(throws: SluiceError.self) {
+            try Worker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 1)],
+                       registry: .builtin(allowExec: []), options: options)
+        }
+        #expect(error?.field == "lease" && error?.message.contains("3 ×") == true)
+        options.leaseDuration = .seconds(30)
+        _ = try Worker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 1)],
+                       registry: .builtin(allowExec: []), options: options)
+    }
+}
+
 enum StoreChoice: String, CustomStringConvertible, Sendable {
     case sqlite, memory
     var description: String { rawValue }

@@ -133,12 +133,57 @@ import Testing
         #expect(error?.code == .storage)
         #expect(error?.message.contains("poison refused") == true)
         #expect(try admin.scalar("SELECT count(*) FROM tasks") == 0)
-        // A neighbour in the same group commit is unaffected.
+        // A failing operation inside a group commit rolls back to its savepoint; its neighbours in the
+        // same transaction commit. The group is forced: another connection holds the write lock while
+        // a first write blocks on it, so the next two queue up and are taken together.
+        try admin.execute("BEGIN IMMEDIATE")
+        let taken = store.writesTaken
+        async let blocked = store.enqueue(EnqueueRequest(kind: "ok"))
+        #expect(await eventually { store.writesTaken == taken + 1 })
         async let good = store.enqueue(EnqueueRequest(kind: "ok"))
         async let bad = store.enqueue(EnqueueRequest(kind: "poison"))
-        _ = try await good
-        _ = try? await bad
+        #expect(await eventually { store.pendingWrites == 2 })
+        let before = store.writeStatistics
+        try admin.execute("COMMIT")
+        _ = try await blocked
+        let stored = try await good
+        let refused = await (try? bad) == nil
+        #expect(refused)
+        let after = store.writeStatistics
+        #expect(after.transactions - before.transactions == 2 && after.operations - before.operations == 3, "the two shared one transaction: \(before) → \(after)")
+        #expect(try admin.scalar("SELECT count(*) FROM tasks WHERE id = '\(stored.task.id)'") == 1)
+        #expect(try admin.scalar("SELECT count(*) FROM tasks") == 2)
+    }
+
+    @Test func aCommitThatFailsAnswersEveryOperationOfItsGroupWithAnError() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path("c.db")
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
+        // A deferred foreign key makes COMMIT itself fail when a 'doom' task is in the transaction.
+        let admin = try SQLiteConnection(path: path)
+        try admin.execute("""
+            CREATE TABLE doom_parent (id INTEGER PRIMARY KEY);
+            CREATE TABLE doom_child (parent INTEGER REFERENCES doom_parent (id) DEFERRABLE INITIALLY DEFERRED);
+            CREATE TRIGGER doom AFTER INSERT ON tasks WHEN NEW.kind = 'doom' BEGIN INSERT INTO doom_child VALUES (42); END;
+            """)
+        try admin.execute("BEGIN IMMEDIATE")
+        let taken = store.writesTaken
+        async let blocked = store.enqueue(EnqueueRequest(kind: "ok"))
+        #expect(await eventually { store.writesTaken == taken + 1 })
+        async let first = store.enqueue(EnqueueRequest(kind: "ok"))
+        async let doomed = store.enqueue(EnqueueRequest(kind: "doom"))
+        async let third = store.enqueue(EnqueueRequest(kind: "ok"))
+        #expect(await eventually { store.pendingWrites == 3 })
+        try admin.execute("COMMIT")
+        _ = try await blocked
+        let answers = [await (try? first) != nil, await (try? doomed) != nil, await (try? third) != nil]
+        // The commit failed: nobody in its group may be told their task was stored.
+        #expect(answers == [false, false, false])
         #expect(try admin.scalar("SELECT count(*) FROM tasks") == 1)
+        // The store goes on: the next write commits.
+        _ = try await store.enqueue(EnqueueRequest(kind: "ok"))
+        #expect(try admin.scalar("SELECT count(*) FROM tasks") == 2)
     }
 
     @Test func tasksSurviveReopening() async throws {
