@@ -984,6 +984,91 @@ def report(out, analysis):
     return "\n".join(lines)
 
 
+def check_smoke(out, names, z, text, meta):
+    """What the smoke run claims, asserted (tools/test runs it after swift test): every scenario run
+    left its result (from this run, not an older one in OUT) and its section, no request failed, and
+    every count is the one asked for.
+    Timings are never judged. Raises SystemExit naming every failure."""
+    problems = []
+
+    def need(ok, what):
+        if not ok:
+            problems.append(what)
+
+    def ab_ok(where, runs, n):
+        need(runs, f"seed: no run of {where}")
+        for x in runs:
+            need(x["failed"] == 0 and x["complete"] == n, f"seed: {where}: {x['complete']} of {n} requests complete, {x['failed']} failed")
+
+    def enqueue_ok(where, x, per_request=1):
+        need(x["requests"] > 0 and x["non2xx"] == 0, f"{where}: {x['requests']} requests, {x['non2xx']} not 2xx")
+        if "stored" in x:
+            need(x["stored"] >= (x["requests"] - x["non2xx"]) * per_request, f"{where}: {x['stored']} stored, fewer than acknowledged")
+
+    for name in names:
+        path = os.path.join(out, "bench", "results", f"{name}.json")
+        if not os.path.exists(path):
+            problems.append(f"{name}: no result ({path})")
+            continue
+        with open(path) as f:
+            r = json.load(f)
+        need(r["meta"] == meta, f"{name}: the result in {path} is from another run ({r['meta']['date']})")
+        r = r["data"]
+        need(f"## {TITLES[name]}" in text, f"{name}: BENCHMARKS.md has no section '{TITLES[name]}'")
+        if name == "seed":
+            need(sorted(r["sluice"]) == sorted(str(p) for p in z.seed_pools), f"seed: Sluice ran pools {sorted(r['sluice'])}, not {z.seed_pools}")
+            for pool, runs in r["sluice"].items():
+                ab_ok(f"Sluice pool {pool}", runs, r["n"])
+            need(sorted(r["fastapi"]) == ["plain", "tuned"], f"seed: FastAPI variants {sorted(r['fastapi'])}, not plain and tuned")
+            for variant, endpoints in r["fastapi"].items():
+                need(len(endpoints) == 4, f"seed: FastAPI {variant} ran {sorted(endpoints)}")
+                for endpoint, runs in endpoints.items():
+                    ab_ok(f"FastAPI {variant} /test/{endpoint}", runs, r["n"])
+        elif name == "burst":
+            need(r["tasks"] == z.burst_tasks and r["sluice"] and r["huey"], f"burst: {r['tasks']} tasks, {len(r['sluice'])} Sluice and {len(r['huey'])} Huey runs")
+        elif name == "enqueue":
+            for key, runs in r["cases"].items():
+                need(runs, f"enqueue: no run of {key}")
+                for x in runs:
+                    enqueue_ok(f"enqueue {key}", x, z.batch_size if key == "batch" else 1)
+            need(len(r["cases"]) == 6, f"enqueue: cases {sorted(r['cases'])}")
+            need(r["huey_count"] == z.huey_enqueue and r["huey"], f"enqueue: Huey enqueued {r['huey_count']} in {len(r['huey'])} runs")
+        elif name == "drain":
+            for who, tasks, drained in (("Sluice", r["tasks"], r["drained"]), ("Huey", r["huey_tasks"], r["huey_drained"])):
+                counts = [c for runs in drained.values() for c in runs]
+                need(len(drained) == 2 and counts and all(c == tasks for c in counts), f"drain: {who} finished {drained}, asked {tasks} a run")
+            need(r["tasks"] == z.drain and r["huey_tasks"] == z.huey_drain, "drain: sizes are not the smoke's")
+        elif name == "latency":
+            asked = int(z.latency_seconds * 100)
+            for where in ("in_process", "worker"):
+                need(r[where]["tasks"] == asked, f"latency: {where}: {r[where]['tasks']} tasks, asked {asked}")
+        elif name == "resources":
+            for key in ("serve_idle", "worker_idle", "serve_queued", "worker_queued"):
+                need(r[key] and all(v > 0 for v in r[key]), f"resources: {key} = {r[key]}")
+        elif name == "health":
+            for x in r["runs"]:
+                need(x["busy"] == z.busy and x["non2xx"] == 0, f"health: {x['busy']} of {z.busy} busy, {x['non2xx']} not 2xx")
+            need(r["runs"], "health: no run")
+        elif name == "scale":
+            need(r["finished"] == z.history and r["scheduled"] == z.history, f"scale: populated {r['finished']} + {r['scheduled']}")
+            for file in ("empty", "populated"):
+                x = r[file]
+                need(x["reads"] and x["enqueue"] and x["drain"], f"scale: {file}: a measurement is missing")
+                for reads in x["reads"]:
+                    for route in ("healthz", "task", "queues"):
+                        need(reads[route]["n"] == z.reads, f"scale: {file}: {reads[route]['n']} GETs of {route}, asked {z.reads}")
+                for e in x["enqueue"]:
+                    enqueue_ok(f"scale {file} enqueue", e)
+                for d in x["drain"]:
+                    need(d["drained"] == z.drain, f"scale: {file}: drained {d['drained']}, asked {z.drain}")
+        elif name == "store":
+            for sync in ("full", "normal"):
+                need(sum(l.startswith("| ") for l in r.get(sync, "").splitlines()) >= 4, f"store: no table for synchronous={sync}")
+    if problems:
+        raise SystemExit("tools/bench/run --smoke: the harness did not do what it claims:\n- " + "\n- ".join(problems))
+    print(f"smoke checks passed: {', '.join(names)}", file=sys.stderr)
+
+
 def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
     mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")) / 1024 / 1024
@@ -1053,8 +1138,11 @@ def main():
     finally:
         bench.procs.stop_all()
     shutil.rmtree(bench.work, ignore_errors=True)  # kept on failure: the logs of every process are there
-    print(report(out, analysis))
+    text = report(out, analysis)
+    print(text)
     print(f"\nwritten to {out}", file=sys.stderr)
+    if args.mode == "smoke":
+        check_smoke(out, args.only or SCENARIOS, bench.sizes, text, meta)
 
 
 if __name__ == "__main__":
