@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PEERS = os.path.join(ROOT, "tools", "bench", "peers")
-SCENARIOS = ["seed", "burst", "enqueue", "drain", "latency", "resources", "health", "store"]
+SCENARIOS = ["seed", "burst", "enqueue", "drain", "latency", "resources", "health", "scale", "store"]
+FINISHED = "state IN ('succeeded', 'failed', 'cancelled')"  # as the partial index tasks_finished has it
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Sizes:
     busy: int = 1000
     health_seconds: int = 5
     store_scale: float = 1.0
+    history: int = 1_000_000  # the scale scenario's file: this many finished tasks and as many scheduled
+    reads: int = 2000         # sequential GETs per endpoint in the scale scenario
 
 
 MODES = {
@@ -55,10 +59,10 @@ MODES = {
     "seed-short": Sizes(seed_n=500, seed_sleep=0.5),
     "quick": Sizes(seed_n=200, seed_sleep=0.2, seed_pools=(6, 12, 50, 200), wrk_seconds=3, huey_enqueue=2000,
                    drain=10_000, huey_drain=2000, latency_seconds=2.0, queued=10_000, health_seconds=2,
-                   store_scale=0.05),
+                   store_scale=0.05, history=100_000, reads=1000),
     "smoke": Sizes(seed_n=50, seed_sleep=0.02, seed_pools=(6, 50), burst_tasks=20, burst_sleep=0.05, wrk_seconds=1,
                    huey_enqueue=100, batch_size=10, drain=500, huey_drain=100, latency_seconds=0.3, queued=1000,
-                   busy=50, health_seconds=1, store_scale=0.02),
+                   busy=50, health_seconds=1, store_scale=0.02, history=2000, reads=100),
 }
 
 
@@ -136,6 +140,18 @@ def threads_of(pid):
             if line.startswith("Threads:"):
                 return int(line.split()[1])
     return 0
+
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def cursor_at(ms):
+    """The greatest task id (a ULID) of millisecond ms: a list cursor that starts at that moment."""
+    return "".join(CROCKFORD[(ms >> (5 * i)) & 31] for i in range(9, -1, -1)) + "Z" * 16
+
+
+def now_ms():
+    return int(time.time() * 1000)
 
 
 # ---------------------------------------------------------------- numbers
@@ -391,26 +407,7 @@ class Bench:
         ]
         out = {"wrk": f"wrk -t2 -c50 -d{z.wrk_seconds}s", "cases": {}, "labels": {}, "huey": []}
         for key, label, flags, path, body, per_request in cases:
-            runs = []
-            for _ in range(self.repeats):
-                if flags is None:
-                    port = free_port()
-                    p = self.procs.start("bare", [f"{self.bin}/sluice-bench-bare", str(port)])
-                    wait_tcp(self.procs, p, port)
-                else:
-                    p = self.serve(*flags)
-                    port = p.port
-                r = run_wrk(f"http://127.0.0.1:{port}{path}", z.wrk_seconds, 50, body=body, lua_dir=self.work)
-                r["tasks_per_s"] = r["rps"] * per_request
-                self.procs.stop(p)
-                if flags is not None and "--no-pool" in flags:
-                    # Every acknowledged enqueue must be in the database.
-                    stored = self.query(p.db, "SELECT count(*) FROM tasks")[0][0]
-                    acked = (r["requests"] - r["non2xx"]) * per_request
-                    if stored < acked:
-                        raise SystemExit(f"{key}: {acked} enqueues acknowledged but {stored} stored")
-                    r["stored"] = stored
-                runs.append(r)
+            runs = [self.wrk_enqueue(key, flags, path, body, per_request) for _ in range(self.repeats)]
             out["cases"][key], out["labels"][key] = runs, label
             self.say(f"enqueue: {key}: {summary([r['tasks_per_s'] for r in runs], '{:.0f}')} tasks/s")
         for _ in range(self.repeats):
@@ -423,28 +420,42 @@ class Bench:
         self.say(f"enqueue: huey in-process {summary(out['huey'], '{:.0f}')} tasks/s")
         return out
 
+    def wrk_enqueue(self, key, flags, path, body, per_request, db=None, base=0):
+        """One wrk run posting body to path: on sluice-bench-bare when flags is None, else on
+        `sluice serve FLAGS` over db (fresh when None). With --no-pool it checks afterwards that every
+        acknowledged task is in the database, beside the base tasks the file held before."""
+        z = self.sizes
+        if flags is None:
+            port = free_port()
+            p = self.procs.start("bare", [f"{self.bin}/sluice-bench-bare", str(port)])
+            wait_tcp(self.procs, p, port)
+        else:
+            p = self.serve(*flags, db=db)
+            port = p.port
+        r = run_wrk(f"http://127.0.0.1:{port}{path}", z.wrk_seconds, 50, body=body, lua_dir=self.work)
+        r["tasks_per_s"] = r["rps"] * per_request
+        self.procs.stop(p)
+        if flags is not None and "--no-pool" in flags:
+            stored = self.query(p.db, "SELECT count(*) FROM tasks")[0][0] - base
+            acked = (r["requests"] - r["non2xx"]) * per_request
+            if stored < acked:
+                raise SystemExit(f"{key}: {acked} enqueues acknowledged but {stored} stored")
+            r["stored"] = stored
+        return r
+
     # ------------------------------------------------------------ 4. drain
 
     def drain(self):
         z = self.sizes
-        out = {"tasks": z.drain, "worker_concurrency": 64, "sluice": {}, "huey_tasks": z.huey_drain, "huey": {}}
+        out = {"tasks": z.drain, "worker_concurrency": 64, "sluice": {}, "drained": {}, "huey_tasks": z.huey_drain, "huey": {},
+               "huey_drained": {}}
         for processes in (1, 2):
-            runs = []
-            for _ in range(self.repeats):
-                s = self.serve("--no-pool")
-                self.fill(s.port, z.drain, {"kind": "echo"})
-                self.procs.stop(s)
-                start = time.time()
-                workers = [self.worker(s.db, "--concurrency", "64") for _ in range(processes)]
-                self.wait_drained(s.db, z.drain, workers)
-                last = self.query(s.db, "SELECT max(finished_at) FROM tasks")[0][0] / 1e6
-                for w in workers:
-                    self.procs.stop(w)
-                runs.append(z.drain / (last - start))
-            out["sluice"][str(processes)] = runs
-            self.say(f"drain: sluice {processes} worker(s): {summary(runs, '{:.0f}')} tasks/s")
+            runs = [self.drain_once(processes) for _ in range(self.repeats)]
+            out["sluice"][str(processes)] = [r["tasks_per_s"] for r in runs]
+            out["drained"][str(processes)] = [r["drained"] for r in runs]
+            self.say(f"drain: sluice {processes} worker(s): {summary(out['sluice'][str(processes)], '{:.0f}')} tasks/s")
         for workers in (4, 8):
-            runs = []
+            runs, out["huey_drained"][str(workers)] = [], []
             for _ in range(self.repeats):
                 db = self.fresh_db("huey")
                 huey_app = self.huey(db)
@@ -458,22 +469,44 @@ class Bench:
                         raise SystemExit(f"huey drain stopped:\n{self.procs.tail(consumer)}")
                     time.sleep(0.05)
                 runs.append(z.huey_drain / (time.monotonic() - start))
+                out["huey_drained"][str(workers)].append(huey_app.huey.result_count())
                 self.procs.stop(consumer)
             out["huey"][str(workers)] = runs
             self.say(f"drain: huey -w {workers}: {summary(runs, '{:.0f}')} tasks/s")
         return out
 
-    def wait_drained(self, db, total, workers, seconds=600):
+    def drain_once(self, processes, db=None, base=0):
+        """Pre-fills z.drain `echo` tasks into db (fresh when None) through `serve --no-pool`, then drains
+        them with `processes` workers: tasks/s from spawning the workers to the last `finished_at`, and
+        how many finished (beside the base finished tasks the file held before)."""
+        z = self.sizes
+        s = self.serve("--no-pool", db=db)
+        self.fill(s.port, z.drain, {"kind": "echo"})
+        self.procs.stop(s)
+        start = time.time()
+        workers = [self.worker(s.db, "--concurrency", "64") for _ in range(processes)]
+        drained = self.wait_drained(s.db, z.drain, workers, base=base)
+        last = self.query(s.db, f"SELECT max(finished_at) FROM tasks WHERE {FINISHED}")[0][0] / 1e6
+        for w in workers:
+            self.procs.stop(w)
+        return {"tasks_per_s": z.drain / (last - start), "drained": drained}
+
+    def wait_drained(self, db, total, procs, seconds=600, base=0):
+        """Waits until total tasks more than base are finished and returns how many more are. While
+        work is left it polls the partial indexes of queued and running tasks, whose cost follows the
+        work left and not the size of the file; it counts the finished tasks only then."""
         deadline = time.monotonic() + seconds
         while True:
-            done = self.query(db, "SELECT count(*) FROM tasks WHERE state IN ('succeeded', 'failed', 'cancelled')")[0][0]
+            left = self.query(db, "SELECT (SELECT count(*) FROM tasks WHERE state = 'queued') + "
+                                  "(SELECT count(*) FROM tasks WHERE state = 'running')")[0][0]
+            done = self.query(db, f"SELECT count(*) FROM tasks INDEXED BY tasks_finished WHERE {FINISHED}")[0][0] - base if left == 0 else 0
             if done >= total:
-                return
-            for w in workers:
-                if w.poll() is not None:
-                    raise SystemExit(f"sluice worker exited with {w.returncode}:\n{self.procs.tail(w)}")
+                return done
+            for p in procs:
+                if p.poll() is not None:
+                    raise SystemExit(f"{p.name} exited with {p.returncode}:\n{self.procs.tail(p)}")
             if time.monotonic() > deadline:
-                raise SystemExit(f"drain did not finish in {seconds} s ({done} of {total})")
+                raise SystemExit(f"drain did not finish in {seconds} s ({left} queued or running, {done} of {total} finished)")
             time.sleep(0.2)  # the finish time comes from finished_at, not from this poll
 
     # ------------------------------------------------------------ 5. latency
@@ -554,15 +587,127 @@ class Bench:
         self.say(f"health: /healthz p99 {summary([r['p99_ms'] for r in out['runs']])} ms with {z.busy} busy")
         return out
 
+    # ------------------------------------------------------------ 8. scale
+
+    def scale(self):
+        """The server's reads, durable enqueue and the drain on a file with a long history, beside the
+        same on an empty file, alternating within each repeat so that both see the same noise."""
+        z = self.sizes
+        template, window, seconds = self.populate(z.history, z.history)
+        out = {"finished": z.history, "scheduled": z.history, "populate_seconds": seconds, "reads": z.reads,
+               "wrk": f"wrk -t2 -c50 -d{z.wrk_seconds}s", "drain_tasks": z.drain, "worker_concurrency": 64,
+               "empty": {"reads": [], "enqueue": [], "drain": []}, "populated": {"reads": [], "enqueue": [], "drain": []}}
+        echo = json.dumps({"kind": "echo"})
+        for _ in range(self.repeats):
+            for name in ("empty", "populated"):
+                r, finished = out[name], z.history if name == "populated" else 0
+                # Each measurement on its own copy, so that none sees another's tasks.
+                db = self.copy_db(template) if finished else None
+                r["reads"].append(self.scale_reads(db, window if finished else None))
+                self.discard(db)
+                db = self.copy_db(template) if finished else None
+                r["enqueue"].append(self.wrk_enqueue(f"scale {name}", ("--no-pool",), "/v1/tasks", echo, 1, db=db, base=2 * finished))
+                self.discard(db)
+                db = self.copy_db(template) if finished else None
+                r["drain"].append(self.drain_once(1, db=db, base=finished))
+                self.discard(db)
+                self.say(f"scale: {name}: task p99 {r['reads'][-1]['task']['p99_ms']:.2f} ms, queues p99 "
+                         f"{r['reads'][-1]['queues']['p99_ms']:.2f} ms, enqueue {r['enqueue'][-1]['tasks_per_s']:.0f}/s, "
+                         f"drain {r['drain'][-1]['tasks_per_s']:.0f}/s")
+        self.discard(template)
+        return out
+
+    def populate(self, finished, scheduled):
+        """A file with `finished` finished tasks and `scheduled` tasks due in a day, written through the
+        store by `sluice-bench-store populate`, once per run: each measurement takes a copy. Two calls,
+        so that the finished tasks' ids lie in a known window of milliseconds. Returns the file, that
+        window and the seconds it took."""
+        db = self.fresh_db("template")
+        start = time.monotonic()
+        first = now_ms()
+        self.bench_store("populate", "--db", db, "--finished", str(finished), "--scheduled", "0", timeout=4 * 3600)
+        window = (first, now_ms())
+        self.bench_store("populate", "--db", db, "--finished", "0", "--scheduled", str(scheduled), timeout=4 * 3600)
+        seconds = time.monotonic() - start
+        counts = self.query(db, f"SELECT count(*), (SELECT count(*) FROM tasks INDEXED BY tasks_finished WHERE {FINISHED}) FROM tasks")[0]
+        if counts != (finished + scheduled, finished):
+            raise SystemExit(f"populate made {counts[0]} tasks, {counts[1]} finished; asked for {finished + scheduled}, {finished} finished")
+        self.say(f"scale: populated {finished:,} finished and {scheduled:,} scheduled tasks in {seconds:.1f} s")
+        return db, window, seconds
+
+    def copy_db(self, template):
+        db = self.fresh_db("populated")
+        for suffix in ("", "-wal"):
+            if os.path.exists(template + suffix):
+                shutil.copyfile(template + suffix, db + suffix)
+        return db
+
+    def discard(self, db):
+        for suffix in ("", "-wal", "-shm"):
+            if db and os.path.exists(db + suffix):
+                os.remove(db + suffix)
+
+    def scale_reads(self, db, window):
+        """p50 and p99 of z.reads sequential GETs each of /healthz, /v1/tasks/{id} and /v1/queues on
+        `sluice serve` over db. On an empty file (db None) it first runs z.reads `echo` tasks, so that
+        there are finished tasks to read; their window replaces the history's."""
+        z = self.sizes
+        s = self.serve(db=db)
+        if db is None:
+            first = now_ms()
+            self.fill(s.port, z.reads, {"kind": "echo"})
+            self.wait_drained(s.db, z.reads, [s], seconds=120)
+            window = (first, now_ms())
+        ids = self.finished_ids(s.port, window, z.reads)
+        out = {"distinct_ids": len(set(ids))}
+        for name, paths in (("healthz", ["/healthz"] * z.reads), ("task", [f"/v1/tasks/{i}" for i in ids]),
+                            ("queues", ["/v1/queues"] * z.reads)):
+            self.timed_gets(s.port, paths[:20])  # warm: the connection and the first touch of each route
+            ms = self.timed_gets(s.port, paths)
+            out[name] = {"n": len(ms), "p50_ms": percentile(ms, .5), "p99_ms": percentile(ms, .99), "max_ms": max(ms)}
+        self.procs.stop(s)
+        return out
+
+    def finished_ids(self, port, window, count, pages=20):
+        """count ids of finished tasks picked at random from the whole window: list pages that start
+        at random moments of it (an id is a ULID, so a cursor is a time)."""
+        client = Client(port)
+        ids = []
+        for _ in range(pages):
+            page = client.call("GET", f"/v1/tasks?state=succeeded&limit={min(1000, count // pages + 1)}&cursor={cursor_at(random.randint(*window))}")
+            ids += [t["id"] for t in page["tasks"]]
+        client.close()
+        if not ids:
+            raise SystemExit(f"no finished task listed between {window[0]} and {window[1]} ms")
+        return [random.choice(ids) for _ in range(count)]
+
+    def timed_gets(self, port, paths):
+        """Milliseconds of each GET, one after another on one keep-alive connection, as the driver
+        sees them (its own overhead included)."""
+        client = Client(port)
+        ms = []
+        for path in paths:
+            start = time.perf_counter()
+            client.call("GET", path)
+            ms.append((time.perf_counter() - start) * 1000)
+        client.close()
+        return ms
+
     # ------------------------------------------------------------ store micro-benchmark
 
     def store(self):
         out = {}
         for sync in ("full", "normal"):
-            argv = [f"{self.bin}/sluice-bench-store", "--repeats", str(self.repeats), "--scale", str(self.sizes.store_scale), "--sync", sync]
-            out[sync] = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=1800, cwd=self.work).stdout
+            out[sync] = self.bench_store("--repeats", str(self.repeats), "--scale", str(self.sizes.store_scale), "--sync", sync)
         self.say("store: done")
         return out
+
+    def bench_store(self, *argv, timeout=1800):
+        """Runs sluice-bench-store to its end; its output."""
+        done = subprocess.run([f"{self.bin}/sluice-bench-store", *argv], capture_output=True, text=True, timeout=timeout, cwd=self.work)
+        if done.returncode != 0:
+            raise SystemExit(f"sluice-bench-store {' '.join(argv)} exited with {done.returncode}:\n{(done.stdout + done.stderr)[-2000:]}")
+        return done.stdout
 
     def say(self, text):
         print(f"  {text}", file=sys.stderr, flush=True)
@@ -573,7 +718,10 @@ class Bench:
 TARGETS = """Targets (issue 5): seed ≤ 1.02 × ideal with concurrency ≥ 50 and faster than FastAPI's async
 endpoint in the same run; burst ≤ 1.05 × ideal; durable HTTP enqueue ≥ 75% of the bare Hummingbird
 ceiling; drain ≥ 25,000 tasks/s with one worker process and ≥ 20 × Huey in the same run;
-idle→start p50 < 1 ms in-process; `/healthz` p99 < 5 ms; idle RSS < 40 MB server, < 30 MB worker."""
+idle→start p50 < 1 ms in-process; `/healthz` p99 < 5 ms; idle RSS < 40 MB server, < 30 MB worker.
+Issue 10, with 1,000,000 finished and 1,000,000 scheduled tasks in the file: `/healthz` and
+`GET /v1/tasks/{id}` p99 < 5 ms, `GET /v1/queues` < 50 ms, durable enqueue and drain ≥ 0.9 × an empty
+file's in the same run."""
 
 
 def render_seed(r, meta):
@@ -696,6 +844,36 @@ def render_health(r, meta):
             f"- `/healthz` p99 < 5 ms: {p99:.2f} ms — {verdict(p99 < 5, f'{p99 - 5:.2f} ms')}."]
 
 
+def render_scale(r, meta):
+    def reads(file, route, p):
+        return [x[route][p] for x in r[file]["reads"]]
+    def rate(file, what):
+        return [x["tasks_per_s"] for x in r[file][what]]
+    rows = [(f"`{label}` {p[:3]}", reads("empty", key, p), reads("populated", key, p), "{:.2f}", " ms")
+            for key, label in (("healthz", "GET /healthz"), ("task", "GET /v1/tasks/{id}"), ("queues", "GET /v1/queues"))
+            for p in ("p50_ms", "p99_ms")]
+    rows += [("durable enqueue (`serve --no-pool`, synchronous=full), tasks/s", rate("empty", "enqueue"), rate("populated", "enqueue"), "{:.0f}", ""),
+             ("drain, one `sluice worker`, tasks/s", rate("empty", "drain"), rate("populated", "drain"), "{:.0f}", "")]
+    lines = [f"Two files in the same run, alternating within each repeat: an empty one, and one that `sluice-bench-store populate` "
+             f"filled through the store with {r['finished']:,} finished tasks and {r['scheduled']:,} scheduled a day ahead "
+             f"(in {r['populate_seconds']:,.1f} s), a fresh copy for each measurement. Reads: {r['reads']:,} sequential GETs per route "
+             "on one keep-alive connection to `sluice serve` (its default pool idle), timed by the Python driver, its own overhead "
+             "included, after 20 unmeasured ones; task ids are finished tasks picked at random across the history through list "
+             f"pages at random cursors (the empty file first runs {r['reads']:,} `echo` tasks to have some). Enqueue: `{r['wrk']}` "
+             f"as in section 3. Drain: {r['drain_tasks']:,} `echo` tasks as in section 4, `--concurrency {r['worker_concurrency']}`.", "",
+             "| measure | empty file | populated file | populated / empty |", "|---|---:|---:|---:|"]
+    for label, empty, full, fmt, unit in rows:
+        lines.append(f"| {label} | {summary(empty, fmt)}{unit} | {summary(full, fmt)}{unit} | {med(full) / med(empty):.2f} |")
+    health, task, queues = (med(reads("populated", k, "p99_ms")) for k in ("healthz", "task", "queues"))
+    enqueue, drain = (med(rate("populated", k)) / med(rate("empty", k)) for k in ("enqueue", "drain"))
+    lines += ["", f"- On the populated file, `/healthz` p99 < 5 ms: {health:.2f} ms — {verdict(health < 5, f'{health - 5:.2f} ms')}; "
+              f"`GET /v1/tasks/{{id}}` p99 < 5 ms: {task:.2f} ms — {verdict(task < 5, f'{task - 5:.2f} ms')}; "
+              f"`GET /v1/queues` p99 < 50 ms: {queues:.2f} ms — {verdict(queues < 50, f'{queues - 50:.2f} ms')}.",
+              f"- Durable enqueue ≥ 0.9 × the empty file's: {enqueue:.2f} — {verdict(enqueue >= 0.9, f'{(1 - enqueue / 0.9) * 100:.0f}%')}; "
+              f"drain ≥ 0.9 ×: {drain:.2f} — {verdict(drain >= 0.9, f'{(1 - drain / 0.9) * 100:.0f}%')}."]
+    return lines
+
+
 def render_store(r, meta):
     lines = ["`sluice-bench-store`: tasks per second through `SQLiteTaskStore` in one process, beside raw SQLite doing the "
              "same work on the same schema in the same run (component figures, no HTTP).", ""]
@@ -706,9 +884,10 @@ def render_store(r, meta):
 
 TITLES = {"seed": "1. The seed, reproduced", "burst": "2. Blocking burst", "enqueue": "3. Enqueue throughput",
           "drain": "4. Drain throughput", "latency": "5. Latency", "resources": "6. Resources",
-          "health": "7. Event-loop health", "store": "Store micro-benchmark"}
+          "health": "7. Event-loop health", "scale": "8. Scale: a file with a long history", "store": "Store micro-benchmark"}
 RENDER = {"seed": render_seed, "burst": render_burst, "enqueue": render_enqueue, "drain": render_drain,
-          "latency": render_latency, "resources": render_resources, "health": render_health, "store": render_store}
+          "latency": render_latency, "resources": render_resources, "health": render_health, "scale": render_scale,
+          "store": render_store}
 
 
 def plot(results, imgdir):
@@ -805,6 +984,91 @@ def report(out, analysis):
     return "\n".join(lines)
 
 
+def check_smoke(out, names, z, text, meta):
+    """What the smoke run claims, asserted (tools/test runs it after swift test): every scenario run
+    left its result (from this run, not an older one in OUT) and its section, no request failed, and
+    every count is the one asked for.
+    Timings are never judged. Raises SystemExit naming every failure."""
+    problems = []
+
+    def need(ok, what):
+        if not ok:
+            problems.append(what)
+
+    def ab_ok(where, runs, n):
+        need(runs, f"seed: no run of {where}")
+        for x in runs:
+            need(x["failed"] == 0 and x["complete"] == n, f"seed: {where}: {x['complete']} of {n} requests complete, {x['failed']} failed")
+
+    def enqueue_ok(where, x, per_request=1):
+        need(x["requests"] > 0 and x["non2xx"] == 0, f"{where}: {x['requests']} requests, {x['non2xx']} not 2xx")
+        if "stored" in x:
+            need(x["stored"] >= (x["requests"] - x["non2xx"]) * per_request, f"{where}: {x['stored']} stored, fewer than acknowledged")
+
+    for name in names:
+        path = os.path.join(out, "bench", "results", f"{name}.json")
+        if not os.path.exists(path):
+            problems.append(f"{name}: no result ({path})")
+            continue
+        with open(path) as f:
+            r = json.load(f)
+        need(r["meta"] == meta, f"{name}: the result in {path} is from another run ({r['meta']['date']})")
+        r = r["data"]
+        need(f"## {TITLES[name]}" in text, f"{name}: BENCHMARKS.md has no section '{TITLES[name]}'")
+        if name == "seed":
+            need(sorted(r["sluice"]) == sorted(str(p) for p in z.seed_pools), f"seed: Sluice ran pools {sorted(r['sluice'])}, not {z.seed_pools}")
+            for pool, runs in r["sluice"].items():
+                ab_ok(f"Sluice pool {pool}", runs, r["n"])
+            need(sorted(r["fastapi"]) == ["plain", "tuned"], f"seed: FastAPI variants {sorted(r['fastapi'])}, not plain and tuned")
+            for variant, endpoints in r["fastapi"].items():
+                need(len(endpoints) == 4, f"seed: FastAPI {variant} ran {sorted(endpoints)}")
+                for endpoint, runs in endpoints.items():
+                    ab_ok(f"FastAPI {variant} /test/{endpoint}", runs, r["n"])
+        elif name == "burst":
+            need(r["tasks"] == z.burst_tasks and r["sluice"] and r["huey"], f"burst: {r['tasks']} tasks, {len(r['sluice'])} Sluice and {len(r['huey'])} Huey runs")
+        elif name == "enqueue":
+            for key, runs in r["cases"].items():
+                need(runs, f"enqueue: no run of {key}")
+                for x in runs:
+                    enqueue_ok(f"enqueue {key}", x, z.batch_size if key == "batch" else 1)
+            need(len(r["cases"]) == 6, f"enqueue: cases {sorted(r['cases'])}")
+            need(r["huey_count"] == z.huey_enqueue and r["huey"], f"enqueue: Huey enqueued {r['huey_count']} in {len(r['huey'])} runs")
+        elif name == "drain":
+            for who, tasks, drained in (("Sluice", r["tasks"], r["drained"]), ("Huey", r["huey_tasks"], r["huey_drained"])):
+                counts = [c for runs in drained.values() for c in runs]
+                need(len(drained) == 2 and counts and all(c == tasks for c in counts), f"drain: {who} finished {drained}, asked {tasks} a run")
+            need(r["tasks"] == z.drain and r["huey_tasks"] == z.huey_drain, "drain: sizes are not the smoke's")
+        elif name == "latency":
+            asked = int(z.latency_seconds * 100)
+            for where in ("in_process", "worker"):
+                need(r[where]["tasks"] == asked, f"latency: {where}: {r[where]['tasks']} tasks, asked {asked}")
+        elif name == "resources":
+            for key in ("serve_idle", "worker_idle", "serve_queued", "worker_queued"):
+                need(r[key] and all(v > 0 for v in r[key]), f"resources: {key} = {r[key]}")
+        elif name == "health":
+            for x in r["runs"]:
+                need(x["busy"] == z.busy and x["non2xx"] == 0, f"health: {x['busy']} of {z.busy} busy, {x['non2xx']} not 2xx")
+            need(r["runs"], "health: no run")
+        elif name == "scale":
+            need(r["finished"] == z.history and r["scheduled"] == z.history, f"scale: populated {r['finished']} + {r['scheduled']}")
+            for file in ("empty", "populated"):
+                x = r[file]
+                need(x["reads"] and x["enqueue"] and x["drain"], f"scale: {file}: a measurement is missing")
+                for reads in x["reads"]:
+                    for route in ("healthz", "task", "queues"):
+                        need(reads[route]["n"] == z.reads, f"scale: {file}: {reads[route]['n']} GETs of {route}, asked {z.reads}")
+                for e in x["enqueue"]:
+                    enqueue_ok(f"scale {file} enqueue", e)
+                for d in x["drain"]:
+                    need(d["drained"] == z.drain, f"scale: {file}: drained {d['drained']}, asked {z.drain}")
+        elif name == "store":
+            for sync in ("full", "normal"):
+                need(sum(l.startswith("| ") for l in r.get(sync, "").splitlines()) >= 4, f"store: no table for synchronous={sync}")
+    if problems:
+        raise SystemExit("tools/bench/run --smoke: the harness did not do what it claims:\n- " + "\n- ".join(problems))
+    print(f"smoke checks passed: {', '.join(names)}", file=sys.stderr)
+
+
 def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
     mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")) / 1024 / 1024
@@ -874,8 +1138,11 @@ def main():
     finally:
         bench.procs.stop_all()
     shutil.rmtree(bench.work, ignore_errors=True)  # kept on failure: the logs of every process are there
-    print(report(out, analysis))
+    text = report(out, analysis)
+    print(text)
     print(f"\nwritten to {out}", file=sys.stderr)
+    if args.mode == "smoke":
+        check_smoke(out, args.only or SCENARIOS, bench.sizes, text, meta)
 
 
 if __name__ == "__main__":
