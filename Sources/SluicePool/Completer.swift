@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import SluiceCore
 import SluiceStore
 
@@ -10,12 +11,22 @@ struct Completer {
     let worker: Worker
     /// The most outcomes one transaction carries.
     static let batchLimit = 1024
+    /// Batches written at once: while one commits, the next is already on its way to the store
+    /// (whose group commit may merge them), so the pools never wait for a commit to get work.
+    static let inFlight = 4
 
     func run(until stopped: @Sendable () -> Bool) async {
-        while let batch = await worker.outcomes.next(limit: Self.batchLimit) {
-            for source in [TaskSource.memory, .durable] {
-                let mine = batch.filter { $0.source == source }
-                if !mine.isEmpty { await record(mine, source: source) }
+        let slots = FlushSlots(Self.inFlight)
+        await withDiscardingTaskGroup { group in
+            while let batch = await worker.outcomes.next(limit: Self.batchLimit) {
+                await slots.acquire()
+                group.addTask {
+                    for source in [TaskSource.memory, .durable] {
+                        let mine = batch.filter { $0.source == source }
+                        if !mine.isEmpty { await record(mine, source: source) }
+                    }
+                    slots.release()
+                }
             }
         }
     }
@@ -65,5 +76,41 @@ struct Completer {
                 return
             }
         }
+    }
+}
+
+/// Bounds the batches in flight: `acquire` waits while all are taken.
+final class FlushSlots: Sendable {
+    private struct State {
+        var free: Int
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state: Mutex<State>
+
+    init(_ count: Int) { state = Mutex(State(free: count)) }
+
+    func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let granted = state.withLock { state in
+                if state.free > 0 {
+                    state.free -= 1
+                    return true
+                }
+                state.waiters.append(continuation)
+                return false
+            }
+            if granted { continuation.resume() }
+        }
+    }
+
+    func release() {
+        let next: CheckedContinuation<Void, Never>? = state.withLock { state in
+            if state.waiters.isEmpty {
+                state.free += 1
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
     }
 }
