@@ -7,9 +7,11 @@ extension SluiceAPI {
     /// The body as JSON, within the body limit, refusing media types that are not JSON.
     func readJSON(_ request: Request) async throws -> JSONValue {
         // JSON, or curl's default for `-d` (form-urlencoded), read as JSON too; anything else is refused.
+        // Form-urlencoded only without an Origin header: a browser sends Origin with every cross-site
+        // POST, and a form is the one body a page of another origin can post without asking first.
         if let header = request.headers[.contentType]?.lowercased(),
            case let type = header.split(separator: ";").first.map({ $0.trimmingCharacters(in: .whitespaces) }) ?? "",
-           type != "application/json", type != "application/x-www-form-urlencoded",
+           type != "application/json", type != "application/x-www-form-urlencoded" || request.headers[.origin] != nil,
            !(type.hasPrefix("application/") && type.hasSuffix("+json")) {
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "send JSON with Content-Type: application/json, not \(header.prefix(100))")
         }

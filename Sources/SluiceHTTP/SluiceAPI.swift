@@ -34,14 +34,18 @@ public struct SluiceAPI: Sendable {
     let clock: any WallClock
     let metrics: PrometheusCollectorRegistry?
     let waiter: TaskWaiter
+    /// The names this server answers to (loopback, the bound address, `--public-host`).
+    let hosts: HostNames
     /// Ready counts per queue, for the depth bound: it must not cost a COUNT on every enqueue.
     let readyCounts = RecentValue<[String: Int]>()
     /// Kinds that live workers run: enqueues must not read the workers table each.
     let workerKinds = RecentValue<Set<String>>()
 
     /// An API over `store`; with a `worker`, durable and fire-and-forget tasks run in its pools.
+    /// Requests from pages of another origin, and with a `Host` not in `hosts`, are refused.
     public init(store: any Store, memory: MemoryTaskStore?, worker: Worker?, kinds: [String], tokens: [String] = [],
-                limits: Limits = Limits(), clock: any WallClock = SystemClock(), metrics: PrometheusCollectorRegistry? = nil) {
+                limits: Limits = Limits(), clock: any WallClock = SystemClock(), metrics: PrometheusCollectorRegistry? = nil,
+                hosts: HostNames = HostNames()) {
         self.store = store
         self.memory = memory
         self.worker = worker
@@ -50,13 +54,17 @@ public struct SluiceAPI: Sendable {
         self.limits = limits
         self.clock = clock
         self.metrics = metrics
+        self.hosts = hosts
         waiter = TaskWaiter(stores: [store] + (memory.map { [$0] } ?? []))
     }
 
-    /// A router with every route, the error middleware and, with tokens, authentication.
+    /// A router with every route, the error middleware, the guard against other origins and foreign
+    /// `Host` names and, with tokens, authentication.
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
+        // Before authentication: a page of another origin is refused whether or not it has a token.
+        router.add(middleware: OriginGuard(hosts: hosts))
         if !tokens.isEmpty { router.add(middleware: BearerAuth(tokens: tokens)) }
         router.post("/v1/tasks") { request, context in try await enqueue(request, context) }
         router.post("/v1/tasks/batch") { request, context in try await enqueueBatch(request, context) }

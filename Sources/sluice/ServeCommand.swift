@@ -16,12 +16,14 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the HTTP API and an in-process worker pool on a Sluice database.",
         discussion: """
-            With no options: ./sluice.db, http://127.0.0.1:8000, and a pool named default draining the \\
-            default queue with \(PoolConfiguration.defaultConcurrency) threads. Every option has an environment \\
-            equivalent (SLUICE_HOST, SLUICE_PORT, SLUICE_DB, SLUICE_CONCURRENCY, SLUICE_TOKEN with \\
-            comma-separated tokens, SLUICE_SYNC); a flag wins over the environment. Without a token the \\
-            server binds only to a loopback address. SIGTERM or SIGINT stops accepting requests, finishes \\
-            those in flight and drains the pool like `sluice worker`.
+            With no options: ./sluice.db, http://127.0.0.1:8000, and a pool named default draining the \
+            default queue with \(PoolConfiguration.defaultConcurrency) threads. Every option has an environment \
+            equivalent (SLUICE_HOST, SLUICE_PORT, SLUICE_DB, SLUICE_CONCURRENCY, SLUICE_TOKEN with \
+            comma-separated tokens, SLUICE_SYNC, SLUICE_PUBLIC_HOST); a flag wins over the environment. \
+            Without a token the server binds only to a loopback address. Requests from web pages of \
+            another origin, and requests whose Host is not a name of this server (see --public-host), \
+            are refused. SIGTERM or SIGINT stops accepting requests, finishes those in flight and drains \
+            the pool like `sluice worker`.
             """
     )
 
@@ -41,6 +43,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("token"), help: ArgumentHelp("Require Authorization: Bearer TOKEN on every route but /healthz (repeatable; SLUICE_TOKEN).", valueName: "token"))
     var tokens: [String] = []
+
+    @Option(name: .customLong("public-host"), help: ArgumentHelp(
+        "Another name this server answers to, besides loopback names, IP addresses and --host (repeatable; SLUICE_PUBLIC_HOST, comma-separated). Requests with another Host are refused (DNS rebinding), and so are pages of another origin, except pages on these names.",
+        valueName: "name"))
+    var publicHosts: [String] = []
 
     @Option(help: "SQLite durability, full or normal (SLUICE_SYNC; default full).")
     var sync: String?
@@ -92,6 +99,11 @@ struct ServeCommand: AsyncParsableCommand {
                 pools[0].concurrency = n
                 try pools[0].validate()
             }
+            let publicHosts = self.publicHosts
+                + (env["SLUICE_PUBLIC_HOST"]?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? [])
+            for name in publicHosts where name.isEmpty || name.contains(where: { "/: @".contains($0) }) && !HostNames.isIPAddress(name) {
+                throw SluiceError(.invalidArgument, "--public-host \(name): give a host name alone, without scheme, port or path (any port is allowed)", field: "public-host")
+            }
             let store = try openStore(db, sync: sync ?? env["SLUICE_SYNC"] ?? "full")
             let registry = HandlerRegistry.builtin(allowExec: try poolOptions.allowedPrograms())
             let memory = MemoryTaskStore(finishedLimit: memoryLimit)
@@ -108,7 +120,7 @@ struct ServeCommand: AsyncParsableCommand {
                 throw SluiceError(.invalidArgument, "--idle-timeout must be more than 0 and at most 3600 seconds", field: "idle-timeout")
             }
             api = SluiceAPI(store: store, memory: noPool ? nil : memory, worker: worker, kinds: registry.kinds, tokens: tokens,
-                            limits: limits, metrics: prometheus)
+                            limits: limits, metrics: prometheus, hosts: HostNames([host] + publicHosts))
         } catch let error as SluiceError {
             throw failure(error.message)
         }

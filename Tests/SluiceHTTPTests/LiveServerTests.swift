@@ -146,6 +146,20 @@ final class LiveServer: @unchecked Sendable {
         #expect(kept.lowercased().contains("connection: keep-alive") && !closed)
     }
 
+    @Test func publicHostNamesAreAnsweredAndOthersRefused() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try LiveServer(db: dir.path("hosts.db"), ["--public-host", "sluice.test"])
+        defer { server.stop() }
+        let port = server.client.baseURL.port!
+        for (host, status) in [("sluice.test:\(port)", "200"), ("localhost:\(port)", "200"), ("evil.test:\(port)", "403")] {
+            let (answer, _) = try rawExchange(port: port, "GET /v1/tasks HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+            #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "\(host): \(answer.prefix(200))")
+        }
+        let (crossSite, _) = try rawExchange(port: port, "GET /v1/tasks HTTP/1.1\r\nHost: localhost:\(port)\r\nOrigin: http://evil.test\r\nConnection: close\r\n\r\n")
+        #expect(crossSite.hasPrefix("HTTP/1.1 403") && crossSite.contains("forbidden_origin"))
+    }
+
     /// Sends `request` on a fresh connection; returns what came back within 2 s and whether the
     /// server closed the connection.
     func rawExchange(port: Int, _ request: String) throws -> (String, Bool) {

@@ -7,6 +7,7 @@ import SluicePool
 import SluiceSQLite
 import SluiceStore
 import SluiceTestSupport
+import Testing
 
 /// An API over a fresh SQLite store, optionally with a running worker, for router-level tests.
 struct Harness: Sendable {
@@ -23,21 +24,30 @@ struct Harness: Sendable {
     /// Runs `body` against the router; with `pool`, a worker runs the tasks meanwhile.
     func test(pool: Int? = nil, tokens: [String] = [], limits: SluiceAPI.Limits = SluiceAPI.Limits(),
               _ body: @escaping @Sendable (any TestClientProtocol, Worker?) async throws -> Void) async throws {
+        try await testAPI(pool: pool, tokens: tokens, limits: limits) { client, worker, _ in try await body(client, worker) }
+    }
+
+    /// Runs `body` against the router, with the API itself at hand; `live` serves it on a loopback
+    /// port instead (for requests that need their own `Host`).
+    func testAPI(pool: Int? = nil, tokens: [String] = [], limits: SluiceAPI.Limits = SluiceAPI.Limits(), hosts: HostNames = HostNames(),
+                 live: Bool = false,
+                 _ body: @escaping @Sendable (any TestClientProtocol, Worker?, SluiceAPI) async throws -> Void) async throws {
         defer { dir.remove() }
-        let registry = HandlerRegistry.builtin()
+        let registryKinds = HandlerRegistry.builtin()
         var options = WorkerOptions()
         options.heartbeatInterval = .milliseconds(100)
         options.registrationInterval = .milliseconds(100)
         let worker = try pool.map {
             try Worker(store: store, ephemeral: memory, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: $0)],
-                       registry: registry, options: options)
+                       registry: registryKinds, options: options)
         }
-        let api = SluiceAPI(store: store, memory: worker == nil ? nil : memory, worker: worker, kinds: registry.kinds, tokens: tokens, limits: limits)
+        let api = SluiceAPI(store: store, memory: worker == nil ? nil : memory, worker: worker, kinds: registryKinds.kinds, tokens: tokens,
+                            limits: limits, hosts: hosts)
         let app = Application(router: api.router())
         try await withThrowingTaskGroup(of: Void.self) { group in
             if let worker { group.addTask { try await worker.run() } }
             do {
-                try await app.test(.router) { client in try await body(client, worker) }
+                try await app.test(live ? .live : .router) { client in try await body(client, worker, api) }
             } catch {
                 worker?.beginShutdown()
                 throw error
@@ -56,7 +66,31 @@ extension TestResponse {
     var errorField: String? { json["error"]?["field"]?.stringValue }
 }
 
+extension TestClient.Response {
+    /// The body as JSON.
+    var json: JSONValue { (try? JSONValue(jsonText: String(buffer: body ?? ByteBuffer()))) ?? .null }
+    /// The error code of an error body.
+    var errorCode: String? { json["error"]?["code"]?.stringValue }
+}
+
 extension TestClientProtocol {
+    /// Sends a request with `Host: host` (and `headers`) on a connection of its own; live servers only.
+    func send(host: String, _ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil,
+              headers: HTTPFields = [.contentType: "application/json"]) async throws -> TestClient.Response {
+        let connection = TestClient(host: "127.0.0.1", port: try #require(port))
+        connection.connect()
+        let response: TestClient.Response
+        do {
+            response = try await connection.execute(TestClient.Request(uri, method: method, authority: host, headers: headers,
+                                                                       body: body.map { ByteBuffer(string: $0) }))
+        } catch {
+            try? await connection.shutdown()
+            throw error
+        }
+        try await connection.shutdown()
+        return response
+    }
+
     /// Sends a JSON body (a string, so tests can send broken JSON too).
     func send(_ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, headers: HTTPFields = [.contentType: "application/json"]) async throws -> TestResponse {
         try await execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
