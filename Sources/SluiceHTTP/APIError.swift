@@ -30,6 +30,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         case .notFound: self.init(.notFound, error.code.rawValue, error.message)
         case .invalidTransition, .leaseLost: self.init(.conflict, error.code.rawValue, error.message)
         case .invalidArgument: self.init(.badRequest, error.code.rawValue, error.message, field: error.field)
+        case .idempotencyConflict: self.init(.conflict, error.code.rawValue, error.message, field: error.field ?? "idempotency_key")
+        case .overloaded: self.init(.serviceUnavailable, error.code.rawValue, error.message, field: error.field, headers: [.retryAfter: "1"])
         case .storage, .closed:
             self.init(.serviceUnavailable, error.code.rawValue, "the task store cannot take this now: \(error.message)",
                       headers: [.retryAfter: "1"])

@@ -78,17 +78,17 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = try bootstrapLogging(logLevel)
         let host = host ?? env["SLUICE_HOST"] ?? "127.0.0.1"
         let db = db ?? env["SLUICE_DB"] ?? "./sluice.db"
-        let tokens = self.tokens + (env["SLUICE_TOKEN"]?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } ?? [])
-            .filter { !$0.isEmpty }
         let api: SluiceAPI
         let worker: Worker?
         let port: Int
+        let tokens: [String]
         do {
             let portText = self.port.map(String.init) ?? env["SLUICE_PORT"] ?? "8000"
             guard let parsed = Int(portText), (0...65535).contains(parsed) else {
                 throw SluiceError(.invalidArgument, "--port \(portText): expected 0 to 65535", field: "port")
             }
             port = parsed
+            tokens = try Self.tokens(flags: self.tokens, environment: env["SLUICE_TOKEN"])
             guard tokens.isEmpty == false || Self.isLoopback(host) else {
                 throw SluiceError(.invalidArgument, "--host \(host) is not a loopback address: give --token (or SLUICE_TOKEN) so the API is not open to the network", field: "host")
             }
@@ -140,7 +140,28 @@ struct ServeCommand: AsyncParsableCommand {
         try await runServices((worker.map { [$0] } ?? []) + [app], logger: logger)
     }
 
+    /// Whether `host` is `localhost`, an IPv4 address in 127.0.0.0/8 or `::1`; a name such as
+    /// `127.example.com` is not, whatever it resolves to.
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        HostNames.isLoopback(host)
+    }
+
+    /// The bearer tokens from `--token` and `SLUICE_TOKEN` (comma-separated). An empty token is
+    /// refused rather than dropped: `--token ""` or `SLUICE_TOKEN=` from an unset variable meant a
+    /// token, and dropping it would leave the server open.
+    static func tokens(flags: [String], environment: String?) throws -> [String] {
+        if flags.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw SluiceError(.invalidArgument, "--token must not be empty: give the token, or leave out --token to run without one on loopback", field: "token")
+        }
+        var tokens = flags
+        if let environment {
+            let entries = environment.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
+            // `a,,b` and a trailing comma are forgiven; a variable that holds no token at all is not.
+            guard entries.contains(where: { !$0.isEmpty }) else {
+                throw SluiceError(.invalidArgument, "SLUICE_TOKEN is set but holds no token: set it to one or more comma-separated tokens, or unset it", field: "token")
+            }
+            tokens += entries.filter { !$0.isEmpty }
+        }
+        return tokens
     }
 }

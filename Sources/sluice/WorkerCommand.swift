@@ -24,8 +24,8 @@ struct WorkerCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Path of the SQLite database file.")
-    var db: String = "./sluice.db"
+    @Option(help: "Path of the SQLite database file (SLUICE_DB; default ./sluice.db).")
+    var db: String?
 
     @OptionGroup var poolOptions: PoolOptions
 
@@ -40,6 +40,8 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try bootstrapLogging(logLevel)
+        // The same database as `sluice serve` started with the same environment; a flag wins.
+        let db = db ?? ProcessInfo.processInfo.environment["SLUICE_DB"] ?? "./sluice.db"
         let worker: Worker
         do {
             let store = try openStore(db, sync: sync)
