@@ -58,6 +58,16 @@ public struct SluiceAPI: Sendable {
         waiter = TaskWaiter(stores: [store] + (memory.map { [$0] } ?? []))
     }
 
+    /// Answers every request waiting with `?wait=` at once, with its task as it stands (202 when not
+    /// final), and makes later waits return at once. Call it when shutdown begins, before the HTTP
+    /// server waits for requests in flight: a long poll must not hold up the pool's drain.
+    public func beginShutdown() {
+        waiter.shutdown()
+    }
+
+    /// Requests held open by `?wait=` now.
+    public var waitingRequests: Int { waiter.count }
+
     /// A router with every route, the error middleware, the guard against other origins and foreign
     /// `Host` names and, with tokens, authentication.
     public func router() -> Router<BasicRequestContext> {

@@ -22,8 +22,8 @@ struct ServeCommand: AsyncParsableCommand {
             comma-separated tokens, SLUICE_SYNC, SLUICE_PUBLIC_HOST); a flag wins over the environment. \
             Without a token the server binds only to a loopback address. Requests from web pages of \
             another origin, and requests whose Host is not a name of this server (see --public-host), \
-            are refused. SIGTERM or SIGINT stops accepting requests, finishes those in flight and drains \
-            the pool like `sluice worker`.
+            are refused. SIGTERM or SIGINT answers requests waiting with ?wait= at once, stops accepting \
+            requests, finishes those in flight and drains the pool like `sluice worker`.
             """
     )
 
@@ -136,8 +136,9 @@ struct ServeCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data(line.utf8))
             },
             logger: logger)
-        // Shut down last to first: HTTP stops taking requests before the pool drains.
-        try await runServices((worker.map { [$0] } ?? []) + [app], logger: logger)
+        // Shut down last to first: requests waiting with ?wait= are answered at once, then HTTP stops
+        // taking requests and finishes those in flight, then the pool drains.
+        try await runServices((worker.map { [$0] } ?? []) + [app, OnGracefulShutdown { api.beginShutdown() }], logger: logger)
     }
 
     /// Whether `host` is `localhost`, an IPv4 address in 127.0.0.0/8 or `::1`; a name such as
