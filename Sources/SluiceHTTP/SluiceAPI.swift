@@ -16,8 +16,12 @@ public struct SluiceAPI: Sendable {
         public var maxBatch = 1000
         /// Longest `?wait=`, in seconds.
         public var maxWait = 300.0
-        /// Refuse enqueues (503) while a queue has this many ready tasks; `nil`: no bound.
+        /// Refuse enqueues (503) while a queue has this many ready tasks, durable and in memory
+        /// together; `nil`: no bound.
         public var maxQueueDepth: Int?
+        /// Refuse fire-and-forget enqueues (503 `overloaded`) that would leave more than this many
+        /// unfinished tasks in memory: they die with the process, and memory is not a queue.
+        public var maxMemoryTasks = 100_000
         /// How long ready counts for the depth bound are reused, so the bound costs no COUNT per enqueue.
         public var queueDepthRefresh: Duration = .milliseconds(250)
         public init() {}
@@ -40,6 +44,8 @@ public struct SluiceAPI: Sendable {
     let readyCounts = RecentValue<[String: Int]>()
     /// Kinds that live workers run: enqueues must not read the workers table each.
     let workerKinds = RecentValue<Set<String>>()
+    /// The bound on unfinished fire-and-forget tasks.
+    let memoryAdmission = MemoryAdmission()
 
     /// An API over `store`; with a `worker`, durable and fire-and-forget tasks run in its pools.
     /// Requests from pages of another origin, and with a `Host` not in `hosts`, are refused.

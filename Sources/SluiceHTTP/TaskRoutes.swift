@@ -11,6 +11,7 @@ extension SluiceAPI {
         let body = try await readJSON(request)
         let parsed = try EnqueueBody.parse(body, now: clock.now(), idempotencyHeader: request.headers.first { $0.name.canonicalName == "idempotency-key" }?.value)
         let target = try await storeFor(parsed)
+        if !target.durable { try await admitToMemory(1) }
         let result = try await target.store.enqueue(parsed.request)
         var task = result.task
         if let wait, !task.state.isFinal { task = try await waiter.wait(for: task.id, in: target.store, timeout: wait) }
@@ -33,6 +34,7 @@ extension SluiceAPI {
         }
         var target: (store: any TaskStore, durable: Bool)?
         for (index, body) in parsed.enumerated() { target = try await storeFor(body, prefix: "[\(index)].") }
+        if !target!.durable { try await admitToMemory(parsed.count) }
         let results = try await target!.store.enqueue(batch: parsed.map(\.request))
         return jsonResponse(["tasks": .array(results.map { TaskJSON.encode($0.task, durable: target!.durable) })], status: .accepted)
     }
@@ -119,11 +121,27 @@ extension SluiceAPI {
         return (memory, false)
     }
 
-    /// Ready tasks in `queue`, from counts at most `queueDepthRefresh` old.
+    /// Ready tasks in `queue`, durable and in memory, from counts at most `queueDepthRefresh` old.
     func readyCount(_ queue: String) async throws -> Int {
         try await readyCounts.get(maxAge: limits.queueDepthRefresh) {
-            Dictionary(uniqueKeysWithValues: try await store.counts().map { ($0.queue, $0.counts[.queued] ?? 0) })
+            var ready: [String: Int] = [:]
+            for counts in try await store.counts() + (memory?.counts() ?? []) { ready[counts.queue, default: 0] += counts.counts[.queued] ?? 0 }
+            return ready
         }[queue] ?? 0
+    }
+
+    /// Refuses `count` fire-and-forget tasks when they would leave more than `maxMemoryTasks`
+    /// unfinished in memory.
+    func admitToMemory(_ count: Int) async throws {
+        guard let memory else { return }
+        let admitted = try await memoryAdmission.admit(count, limit: limits.maxMemoryTasks, refresh: limits.queueDepthRefresh) {
+            try await memory.counts().reduce(0) { sum, queue in sum + queue.counts.filter { !$0.key.isFinal }.values.reduce(0, +) }
+        }
+        guard admitted else {
+            throw APIError(.serviceUnavailable, "overloaded",
+                           "this server holds \(limits.maxMemoryTasks) fire-and-forget tasks that have not finished (--max-memory-tasks); enqueue durably, or try again later",
+                           field: "durable", headers: [.retryAfter: "1"])
+        }
     }
 
     /// Kinds this server's registry knows, and those of live workers (read at most once a second).

@@ -55,8 +55,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-body"), help: "Largest request body in bytes.")
     var maxBody: Int = 1 << 20
 
-    @Option(name: .customLong("max-queue-depth"), help: "Answer 503 to enqueues while a queue holds this many ready tasks.")
+    @Option(name: .customLong("max-queue-depth"), help: "Answer 503 to enqueues while a queue holds this many ready tasks, durable and fire-and-forget together.")
     var maxQueueDepth: Int?
+
+    @Option(name: .customLong("max-memory-tasks"), help: "Answer 503 to fire-and-forget enqueues that would leave more than this many unfinished tasks in memory.")
+    var maxMemoryTasks: Int = 100_000
 
     @Option(name: .customLong("max-wait"), help: "Longest ?wait= a request may ask for, in seconds.")
     var maxWait: Double = 300
@@ -113,7 +116,10 @@ struct ServeCommand: AsyncParsableCommand {
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
             var limits = SluiceAPI.Limits()
             limits.maxBody = maxBody
+            guard maxQueueDepth.map({ $0 >= 1 }) ?? true else { throw SluiceError(.invalidArgument, "--max-queue-depth must be at least 1", field: "max-queue-depth") }
             limits.maxQueueDepth = maxQueueDepth
+            guard maxMemoryTasks >= 1 else { throw SluiceError(.invalidArgument, "--max-memory-tasks must be at least 1", field: "max-memory-tasks") }
+            limits.maxMemoryTasks = maxMemoryTasks
             guard maxWait >= 0, maxWait <= 3600 else { throw SluiceError(.invalidArgument, "--max-wait must be from 0 to 3600 seconds", field: "max-wait") }
             limits.maxWait = maxWait
             guard idleTimeout > 0, idleTimeout <= 3600 else {

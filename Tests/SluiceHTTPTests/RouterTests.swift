@@ -276,3 +276,54 @@ import Testing
         }
     }
 }
+
+/// Fire-and-forget tasks live only in this process: their number is bounded, and they count
+/// towards the queue-depth bound like durable ones.
+@Suite struct FireAndForgetBoundTests {
+    @Test func unfinishedTasksInMemoryAreBounded() async throws {
+        var limits = SluiceAPI.Limits()
+        limits.maxMemoryTasks = 3
+        limits.queueDepthRefresh = .zero
+        let harness = try Harness()
+        try await harness.test(pool: 1, limits: limits) { client, _ in
+            // Delayed ten minutes: unfinished for the whole test.
+            let later = #"{"kind":"echo","durable":false,"delay":600}"#
+            var accepted: [String] = []
+            for _ in 0..<3 {
+                let created = try await client.send(.post, "/v1/tasks", later)
+                #expect(created.status == .accepted)
+                accepted.append(try #require(created.json["id"]?.stringValue))
+            }
+            let full = try await client.send(.post, "/v1/tasks", later)
+            #expect(full.status == .serviceUnavailable && full.errorCode == "overloaded" && full.headers[.retryAfter] == "1")
+            #expect(full.json["error"]?["message"]?.stringValue?.contains("--max-memory-tasks") == true)
+            let batch = try await client.send(.post, "/v1/tasks/batch", "[\(later)]")
+            #expect(batch.status == .serviceUnavailable && batch.errorCode == "overloaded")
+            // Durable tasks are not bounded by memory.
+            #expect(try await client.send(.post, "/v1/tasks", #"{"kind":"echo","delay":600}"#).status == .accepted)
+            // Nothing accepted was lost, nothing refused was kept.
+            for id in accepted { #expect(try await client.send(.get, "/v1/tasks/\(id)").json["state"] == "scheduled") }
+            #expect(try await harness.memory.counts().first?.counts[.scheduled] == 3)
+            // A finished task makes room.
+            #expect(try await client.send(.post, "/v1/tasks/\(accepted[0])/cancel").json["state"] == "cancelled")
+            #expect(try await client.send(.post, "/v1/tasks", later).status == .accepted)
+        }
+    }
+
+    @Test func queueDepthCountsTasksInMemory() async throws {
+        var limits = SluiceAPI.Limits()
+        limits.maxQueueDepth = 2
+        limits.queueDepthRefresh = .zero
+        try await Harness().test(pool: 1, limits: limits) { client, _ in
+            // The pool's one slot is held, so the next fire-and-forget tasks stay queued in memory.
+            let blocker = try #require(try await client.send(.post, "/v1/tasks", #"{"kind":"sleep","args":{"seconds":60},"durable":false}"#).json["id"]?.stringValue)
+            #expect(await eventually { (try? await client.send(.get, "/v1/tasks/\(blocker)"))?.json["state"] == "running" })
+            for _ in 0..<2 { #expect(try await client.send(.post, "/v1/tasks", #"{"kind":"echo","durable":false}"#).status == .accepted) }
+            for durable in [false, true] {
+                let full = try await client.send(.post, "/v1/tasks", #"{"kind":"echo","durable":\#(durable)}"#)
+                #expect(full.status == .serviceUnavailable && full.errorCode == "queue_full", "durable: \(durable)")
+            }
+            _ = try await client.send(.post, "/v1/tasks/\(blocker)/cancel")
+        }
+    }
+}
