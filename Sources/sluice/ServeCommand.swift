@@ -2,8 +2,6 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
-import Metrics
-import Prometheus
 import SluiceCore
 import SluiceHTTP
 import SluicePool
@@ -107,13 +105,13 @@ struct ServeCommand: AsyncParsableCommand {
             for name in publicHosts where name.isEmpty || name.contains(where: { "/: @".contains($0) }) && !HostNames.isIPAddress(name) {
                 throw SluiceError(.invalidArgument, "--public-host \(name): give a host name alone, without scheme, port or path (any port is allowed)", field: "public-host")
             }
+            // Before anything makes a metric: one made earlier (a pool's counters) would stay a no-op.
+            let prometheus = SluiceMetricsFactory.bootstrapped
             let store = try openStore(db, sync: sync ?? env["SLUICE_SYNC"] ?? "full")
             let registry = HandlerRegistry.builtin(allowExec: try poolOptions.allowedPrograms())
             let memory = MemoryTaskStore(finishedLimit: memoryLimit)
             let options = try poolOptions.workerOptions(grace: grace)
             worker = noPool ? nil : try Worker(store: store, ephemeral: memory, pools: pools, registry: registry, options: options, logger: logger)
-            let prometheus = PrometheusCollectorRegistry()
-            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
             var limits = SluiceAPI.Limits()
             limits.maxBody = maxBody
             guard maxQueueDepth.map({ $0 >= 1 }) ?? true else { throw SluiceError(.invalidArgument, "--max-queue-depth must be at least 1", field: "max-queue-depth") }

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import Hummingbird
 import Logging
 import ServiceLifecycle
 import SluiceCore
+import SluiceHTTP
 import SluicePool
 import SluiceSQLite
 import UnixSignals
@@ -17,6 +19,9 @@ struct WorkerCommand: AsyncParsableCommand {
             as many tasks as it has free slots. SIGTERM or SIGINT stops claiming, hands unstarted tasks \
             back, and lets running tasks finish for --grace seconds; a second signal exits at once \
             (the tasks' leases then expire and another process retries them).
+
+            With --metrics-port, the worker also serves GET /metrics for Prometheus (on 127.0.0.1 unless \
+            --host says otherwise). The database is --db, else SLUICE_DB, else ./sluice.db.
 
             Examples:
               sluice worker --concurrency 50
@@ -38,21 +43,49 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("metrics-port"), help: ArgumentHelp("Serve GET /metrics (Prometheus text: this process's task counters and run times, its pools, the queues) on this port; 0 picks a free one. Off by default.", valueName: "port"))
+    var metricsPort: Int?
+
+    @Option(help: "Address the --metrics-port listener binds.")
+    var host: String = "127.0.0.1"
+
     func run() async throws {
         let logger = try bootstrapLogging(logLevel)
         // The same database as `sluice serve` started with the same environment; a flag wins.
         let db = db ?? ProcessInfo.processInfo.environment["SLUICE_DB"] ?? "./sluice.db"
         let worker: Worker
+        var metrics: MetricsEndpoint?
         do {
+            if let metricsPort, !(0...65535).contains(metricsPort) {
+                throw SluiceError(.invalidArgument, "--metrics-port \(metricsPort): expected 0 to 65535", field: "metrics-port")
+            }
+            // Before the worker makes its pools: a metric made before this would stay a no-op.
+            let registry = metricsPort.map { _ in SluiceMetricsFactory.bootstrapped }
             let store = try openStore(db, sync: sync)
             let options = try poolOptions.workerOptions(grace: grace)
             worker = try Worker(store: store, pools: try poolOptions.configurations(),
                                 registry: .builtin(allowExec: try poolOptions.allowedPrograms()), options: options, logger: logger)
+            metrics = registry.map { MetricsEndpoint(registry: $0, store: store, worker: worker) }
         } catch let error as SluiceError {
             throw failure(error.message)
         }
         logger.info("worker \(worker.id) on \(db)")
-        try await runServices([worker], logger: logger)
+        var services: [any Service] = []
+        if let metrics, let metricsPort {
+            let host = self.host
+            services.append(Application(
+                router: metrics.router(hosts: HostNames([host])),
+                server: HTTP1WithConnectionClose.builder(idleTimeout: .seconds(60)),
+                configuration: ApplicationConfiguration(address: .hostname(host, port: metricsPort), serverName: "sluice-worker"),
+                onServerRunning: { channel in
+                    // Tests and scripts read this line to find a port picked with --metrics-port 0.
+                    let line = "sluice: metrics on http://\(host):\(channel.localAddress?.port ?? metricsPort)/metrics\n"
+                    FileHandle.standardOutput.write(Data(line.utf8))
+                },
+                logger: logger))
+        }
+        // The worker last, so it is shut down first: /metrics stays up while the pools drain.
+        try await runServices(services + [worker], logger: logger)
     }
 }
 

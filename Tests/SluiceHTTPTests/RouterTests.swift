@@ -228,8 +228,10 @@ import Testing
     }
 
     @Test func workersQueuesHealthAndMetrics() async throws {
-        try await Harness().test(pool: 2) { client, worker in
-            _ = try await client.send(.post, "/v1/tasks?wait=5", #"{"kind":"echo"}"#)
+        try await Harness().testAPI(pool: 2, metrics: true) { client, worker, _ in
+            let before = try await client.send(.get, "/metrics")
+            let succeededBefore = sample(String(buffer: before.body), "sluice_task_attempts_total", ["pool": "default", "outcome": "succeeded"]) ?? 0
+            #expect(try await client.send(.post, "/v1/tasks?wait=5", #"{"kind":"echo"}"#).json["state"] == "succeeded")
             let workers = try await client.send(.get, "/v1/workers")
             #expect(await eventually {
                 guard case .array(let list)? = (try? await client.send(.get, "/v1/workers"))?.json["workers"] else { return false }
@@ -243,7 +245,20 @@ import Testing
             } else { Issue.record("no durable counts") }
             let health = try await client.send(.get, "/healthz")
             #expect(health.status == .ok && health.json["status"] == "ok" && health.json["pools"] == ["default"])
-            #expect(try await client.send(.get, "/metrics").status == .notFound, "no registry given: metrics off")
+            let metrics = try await client.send(.get, "/metrics")
+            let text = String(buffer: metrics.body)
+            #expect(metrics.status == .ok && metrics.headers[.contentType] == "text/plain; version=0.0.4")
+            #expect(sample(text, "sluice_queue_tasks", ["queue": "default", "state": "succeeded"]) == 1)
+            #expect(sample(text, "sluice_pool_target", ["pool": "default"]) == 2)
+            #expect(sample(text, "sluice_http_waiting_requests") == 0)
+            // Other tests' pools named default share the process's registry: the counter moved by at least this task.
+            #expect((sample(text, "sluice_task_attempts_total", ["pool": "default", "outcome": "succeeded"]) ?? 0) >= succeededBefore + 1)
+            #expect((sample(text, "sluice_task_run_seconds_count", ["pool": "default"]) ?? 0) >= 1)
+            #expect(text.contains("# HELP sluice_task_attempts_total ") && text.contains("# HELP sluice_queue_tasks "))
+        }
+        try await Harness().test { client, _ in
+            let off = try await client.send(.get, "/metrics")
+            #expect(off.status == .notFound, "no registry given: metrics off")
         }
     }
 

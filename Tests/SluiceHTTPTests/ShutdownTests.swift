@@ -8,33 +8,19 @@ import Testing
 
 /// Shutdown does not wait for long polls: requests waiting with ?wait= answer at once.
 @Suite struct ShutdownTests {
-    /// The first of `request` and a `bound`: nil when the bound passed first. A bound, not a wait:
-    /// a correct server answers long before it.
-    static func within(_ bound: Duration, _ request: @escaping @Sendable () async throws -> TestResponse) async throws -> TestResponse? {
-        try await withThrowingTaskGroup(of: TestResponse?.self) { group in
-            group.addTask { try await request() }
-            group.addTask {
-                try await Task.sleep(for: bound)
-                return nil
-            }
-            defer { group.cancelAll() }
-            return try await group.next() ?? nil
-        }
-    }
-
     @Test func waitingRequestsAreAnsweredWhenShutdownBegins() async throws {
         try await Harness().testAPI { client, _, api in
             // No pool here: a task delayed ten minutes stays scheduled for the whole test.
             let created = try await client.send(.post, "/v1/tasks", #"{"kind":"echo","delay":600}"#)
             let id = try #require(created.json["id"]?.stringValue)
-            async let waiting = Self.within(.seconds(60)) { try await client.send(.get, "/v1/tasks/\(id)?wait=300") }
+            async let waiting = within(.seconds(60)) { try await client.send(.get, "/v1/tasks/\(id)?wait=300") }
             #expect(await eventually { api.waitingRequests == 1 })
             api.beginShutdown()
             let answer = try #require(try await waiting, "the waiting request was not answered within 60 s of shutdown")
             #expect(answer.status == .accepted && answer.json["state"] == "scheduled")
             #expect(api.waitingRequests == 0)
             // A wait that starts after shutdown began answers at once too.
-            let later = try #require(try await Self.within(.seconds(60)) { try await client.send(.post, "/v1/tasks?wait=300", #"{"kind":"echo","delay":600}"#) })
+            let later = try #require(try await within(.seconds(60)) { try await client.send(.post, "/v1/tasks?wait=300", #"{"kind":"echo","delay":600}"#) })
             #expect(later.status == .accepted && later.json["state"] == "scheduled")
         }
     }
