@@ -23,24 +23,25 @@ struct OriginGuard<Context: RequestContext>: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// Whether `origin` (`scheme://host[:port]`) is the origin of this request's `Host`, or a page on
-    /// one of the `--public-host` names (a proxy in front may rewrite `Host`). `null` is never.
+    /// Whether `origin` (`scheme://host[:port]`) is the origin of this request, `http://` and its
+    /// `Host` (this server speaks plain HTTP), or a page on one of the `--public-host` names, with any
+    /// scheme and port: a proxy in front may terminate TLS and rewrite `Host`. `null` is never.
     static func sameOrigin(_ origin: String, authority: String?, hosts: HostNames) -> Bool {
         let parts = origin.split(separator: "://", maxSplits: 1)
         guard parts.count == 2, parts[0] == "http" || parts[0] == "https", !parts[1].contains("/") else { return false }
-        let scheme = String(parts[0]), originAuthority = String(parts[1])
+        let originAuthority = String(parts[1])
         let originHost = HostNames.hostPart(of: originAuthority)
         if hosts.names.contains(HostNames.normalize(originHost)) { return true }
-        guard let authority else { return false }
+        guard parts[0] == "http", let authority else { return false }
         return HostNames.normalize(originHost) == HostNames.normalize(HostNames.hostPart(of: authority))
-            && port(originAuthority, scheme: scheme) == port(authority, scheme: scheme)
+            && port(originAuthority) == port(authority)
     }
 
-    /// The port of an authority, or the scheme's default.
-    static func port(_ authority: String, scheme: String) -> Int? {
+    /// The port of an `http://` authority: the one given, or 80.
+    static func port(_ authority: String) -> Int? {
         let host = HostNames.hostPart(of: authority)
         let rest = authority.dropFirst(host.count)
-        guard rest.hasPrefix(":") else { return scheme == "https" ? 443 : 80 }
+        guard rest.hasPrefix(":") else { return 80 }
         return Int(rest.dropFirst())
     }
 }

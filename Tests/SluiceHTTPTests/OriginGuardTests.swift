@@ -20,7 +20,8 @@ import Testing
         try await Harness().test { client, _ in
             // curl: no Origin; its default form type is still read as JSON.
             #expect(try await client.send(.post, "/v1/tasks", #"{"kind":"echo"}"#, headers: Self.form).status == .accepted)
-            for origin in ["http://evil.example", "https://evil.example", "http://localhost:9999", "http://127.0.0.1", "null", "file://"] {
+            for origin in ["http://evil.example", "https://evil.example", "http://localhost:9999", "https://localhost", "http://127.0.0.1",
+                           "http://localhost.evil.example", "http://localhost/path", "null", "file://", ""] {
                 // A cross-site form post (no preflight) and a cross-site fetch with JSON.
                 for headers in [Self.with(Self.form, origin: origin), Self.with([.contentType: "application/json"], origin: origin)] {
                     let refused = try await client.send(.post, "/v1/tasks", #"{"kind":"echo"}"#, headers: headers)

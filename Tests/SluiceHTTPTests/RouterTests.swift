@@ -325,6 +325,20 @@ import Testing
         }
     }
 
+    /// Between two counts of memory, tasks admitted since the last one are added to it: a burst
+    /// cannot slip past the bound while the count is reused.
+    @Test func theBoundHoldsBetweenCounts() async throws {
+        var limits = SluiceAPI.Limits()
+        limits.maxMemoryTasks = 2
+        limits.queueDepthRefresh = .seconds(3600)
+        try await Harness().test(pool: 1, limits: limits) { client, _ in
+            let later = #"{"kind":"echo","durable":false,"delay":600}"#
+            #expect(try await client.send(.post, "/v1/tasks/batch", "[\(later),\(later)]").status == .accepted)
+            let full = try await client.send(.post, "/v1/tasks", later)
+            #expect(full.status == .serviceUnavailable && full.errorCode == "overloaded")
+        }
+    }
+
     @Test func queueDepthCountsTasksInMemory() async throws {
         var limits = SluiceAPI.Limits()
         limits.maxQueueDepth = 2
