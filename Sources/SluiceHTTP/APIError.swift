@@ -30,6 +30,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         case .notFound: self.init(.notFound, error.code.rawValue, error.message)
         case .invalidTransition, .leaseLost: self.init(.conflict, error.code.rawValue, error.message)
         case .invalidArgument: self.init(.badRequest, error.code.rawValue, error.message, field: error.field)
+        case .idempotencyConflict: self.init(.conflict, error.code.rawValue, error.message, field: error.field ?? "idempotency_key")
+        case .overloaded: self.init(.serviceUnavailable, error.code.rawValue, error.message, field: error.field, headers: [.retryAfter: "1"])
         case .storage, .closed:
             self.init(.serviceUnavailable, error.code.rawValue, "the task store cannot take this now: \(error.message)",
                       headers: [.retryAfter: "1"])
@@ -39,37 +41,5 @@ public struct APIError: Error, HTTPResponseError, Sendable {
 
     static func badRequest(_ field: String, _ message: String) -> APIError {
         APIError(.badRequest, "invalid_argument", "\(field): \(message)", field: field)
-    }
-}
-
-/// A JSON response.
-func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
-    var headers = headers
-    headers[.contentType] = "application/json"
-    var bytes = value.jsonBytes()
-    bytes.append(UInt8(ascii: "\n"))
-    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
-}
-
-/// Turns every error into the API's JSON shape: routes not found, bodies too large, anything thrown.
-struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        do {
-            return try await next(request, context)
-        } catch let error as APIError {
-            throw error
-        } catch let error as SluiceError {
-            throw APIError(error)
-        } catch let error as any HTTPResponseError {
-            // Hummingbird's own errors: no route (404), body over the limit (413), and the like.
-            switch error.status {
-            case .notFound: throw APIError(.notFound, "not_found", "no route for \(request.method) \(request.uri.path)")
-            case .contentTooLarge: throw APIError(.contentTooLarge, "body_too_large", "the request body is over the limit")
-            default: throw APIError(error.status, "http_error", error.status.reasonPhrase)
-            }
-        } catch {
-            context.logger.error("request failed: \(error)")
-            throw APIError(.internalServerError, "internal", "internal error; see the server log")
-        }
     }
 }

@@ -6,9 +6,14 @@ import Synchronization
 
 /// Holds a request open until a task is final, without holding a thread: a task finished in this
 /// process wakes its waiters at once; one finished by another process is seen by polling the store
-/// with a backoff capped at 250 ms.
+/// with a backoff capped at 250 ms. On shutdown every wait answers at once with the task as it
+/// stands, so that a long poll never holds up the pool's drain.
 final class TaskWaiter: Sendable {
-    private let waiting = Mutex<[TaskID: [WakeSignal]]>([:])
+    private struct State {
+        var waiting: [TaskID: [WakeSignal]] = [:]
+        var shutDown = false
+    }
+    private let state = Mutex(State())
 
     init(stores: [any TaskStore]) {
         for store in stores {
@@ -17,18 +22,30 @@ final class TaskWaiter: Sendable {
     }
 
     private func wake(_ id: TaskID) {
-        let signals = waiting.withLock { $0[id] ?? [] }
+        let signals = state.withLock { $0.waiting[id] ?? [] }
         signals.forEach { $0.signal() }
     }
 
-    /// The task once final, or as it stands when `timeout` passes.
+    /// Requests waiting now.
+    var count: Int { state.withLock { $0.waiting.values.reduce(0) { $0 + $1.count } } }
+
+    /// Wakes every waiter and makes later waits return at once; called when shutdown begins.
+    func shutdown() {
+        let signals = state.withLock { state in
+            state.shutDown = true
+            return state.waiting.values.flatMap { $0 }
+        }
+        signals.forEach { $0.signal() }
+    }
+
+    /// The task once final, or as it stands when `timeout` passes or shutdown begins.
     func wait(for id: TaskID, in store: any TaskStore, timeout: Duration) async throws -> TaskRecord {
         let signal = WakeSignal()
-        waiting.withLock { $0[id, default: []].append(signal) }
+        state.withLock { $0.waiting[id, default: []].append(signal) }
         defer {
-            waiting.withLock { waiting in
-                waiting[id]?.removeAll { $0 === signal }
-                if waiting[id]?.isEmpty == true { waiting[id] = nil }
+            state.withLock { state in
+                state.waiting[id]?.removeAll { $0 === signal }
+                if state.waiting[id]?.isEmpty == true { state.waiting[id] = nil }
             }
         }
         let deadline = ContinuousClock.now + timeout
@@ -36,7 +53,10 @@ final class TaskWaiter: Sendable {
         while true {
             let task = try await store.require(id)
             let left = deadline - ContinuousClock.now
-            if task.state.isFinal || left <= .zero || Task.isCancelled { return task }
+            // Read after registering the signal: a shutdown that began before this read is seen here,
+            // one that begins after it signals.
+            let shuttingDown = state.withLock { $0.shutDown }
+            if task.state.isFinal || left <= .zero || Task.isCancelled || shuttingDown { return task }
             await signal.wait(timeout: min(pause, left))
             pause = min(pause * 2, .milliseconds(250))
         }

@@ -2,8 +2,6 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
-import Metrics
-import Prometheus
 import SluiceCore
 import SluiceHTTP
 import SluicePool
@@ -16,12 +14,14 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the HTTP API and an in-process worker pool on a Sluice database.",
         discussion: """
-            With no options: ./sluice.db, http://127.0.0.1:8000, and a pool named default draining the \\
-            default queue with \(PoolConfiguration.defaultConcurrency) threads. Every option has an environment \\
-            equivalent (SLUICE_HOST, SLUICE_PORT, SLUICE_DB, SLUICE_CONCURRENCY, SLUICE_TOKEN with \\
-            comma-separated tokens, SLUICE_SYNC); a flag wins over the environment. Without a token the \\
-            server binds only to a loopback address. SIGTERM or SIGINT stops accepting requests, finishes \\
-            those in flight and drains the pool like `sluice worker`.
+            With no options: ./sluice.db, http://127.0.0.1:8000, and a pool named default draining the \
+            default queue with \(PoolConfiguration.defaultConcurrency) threads. Every option has an environment \
+            equivalent (SLUICE_HOST, SLUICE_PORT, SLUICE_DB, SLUICE_CONCURRENCY, SLUICE_TOKEN with \
+            comma-separated tokens, SLUICE_SYNC, SLUICE_PUBLIC_HOST); a flag wins over the environment. \
+            Without a token the server binds only to a loopback address. Requests from web pages of \
+            another origin, and requests whose Host is not a name of this server (see --public-host), \
+            are refused. SIGTERM or SIGINT answers requests waiting with ?wait= at once, stops accepting \
+            requests, finishes those in flight and drains the pool like `sluice worker`.
             """
     )
 
@@ -42,14 +42,22 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("token"), help: ArgumentHelp("Require Authorization: Bearer TOKEN on every route but /healthz (repeatable; SLUICE_TOKEN).", valueName: "token"))
     var tokens: [String] = []
 
+    @Option(name: .customLong("public-host"), help: ArgumentHelp(
+        "Another name this server answers to, besides loopback names, IP addresses and --host (repeatable; SLUICE_PUBLIC_HOST, comma-separated). Requests with another Host are refused (DNS rebinding), and so are pages of another origin, except pages on these names.",
+        valueName: "name"))
+    var publicHosts: [String] = []
+
     @Option(help: "SQLite durability, full or normal (SLUICE_SYNC; default full).")
     var sync: String?
 
     @Option(name: .customLong("max-body"), help: "Largest request body in bytes.")
     var maxBody: Int = 1 << 20
 
-    @Option(name: .customLong("max-queue-depth"), help: "Answer 503 to enqueues while a queue holds this many ready tasks.")
+    @Option(name: .customLong("max-queue-depth"), help: "Answer 503 to enqueues while a queue holds this many ready tasks, durable and fire-and-forget together.")
     var maxQueueDepth: Int?
+
+    @Option(name: .customLong("max-memory-tasks"), help: "Answer 503 to fire-and-forget enqueues that would leave more than this many unfinished tasks in memory.")
+    var maxMemoryTasks: Int = 100_000
 
     @Option(name: .customLong("max-wait"), help: "Longest ?wait= a request may ask for, in seconds.")
     var maxWait: Double = 300
@@ -71,17 +79,17 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = try bootstrapLogging(logLevel)
         let host = host ?? env["SLUICE_HOST"] ?? "127.0.0.1"
         let db = db ?? env["SLUICE_DB"] ?? "./sluice.db"
-        let tokens = self.tokens + (env["SLUICE_TOKEN"]?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } ?? [])
-            .filter { !$0.isEmpty }
         let api: SluiceAPI
         let worker: Worker?
         let port: Int
+        let tokens: [String]
         do {
             let portText = self.port.map(String.init) ?? env["SLUICE_PORT"] ?? "8000"
             guard let parsed = Int(portText), (0...65535).contains(parsed) else {
                 throw SluiceError(.invalidArgument, "--port \(portText): expected 0 to 65535", field: "port")
             }
             port = parsed
+            tokens = try Self.tokens(flags: self.tokens, environment: env["SLUICE_TOKEN"])
             guard tokens.isEmpty == false || Self.isLoopback(host) else {
                 throw SluiceError(.invalidArgument, "--host \(host) is not a loopback address: give --token (or SLUICE_TOKEN) so the API is not open to the network", field: "host")
             }
@@ -92,23 +100,31 @@ struct ServeCommand: AsyncParsableCommand {
                 pools[0].concurrency = n
                 try pools[0].validate()
             }
+            let publicHosts = self.publicHosts
+                + (env["SLUICE_PUBLIC_HOST"]?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? [])
+            for name in publicHosts where name.isEmpty || name.contains(where: { "/: @".contains($0) }) && !HostNames.isIPAddress(name) {
+                throw SluiceError(.invalidArgument, "--public-host \(name): give a host name alone, without scheme, port or path (any port is allowed)", field: "public-host")
+            }
+            // Before anything makes a metric: one made earlier (a pool's counters) would stay a no-op.
+            let prometheus = SluiceMetricsFactory.bootstrapped
             let options = try poolOptions.workerOptions(grace: grace)
             let store = try openStore(db, sync: sync ?? env["SLUICE_SYNC"] ?? "full", lease: options.leaseDuration)
             let registry = HandlerRegistry.builtin(allowExec: try poolOptions.allowedPrograms())
             let memory = MemoryTaskStore(finishedLimit: memoryLimit)
             worker = noPool ? nil : try Worker(store: store, ephemeral: memory, pools: pools, registry: registry, options: options, logger: logger)
-            let prometheus = PrometheusCollectorRegistry()
-            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
             var limits = SluiceAPI.Limits()
             limits.maxBody = maxBody
+            guard maxQueueDepth.map({ $0 >= 1 }) ?? true else { throw SluiceError(.invalidArgument, "--max-queue-depth must be at least 1", field: "max-queue-depth") }
             limits.maxQueueDepth = maxQueueDepth
+            guard maxMemoryTasks >= 1 else { throw SluiceError(.invalidArgument, "--max-memory-tasks must be at least 1", field: "max-memory-tasks") }
+            limits.maxMemoryTasks = maxMemoryTasks
             guard maxWait >= 0, maxWait <= 3600 else { throw SluiceError(.invalidArgument, "--max-wait must be from 0 to 3600 seconds", field: "max-wait") }
             limits.maxWait = maxWait
             guard idleTimeout > 0, idleTimeout <= 3600 else {
                 throw SluiceError(.invalidArgument, "--idle-timeout must be more than 0 and at most 3600 seconds", field: "idle-timeout")
             }
             api = SluiceAPI(store: store, memory: noPool ? nil : memory, worker: worker, kinds: registry.kinds, tokens: tokens,
-                            limits: limits, metrics: prometheus)
+                            limits: limits, metrics: prometheus, hosts: HostNames([host] + publicHosts))
         } catch let error as SluiceError {
             throw failure(error.message)
         }
@@ -124,11 +140,33 @@ struct ServeCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data(line.utf8))
             },
             logger: logger)
-        // Shut down last to first: HTTP stops taking requests before the pool drains.
-        try await runServices((worker.map { [$0] } ?? []) + [app], logger: logger)
+        // Shut down last to first: requests waiting with ?wait= are answered at once, then HTTP stops
+        // taking requests and finishes those in flight, then the pool drains.
+        try await runServices((worker.map { [$0] } ?? []) + [app, OnGracefulShutdown { api.beginShutdown() }], logger: logger)
     }
 
+    /// Whether `host` is `localhost`, an IPv4 address in 127.0.0.0/8 or `::1`; a name such as
+    /// `127.example.com` is not, whatever it resolves to.
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        HostNames.isLoopback(host)
+    }
+
+    /// The bearer tokens from `--token` and `SLUICE_TOKEN` (comma-separated). An empty token is
+    /// refused rather than dropped: `--token ""` or `SLUICE_TOKEN=` from an unset variable meant a
+    /// token, and dropping it would leave the server open.
+    static func tokens(flags: [String], environment: String?) throws -> [String] {
+        if flags.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw SluiceError(.invalidArgument, "--token must not be empty: give the token, or leave out --token to run without one on loopback", field: "token")
+        }
+        var tokens = flags
+        if let environment {
+            let entries = environment.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
+            // `a,,b` and a trailing comma are forgiven; a variable that holds no token at all is not.
+            guard entries.contains(where: { !$0.isEmpty }) else {
+                throw SluiceError(.invalidArgument, "SLUICE_TOKEN is set but holds no token: set it to one or more comma-separated tokens, or unset it", field: "token")
+            }
+            tokens += entries.filter { !$0.isEmpty }
+        }
+        return tokens
     }
 }

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import Hummingbird
 import Logging
 import ServiceLifecycle
 import SluiceCore
+import SluiceHTTP
 import SluicePool
 import SluiceSQLite
 import UnixSignals
@@ -18,14 +20,17 @@ struct WorkerCommand: AsyncParsableCommand {
             back, and lets running tasks finish for --grace seconds; a second signal exits at once \
             (the tasks' leases then expire and another process retries them).
 
+            With --metrics-port, the worker also serves GET /metrics for Prometheus (on 127.0.0.1 unless \
+            --host says otherwise). The database is --db, else SLUICE_DB, else ./sluice.db.
+
             Examples:
               sluice worker --concurrency 50
               sluice worker --pool default=default:20 --pool mail=mail,bulk:5
             """
     )
 
-    @Option(help: "Path of the SQLite database file.")
-    var db: String = "./sluice.db"
+    @Option(help: "Path of the SQLite database file (SLUICE_DB; default ./sluice.db).")
+    var db: String?
 
     @OptionGroup var poolOptions: PoolOptions
 
@@ -38,70 +43,48 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("metrics-port"), help: ArgumentHelp("Serve GET /metrics (Prometheus text: this process's task counters and run times, its pools, the queues) on this port; 0 picks a free one. Off by default.", valueName: "port"))
+    var metricsPort: Int?
+
+    @Option(help: "Address the --metrics-port listener binds.")
+    var host: String = "127.0.0.1"
+
     func run() async throws {
         let logger = try bootstrapLogging(logLevel)
+        // The same database as `sluice serve` started with the same environment; a flag wins.
+        let db = db ?? ProcessInfo.processInfo.environment["SLUICE_DB"] ?? "./sluice.db"
         let worker: Worker
+        var metrics: MetricsEndpoint?
         do {
+            if let metricsPort, !(0...65535).contains(metricsPort) {
+                throw SluiceError(.invalidArgument, "--metrics-port \(metricsPort): expected 0 to 65535", field: "metrics-port")
+            }
+            // Before the worker makes its pools: a metric made before this would stay a no-op.
+            let registry = metricsPort.map { _ in SluiceMetricsFactory.bootstrapped }
             let options = try poolOptions.workerOptions(grace: grace)
             let store = try openStore(db, sync: sync, lease: options.leaseDuration)
             worker = try Worker(store: store, pools: try poolOptions.configurations(),
                                 registry: .builtin(allowExec: try poolOptions.allowedPrograms()), options: options, logger: logger)
+            metrics = registry.map { MetricsEndpoint(registry: $0, store: store, worker: worker) }
         } catch let error as SluiceError {
             throw failure(error.message)
         }
         logger.info("worker \(worker.id) on \(db)")
-        try await runServices([worker], logger: logger)
-    }
-}
-
-/// Opens the SQLite store named on the command line, with messages that name the flag. A write
-/// waits for another process's lock at most a third of the lease (10 s at most), so that a
-/// heartbeat stuck behind a lock can never outlast the lease it renews.
-func openStore(_ path: String, sync: String, lease: Duration) throws -> SQLiteTaskStore {
-    guard let synchronous = SQLiteStoreConfiguration.Synchronous(rawValue: sync) else {
-        throw SluiceError(.invalidArgument, "--sync \(sync): expected full or normal", field: "sync")
-    }
-    var configuration = SQLiteStoreConfiguration(path: path, synchronous: synchronous)
-    configuration.busyTimeout = min(configuration.busyTimeout, lease / 3)
-    return try SQLiteTaskStore(configuration)
-}
-
-/// Sets up logging to standard error at `level`.
-func bootstrapLogging(_ level: String) throws -> Logger {
-    guard let parsed = Logger.Level(rawValue: level) else {
-        throw failure("--log-level \(level): expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
-    }
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = parsed
-        return handler
-    }
-    return Logger(label: "sluice")
-}
-
-/// Runs `services` until SIGTERM/SIGINT; a second signal exits at once.
-func runServices(_ services: [any Service], logger: Logger) async throws {
-    // Services are shut down last to first: the listener for a second signal comes first, so it
-    // stays armed while the others drain.
-    let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-        services: [.init(service: SecondSignal(logger: logger))]
-            + services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-        gracefulShutdownSignals: [.sigterm, .sigint],
-        logger: logger))
-    try await group.run()
-}
-
-/// Exits at once on the second SIGTERM/SIGINT, while the first one's graceful shutdown runs.
-struct SecondSignal: Service {
-    let logger: Logger
-    func run() async throws {
-        var seen = 0
-        for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint).cancelOnGracefulShutdown() {
-            seen += 1
-            if seen >= 2 {
-                logger.warning("second \(signal): exiting now; leases of running tasks will expire and they will be retried")
-                exit(1)
-            }
+        var services: [any Service] = []
+        if let metrics, let metricsPort {
+            let host = self.host
+            services.append(Application(
+                router: metrics.router(hosts: HostNames([host])),
+                server: HTTP1WithConnectionClose.builder(idleTimeout: .seconds(60)),
+                configuration: ApplicationConfiguration(address: .hostname(host, port: metricsPort), serverName: "sluice-worker"),
+                onServerRunning: { channel in
+                    // Tests and scripts read this line to find a port picked with --metrics-port 0.
+                    let line = "sluice: metrics on http://\(host):\(channel.localAddress?.port ?? metricsPort)/metrics\n"
+                    FileHandle.standardOutput.write(Data(line.utf8))
+                },
+                logger: logger))
         }
+        // The worker last, so it is shut down first: /metrics stays up while the pools drain.
+        try await runServices(services + [worker], logger: logger)
     }
 }

@@ -65,7 +65,7 @@ final class LiveServer: @unchecked Sendable {
         server.stop()
     }
 
-    @Test func resizeShowsInPoolsAndInTheHighWaterMark() async throws {
+    @Test func resizeShowsInPoolsAndTheRunningCountFollowsIt() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
         let server = try LiveServer(db: dir.path("resize.db"), ["--concurrency", "2"])
@@ -75,7 +75,14 @@ final class LiveServer: @unchecked Sendable {
         #expect(try await pool()["target"] == 2)
         try await server.client.send("PATCH", "/v1/pools/default", body: ["concurrency": 6])
         #expect(try await pool()["target"] == 6)
-        #expect(await eventually { (try? await pool()["busy"]) == 6 }, "the running count follows the new limit")
+        // The most tasks the store ever shows running, sampled until the new limit is reached.
+        var highest: Int64 = 0
+        #expect(await eventually {
+            let queues = try? await server.client.send("GET", "/v1/queues").body["durable"]?[0]?["counts"]
+            highest = max(highest, queues?["running"]?.intValue ?? 0)
+            return (try? await pool()["busy"]) == 6
+        }, "the running count follows the new limit")
+        #expect(highest <= 6, "never more running than the target: saw \(highest)")
         server.stop()
     }
 
@@ -144,6 +151,20 @@ final class LiveServer: @unchecked Sendable {
         }
         let (kept, closed) = try rawExchange(port: server.client.baseURL.port!, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
         #expect(kept.lowercased().contains("connection: keep-alive") && !closed)
+    }
+
+    @Test func publicHostNamesAreAnsweredAndOthersRefused() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try LiveServer(db: dir.path("hosts.db"), ["--public-host", "sluice.test"])
+        defer { server.stop() }
+        let port = server.client.baseURL.port!
+        for (host, status) in [("sluice.test:\(port)", "200"), ("localhost:\(port)", "200"), ("evil.test:\(port)", "403")] {
+            let (answer, _) = try rawExchange(port: port, "GET /v1/tasks HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+            #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "\(host): \(answer.prefix(200))")
+        }
+        let (crossSite, _) = try rawExchange(port: port, "GET /v1/tasks HTTP/1.1\r\nHost: localhost:\(port)\r\nOrigin: http://evil.test\r\nConnection: close\r\n\r\n")
+        #expect(crossSite.hasPrefix("HTTP/1.1 403") && crossSite.contains("forbidden_origin"))
     }
 
     /// Sends `request` on a fresh connection; returns what came back within 2 s and whether the

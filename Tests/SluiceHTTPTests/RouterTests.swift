@@ -228,8 +228,10 @@ import Testing
     }
 
     @Test func workersQueuesHealthAndMetrics() async throws {
-        try await Harness().test(pool: 2) { client, worker in
-            _ = try await client.send(.post, "/v1/tasks?wait=5", #"{"kind":"echo"}"#)
+        try await Harness().testAPI(pool: 2, metrics: true) { client, worker, _ in
+            let before = try await client.send(.get, "/metrics")
+            let succeededBefore = sample(String(buffer: before.body), "sluice_task_attempts_total", ["pool": "default", "outcome": "succeeded"]) ?? 0
+            #expect(try await client.send(.post, "/v1/tasks?wait=5", #"{"kind":"echo"}"#).json["state"] == "succeeded")
             let workers = try await client.send(.get, "/v1/workers")
             #expect(await eventually {
                 guard case .array(let list)? = (try? await client.send(.get, "/v1/workers"))?.json["workers"] else { return false }
@@ -243,7 +245,20 @@ import Testing
             } else { Issue.record("no durable counts") }
             let health = try await client.send(.get, "/healthz")
             #expect(health.status == .ok && health.json["status"] == "ok" && health.json["pools"] == ["default"])
-            #expect(try await client.send(.get, "/metrics").status == .notFound, "no registry given: metrics off")
+            let metrics = try await client.send(.get, "/metrics")
+            let text = String(buffer: metrics.body)
+            #expect(metrics.status == .ok && metrics.headers[.contentType] == "text/plain; version=0.0.4")
+            #expect(sample(text, "sluice_queue_tasks", ["queue": "default", "state": "succeeded"]) == 1)
+            #expect(sample(text, "sluice_pool_target", ["pool": "default"]) == 2)
+            #expect(sample(text, "sluice_http_waiting_requests") == 0)
+            // Other tests' pools named default share the process's registry: the counter moved by at least this task.
+            #expect((sample(text, "sluice_task_attempts_total", ["pool": "default", "outcome": "succeeded"]) ?? 0) >= succeededBefore + 1)
+            #expect((sample(text, "sluice_task_run_seconds_count", ["pool": "default"]) ?? 0) >= 1)
+            #expect(text.contains("# HELP sluice_task_attempts_total ") && text.contains("# HELP sluice_queue_tasks "))
+        }
+        try await Harness().test { client, _ in
+            let off = try await client.send(.get, "/metrics")
+            #expect(off.status == .notFound, "no registry given: metrics off")
         }
     }
 
@@ -273,6 +288,71 @@ import Testing
             let full = try await client.send(.post, "/v1/tasks", #"{"kind":"echo"}"#)
             #expect(full.status == .serviceUnavailable && full.errorCode == "queue_full" && full.headers[.retryAfter] == "1")
             #expect(try await client.send(.post, "/v1/tasks", #"{"kind":"echo","queue":"other"}"#).status == .accepted)
+        }
+    }
+}
+
+/// Fire-and-forget tasks live only in this process: their number is bounded, and they count
+/// towards the queue-depth bound like durable ones.
+@Suite struct FireAndForgetBoundTests {
+    @Test func unfinishedTasksInMemoryAreBounded() async throws {
+        var limits = SluiceAPI.Limits()
+        limits.maxMemoryTasks = 3
+        limits.queueDepthRefresh = .zero
+        let harness = try Harness()
+        try await harness.test(pool: 1, limits: limits) { client, _ in
+            // Delayed ten minutes: unfinished for the whole test.
+            let later = #"{"kind":"echo","durable":false,"delay":600}"#
+            var accepted: [String] = []
+            for _ in 0..<3 {
+                let created = try await client.send(.post, "/v1/tasks", later)
+                #expect(created.status == .accepted)
+                accepted.append(try #require(created.json["id"]?.stringValue))
+            }
+            let full = try await client.send(.post, "/v1/tasks", later)
+            #expect(full.status == .serviceUnavailable && full.errorCode == "overloaded" && full.headers[.retryAfter] == "1")
+            #expect(full.json["error"]?["message"]?.stringValue?.contains("--max-memory-tasks") == true)
+            let batch = try await client.send(.post, "/v1/tasks/batch", "[\(later)]")
+            #expect(batch.status == .serviceUnavailable && batch.errorCode == "overloaded")
+            // Durable tasks are not bounded by memory.
+            #expect(try await client.send(.post, "/v1/tasks", #"{"kind":"echo","delay":600}"#).status == .accepted)
+            // Nothing accepted was lost, nothing refused was kept.
+            for id in accepted { #expect(try await client.send(.get, "/v1/tasks/\(id)").json["state"] == "scheduled") }
+            #expect(try await harness.memory.counts().first?.counts[.scheduled] == 3)
+            // A finished task makes room.
+            #expect(try await client.send(.post, "/v1/tasks/\(accepted[0])/cancel").json["state"] == "cancelled")
+            #expect(try await client.send(.post, "/v1/tasks", later).status == .accepted)
+        }
+    }
+
+    /// Between two counts of memory, tasks admitted since the last one are added to it: a burst
+    /// cannot slip past the bound while the count is reused.
+    @Test func theBoundHoldsBetweenCounts() async throws {
+        var limits = SluiceAPI.Limits()
+        limits.maxMemoryTasks = 2
+        limits.queueDepthRefresh = .seconds(3600)
+        try await Harness().test(pool: 1, limits: limits) { client, _ in
+            let later = #"{"kind":"echo","durable":false,"delay":600}"#
+            #expect(try await client.send(.post, "/v1/tasks/batch", "[\(later),\(later)]").status == .accepted)
+            let full = try await client.send(.post, "/v1/tasks", later)
+            #expect(full.status == .serviceUnavailable && full.errorCode == "overloaded")
+        }
+    }
+
+    @Test func queueDepthCountsTasksInMemory() async throws {
+        var limits = SluiceAPI.Limits()
+        limits.maxQueueDepth = 2
+        limits.queueDepthRefresh = .zero
+        try await Harness().test(pool: 1, limits: limits) { client, _ in
+            // The pool's one slot is held, so the next fire-and-forget tasks stay queued in memory.
+            let blocker = try #require(try await client.send(.post, "/v1/tasks", #"{"kind":"sleep","args":{"seconds":60},"durable":false}"#).json["id"]?.stringValue)
+            #expect(await eventually { (try? await client.send(.get, "/v1/tasks/\(blocker)"))?.json["state"] == "running" })
+            for _ in 0..<2 { #expect(try await client.send(.post, "/v1/tasks", #"{"kind":"echo","durable":false}"#).status == .accepted) }
+            for durable in [false, true] {
+                let full = try await client.send(.post, "/v1/tasks", #"{"kind":"echo","durable":\#(durable)}"#)
+                #expect(full.status == .serviceUnavailable && full.errorCode == "queue_full", "durable: \(durable)")
+            }
+            _ = try await client.send(.post, "/v1/tasks/\(blocker)/cancel")
         }
     }
 }

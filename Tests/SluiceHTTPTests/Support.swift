@@ -7,6 +7,7 @@ import SluicePool
 import SluiceSQLite
 import SluiceStore
 import SluiceTestSupport
+import Testing
 
 /// An API over a fresh SQLite store, optionally with a running worker, for router-level tests.
 struct Harness: Sendable {
@@ -23,21 +24,32 @@ struct Harness: Sendable {
     /// Runs `body` against the router; with `pool`, a worker runs the tasks meanwhile.
     func test(pool: Int? = nil, tokens: [String] = [], limits: SluiceAPI.Limits = SluiceAPI.Limits(),
               _ body: @escaping @Sendable (any TestClientProtocol, Worker?) async throws -> Void) async throws {
+        try await testAPI(pool: pool, tokens: tokens, limits: limits) { client, worker, _ in try await body(client, worker) }
+    }
+
+    /// Runs `body` against the router, with the API itself at hand; `live` serves it on a loopback
+    /// port instead (for requests that need their own `Host`), `metrics` gives it the process's
+    /// registry (bootstrapped before the worker is made, so that the pool's metrics are real).
+    func testAPI(pool: Int? = nil, tokens: [String] = [], limits: SluiceAPI.Limits = SluiceAPI.Limits(), hosts: HostNames = HostNames(),
+                 metrics: Bool = false, live: Bool = false,
+                 _ body: @escaping @Sendable (any TestClientProtocol, Worker?, SluiceAPI) async throws -> Void) async throws {
         defer { dir.remove() }
-        let registry = HandlerRegistry.builtin()
+        let registry = metrics ? SluiceMetricsFactory.bootstrapped : nil
+        let registryKinds = HandlerRegistry.builtin()
         var options = WorkerOptions()
         options.heartbeatInterval = .milliseconds(100)
         options.registrationInterval = .milliseconds(100)
         let worker = try pool.map {
             try Worker(store: store, ephemeral: memory, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: $0)],
-                       registry: registry, options: options)
+                       registry: registryKinds, options: options)
         }
-        let api = SluiceAPI(store: store, memory: worker == nil ? nil : memory, worker: worker, kinds: registry.kinds, tokens: tokens, limits: limits)
+        let api = SluiceAPI(store: store, memory: worker == nil ? nil : memory, worker: worker, kinds: registryKinds.kinds, tokens: tokens,
+                            limits: limits, metrics: registry, hosts: hosts)
         let app = Application(router: api.router())
         try await withThrowingTaskGroup(of: Void.self) { group in
             if let worker { group.addTask { try await worker.run() } }
             do {
-                try await app.test(.router) { client in try await body(client, worker) }
+                try await app.test(live ? .live : .router) { client in try await body(client, worker, api) }
             } catch {
                 worker?.beginShutdown()
                 throw error
@@ -56,7 +68,31 @@ extension TestResponse {
     var errorField: String? { json["error"]?["field"]?.stringValue }
 }
 
+extension TestClient.Response {
+    /// The body as JSON.
+    var json: JSONValue { (try? JSONValue(jsonText: String(buffer: body ?? ByteBuffer()))) ?? .null }
+    /// The error code of an error body.
+    var errorCode: String? { json["error"]?["code"]?.stringValue }
+}
+
 extension TestClientProtocol {
+    /// Sends a request with `Host: host` (and `headers`) on a connection of its own; live servers only.
+    func send(host: String, _ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil,
+              headers: HTTPFields = [.contentType: "application/json"]) async throws -> TestClient.Response {
+        let connection = TestClient(host: "127.0.0.1", port: try #require(port))
+        connection.connect()
+        let response: TestClient.Response
+        do {
+            response = try await connection.execute(TestClient.Request(uri, method: method, authority: host, headers: headers,
+                                                                       body: body.map { ByteBuffer(string: $0) }))
+        } catch {
+            try? await connection.shutdown()
+            throw error
+        }
+        try await connection.shutdown()
+        return response
+    }
+
     /// Sends a JSON body (a string, so tests can send broken JSON too).
     func send(_ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, headers: HTTPFields = [.contentType: "application/json"]) async throws -> TestResponse {
         try await execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
@@ -98,4 +134,84 @@ func run(_ path: String, _ arguments: String...) -> Int32 {
     do { try process.run() } catch { return -1 }
     process.waitUntilExit()
     return process.terminationStatus
+}
+
+/// The first of `operation` and a `bound`: nil when the bound passed first. A bound, not a wait: a
+/// correct program answers long before it.
+func within<T: Sendable>(_ bound: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T? {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: bound)
+            return nil
+        }
+        defer { group.cancelAll() }
+        return try await group.next() ?? nil
+    }
+}
+
+/// `GET path` on 127.0.0.1:`port` over a connection of its own; the status code and the body.
+func fetch(port: Int, _ path: String) throws -> (status: Int, body: String) {
+    guard let fd = connectLoopback(port: port) else { throw CocoaError(.fileReadUnknown) }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var received = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        received += buffer[0..<n]
+    }
+    let text = String(decoding: received, as: UTF8.self)
+    guard let split = text.range(of: "\r\n\r\n"), let code = Int(text.split(separator: " ").dropFirst().first ?? "") else {
+        throw CocoaError(.fileReadCorruptFile)
+    }
+    return (code, String(text[split.upperBound...]))
+}
+
+/// Prometheus text, read: the value of the sample `name` whose labels are exactly `labels`.
+func sample(_ text: String, _ name: String, _ labels: [String: String] = [:]) -> Double? {
+    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+        let parts = line.split(separator: " ")
+        guard parts.count >= 2 else { continue }
+        let series = parts[0]
+        let brace = series.firstIndex(of: "{")
+        guard (brace.map { series[..<$0] } ?? series) == name else { continue }
+        var found: [String: String] = [:]
+        if let brace {
+            for pair in series[series.index(after: brace)..<series.index(before: series.endIndex)].split(separator: ",") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                if kv.count == 2 { found[String(kv[0])] = String(kv[1].dropFirst().dropLast()) }
+            }
+        }
+        if found == labels { return Double(parts[1]) }
+    }
+    return nil
+}
+
+/// Runs `promtool check metrics` on `text` when promtool is installed: its exit status and output,
+/// or nil (after a loud line) when it is not.
+func promtoolCheck(_ text: String) throws -> (Int32, String)? {
+    let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+        .map { "\($0)/promtool" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    guard let path else {
+        print("SKIPPED: promtool not installed (Debian package prometheus); the metrics output was not linted")
+        return nil
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = ["check", "metrics"]
+    let input = Pipe(), output = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    input.fileHandleForWriting.write(Data(text.utf8))
+    try input.fileHandleForWriting.close()
+    let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, said)
 }

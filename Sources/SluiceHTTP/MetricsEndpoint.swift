@@ -1,0 +1,65 @@
+import Hummingbird
+import Prometheus
+import SluiceCore
+import SluicePool
+import SluiceStore
+
+/// `GET /metrics`: the registry in the Prometheus text format, with gauges set from live figures at
+/// each scrape. The server's API serves it, and so does `sluice worker --metrics-port`.
+public struct MetricsEndpoint: Sendable {
+    let registry: PrometheusCollectorRegistry
+    let store: any TaskStore
+    let memory: MemoryTaskStore?
+    let worker: Worker?
+    let waiting: (@Sendable () -> Int)?
+
+    /// An endpoint over `registry`, with gauges of `store`'s queues and of `worker`'s pools.
+    public init(registry: PrometheusCollectorRegistry, store: any TaskStore, memory: MemoryTaskStore? = nil, worker: Worker?,
+                waiting: (@Sendable () -> Int)? = nil) {
+        self.registry = registry
+        self.store = store
+        self.memory = memory
+        self.worker = worker
+        self.waiting = waiting
+    }
+
+    /// The response to a scrape.
+    func response() async throws -> Response {
+        func gauge(_ name: String, _ labels: [(String, String)]) -> Prometheus.Gauge {
+            registry.makeGauge(name: name, labels: labels, help: SluiceMetricsFactory.help(for: name))
+        }
+        for queue in try await store.counts() {
+            for state in TaskState.allCases {
+                gauge("sluice_queue_tasks", [("queue", queue.queue), ("state", state.rawValue)]).set(Int64(queue.counts[state] ?? 0))
+            }
+        }
+        for queue in try await memory?.counts() ?? [] {
+            for state in TaskState.allCases {
+                gauge("sluice_memory_tasks", [("queue", queue.queue), ("state", state.rawValue)]).set(Int64(queue.counts[state] ?? 0))
+            }
+        }
+        if let worker {
+            for pool in try await worker.capacity() {
+                let labels = [("pool", pool.name)]
+                gauge("sluice_pool_target", labels).set(Int64(pool.target))
+                gauge("sluice_pool_threads", labels).set(Int64(pool.threads))
+                gauge("sluice_pool_busy", labels).set(Int64(pool.busy))
+                gauge("sluice_pool_free", labels).set(Int64(pool.free))
+                gauge("sluice_pool_stuck", labels).set(Int64(pool.stuck))
+            }
+        }
+        if let waiting { gauge("sluice_http_waiting_requests", []).set(Int64(waiting())) }
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+    }
+
+    /// A router with `GET /metrics` only, for a process without the API (`sluice worker
+    /// --metrics-port`), behind the same guard against other origins and foreign `Host` names.
+    public func router(hosts: HostNames = HostNames()) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.add(middleware: OriginGuard(hosts: hosts))
+        router.get("/metrics") { _, _ in try await response() }
+        return router
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluiceCore
+import SluiceSQLite
+
+/// Opens the SQLite store named on the command line, with messages that name the flag. A write
+/// waits for another process's lock at most a third of the lease (10 s at most), so that a
+/// heartbeat stuck behind a lock can never outlast the lease it renews.
+func openStore(_ path: String, sync: String, lease: Duration) throws -> SQLiteTaskStore {
+    guard let synchronous = SQLiteStoreConfiguration.Synchronous(rawValue: sync) else {
+        throw SluiceError(.invalidArgument, "--sync \(sync): expected full or normal", field: "sync")
+    }
+    var configuration = SQLiteStoreConfiguration(path: path, synchronous: synchronous)
+    configuration.busyTimeout = min(configuration.busyTimeout, lease / 3)
+    return try SQLiteTaskStore(configuration)
+}
+
+/// Sets up logging to standard error at `level`.
+func bootstrapLogging(_ level: String) throws -> Logger {
+    guard let parsed = Logger.Level(rawValue: level) else {
+        throw failure("--log-level \(level): expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = parsed
+        return handler
+    }
+    return Logger(label: "sluice")
+}
+
+/// Runs `services` until SIGTERM/SIGINT; a second signal exits at once.
+func runServices(_ services: [any Service], logger: Logger) async throws {
+    // Services are shut down last to first: the listener for a second signal comes first, so it
+    // stays armed while the others drain.
+    let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+        services: [.init(service: SecondSignal(logger: logger))]
+            + services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger))
+    try await group.run()
+}
