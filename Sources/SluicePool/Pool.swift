@@ -51,6 +51,9 @@ public final class Pool: @unchecked Sendable {
     private var reserved = 0
     /// Threads that have finished a task and are handing its outcome over.
     private var reporting = 0
+    /// Callers of `waitUntilIdle`: only they need a broadcast when a task ends (waking every idle
+    /// thread of a large pool per task would cost dozens of context switches each).
+    private var idleWaiters = 0
     private var accepting = true
     /// Claimed, not yet started.
     private var jobs = Deque<Job>()
@@ -295,7 +298,11 @@ public final class Pool: @unchecked Sendable {
     /// Waits until no task runs (stuck ones aside) or `deadline` passes; returns whether idle.
     func waitUntilIdle(deadline: Date) -> Bool {
         condition.lock()
-        defer { condition.unlock() }
+        idleWaiters += 1
+        defer {
+            idleWaiters -= 1
+            condition.unlock()
+        }
         while busy > 0 || reporting > 0 {
             if !condition.wait(until: deadline) { return busy == 0 && reporting == 0 }
         }
@@ -344,7 +351,7 @@ public final class Pool: @unchecked Sendable {
                 if reportable, let outcome { report(outcome) }
                 condition.lock()
                 reporting -= 1
-                condition.broadcast()
+                if idleWaiters > 0 { condition.broadcast() }
                 condition.unlock()
                 runTime.recordNanoseconds(Int64(elapsed.seconds * 1e9))
                 switch outcome?.result {
