@@ -11,8 +11,9 @@ import Synchronization
 /// fenced by owner and a per-claim token, and every time comes from the database's `now()`, so
 /// hosts whose clocks disagree neither steal nor lose leases.
 ///
-/// Its connection pool runs in `run()`: put the store in a `ServiceGroup`, or use `withStore`.
-/// Call `open()` once the pool runs; it checks the server and applies migrations.
+/// Its connection pool runs in `run()`: put the store in a `ServiceGroup` (the pool closes on
+/// graceful shutdown), or use `withStore`. Call `open()` before the first use: it checks the server
+/// and applies migrations on a connection of its own, so it needs no running pool.
 public final class PostgresTaskStore: TaskStore, Service {
     public let configuration: PostgresStoreConfiguration
     public let events = StoreEvents()
@@ -328,6 +329,34 @@ public final class PostgresTaskStore: TaskStore, Service {
     /// Refreshes the planner's statistics (autovacuum does too; maintenance calls this hourly).
     public func optimize() async throws {
         _ = try await connection { connection in try await self.rows(connection, SQL.analyze, Binds()) }
+    }
+
+    /// The statements that run on every claim, outcome, heartbeat, status read and maintenance
+    /// pass, with typical parameters: none may scan `tasks` (a test checks their plans).
+    var hotStatements: [(name: String, sql: String, binds: Binds)] {
+        get throws {
+            let id = "01JD0000000000000000000000", now = Timestamp(Date(microsecondsSince1970: 1_750_000_000_000_000))
+            return [
+                ("byID", SQL.byID, try Binds(id)),
+                ("byIDForUpdate", SQL.byIDForUpdate, try Binds(id)),
+                ("byIdempotencyKey", SQL.byIdempotencyKey, try Binds("default", "key")),
+                ("stage", SQL.stage, try Binds(now, 1000)),
+                ("claim", SQL.claim, try Binds(now, "w", 30_000_000, "default", 10)),
+                ("heartbeat", SQL.heartbeat, try Binds(now, 30_000_000, [id], ["w"], [Int64(1)])),
+                ("completeBatch", SQL.completeBatch, try Binds(now, [id], ["w"], [Int64(1)], ["null"], [Int64(0)])),
+                ("save", SQL.save, try Binds("queued", now, 1, 3, nil as String?, nil as String?, "[]", false, nil as Timestamp?,
+                                             nil as Timestamp?, nil as String?, nil as String?, nil as Timestamp?, nil as Int64?, id, "running", 1)),
+                ("expiredLeases", SQL.expiredLeases, try Binds(now, 1000)),
+                ("prune", SQL.prune, try Binds(now, 60_000_000, 500)),
+            ]
+        }
+    }
+
+    /// PostgreSQL's plan for `sql`, one line per node (for the test that forbids full scans).
+    func queryPlan(_ sql: String, _ binds: Binds) async throws -> [String] {
+        try await connection { connection in
+            try await self.rows(connection, "EXPLAIN " + sql, binds).map { try $0[0].decode(String.self) }
+        }
     }
 
     // MARK: - Internals

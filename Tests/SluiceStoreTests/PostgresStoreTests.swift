@@ -136,6 +136,24 @@ import Testing
         }
     }
 
+    /// After ANALYZE on a populated schema, no hot statement plans a sequential scan of tasks.
+    @Test func noHotStatementScansTheTasksTable() async throws {
+        try await TestPostgres.withSchema { configuration in
+            try await PostgresTaskStore.withStore(configuration) { store in
+                _ = try await store.enqueue(batch: (0..<3000).map { i in
+                    EnqueueRequest(kind: "k", queue: ["default", "mail", "video"][i % 3], priority: i % 5, idempotencyKey: "key-\(i)")
+                })
+                let held = try await store.claim(queues: ["default", "mail"], limit: 1000, owner: "w", leaseDuration: .seconds(60))
+                _ = try await store.record(held.prefix(600).map { .complete($0.lease!, nil) }, thenClaim: [])
+                try await store.optimize()
+                for statement in try store.hotStatements {
+                    let plan = try await store.queryPlan(statement.sql, statement.binds)
+                    #expect(!plan.contains { $0.contains("Seq Scan on tasks") }, "\(statement.name): \(plan.joined(separator: "\n"))")
+                }
+            }
+        }
+    }
+
     func closedPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
