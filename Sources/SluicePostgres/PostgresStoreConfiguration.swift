@@ -31,6 +31,9 @@ public struct PostgresStoreConfiguration: Sendable {
     public var maximumConnections = 10
     /// How long to wait for the server to accept a connection.
     public var connectTimeout: Duration = .seconds(10)
+    /// How long a statement waits for another transaction's lock before failing (the session's
+    /// `lock_timeout`): a heartbeat may take that long, so leases must last several times longer.
+    public var lockTimeout: Duration = .seconds(10)
     /// `nil` (the default): every time comes from the database's `now()`, shared by every host.
     /// A clock (tests use a `ManualClock`): every statement takes its time from it instead.
     public var clock: (any WallClock)?
@@ -135,7 +138,7 @@ public struct PostgresStoreConfiguration: Sendable {
     }
 
     private var startupParameters: [(String, String)] {
-        var parameters = [("application_name", "sluice")]
+        var parameters = [("application_name", "sluice"), ("lock_timeout", "\(max(1, lockTimeout.milliseconds))ms")]
         if let schema { parameters.append(("search_path", Self.quoteIdentifier(schema))) }
         return parameters
     }

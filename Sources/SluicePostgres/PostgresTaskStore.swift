@@ -47,6 +47,9 @@ public final class PostgresTaskStore: TaskStore, Service {
         }
     }
 
+    /// Lock waits are bounded by the session's `lock_timeout`.
+    public var longestWriteWait: Duration { configuration.lockTimeout }
+
     /// Where the store lives, for messages.
     public var location: String {
         "PostgreSQL database \(configuration.database) at \(configuration.place)" + (configuration.schema.map { " (schema \($0))" } ?? "")

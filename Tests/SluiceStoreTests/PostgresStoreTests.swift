@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import PostgresNIO
 import SluiceCore
 @testable import SluicePostgres
 import SluiceStore
@@ -82,6 +84,13 @@ import Testing
             #expect(applied == PostgresMigration.embedded.map(\.name), "each migration applied exactly once")
             let again = try await PostgresTaskStore.withStore(configuration) { $0.migration }
             #expect(again?.applied == [] && again?.to == PostgresMigration.embedded.count)
+            // Lock waits are bounded as the store says (heartbeats must not outlast leases).
+            let lockTimeout = try await PostgresTaskStore.withStore(configuration) { store in
+                try await store.connection { connection in
+                    try await connection.query("SHOW lock_timeout", logger: Logger(label: "sluice.test")).collect()[0].decode(String.self)
+                }
+            }
+            #expect(lockTimeout == "10s")
         }
     }
 
