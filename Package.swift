@@ -46,7 +46,7 @@ let package = Package(
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]
         ),
-        // The SQLite store: the only target with SQL in it.
+        // The SQLite store: the only target with SQLite SQL in it.
         .target(name: "SluiceSQLite", dependencies: ["CSQLite", "SluiceCore", "SluiceStore"]),
         // The PostgreSQL store (postgres-nio, no ORM): the only target with PostgreSQL SQL in it.
         .target(
