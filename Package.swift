@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "SluiceCore", targets: ["SluiceCore"]),
         .library(name: "SluiceStore", targets: ["SluiceStore"]),
         .library(name: "SluiceSQLite", targets: ["SluiceSQLite"]),
+        .library(name: "SluicePostgres", targets: ["SluicePostgres"]),
         .library(name: "SluicePool", targets: ["SluicePool"]),
         .library(name: "SluiceClient", targets: ["SluiceClient"]),
     ],
@@ -24,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // The system libsqlite3 (Debian: libsqlite3-dev), never a bundled amalgamation.
@@ -44,8 +46,18 @@ let package = Package(
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ]
         ),
-        // The SQLite store: the only target with SQL in it.
+        // The SQLite store: the only target with SQLite SQL in it.
         .target(name: "SluiceSQLite", dependencies: ["CSQLite", "SluiceCore", "SluiceStore"]),
+        // The PostgreSQL store (postgres-nio, no ORM): the only target with PostgreSQL SQL in it.
+        .target(
+            name: "SluicePostgres",
+            dependencies: [
+                "SluiceCore", "SluiceStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Pools, handlers and the worker process's roles (fetcher, completer, supervisor).
         .target(
             name: "SluicePool",
@@ -118,7 +130,13 @@ let package = Package(
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
         // Helpers the test targets share: temp dirs, child processes, waiting with a bound.
         .target(name: "SluiceTestSupport", path: "Tests/Support"),
-        .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceCore", "SluiceStore", "SluiceSQLite", "SluiceTestSupport"]),
+        .testTarget(
+            name: "SluiceStoreTests",
+            dependencies: [
+                "SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePostgres", "SluiceTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
         .testTarget(name: "SluicePoolTests", dependencies: ["SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool", "SluiceTestSupport"]),
         .testTarget(
             name: "SluiceHTTPTests",

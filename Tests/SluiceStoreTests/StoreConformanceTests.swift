@@ -4,16 +4,14 @@ import SluiceStore
 import SluiceTestSupport
 import Testing
 
-/// One suite, every store: the in-memory store and the SQLite store must behave alike.
+/// One suite, every store: the in-memory, SQLite and PostgreSQL stores must behave alike.
 @Suite struct StoreConformanceTests {
     let lease = Duration.seconds(30)
 
     /// Runs `body` with a fresh store of `kind` on a manual clock.
     func withStore(_ kind: StoreKind, unit: Double = 1.0, _ body: (any TaskStore, ManualClock) async throws -> Void) async throws {
-        let dir = try TempDir()
-        defer { dir.remove() }
         let clock = ManualClock()
-        try await body(try makeStore(kind, clock: clock, unit: unit, dir: dir), clock)
+        try await SluiceStoreTests.withStore(kind, clock: clock, unit: unit) { store in try await body(store, clock) }
     }
 
     @Test(arguments: StoreKind.allCases)

@@ -1,0 +1,150 @@
+import Foundation
+import PostgresNIO
+import SluiceCore
+
+/// How to reach a PostgreSQL store: a server, a login, a database and the schema that holds
+/// Sluice's tables. Made from a URL (`postgres://user:pass@host:5432/db`) or field by field.
+public struct PostgresStoreConfiguration: Sendable {
+    /// Where the server listens.
+    public enum Endpoint: Sendable, Hashable {
+        case tcp(host: String, port: Int)
+        /// A unix-domain socket (the URL form `postgres://user@/db?host=/var/run/postgresql`).
+        case unixSocket(path: String)
+    }
+
+    /// Whether to talk TLS (the URL's `sslmode`): `disable` (the default), `prefer` or `require`.
+    public enum TLSMode: String, Sendable, CaseIterable {
+        case disable, prefer, require
+    }
+
+    public var endpoint: Endpoint
+    public var username: String
+    public var password: String?
+    public var database: String
+    public var tls: TLSMode = .disable
+    /// The schema Sluice's tables live in (the connections' `search_path`); `nil` keeps the
+    /// server's default (`public`). The URL's `?search_path=` or `?schema=` sets it.
+    public var schema: String?
+    /// Apply pending migrations when opening (otherwise an old schema is refused).
+    public var migrate = true
+    /// Connections the store's pool may open at most.
+    public var maximumConnections = 10
+    /// How long to wait for the server to accept a connection.
+    public var connectTimeout: Duration = .seconds(10)
+    /// How long a statement waits for another transaction's lock before failing (the session's
+    /// `lock_timeout`): a heartbeat may take that long, so leases must last several times longer.
+    public var lockTimeout: Duration = .seconds(10)
+    /// `nil` (the default): every time comes from the database's `now()`, shared by every host.
+    /// A clock (tests use a `ManualClock`): every statement takes its time from it instead.
+    public var clock: (any WallClock)?
+    /// Draws backoff jitter, uniform in [0, 1].
+    public var unitRandom: @Sendable () -> Double = { .random(in: 0...1) }
+
+    public init(endpoint: Endpoint, username: String, password: String?, database: String) {
+        self.endpoint = endpoint
+        self.username = username
+        self.password = password
+        self.database = database
+    }
+
+    /// Parses `postgres://user:pass@host:port/db` (or `postgresql://`; port 5432 by default; user and
+    /// password percent-encoded). Query options: `sslmode=disable|prefer|require`,
+    /// `search_path=` (or `schema=`), and `host=/dir` for a unix-domain socket in that directory.
+    public init(url text: String) throws(SluiceError) {
+        func refuse(_ why: String) -> SluiceError {
+            SluiceError(.invalidArgument, "database URL \(Self.redacted(text)): \(why); expected postgres://user:password@host:5432/database", field: "database")
+        }
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased() else {
+            throw refuse("not a URL")
+        }
+        guard scheme == "postgres" || scheme == "postgresql" else { throw refuse("the scheme must be postgres:// or postgresql://") }
+        guard let user = components.user, !user.isEmpty else { throw refuse("no user name") }
+        let database = String(components.path.drop { $0 == "/" })
+        guard !database.isEmpty, !database.contains("/") else { throw refuse("no database name after the host") }
+        var options: [String: String] = [:]
+        for item in components.queryItems ?? [] { options[item.name.lowercased()] = item.value ?? "" }
+        let endpoint: Endpoint
+        if let socketDirectory = options["host"], socketDirectory.hasPrefix("/") {
+            let port = components.port ?? 5432
+            endpoint = .unixSocket(path: socketDirectory + "/.s.PGSQL.\(port)")
+        } else {
+            guard let host = components.host, !host.isEmpty else { throw refuse("no host") }
+            let port = components.port ?? 5432
+            guard (1...65535).contains(port) else { throw refuse("port \(port) is out of range") }
+            endpoint = .tcp(host: host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host, port: port)
+        }
+        self.init(endpoint: endpoint, username: user, password: components.password, database: database)
+        if let mode = options["sslmode"] {
+            guard let tls = TLSMode(rawValue: mode) else {
+                throw refuse("sslmode \(mode) is not one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            self.tls = tls
+        }
+        if let schema = options["search_path"] ?? options["schema"], !schema.isEmpty { self.schema = schema }
+    }
+
+    /// Where the server is, for messages: `host:port` or the socket's path.
+    public var place: String {
+        switch endpoint {
+        case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unixSocket(let path): path
+        }
+    }
+
+    /// The URL with its password hidden, for messages and logs.
+    static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? url
+    }
+
+    /// The client configuration postgres-nio takes.
+    func clientConfiguration() -> PostgresClient.Configuration {
+        var configuration: PostgresClient.Configuration
+        switch endpoint {
+        case .tcp(let host, let port):
+            let tls: PostgresClient.Configuration.TLS = switch self.tls {
+            case .disable: .disable
+            case .prefer: .prefer(.makeClientConfiguration())
+            case .require: .require(.makeClientConfiguration())
+            }
+            configuration = .init(host: host, port: port, username: username, password: password, database: database, tls: tls)
+        case .unixSocket(let path):
+            configuration = .init(unixSocketPath: path, username: username, password: password, database: database)
+        }
+        configuration.options.maximumConnections = max(1, maximumConnections)
+        configuration.options.connectTimeout = connectTimeout
+        configuration.options.additionalStartupParameters = startupParameters
+        return configuration
+    }
+
+    /// The single connection `open` makes to check reachability and the login before anything else.
+    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        var configuration: PostgresConnection.Configuration
+        switch endpoint {
+        case .tcp(let host, let port):
+            let tls: PostgresConnection.Configuration.TLS = switch self.tls {
+            case .disable: .disable
+            case .prefer: .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            case .require: .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
+            configuration = .init(host: host, port: port, username: username, password: password, database: database, tls: tls)
+        case .unixSocket(let path):
+            configuration = .init(unixSocketPath: path, username: username, password: password, database: database)
+        }
+        configuration.options.connectTimeout = .milliseconds(connectTimeout.milliseconds)
+        configuration.options.additionalStartupParameters = startupParameters
+        return configuration
+    }
+
+    private var startupParameters: [(String, String)] {
+        var parameters = [("application_name", "sluice"), ("lock_timeout", "\(max(1, lockTimeout.milliseconds))ms")]
+        if let schema { parameters.append(("search_path", Self.quoteIdentifier(schema))) }
+        return parameters
+    }
+
+    /// `name` as a quoted SQL identifier.
+    public static func quoteIdentifier(_ name: String) -> String {
+        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}

@@ -1,0 +1,600 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import SluiceCore
+import SluiceStore
+import Synchronization
+
+/// The store for many hosts: one PostgreSQL database shared by a server and any number of
+/// `sluice worker` processes. Claims take ready rows with `FOR UPDATE SKIP LOCKED`, outcomes are
+/// fenced by owner and a per-claim token, and every time comes from the database's `now()`, so
+/// hosts whose clocks disagree neither steal nor lose leases.
+///
+/// Its connection pool runs in `run()`: put the store in a `ServiceGroup` (the pool closes on
+/// graceful shutdown), or use `withStore`. Call `open()` before the first use: it checks the server
+/// and applies migrations on a connection of its own, so it needs no running pool.
+public final class PostgresTaskStore: TaskStore, Service {
+    public let configuration: PostgresStoreConfiguration
+    public let events = StoreEvents()
+    private let client: PostgresClient
+    private let logger: Logger
+    private let ids: TaskIDGenerator
+    private let migrationReport = Mutex<PostgresMigrator.Report?>(nil)
+
+    /// A store on `configuration`; no I/O until `run()` and `open()`.
+    public init(_ configuration: PostgresStoreConfiguration, logger: Logger = Logger(label: "sluice.postgres")) {
+        self.configuration = configuration
+        self.logger = logger
+        ids = TaskIDGenerator(clock: configuration.clock ?? SystemClock())
+        client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: logger)
+    }
+
+    /// Runs the connection pool until the task is cancelled.
+    public func run() async throws {
+        await client.run()
+    }
+
+    /// Runs the pool, opens the store and hands it to `body`; the pool stops when `body` returns.
+    public static func withStore<T: Sendable>(_ configuration: PostgresStoreConfiguration, logger: Logger = Logger(label: "sluice.postgres"),
+                                              _ body: (PostgresTaskStore) async throws -> T) async throws -> T {
+        let store = PostgresTaskStore(configuration, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await store.run() }
+            defer { group.cancelAll() }
+            try await store.open()
+            return try await body(store)
+        }
+    }
+
+    /// Lock waits are bounded by the session's `lock_timeout`.
+    public var longestWriteWait: Duration { configuration.lockTimeout }
+
+    /// Where the store lives, for messages.
+    public var location: String {
+        "PostgreSQL database \(configuration.database) at \(configuration.place)" + (configuration.schema.map { " (schema \($0))" } ?? "")
+    }
+
+    /// What opening the store migrated (`nil` before `open()` or with `migrate = false`).
+    public var migration: PostgresMigrator.Report? { migrationReport.withLock { $0 } }
+
+    /// Checks that the server answers and takes the login (one clear error naming host and port if
+    /// not), then applies pending migrations, or refuses an older schema when `migrate` is off.
+    /// The check uses a connection of its own: the pool would keep retrying a dead server.
+    @discardableResult
+    public func open() async throws -> PostgresMigrator.Report? {
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: try configuration.connectionConfiguration(), id: 0, logger: logger)
+        } catch {
+            throw PostgresErrors.connectFailure(error, place: configuration.place, user: configuration.username, database: configuration.database)
+        }
+        do {
+            let migrator = try PostgresMigrator()
+            var report: PostgresMigrator.Report?
+            if configuration.migrate {
+                report = try await migrator.migrate(connection, place: location, schema: configuration.schema,
+                                                    now: configuration.clock?.now(), logger: logger)
+            } else {
+                let version = try await migrator.check(connection, place: location, logger: logger)
+                if version < migrator.latestVersion {
+                    throw SluiceError(.incompatibleDatabase, "\(location) has schema version \(version), this sluice needs \(migrator.latestVersion): run `sluice migrate`")
+                }
+            }
+            try? await connection.close()
+            migrationReport.withLock { $0 = report }
+            return report
+        } catch {
+            try? await connection.close()
+            if let error = error as? SluiceError { throw error }
+            throw SluiceError(.storage, "\(location): \(PostgresErrors.describe(error))")
+        }
+    }
+
+    // MARK: - TaskStore
+
+    public func enqueue(_ request: EnqueueRequest) async throws -> EnqueueResult {
+        try await enqueue(batch: [request])[0]
+    }
+
+    public func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult] {
+        guard !requests.isEmpty else { return [] }
+        let ids = self.ids
+        return announce(enqueued: try await transaction { connection in
+            let now = try await self.now(connection)
+            for request in requests { try request.validate(now: now) }
+            var counts = CounterDeltas()
+            var results: [EnqueueResult] = []
+            for request in requests {
+                let task = TaskRecord(id: ids.next(), request: request, now: now)
+                let inserted = try await self.rows(connection, SQL.insert, Binds(
+                    task.id.rawValue, task.queue, task.kind, task.args.jsonText(), task.priority, task.state.rawValue,
+                    Timestamp(task.runAt), task.maxAttempts, task.timeout.milliseconds, task.retryPolicy.base.milliseconds,
+                    task.retryPolicy.cap.milliseconds, task.idempotencyKey, Timestamp(task.createdAt)))
+                if !inserted.isEmpty {
+                    counts.add(task.queue, task.state, 1)
+                    results.append(EnqueueResult(task: task, created: true))
+                    continue
+                }
+                guard let key = task.idempotencyKey,
+                      let existing = try await self.tasks(connection, SQL.byIdempotencyKey, Binds(task.queue, key)).first else {
+                    throw SluiceError(.storage, "task \(task.id) was not inserted and no idempotency key explains why")
+                }
+                try existing.checkReplay(of: request)
+                results.append(EnqueueResult(task: existing, created: false))
+            }
+            try await counts.flush(connection, logger: self.logger)
+            return results
+        })
+    }
+
+    public func task(_ id: TaskID) async throws -> TaskRecord? {
+        try await connection { connection in try await self.tasks(connection, SQL.byID, Binds(id.rawValue)).first }
+    }
+
+    public func list(_ filter: TaskFilter, limit: Int, after cursor: TaskID?) async throws -> TaskPage {
+        let limit = max(1, limit)
+        var conditions: [String] = []
+        var values: [(any PostgresThrowingDynamicTypeEncodable)?] = []
+        func parameter(_ value: any PostgresThrowingDynamicTypeEncodable) -> String {
+            values.append(value)
+            return "$\(values.count)"
+        }
+        if let cursor { conditions.append("t.id < \(parameter(cursor.rawValue))") }
+        if let states = filter.states { conditions.append("t.state = ANY(\(parameter(states.map(\.rawValue).sorted()))::text[])") }
+        if let queue = filter.queue { conditions.append("t.queue = \(parameter(queue))") }
+        if let kind = filter.kind { conditions.append("t.kind = \(parameter(kind))") }
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let sql = "SELECT \(PostgresTaskRow.columns) FROM tasks t \(whereClause) ORDER BY t.id DESC LIMIT \(parameter(limit + 1))"
+        var binds = try Binds()
+        for value in values { if let value { try binds.bindings.append(value) } }
+        let frozen = binds
+        return try await connection { connection in
+            let rows = try await self.tasks(connection, sql, frozen)
+            let page = Array(rows.prefix(limit))
+            return TaskPage(tasks: page, nextCursor: rows.count > limit ? page.last?.id : nil)
+        }
+    }
+
+    public func claim(queues: [String], limit: Int, owner: String, leaseDuration: Duration) async throws -> [TaskRecord] {
+        guard limit > 0, !queues.isEmpty else { return [] }
+        let request = ClaimRequest(queues: queues, limit: limit, owner: owner, leaseDuration: leaseDuration)
+        let now = nowParameter
+        return try await transaction { connection in
+            var counts = CounterDeltas()
+            let claimed = try await self.claim(connection, request, now: now, counts: &counts)
+            try await counts.flush(connection, logger: self.logger)
+            return claimed
+        }
+    }
+
+    public func heartbeat(_ leases: [TaskLease], leaseDuration: Duration) async throws -> [TaskID: LeaseStatus] {
+        guard !leases.isEmpty else { return [:] }
+        let binds = try Binds(nowParameter, leaseDuration.microseconds, leases.map(\.taskID.rawValue), leases.map(\.owner), leases.map(\.token))
+        let renewed = try await connection { connection in try await self.rows(connection, SQL.heartbeat, binds) }
+        var statuses = Dictionary(leases.map { ($0.taskID, LeaseStatus.lost) }, uniquingKeysWith: { a, _ in a })
+        for row in renewed {
+            guard let id = TaskID(try row[0].decode(String.self)) else { continue }
+            statuses[id] = try row[1].decode(Bool.self) ? .cancelRequested : .held
+        }
+        return statuses
+    }
+
+    public func complete(_ lease: TaskLease, result: JSONValue) async throws -> TaskRecord {
+        try await record([.complete(lease, result)], thenClaim: []).recorded[0].get()
+    }
+
+    public func fail(_ lease: TaskLease, failure: TaskFailure) async throws -> TaskRecord {
+        try await record([.fail(lease, failure)], thenClaim: []).recorded[0].get()
+    }
+
+    public func record(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest]) async throws -> RecordResult {
+        guard !outcomes.isEmpty || !claims.isEmpty else { return RecordResult(recorded: [], claimed: []) }
+        let units = outcomes.map { _ in configuration.unitRandom() }
+        let result = try await transaction { connection in
+            let now = try await self.now(connection)
+            var counts = CounterDeltas()
+            var recorded = [Result<TaskRecord, SluiceError>?](repeating: nil, count: outcomes.count)
+            // The hot path: every completion of a task named once in the batch, in one fenced
+            // UPDATE doing what `TaskRecord.complete` does when no cancel is pending. A refusal
+            // falls through to the general path, which applies the rule or explains why not.
+            let named = Dictionary(outcomes.map { ($0.lease.taskID, 1) }, uniquingKeysWith: +)
+            let fast = outcomes.indices.filter { index in
+                if case .complete = outcomes[index] { named[outcomes[index].lease.taskID] == 1 } else { false }
+            }
+            if !fast.isEmpty {
+                let binds = try Binds(
+                    Timestamp(now), fast.map { outcomes[$0].lease.taskID.rawValue }, fast.map { outcomes[$0].lease.owner },
+                    fast.map { outcomes[$0].lease.token },
+                    fast.map { index -> String in if case .complete(_, let value) = outcomes[index] { value.jsonText() } else { "null" } },
+                    fast.map { Int64($0) })
+                for row in try await self.rows(connection, SQL.completeBatch, binds) {
+                    let task = try PostgresTaskRow.decode(row)
+                    recorded[try row[PostgresTaskRow.columnCount].decode(Int.self)] = .success(task)
+                    counts.move(task.queue, from: .running, to: .succeeded)
+                }
+            }
+            for (index, outcome) in outcomes.enumerated() where recorded[index] == nil {
+                do {
+                    switch outcome {
+                    case .complete(let lease, let value):
+                        recorded[index] = .success(try await self.move(connection, lease.taskID, counts: &counts) {
+                            try $0.complete(lease, result: value, now: now)
+                        })
+                    case .fail(let lease, let failure):
+                        recorded[index] = .success(try await self.move(connection, lease.taskID, counts: &counts) {
+                            try $0.fail(lease, failure: failure, now: now, unit: units[index])
+                        })
+                    }
+                } catch let error as SluiceError where [.leaseLost, .notFound, .invalidTransition].contains(error.code) {
+                    recorded[index] = .failure(error)
+                }
+            }
+            var claimed: [[TaskRecord]] = []
+            for claim in claims { claimed.append(try await self.claim(connection, claim, now: Timestamp(now), counts: &counts)) }
+            try await counts.flush(connection, logger: self.logger)
+            return RecordResult(recorded: recorded.map { $0! }, claimed: claimed)
+        }
+        for case .success(let task) in result.recorded { _ = announce(task) }
+        return result
+    }
+
+    public func release(_ leases: [TaskLease]) async throws {
+        guard !leases.isEmpty else { return }
+        try await transaction { connection in
+            let now = try await self.now(connection)
+            var counts = CounterDeltas()
+            for lease in leases {
+                // A lease already lost (or a task gone) has nothing to hand back.
+                do {
+                    _ = try await self.move(connection, lease.taskID, counts: &counts) { try $0.release(lease, now: now) }
+                } catch let error as SluiceError where [.leaseLost, .notFound, .invalidTransition].contains(error.code) {
+                    continue
+                }
+            }
+            try await counts.flush(connection, logger: self.logger)
+        }
+    }
+
+    public func cancel(_ id: TaskID) async throws -> TaskRecord {
+        try await update(id) { task, now, _ in try task.requestCancel(now: now) }
+    }
+
+    public func retry(_ id: TaskID) async throws -> TaskRecord {
+        try await update(id) { task, now, _ in try task.retryByHand(now: now) }
+    }
+
+    public func stageDue(limit: Int) async throws -> Int {
+        let now = nowParameter
+        return try await transaction { connection in
+            var counts = CounterDeltas()
+            let staged = try await self.stageDue(connection, now: now, limit: limit, counts: &counts)
+            try await counts.flush(connection, logger: self.logger)
+            return staged
+        }
+    }
+
+    public func rescueExpiredLeases(limit: Int) async throws -> RescueReport {
+        let (report, finished) = try await transaction { connection in
+            let now = try await self.now(connection)
+            var counts = CounterDeltas()
+            var report = RescueReport()
+            var finished: [TaskRecord] = []
+            for var task in try await self.tasks(connection, SQL.expiredLeases, Binds(Timestamp(now), max(1, limit))) {
+                let before = task
+                try task.expireLease(now: now)
+                try await self.save(connection, task, replacing: before, counts: &counts)
+                if task.state.isFinal { finished.append(task) }
+                switch task.state {
+                case .queued: report.requeued.append(task.id)
+                case .failed: report.failed.append(task.id)
+                default: report.cancelled.append(task.id)
+                }
+            }
+            try await counts.flush(connection, logger: self.logger)
+            return (report, finished)
+        }
+        finished.forEach { _ = announce($0) }
+        return report
+    }
+
+    public func prune(finishedBefore retention: Duration, limit: Int) async throws -> Int {
+        let now = nowParameter
+        var total = 0
+        // Small transactions, so that pruning a large backlog never holds many row locks for long.
+        while total < limit {
+            let batch = min(500, limit - total)
+            let deleted = try await transaction { connection in
+                var counts = CounterDeltas()
+                let rows = try await self.rows(connection, SQL.prune, Binds(now, retention.microseconds, batch))
+                for row in rows {
+                    if let state = TaskState(rawValue: try row[1].decode(String.self)) { counts.add(try row[0].decode(String.self), state, -1) }
+                }
+                try await counts.flush(connection, logger: self.logger)
+                return rows.count
+            }
+            total += deleted
+            if deleted < batch { break }
+        }
+        return total
+    }
+
+    public func counts() async throws -> [QueueCounts] {
+        try await byQueue(SQL.counts)
+    }
+
+    /// Counts by queue and state taken from the tasks themselves (a full scan): for tests that
+    /// check the counters, never for a hot path.
+    public func recount() async throws -> [QueueCounts] {
+        try await byQueue(SQL.recount)
+    }
+
+    /// Refreshes the planner's statistics (autovacuum does too; maintenance calls this hourly).
+    public func optimize() async throws {
+        _ = try await connection { connection in try await self.rows(connection, SQL.analyze, Binds()) }
+    }
+
+    /// The statements that run on every claim, outcome, heartbeat, status read and maintenance
+    /// pass, with typical parameters: none may scan `tasks` (a test checks their plans).
+    var hotStatements: [(name: String, sql: String, binds: Binds)] {
+        get throws {
+            let id = "01JD0000000000000000000000", now = Timestamp(Date(microsecondsSince1970: 1_750_000_000_000_000))
+            return [
+                ("byID", SQL.byID, try Binds(id)),
+                ("byIDForUpdate", SQL.byIDForUpdate, try Binds(id)),
+                ("byIdempotencyKey", SQL.byIdempotencyKey, try Binds("default", "key")),
+                ("stage", SQL.stage, try Binds(now, 1000)),
+                ("claim", SQL.claim, try Binds(now, "w", 30_000_000, "default", 10)),
+                ("heartbeat", SQL.heartbeat, try Binds(now, 30_000_000, [id], ["w"], [Int64(1)])),
+                ("completeBatch", SQL.completeBatch, try Binds(now, [id], ["w"], [Int64(1)], ["null"], [Int64(0)])),
+                ("save", SQL.save, try Binds("queued", now, 1, 3, nil as String?, nil as String?, "[]", false, nil as Timestamp?,
+                                             nil as Timestamp?, nil as String?, nil as String?, nil as Timestamp?, nil as Int64?, id, "running", 1)),
+                ("expiredLeases", SQL.expiredLeases, try Binds(now, 1000)),
+                ("prune", SQL.prune, try Binds(now, 60_000_000, 500)),
+            ]
+        }
+    }
+
+    /// PostgreSQL's plan for `sql`, one line per node (for the test that forbids full scans).
+    func queryPlan(_ sql: String, _ binds: Binds) async throws -> [String] {
+        try await connection { connection in
+            try await self.rows(connection, "EXPLAIN " + sql, binds).map { try $0[0].decode(String.self) }
+        }
+    }
+
+    // MARK: - Internals
+
+    /// `now` for a statement: the configured clock's, or NULL, which the statement turns into the
+    /// database's `now()`.
+    var nowParameter: Timestamp? { configuration.clock.map { Timestamp($0.now()) } }
+
+    /// The current transaction's time: the configured clock's, or the database's `now()` (the
+    /// transaction's start, the same for every statement in it).
+    private func now(_ connection: PostgresConnection) async throws -> Date {
+        if let clock = configuration.clock { return clock.now().storedPrecision }
+        return try await rows(connection, SQL.now, Binds())[0][0].decode(Timestamp.self).date
+    }
+
+    private func byQueue(_ sql: String) async throws -> [QueueCounts] {
+        let rows = try await connection { connection in try await self.rows(connection, sql, Binds()) }
+        var byQueue: [String: [TaskState: Int]] = [:]
+        for row in rows {
+            if let state = TaskState(rawValue: try row[1].decode(String.self)) { byQueue[try row[0].decode(String.self), default: [:]][state] = try row[2].decode(Int.self) }
+        }
+        return byQueue.keys.sorted().map { QueueCounts(queue: $0, counts: byQueue[$0]!) }
+    }
+
+    /// Loads one task, applies a lifecycle move to it and writes it back, in one transaction.
+    private func update(_ id: TaskID, _ move: @escaping @Sendable (inout TaskRecord, Date, Double) throws -> Void) async throws -> TaskRecord {
+        let unit = configuration.unitRandom()
+        return announce(try await transaction { connection in
+            let now = try await self.now(connection)
+            var counts = CounterDeltas()
+            let task = try await self.move(connection, id, counts: &counts) { task in try move(&task, now, unit) }
+            try await counts.flush(connection, logger: self.logger)
+            return task
+        })
+    }
+
+    /// Loads a task locked (`FOR UPDATE`), applies a lifecycle move and writes it back if it
+    /// changed; inside the caller's transaction, so nothing else changes the row in between.
+    private func move(_ connection: PostgresConnection, _ id: TaskID, counts: inout CounterDeltas,
+                      _ move: (inout TaskRecord) throws -> Void) async throws -> TaskRecord {
+        guard var task = try await tasks(connection, SQL.byIDForUpdate, Binds(id.rawValue)).first else {
+            throw SluiceError(.notFound, "no task has id \(id)")
+        }
+        let before = task
+        try move(&task)
+        if task != before { try await save(connection, task, replacing: before, counts: &counts) }
+        return task
+    }
+
+    /// Writes a task's mutable columns, fenced on the state and attempt it was read with.
+    private func save(_ connection: PostgresConnection, _ task: TaskRecord, replacing before: TaskRecord, counts: inout CounterDeltas) async throws {
+        if task.state != before.state { try before.state.checkTransition(to: task.state, task: task.id) }
+        let changed = try await rows(connection, SQL.save, Binds(
+            task.state.rawValue, Timestamp(task.runAt), task.attempt, task.maxAttempts, task.result?.jsonText(), task.error,
+            PostgresTaskRow.encodeErrors(task.attemptErrors), task.cancelRequested, task.startedAt.map(Timestamp.init),
+            task.finishedAt.map(Timestamp.init), task.worker, task.lease?.owner, task.lease.map { Timestamp($0.expiresAt) },
+            task.lease?.token, task.id.rawValue, before.state.rawValue, before.attempt))
+        guard changed.count == 1 else { throw SluiceError(.storage, "task \(task.id) changed underneath its update") }
+        counts.move(task.queue, from: before.state, to: task.state)
+    }
+
+    /// Stages due tasks, then claims for `request`, inside the caller's transaction: one statement
+    /// per queue.
+    private func claim(_ connection: PostgresConnection, _ request: ClaimRequest, now: Timestamp?, counts: inout CounterDeltas) async throws -> [TaskRecord] {
+        guard request.limit > 0, !request.queues.isEmpty else { return [] }
+        // Due tasks are claimable on time, without waiting for the leader's stager.
+        try await stageDue(connection, now: now, limit: 1000, counts: &counts)
+        var claimed: [TaskRecord] = []
+        for queue in request.queues where claimed.count < request.limit {
+            let rows = try await tasks(connection, SQL.claim, Binds(
+                now, request.owner, request.leaseDuration.microseconds, queue, request.limit - claimed.count))
+            counts.move(queue, from: .queued, to: .running, rows.count)
+            // RETURNING gives no order: restore the claim order.
+            claimed += rows.sorted { ($0.priority, $1.runAt, $1.id) > ($1.priority, $0.runAt, $0.id) }
+        }
+        return claimed
+    }
+
+    /// Moves at most `limit` scheduled and retrying tasks whose time has come to `queued`.
+    @discardableResult
+    private func stageDue(_ connection: PostgresConnection, now: Timestamp?, limit: Int, counts: inout CounterDeltas) async throws -> Int {
+        let rows = try await rows(connection, SQL.stage, Binds(now, max(1, limit)))
+        for row in rows {
+            if let state = TaskState(rawValue: try row[1].decode(String.self)) { counts.move(try row[0].decode(String.self), from: state, to: .queued) }
+        }
+        return rows.count
+    }
+
+    /// Runs `body` on a pooled connection inside BEGIN … COMMIT; rolls back when it throws.
+    func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await mapErrors {
+            try await client.withConnection { connection in
+                try await connection.query("BEGIN", logger: logger)
+                do {
+                    let value = try await body(connection)
+                    try await connection.query("COMMIT", logger: logger)
+                    return value
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// Runs `body` on a pooled connection, each statement its own transaction.
+    func connection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await mapErrors { try await client.withConnection { connection in try await body(connection) } }
+    }
+
+    private func mapErrors<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as SluiceError {
+            throw error
+        } catch let error as PSQLError where error.code == .poolClosed || error.code == .clientClosedConnection {
+            throw SluiceError(.closed, "the store is closed")
+        } catch {
+            throw SluiceError(.storage, "\(location): \(PostgresErrors.describe(error))")
+        }
+    }
+
+    func rows(_ connection: PostgresConnection, _ sql: String, _ binds: Binds) async throws -> [PostgresRandomAccessRow] {
+        try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds.bindings), logger: logger).collect().map { $0.makeRandomAccess() }
+    }
+
+    private func tasks(_ connection: PostgresConnection, _ sql: String, _ binds: Binds) async throws -> [TaskRecord] {
+        try await rows(connection, sql, binds).map(PostgresTaskRow.decode)
+    }
+}
+
+extension Duration {
+    /// The duration in whole microseconds, rounded: how statements add durations to times.
+    var microseconds: Int64 { Int64((seconds * 1_000_000).rounded()) }
+}
+
+extension PostgresTaskStore {
+    /// Every statement the store runs, named. `$1` of a statement that takes `now` is either the
+    /// configured clock's time or NULL; `coalesce($1::timestamptz, now())` then takes the database's.
+    enum SQL {
+        static let now = "SELECT now()"
+        static let insert = """
+            INSERT INTO tasks (id, queue, kind, args, priority, state, run_at, max_attempts, timeout_ms,
+                               backoff_base_ms, backoff_cap_ms, idempotency_key, created_at)
+            VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+            """
+        static let byID = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = $1"
+        static let byIDForUpdate = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = $1 FOR UPDATE"
+        static let byIdempotencyKey = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.queue = $1 AND t.idempotency_key = $2"
+        /// Scheduled and retrying tasks whose time has come, oldest first (walks `tasks_due`);
+        /// rows another transaction holds are left for the next pass.
+        static let stage = """
+            WITH due AS (
+                SELECT id, state FROM tasks
+                WHERE state IN ('scheduled', 'retrying') AND run_at <= coalesce($1::timestamptz, now())
+                ORDER BY run_at LIMIT $2
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE tasks t SET state = 'queued' FROM due WHERE t.id = due.id
+            RETURNING t.queue, due.state
+            """
+        /// One statement per queue. The CTE walks `tasks_ready` in claim order, skips rows other
+        /// claimers hold, and stops at LIMIT (inside the CTE: outside it the planner may update
+        /// more rows than the limit). The token is drawn per row, positive and never 0.
+        static let claim = """
+            WITH ready AS (
+                SELECT id FROM tasks
+                WHERE state = 'queued' AND queue = $4
+                ORDER BY priority DESC, run_at, id
+                LIMIT $5
+                FOR UPDATE SKIP LOCKED
+            ), clock AS (SELECT coalesce($1::timestamptz, now()) AS now)
+            UPDATE tasks t
+            SET state = 'running', attempt = t.attempt + 1, started_at = clock.now, worker = $2, lease_owner = $2,
+                lease_expires_at = clock.now + $3::bigint * interval '1 microsecond',
+                lease_token = 1 + (random() * 9.2e18)::bigint
+            FROM ready, clock
+            WHERE t.id = ready.id
+            RETURNING \(PostgresTaskRow.columns)
+            """
+        /// Every lease of the batch renewed in one statement; a lease missing from the answer is lost.
+        static let heartbeat = """
+            UPDATE tasks t SET lease_expires_at = coalesce($1::timestamptz, now()) + $2::bigint * interval '1 microsecond'
+            FROM unnest($3::text[], $4::text[], $5::bigint[]) AS l(id, owner, token)
+            WHERE t.id = l.id AND t.state = 'running' AND t.lease_owner = l.owner AND t.lease_token = l.token
+            RETURNING t.id, t.cancel_requested
+            """
+        /// Every fast-path completion of a batch, fenced by owner and token; returns the outcome's
+        /// index (`ord`) after the task's columns.
+        static let completeBatch = """
+            UPDATE tasks t
+            SET state = 'succeeded', result = c.result::jsonb, error = NULL, finished_at = $1, lease_owner = NULL,
+                lease_expires_at = NULL, lease_token = NULL
+            FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[]) AS c(id, owner, token, result, ord)
+            WHERE t.id = c.id AND t.state = 'running' AND t.lease_owner = c.owner AND t.lease_token = c.token
+              AND NOT t.cancel_requested
+            RETURNING \(PostgresTaskRow.columns), c.ord
+            """
+        static let save = """
+            UPDATE tasks
+            SET state = $1, run_at = $2, attempt = $3, max_attempts = $4, result = $5::jsonb, error = $6,
+                attempt_errors = $7::jsonb, cancel_requested = $8, started_at = $9, finished_at = $10, worker = $11,
+                lease_owner = $12, lease_expires_at = $13, lease_token = $14
+            WHERE id = $15 AND state = $16 AND attempt = $17
+            RETURNING 1
+            """
+        /// Walks `tasks_leases`; rows another transaction holds are left for the next pass.
+        static let expiredLeases = """
+            SELECT \(PostgresTaskRow.columns) FROM tasks t
+            WHERE t.state = 'running' AND t.lease_expires_at < $1
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+            """
+        static let prune = """
+            WITH gone AS (
+                SELECT id FROM tasks
+                WHERE state IN ('succeeded', 'failed', 'cancelled')
+                  AND finished_at < coalesce($1::timestamptz, now()) - $2::bigint * interval '1 microsecond'
+                LIMIT $3
+                FOR UPDATE SKIP LOCKED
+            )
+            DELETE FROM tasks t USING gone WHERE t.id = gone.id
+            RETURNING t.queue, t.state
+            """
+        /// The counters, not the tasks: a few rows whatever the table's size.
+        static let counts = "SELECT queue, state, n FROM queue_counts WHERE n <> 0"
+        static let recount = "SELECT queue, state, count(*) FROM tasks GROUP BY queue, state"
+        /// One transaction's counter changes, in key order (see `CounterDeltas`).
+        static let addCounts = """
+            INSERT INTO queue_counts (queue, state, n)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) ORDER BY 1, 2
+            ON CONFLICT (queue, state) DO UPDATE SET n = queue_counts.n + excluded.n
+            """
+        static let analyze = "ANALYZE tasks, queue_counts"
+    }
+}

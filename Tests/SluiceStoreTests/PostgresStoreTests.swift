@@ -1,0 +1,197 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SluiceCore
+@testable import SluicePostgres
+import SluiceStore
+import SluiceTestSupport
+import Testing
+
+/// What only the PostgreSQL store has: its URL, its migrations, its connection errors, and claims
+/// from many connections at once. The conformance suite covers the rest.
+@Suite struct PostgresStoreTests {
+    /// Shows in the output, as cancelled with the reason, when the conformance suite left PostgreSQL out.
+    @Test func conformanceSuiteOnPostgreSQL() throws {
+        _ = try TestPostgres.configuration()
+        #expect(StoreKind.allCases.contains(.postgres))
+    }
+
+    @Test func embeddedMigrationsMatchTheFilesInMigrations() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("migrations").appendingPathComponent("postgres")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(!files.isEmpty)
+        let onDisk = try files.map { PostgresMigration(file: $0, sql: try String(contentsOf: folder.appendingPathComponent($0), encoding: .utf8)) }
+        #expect(PostgresMigration.embedded == onDisk, "run tools/embed-migrations after editing migrations/")
+        #expect(try PostgresMigrator(migrations: onDisk).latestVersion == files.count)
+    }
+
+    @Test func migrationsWithGapsOrDuplicatesAreRefused() {
+        let one = PostgresMigration(file: "0001_a.sql", sql: "CREATE TABLE a (x int)")
+        #expect(throws: SluiceError.self) { try PostgresMigrator(migrations: [one, PostgresMigration(file: "0003_c.sql", sql: "")]) }
+        #expect(throws: SluiceError.self) { try PostgresMigrator(migrations: [one, PostgresMigration(file: "0001_b.sql", sql: "")]) }
+    }
+
+    @Test func databaseURLs() throws {
+        let full = try PostgresStoreConfiguration(url: "postgres://ann:s%40cret@db.example:6543/queue?sslmode=require&search_path=jobs")
+        #expect(full.endpoint == .tcp(host: "db.example", port: 6543))
+        #expect(full.username == "ann" && full.password == "s@cret" && full.database == "queue")
+        #expect(full.tls == .require && full.schema == "jobs")
+        let plain = try PostgresStoreConfiguration(url: "postgresql://bob@localhost/app")
+        #expect(plain.endpoint == .tcp(host: "localhost", port: 5432) && plain.password == nil && plain.tls == .disable && plain.schema == nil)
+        let socket = try PostgresStoreConfiguration(url: "postgres://bob@/app?host=/var/run/postgresql")
+        #expect(socket.endpoint == .unixSocket(path: "/var/run/postgresql/.s.PGSQL.5432"))
+        let ipv6 = try PostgresStoreConfiguration(url: "postgres://bob@[::1]:5433/app")
+        #expect(ipv6.endpoint == .tcp(host: "::1", port: 5433) && ipv6.place == "[::1]:5433")
+        for wrong in ["mysql://a@b/c", "postgres://b:5432/c", "postgres://a@b:5432", "postgres://a@b:5432/c?sslmode=maybe", "not a url"] {
+            let error = #expect(throws: SluiceError.self, "\(wrong)") { try PostgresStoreConfiguration(url: wrong) }
+            #expect(error?.field == "database")
+        }
+        // The password never appears in the message.
+        let error = #expect(throws: SluiceError.self) { try PostgresStoreConfiguration(url: "mysql://a:hunter2@b/c") }
+        #expect(error?.message.contains("hunter2") == false)
+    }
+
+    @Test func anUnreachableServerIsOneErrorNamingHostAndPort() async throws {
+        // A port nobody listens on: bound and closed again.
+        let port = try closedPort()
+        var configuration = try PostgresStoreConfiguration(url: "postgres://sluice:x@127.0.0.1:\(port)/postgres")
+        configuration.connectTimeout = .seconds(3)
+        let error = await #expect(throws: SluiceError.self) {
+            try await PostgresTaskStore.withStore(configuration) { _ in }
+        }
+        #expect(error?.message.contains("127.0.0.1:\(port)") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("cannot reach PostgreSQL") == true, "\(error?.message ?? "")")
+    }
+
+    @Test func aRefusedLoginSaysSo() async throws {
+        var configuration = try TestPostgres.configuration()
+        configuration.password = "certainly-not-the-password"
+        let error = await #expect(throws: SluiceError.self) {
+            try await PostgresTaskStore.withStore(configuration) { _ in }
+        }
+        #expect(error?.message.contains("refused the login of user \(configuration.username)") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains(configuration.place) == true)
+    }
+
+    @Test func migrateOnceEvenWhenFourProcessesOpenAtOnce() async throws {
+        try await TestPostgres.withSchema { configuration in
+            let reports = try await withThrowingTaskGroup(of: PostgresMigrator.Report?.self) { group in
+                for _ in 0..<4 { group.addTask { try await PostgresTaskStore.withStore(configuration) { $0.migration } } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let applied = reports.compactMap { $0 }.flatMap(\.applied)
+            #expect(applied == PostgresMigration.embedded.map(\.name), "each migration applied exactly once")
+            let again = try await PostgresTaskStore.withStore(configuration) { $0.migration }
+            #expect(again?.applied == [] && again?.to == PostgresMigration.embedded.count)
+            // Lock waits are bounded as the store says (heartbeats must not outlast leases).
+            let lockTimeout = try await PostgresTaskStore.withStore(configuration) { store in
+                try await store.connection { connection in
+                    try await connection.query("SHOW lock_timeout", logger: Logger(label: "sluice.test")).collect()[0].decode(String.self)
+                }
+            }
+            #expect(lockTimeout == "10s")
+        }
+    }
+
+    @Test func aNewerOrEditedSchemaIsRefusedUntouched() async throws {
+        try await TestPostgres.withSchema { configuration in
+            _ = try await PostgresTaskStore.withStore(configuration) { _ in }
+            let qualified = "\(configuration.schema!).sluice_migrations"
+            // Edited: the recorded checksum differs from this binary's.
+            try await TestPostgres.execute(configuration, "UPDATE \(qualified) SET checksum = 'abc' WHERE version = 1")
+            let edited = await #expect(throws: SluiceError.self) { try await PostgresTaskStore.withStore(configuration) { _ in } }
+            #expect(edited?.code == .incompatibleDatabase && edited?.message.contains("applied with other text") == true)
+            try await TestPostgres.execute(configuration, "UPDATE \(qualified) SET checksum = '\(PostgresMigration.embedded[0].checksum)' WHERE version = 1")
+            // Newer: a version this binary does not know.
+            let next = PostgresMigration.embedded.count + 1
+            try await TestPostgres.execute(configuration, "INSERT INTO \(qualified) VALUES (\(next), 'future', now(), 'f')")
+            let newer = await #expect(throws: SluiceError.self) { try await PostgresTaskStore.withStore(configuration) { _ in } }
+            #expect(newer?.code == .incompatibleDatabase && newer?.message.contains("schema version \(next)") == true)
+        }
+    }
+
+    /// Eight connections claiming from one queue at once: every task is claimed exactly once.
+    @Test func eightConnectionsClaimEachTaskOnce() async throws {
+        let taskCount = 2000
+        try await TestPostgres.withSchema { base in
+            var configuration = base
+            configuration.maximumConnections = 8
+            try await PostgresTaskStore.withStore(configuration) { store in
+                let ids = Set(try await store.enqueue(batch: (0..<taskCount).map { EnqueueRequest(kind: "k", args: ["i": .int(Int64($0))]) }).map(\.task.id))
+                let claims = try await withThrowingTaskGroup(of: [TaskID].self) { group in
+                    for n in 0..<8 {
+                        group.addTask {
+                            var mine: [TaskID] = []
+                            while true {
+                                let batch = try await store.claim(queues: ["default"], limit: 7, owner: "conn-\(n)", leaseDuration: .seconds(60))
+                                if batch.isEmpty { return mine }
+                                mine += batch.map(\.id)
+                                _ = try await store.record(batch.map { .complete($0.lease!, nil) }, thenClaim: [])
+                            }
+                        }
+                    }
+                    return try await group.reduce(into: [[TaskID]]()) { $0.append($1) }
+                }
+                let all = claims.flatMap { $0 }
+                #expect(all.count == taskCount, "claimed \(all.count) times for \(taskCount) tasks")
+                #expect(Set(all) == ids)
+                #expect(claims.filter { !$0.isEmpty }.count > 1, "only one connection ever got work")
+                #expect(try await store.counts() == [QueueCounts(queue: "default", counts: [.succeeded: taskCount])])
+                #expect(try await store.recount() == store.counts())
+                let page = try await store.list(TaskFilter(), limit: taskCount, after: nil)
+                #expect(page.tasks.allSatisfy { $0.attempt == 1 && $0.state == .succeeded })
+            }
+        }
+    }
+
+    /// After ANALYZE on a populated schema, no hot statement plans a sequential scan of tasks.
+    @Test func noHotStatementScansTheTasksTable() async throws {
+        try await TestPostgres.withSchema { configuration in
+            try await PostgresTaskStore.withStore(configuration) { store in
+                _ = try await store.enqueue(batch: (0..<3000).map { i in
+                    EnqueueRequest(kind: "k", queue: ["default", "mail", "video"][i % 3], priority: i % 5, idempotencyKey: "key-\(i)")
+                })
+                let held = try await store.claim(queues: ["default", "mail"], limit: 1000, owner: "w", leaseDuration: .seconds(60))
+                _ = try await store.record(held.prefix(600).map { .complete($0.lease!, nil) }, thenClaim: [])
+                try await store.optimize()
+                for statement in try store.hotStatements {
+                    let plan = try await store.queryPlan(statement.sql, statement.binds)
+                    #expect(!plan.contains { $0.contains("Seq Scan on tasks") }, "\(statement.name): \(plan.joined(separator: "\n"))")
+                }
+            }
+        }
+    }
+
+    func closedPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try withUnsafeMutablePointer(to: &address) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                guard bind(fd, raw, length) == 0, getsockname(fd, raw, &length) == 0 else { throw SluiceError(.storage, "no free port") }
+            }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+@Suite struct PostgresMigrationTextTests {
+    @Test func statementsAreSplitAtSemicolonsOutsideQuotesAndComments() {
+        let migration = PostgresMigration(file: "0001_x.sql", sql: """
+            -- a comment; with a semicolon
+            CREATE TABLE a (x text DEFAULT ';'); -- trailing
+            COMMENT ON TABLE a IS 'it''s; fine';
+            CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql;
+            """)
+        #expect(migration.statements == [
+            "CREATE TABLE a (x text DEFAULT ';')",
+            "COMMENT ON TABLE a IS 'it''s; fine'",
+            "CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql",
+        ])
+    }
+}
