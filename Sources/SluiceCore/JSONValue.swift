@@ -136,13 +136,48 @@ public enum JSONValue: Sendable, Hashable, Codable {
         out.append(UInt8(ascii: "\""))
     }
 
-    /// Parses JSON text.
+    /// Parses JSON text, keeping numbers as written (see `init(parsing:)`).
     public init(jsonText: String) throws {
         switch jsonText {
         case "null": self = .null
         case "{}": self = [:]
         case "[]": self = []
-        default: self = try JSONCoders.decoder.decode(JSONValue.self, from: Data(jsonText.utf8))
+        default: self = try JSONValue(parsing: Data(jsonText.utf8))
+        }
+    }
+
+    /// Parses JSON, keeping numbers as written: `3.0` stays a double and `3` an int. (Foundation's
+    /// `JSONDecoder` reads `3.0` as an int when asked for one first, so a task's args would come
+    /// back from one store as `3` and from another as `3.0`.) Malformed input throws the decoder's
+    /// error, which says where.
+    public init(parsing data: Data) throws {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            // The decoder's message names the position; it fails on the same input.
+            self = try JSONCoders.decoder.decode(JSONValue.self, from: data)
+            return
+        }
+        self = try JSONValue(foundation: object)
+    }
+
+    private init(foundation object: Any) throws {
+        switch object {
+        case is NSNull: self = .null
+        case let number as NSNumber:
+            // JSONSerialization keeps the kind in the number's type code: c is a boolean, d a number
+            // written with a fraction or exponent, Q an integer beyond Int64.
+            switch String(cString: number.objCType) {
+            case "c", "B": self = .bool(number.boolValue)
+            case "d", "f": self = .double(number.doubleValue)
+            case "Q" where number.uint64Value > UInt64(Int64.max): self = .double(number.doubleValue)
+            default: self = .int(number.int64Value)
+            }
+        case let string as String: self = .string(string)
+        case let items as [Any]: self = .array(try items.map(JSONValue.init(foundation:)))
+        case let members as [String: Any]: self = .object(try members.mapValues(JSONValue.init(foundation:)))
+        default: throw SluiceError(.invalidArgument, "a JSON value of an unknown kind: \(type(of: object))")
         }
     }
 }

@@ -19,7 +19,7 @@ extension SluiceAPI {
         let data = Data(buffer: buffer)
         do {
             // Depth-first parsing of hostile nesting is bounded by the body limit and the parser's own limit.
-            return try JSONCoders.decoder.decode(JSONValue.self, from: data)
+            return try JSONValue(parsing: data)
         } catch {
             throw APIError(.badRequest, "malformed_json", "the body is not valid JSON: \(Self.describe(error))")
         }

@@ -513,4 +513,19 @@ import Testing
             #expect(try await directory.acquireLeadership("maintenance", owner: "a", for: .seconds(15)))
         }
     }
+
+    @Test(arguments: StoreKind.allCases)
+    func argsAndResultsComeBackAsTheyWereGiven(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            let args: JSONValue = ["whole": 3.0, "int": 3, "big": .int(Int64.max), "neg": -0.5, "flag": true, "zero": 0,
+                                   "list": [1, 1.0, false, nil, "1"], "nested": ["e": 0.25]]
+            let id = try await store.enqueue(EnqueueRequest(kind: "k", args: args)).task.id
+            #expect(try await store.require(id).args == args)
+            let task = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: lease)[0]
+            #expect(task.args == args)
+            let done = try await store.complete(task.lease!, result: ["ratio": 2.0, "n": 2])
+            #expect(done.result == ["ratio": 2.0, "n": 2])
+            #expect(try await store.require(id).result == ["ratio": 2.0, "n": 2])
+        }
+    }
 }
