@@ -97,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool", "SluiceHTTP", "SluiceClient",
+                "SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePostgres", "SluicePool", "SluiceHTTP", "SluiceClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

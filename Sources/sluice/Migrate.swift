@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SluiceCore
+import SluicePostgres
 import SluiceSQLite
 
 /// `sluice migrate`: create or upgrade a database's schema.
@@ -14,19 +15,27 @@ struct Migrate: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "Path of the SQLite database file (created when missing).")
-    var db: String = "./sluice.db"
+    @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
         do {
             // Opening the store is what migrates: the same refusals, pragmas and order as every command.
-            guard let report = try SQLiteTaskStore(SQLiteStoreConfiguration(path: db)).migration else { return }
-            if report.applied.isEmpty {
-                print("\(db): schema is up to date at version \(report.to)")
-            } else {
-                print("\(db): applied \(report.applied.joined(separator: ", ")); schema now at version \(report.to)")
+            let (applied, version, location): ([String], Int, String)
+            switch try database.target() {
+            case .sqlite(let path):
+                guard let report = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path)).migration else { return }
+                (applied, version, location) = (report.applied, report.to, path)
+            case .postgres(let configuration):
+                (applied, version, location) = try await PostgresTaskStore.withStore(configuration) { store in
+                    (store.migration?.applied ?? [], store.migration?.to ?? 0, store.location)
+                }
             }
-        } catch {
+            if applied.isEmpty {
+                print("\(location): schema is up to date at version \(version)")
+            } else {
+                print("\(location): applied \(applied.joined(separator: ", ")); schema now at version \(version)")
+            }
+        } catch let error as SluiceError {
             throw failure(error.message)
         }
     }

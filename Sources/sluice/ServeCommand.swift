@@ -14,9 +14,9 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the HTTP API and an in-process worker pool on a Sluice database.",
         discussion: """
-            With no options: ./sluice.db, http://127.0.0.1:8000, and a pool named default draining the \
+            With no options: ./sluice.db (--database postgres://… for PostgreSQL), http://127.0.0.1:8000, and a pool named default draining the \
             default queue with \(PoolConfiguration.defaultConcurrency) threads. Every option has an environment \
-            equivalent (SLUICE_HOST, SLUICE_PORT, SLUICE_DB, SLUICE_CONCURRENCY, SLUICE_TOKEN with \
+            equivalent (SLUICE_HOST, SLUICE_PORT, SLUICE_DB, SLUICE_DATABASE_URL, SLUICE_CONCURRENCY, SLUICE_TOKEN with \
             comma-separated tokens, SLUICE_SYNC, SLUICE_PUBLIC_HOST); a flag wins over the environment. \
             Without a token the server binds only to a loopback address. Requests from web pages of \
             another origin, and requests whose Host is not a name of this server (see --public-host), \
@@ -31,8 +31,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on; 0 picks a free one (SLUICE_PORT; default 8000).")
     var port: Int?
 
-    @Option(help: "Path of the SQLite database file (SLUICE_DB; default ./sluice.db).")
-    var db: String?
+    @OptionGroup var database: DatabaseOptions
 
     @OptionGroup var poolOptions: PoolOptions
 
@@ -77,8 +76,27 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         let logger = try bootstrapLogging(logLevel)
+        let target: DatabaseOptions.Target
+        let options: WorkerOptions
+        do {
+            target = try database.target(environment: env)
+            options = try poolOptions.workerOptions(grace: grace)
+        } catch let error as SluiceError {
+            throw failure(error.message)
+        }
+        do {
+            try await withStore(target, sync: sync ?? env["SLUICE_SYNC"] ?? "full", lease: options.leaseDuration, logger: logger) { store, location in
+                try await serve(store: store, location: location, options: options, logger: logger)
+            }
+        } catch let error as SluiceError {
+            throw failure(error.message)
+        }
+    }
+
+    /// Serves the API (and the pool, unless --no-pool) on an open store.
+    func serve(store: any Worker.Store, location: String, options: WorkerOptions, logger: Logger) async throws {
+        let env = ProcessInfo.processInfo.environment
         let host = host ?? env["SLUICE_HOST"] ?? "127.0.0.1"
-        let db = db ?? env["SLUICE_DB"] ?? "./sluice.db"
         let api: SluiceAPI
         let worker: Worker?
         let port: Int
@@ -107,8 +125,6 @@ struct ServeCommand: AsyncParsableCommand {
             }
             // Before anything makes a metric: one made earlier (a pool's counters) would stay a no-op.
             let prometheus = SluiceMetricsFactory.bootstrapped
-            let options = try poolOptions.workerOptions(grace: grace)
-            let store = try openStore(db, sync: sync ?? env["SLUICE_SYNC"] ?? "full", lease: options.leaseDuration)
             let registry = HandlerRegistry.builtin(allowExec: try poolOptions.allowedPrograms())
             let memory = MemoryTaskStore(finishedLimit: memoryLimit)
             worker = noPool ? nil : try Worker(store: store, ephemeral: memory, pools: pools, registry: registry, options: options, logger: logger)
@@ -136,7 +152,7 @@ struct ServeCommand: AsyncParsableCommand {
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? port
                 // Tests and scripts read this line to find a port picked with --port 0.
-                let line = "sluice: listening on http://\(host):\(bound) (db \(db)\(tokens.isEmpty ? "" : ", token required"))\n"
+                let line = "sluice: listening on http://\(host):\(bound) (db \(location)\(tokens.isEmpty ? "" : ", token required"))\n"
                 FileHandle.standardOutput.write(Data(line.utf8))
             },
             logger: logger)

@@ -15,13 +15,15 @@ struct WorkerCommand: AsyncParsableCommand {
         commandName: "worker",
         abstract: "Run worker pools that drain durable tasks from a Sluice database.",
         discussion: """
-            Runs beside `sluice serve` (or other workers) on the same SQLite file. Each pool claims only \
+            Runs beside `sluice serve` (or other workers) on the same SQLite file, or on the same \
+            PostgreSQL database from any number of hosts (--database postgres://…). Each pool claims only \
             as many tasks as it has free slots. SIGTERM or SIGINT stops claiming, hands unstarted tasks \
             back, and lets running tasks finish for --grace seconds; a second signal exits at once \
             (the tasks' leases then expire and another process retries them).
 
             With --metrics-port, the worker also serves GET /metrics for Prometheus (on 127.0.0.1 unless \
-            --host says otherwise). The database is --db, else SLUICE_DB, else ./sluice.db.
+            --host says otherwise). The database is --db or --database, else SLUICE_DATABASE_URL, else \
+            SLUICE_DB, else ./sluice.db.
 
             Examples:
               sluice worker --concurrency 50
@@ -29,8 +31,7 @@ struct WorkerCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Path of the SQLite database file (SLUICE_DB; default ./sluice.db).")
-    var db: String?
+    @OptionGroup var database: DatabaseOptions
 
     @OptionGroup var poolOptions: PoolOptions
 
@@ -52,7 +53,25 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = try bootstrapLogging(logLevel)
         // The same database as `sluice serve` started with the same environment; a flag wins.
-        let db = db ?? ProcessInfo.processInfo.environment["SLUICE_DB"] ?? "./sluice.db"
+        let target: DatabaseOptions.Target
+        let options: WorkerOptions
+        do {
+            target = try database.target()
+            options = try poolOptions.workerOptions(grace: grace)
+        } catch let error as SluiceError {
+            throw failure(error.message)
+        }
+        do {
+            try await withStore(target, sync: sync, lease: options.leaseDuration, logger: logger) { store, location in
+                try await work(store: store, location: location, options: options, logger: logger)
+            }
+        } catch let error as SluiceError {
+            throw failure(error.message)
+        }
+    }
+
+    /// Runs the pools (and the metrics listener) on an open store.
+    func work(store: any Worker.Store, location: String, options: WorkerOptions, logger: Logger) async throws {
         let worker: Worker
         var metrics: MetricsEndpoint?
         do {
@@ -61,15 +80,13 @@ struct WorkerCommand: AsyncParsableCommand {
             }
             // Before the worker makes its pools: a metric made before this would stay a no-op.
             let registry = metricsPort.map { _ in SluiceMetricsFactory.bootstrapped }
-            let options = try poolOptions.workerOptions(grace: grace)
-            let store = try openStore(db, sync: sync, lease: options.leaseDuration)
             worker = try Worker(store: store, pools: try poolOptions.configurations(),
                                 registry: .builtin(allowExec: try poolOptions.allowedPrograms()), options: options, logger: logger)
             metrics = registry.map { MetricsEndpoint(registry: $0, store: store, worker: worker) }
         } catch let error as SluiceError {
             throw failure(error.message)
         }
-        logger.info("worker \(worker.id) on \(db)")
+        logger.info("worker \(worker.id) on \(location)")
         var services: [any Service] = []
         if let metrics, let metricsPort {
             let host = self.host

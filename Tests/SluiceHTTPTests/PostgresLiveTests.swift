@@ -1,0 +1,70 @@
+import Foundation
+import SluiceClient
+import SluiceCore
+import SluiceTestSupport
+import Testing
+
+/// `sluice serve` and `sluice worker` on one PostgreSQL database, as a team past one host runs them
+/// (`--database postgres://…`): the built binaries, over HTTP. Each test takes a schema of its own.
+@Suite(.serialized) struct PostgresLiveTests {
+    static let url = ProcessInfo.processInfo.environment["SLUICE_TEST_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+
+    /// The test server's URL with a fresh schema (the store creates it).
+    func databaseURL() throws -> String {
+        guard let url = Self.url else {
+            let message = "SKIPPED: PostgreSQL tests need SLUICE_TEST_DATABASE_URL (tools/dev/postgres start prints one)"
+            FileHandle.standardError.write(Data("\n*** \(message) ***\n\n".utf8))
+            try Test.cancel(Comment(rawValue: message))
+        }
+        let schema = "live_\(UInt32.random(in: 0 ... .max))"
+        return url + (url.contains("?") ? "&" : "?") + "search_path=\(schema)"
+    }
+
+    @Test func serveAndAWorkerShareOnePostgreSQLQueue() async throws {
+        let database = try databaseURL()
+        let serve = try ChildProcess("sluice", ["serve", "--port", "0", "--database", database, "--concurrency", "2", "--log-level", "warning"])
+        defer { serve.kill9() }
+        let line = try #require(serve.line(startingWith: "sluice: listening on "))
+        #expect(line.contains("PostgreSQL database"))
+        let address = try #require(line.split(separator: " ").dropFirst(3).first.flatMap { URL(string: String($0)) })
+        let client = SluiceClient(baseURL: address)
+        let worker = try ChildProcess("sluice", ["worker", "--database", database, "--concurrency", "4", "--log-level", "warning"])
+        defer { worker.kill9() }
+        func workerCount() async -> Int {
+            guard case .array(let workers)? = try? await client.send("GET", "/v1/workers").body["workers"] else { return 0 }
+            return workers.count
+        }
+        #expect(await eventually { await workerCount() == 2 })
+
+        var ids: [String] = []
+        for n in 0..<40 {
+            let task = try await client.send("POST", "/v1/tasks", body: ["kind": "sleep", "args": ["seconds": 0.05, "n": .int(Int64(n))]]).body
+            ids.append(try #require(task["id"]?.stringValue))
+        }
+        var workers = Set<String>()
+        for id in ids {
+            let done = try await client.task(id, wait: 30)
+            #expect(done["state"] == "succeeded")
+            if let ran = done["worker"]?.stringValue { workers.insert(ran) }
+        }
+        // Both processes took tasks from the one queue.
+        #expect(workers.count == 2, "tasks ran in \(workers)")
+        let counts = try await client.send("GET", "/v1/queues").body["durable"]?[0]?["counts"]
+        #expect(counts?["succeeded"] == 40)
+
+        kill(worker.process.processIdentifier, SIGTERM)
+        #expect(worker.wait() == 0)
+        kill(serve.process.processIdentifier, SIGTERM)
+        #expect(serve.wait() == 0)
+    }
+
+    @Test func anUnreachableServerIsOneClearLineAndANonZeroExit() throws {
+        // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+        let port = 1
+        let child = try ChildProcess("sluice", ["worker", "--database", "postgres://sluice:x@127.0.0.1:\(port)/sluice"], captureError: true)
+        #expect(child.wait() != 0)
+        let message = child.errorOutput()
+        #expect(message.hasPrefix("error: ") && message.split(separator: "\n").count == 1, "\(message)")
+        #expect(message.contains("127.0.0.1:\(port)"), "\(message)")
+    }
+}
