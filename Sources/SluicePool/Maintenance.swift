@@ -12,11 +12,11 @@ struct Maintenance {
     func run(until stopped: @Sendable () -> Bool) async {
         let options = worker.options
         let chores: [any Chore] = [
-            Rescuer(store: worker.store, every: options.rescueInterval, logger: worker.logger),
-            Stager(store: worker.store, every: options.stageInterval, logger: worker.logger),
-            Optimizer(store: worker.store, every: .seconds(3600), logger: worker.logger),
-        ] + (options.retention.map { [Pruner(store: worker.store, retention: $0, every: options.pruneInterval, limit: options.pruneLimit, logger: worker.logger)] } ?? [])
-        let local = worker.ephemeral.map { Rescuer(store: $0, every: options.rescueInterval, logger: worker.logger) }
+            Rescuer(store: worker.store, interval: options.rescueInterval, logger: worker.logger),
+            Stager(store: worker.store, interval: options.stageInterval, logger: worker.logger),
+            Optimizer(store: worker.store, interval: .seconds(3600), logger: worker.logger),
+        ] + (options.retention.map { [Pruner(store: worker.store, retention: $0, interval: options.pruneInterval, limit: options.pruneLimit, logger: worker.logger)] } ?? [])
+        let local = worker.ephemeral.map { Rescuer(store: $0, interval: options.rescueInterval, logger: worker.logger) }
         var last: [ContinuousClock.Instant?] = Array(repeating: nil, count: chores.count)
         var lastLocal: ContinuousClock.Instant?
         while !stopped() {

@@ -8,12 +8,6 @@ struct Optimizer: Chore {
     let interval: Duration
     let logger: Logger
 
-    init(store: any TaskStore, every interval: Duration, logger: Logger) {
-        self.store = store
-        self.interval = interval
-        self.logger = logger
-    }
-
     func tick() async {
         do { try await store.optimize() } catch { logger.warning("refreshing the planner's statistics failed: \(error)") }
     }

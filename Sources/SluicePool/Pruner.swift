@@ -11,14 +11,6 @@ struct Pruner: Chore {
     let limit: Int
     let logger: Logger
 
-    init(store: any TaskStore, retention: Duration, every interval: Duration, limit: Int, logger: Logger) {
-        self.store = store
-        self.retention = retention
-        self.interval = interval
-        self.limit = limit
-        self.logger = logger
-    }
-
     func tick() async {
         do {
             let pruned = try await store.prune(finishedBefore: retention, limit: limit)

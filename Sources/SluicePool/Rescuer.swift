@@ -9,12 +9,6 @@ struct Rescuer: Chore {
     let interval: Duration
     let logger: Logger
 
-    init(store: any TaskStore, every interval: Duration, logger: Logger) {
-        self.store = store
-        self.interval = interval
-        self.logger = logger
-    }
-
     func tick() async {
         do {
             let report = try await store.rescueExpiredLeases(limit: 1000)

@@ -9,12 +9,6 @@ struct Stager: Chore {
     let interval: Duration
     let logger: Logger
 
-    init(store: any TaskStore, every interval: Duration, logger: Logger) {
-        self.store = store
-        self.interval = interval
-        self.logger = logger
-    }
-
     func tick() async {
         do { _ = try await store.stageDue(limit: 1000) } catch { logger.warning("staging due tasks failed: \(error)") }
     }

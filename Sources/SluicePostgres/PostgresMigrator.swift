@@ -2,21 +2,9 @@ import Foundation
 import Logging
 import PostgresNIO
 import SluiceCore
+import SluiceStore
 
-/// One numbered schema change, from `migrations/postgres/NNNN_name.sql`.
-public struct PostgresMigration: Sendable, Hashable {
-    public var version: Int
-    public var name: String
-    public var sql: String
-
-    /// FNV-1a (64 bits) of the text, in hex, as the SQLite store computes it: recorded when
-    /// applied, so an edited file is noticed.
-    public var checksum: String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in sql.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return String(hash, radix: 16)
-    }
-
+extension Migration {
     /// The file's statements one by one: postgres-nio speaks only the extended protocol, which
     /// takes one statement at a time. Splits at `;` outside quotes, identifiers, comments and
     /// dollar-quoted bodies; comments are dropped.
@@ -65,24 +53,16 @@ public struct PostgresMigration: Sendable, Hashable {
         flush()
         return statements
     }
-
-    /// A migration from its file name (`0001_schema.sql`) and text.
-    public init(file: String, sql: String) {
-        let stem = file.hasSuffix(".sql") ? String(file.dropLast(4)) : file
-        version = Int(stem.prefix { $0.isNumber }) ?? -1
-        name = stem
-        self.sql = sql
-    }
 }
 
 /// Applies PostgreSQL migrations in order, each in its own transaction together with its version
 /// row, under a transaction-scoped advisory lock (two processes starting at once apply each
 /// migration once); refuses a schema newer than this binary or built from edited migrations.
 public struct PostgresMigrator: Sendable {
-    public let migrations: [PostgresMigration]
+    public let migrations: [Migration]
 
     /// Checks the list: versions must run 1, 2, 3… with no gap or duplicate.
-    public init(migrations: [PostgresMigration] = PostgresMigration.embedded) throws(SluiceError) {
+    public init(migrations: [Migration] = Migration.postgres) throws(SluiceError) {
         for (index, migration) in migrations.enumerated() where migration.version != index + 1 {
             throw SluiceError(.incompatibleDatabase,
                 "migration \(migration.name) should be version \(index + 1): migrations must be numbered 0001, 0002… without gaps or duplicates")

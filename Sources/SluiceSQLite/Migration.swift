@@ -1,29 +1,7 @@
 import CSQLite
 import Foundation
 import SluiceCore
-
-/// One numbered schema change, from `migrations/sqlite/NNNN_name.sql`.
-public struct Migration: Sendable, Hashable {
-    public var version: Int
-    public var name: String
-    public var sql: String
-
-    /// FNV-1a (64 bits) of the text, in hex: recorded when applied, so an edited file is noticed.
-    public var checksum: String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in sql.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return String(hash, radix: 16)
-    }
-
-    /// A migration from its file name (`0001_tasks.sql`) and text.
-    public init(file: String, sql: String) {
-        let stem = file.hasSuffix(".sql") ? String(file.dropLast(4)) : file
-        let digits = stem.prefix { $0.isNumber }
-        version = Int(digits) ?? -1
-        name = stem
-        self.sql = sql
-    }
-}
+import SluiceStore
 
 /// Applies migrations in order, each in its own transaction together with its version row, and
 /// refuses databases it does not understand.
@@ -34,7 +12,7 @@ public struct Migrator: Sendable {
     public let migrations: [Migration]
 
     /// Checks the list: versions must run 1, 2, 3… with no gap or duplicate.
-    public init(migrations: [Migration] = Migration.embedded) throws {
+    public init(migrations: [Migration] = Migration.sqlite) throws {
         for (index, migration) in migrations.enumerated() where migration.version != index + 1 {
             throw SluiceError(.incompatibleDatabase,
                 "migration \(migration.name) should be version \(index + 1): migrations must be numbered 0001, 0002… without gaps or duplicates")

@@ -21,15 +21,15 @@ import Testing
             .deletingLastPathComponent().appendingPathComponent("migrations").appendingPathComponent("postgres")
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
         #expect(!files.isEmpty)
-        let onDisk = try files.map { PostgresMigration(file: $0, sql: try String(contentsOf: folder.appendingPathComponent($0), encoding: .utf8)) }
-        #expect(PostgresMigration.embedded == onDisk, "run tools/embed-migrations after editing migrations/")
+        let onDisk = try files.map { Migration(file: $0, sql: try String(contentsOf: folder.appendingPathComponent($0), encoding: .utf8)) }
+        #expect(Migration.postgres == onDisk, "run tools/embed-migrations after editing migrations/")
         #expect(try PostgresMigrator(migrations: onDisk).latestVersion == files.count)
     }
 
     @Test func migrationsWithGapsOrDuplicatesAreRefused() {
-        let one = PostgresMigration(file: "0001_a.sql", sql: "CREATE TABLE a (x int)")
-        #expect(throws: SluiceError.self) { try PostgresMigrator(migrations: [one, PostgresMigration(file: "0003_c.sql", sql: "")]) }
-        #expect(throws: SluiceError.self) { try PostgresMigrator(migrations: [one, PostgresMigration(file: "0001_b.sql", sql: "")]) }
+        let one = Migration(file: "0001_a.sql", sql: "CREATE TABLE a (x int)")
+        #expect(throws: SluiceError.self) { try PostgresMigrator(migrations: [one, Migration(file: "0003_c.sql", sql: "")]) }
+        #expect(throws: SluiceError.self) { try PostgresMigrator(migrations: [one, Migration(file: "0001_b.sql", sql: "")]) }
     }
 
     @Test func databaseURLs() throws {
@@ -81,9 +81,9 @@ import Testing
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             let applied = reports.compactMap { $0 }.flatMap(\.applied)
-            #expect(applied == PostgresMigration.embedded.map(\.name), "each migration applied exactly once")
+            #expect(applied == Migration.postgres.map(\.name), "each migration applied exactly once")
             let again = try await PostgresTaskStore.withStore(configuration) { $0.migration }
-            #expect(again?.applied == [] && again?.to == PostgresMigration.embedded.count)
+            #expect(again?.applied == [] && again?.to == Migration.postgres.count)
             // Lock waits are bounded as the store says (heartbeats must not outlast leases).
             let lockTimeout = try await PostgresTaskStore.withStore(configuration) { store in
                 try await store.connection { connection in
@@ -102,9 +102,9 @@ import Testing
             try await TestPostgres.execute(configuration, "UPDATE \(qualified) SET checksum = 'abc' WHERE version = 1")
             let edited = await #expect(throws: SluiceError.self) { try await PostgresTaskStore.withStore(configuration) { _ in } }
             #expect(edited?.code == .incompatibleDatabase && edited?.message.contains("applied with other text") == true)
-            try await TestPostgres.execute(configuration, "UPDATE \(qualified) SET checksum = '\(PostgresMigration.embedded[0].checksum)' WHERE version = 1")
+            try await TestPostgres.execute(configuration, "UPDATE \(qualified) SET checksum = '\(Migration.postgres[0].checksum)' WHERE version = 1")
             // Newer: a version this binary does not know.
-            let next = PostgresMigration.embedded.count + 1
+            let next = Migration.postgres.count + 1
             try await TestPostgres.execute(configuration, "INSERT INTO \(qualified) VALUES (\(next), 'future', now(), 'f')")
             let newer = await #expect(throws: SluiceError.self) { try await PostgresTaskStore.withStore(configuration) { _ in } }
             #expect(newer?.code == .incompatibleDatabase && newer?.message.contains("schema version \(next)") == true)
@@ -182,7 +182,7 @@ import Testing
 
 @Suite struct PostgresMigrationTextTests {
     @Test func statementsAreSplitAtSemicolonsOutsideQuotesAndComments() {
-        let migration = PostgresMigration(file: "0001_x.sql", sql: """
+        let migration = Migration(file: "0001_x.sql", sql: """
             -- a comment; with a semicolon
             CREATE TABLE a (x text DEFAULT ';'); -- trailing
             COMMENT ON TABLE a IS 'it''s; fine';

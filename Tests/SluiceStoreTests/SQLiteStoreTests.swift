@@ -21,7 +21,7 @@ import Testing
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
         #expect(!files.isEmpty)
         let onDisk = try files.map { Migration(file: $0, sql: try String(contentsOf: folder.appendingPathComponent($0), encoding: .utf8)) }
-        #expect(Migration.embedded == onDisk, "run tools/embed-migrations after editing migrations/")
+        #expect(Migration.sqlite == onDisk, "run tools/embed-migrations after editing migrations/")
         #expect(try Migrator(migrations: onDisk).latestVersion == files.count)
     }
 
@@ -37,7 +37,7 @@ import Testing
         let connection = try SQLiteConnection(path: dir.path("m.db"))
         let migrator = try Migrator()
         let first = try migrator.migrate(connection, now: Date())
-        #expect(first.from == 0 && first.to == migrator.latestVersion && first.applied == Migration.embedded.map(\.name))
+        #expect(first.from == 0 && first.to == migrator.latestVersion && first.applied == Migration.sqlite.map(\.name))
         let schema = try schemaText(connection)
         let second = try migrator.migrate(connection, now: Date())
         #expect(second.applied.isEmpty && second.to == migrator.latestVersion)
@@ -49,12 +49,12 @@ import Testing
         let dir = try TempDir()
         defer { dir.remove() }
         let connection = try SQLiteConnection(path: dir.path("m.db"))
-        let broken = try Migrator(migrations: Migration.embedded + [Migration(file: "\(String(format: "%04d", Migration.embedded.count + 1))_broken.sql",
+        let broken = try Migrator(migrations: Migration.sqlite + [Migration(file: "\(String(format: "%04d", Migration.sqlite.count + 1))_broken.sql",
                                                                                sql: "CREATE TABLE extra (x); SELECT nonsense FROM nowhere;")])
         let error = #expect(throws: SluiceError.self) { try broken.migrate(connection, now: Date()) }
         #expect(error?.message.contains("_broken") == true)
         #expect(try connection.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'extra'") == 0)
-        #expect(try Migrator().currentVersion(connection) == Migration.embedded.count)
+        #expect(try Migrator().currentVersion(connection) == Migration.sqlite.count)
     }
 
     @Test func newerSchemaIsRefusedUntouched() throws {
@@ -233,13 +233,13 @@ import Testing
         defer { dir.remove() }
         let path = dir.path("edited.db")
         _ = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
-        var edited = Migration.embedded
+        var edited = Migration.sqlite
         edited[1].sql += "\n-- an edit after release"
         let connection = try SQLiteConnection(path: path)
         let error = #expect(throws: SluiceError.self) { try Migrator(migrations: edited).check(connection) }
         #expect(error?.code == .incompatibleDatabase)
         #expect(error?.message.contains("0002_workers") == true)
         // The untouched list still opens it.
-        #expect(try Migrator().check(connection) == Migration.embedded.count)
+        #expect(try Migrator().check(connection) == Migration.sqlite.count)
     }
 }
