@@ -99,33 +99,48 @@ public final class PostgresTaskStore: TaskStore, Service {
 
     public func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult] {
         guard !requests.isEmpty else { return [] }
+        return announce(enqueued: try await transaction { connection in try await self.insert(requests, on: connection) })
+    }
+
+    /// Enqueues inside the caller's own transaction on `connection` (after its `BEGIN`), so that an
+    /// application's rows and its tasks commit or roll back together: the reason to keep a queue in
+    /// the application's database. Nothing is committed here. After committing, call
+    /// `announce(enqueued:)` with the result to wake this process's pools at once; other processes
+    /// find the tasks at their next poll. The connection's `search_path` must reach the store's
+    /// schema (`configuration.schema`, when set), as the store's own connections do.
+    public func enqueue(batch requests: [EnqueueRequest], in connection: PostgresConnection) async throws -> [EnqueueResult] {
+        guard !requests.isEmpty else { return [] }
+        return try await mapErrors { try await insert(requests, on: connection) }
+    }
+
+    /// Inserts tasks (or finds the live task an idempotency key names) and counts them, on a
+    /// connection inside a transaction.
+    private func insert(_ requests: [EnqueueRequest], on connection: PostgresConnection) async throws -> [EnqueueResult] {
         let ids = self.ids
-        return announce(enqueued: try await transaction { connection in
-            let now = try await self.now(connection)
-            for request in requests { try request.validate(now: now) }
-            var counts = CounterDeltas()
-            var results: [EnqueueResult] = []
-            for request in requests {
-                let task = TaskRecord(id: ids.next(), request: request, now: now)
-                let inserted = try await self.rows(connection, SQL.insert, Binds(
-                    task.id.rawValue, task.queue, task.kind, task.args.jsonText(), task.priority, task.state.rawValue,
-                    Timestamp(task.runAt), task.maxAttempts, task.timeout.milliseconds, task.retryPolicy.base.milliseconds,
-                    task.retryPolicy.cap.milliseconds, task.idempotencyKey, Timestamp(task.createdAt)))
-                if !inserted.isEmpty {
-                    counts.add(task.queue, task.state, 1)
-                    results.append(EnqueueResult(task: task, created: true))
-                    continue
-                }
-                guard let key = task.idempotencyKey,
-                      let existing = try await self.tasks(connection, SQL.byIdempotencyKey, Binds(task.queue, key)).first else {
-                    throw SluiceError(.storage, "task \(task.id) was not inserted and no idempotency key explains why")
-                }
-                try existing.checkReplay(of: request)
-                results.append(EnqueueResult(task: existing, created: false))
+        let now = try await self.now(connection)
+        for request in requests { try request.validate(now: now) }
+        var counts = CounterDeltas()
+        var results: [EnqueueResult] = []
+        for request in requests {
+            let task = TaskRecord(id: ids.next(), request: request, now: now)
+            let inserted = try await self.rows(connection, SQL.insert, Binds(
+                task.id.rawValue, task.queue, task.kind, task.args.jsonText(), task.priority, task.state.rawValue,
+                Timestamp(task.runAt), task.maxAttempts, task.timeout.milliseconds, task.retryPolicy.base.milliseconds,
+                task.retryPolicy.cap.milliseconds, task.idempotencyKey, Timestamp(task.createdAt)))
+            if !inserted.isEmpty {
+                counts.add(task.queue, task.state, 1)
+                results.append(EnqueueResult(task: task, created: true))
+                continue
             }
-            try await counts.flush(connection, logger: self.logger)
-            return results
-        })
+            guard let key = task.idempotencyKey,
+                  let existing = try await self.tasks(connection, SQL.byIdempotencyKey, Binds(task.queue, key)).first else {
+                throw SluiceError(.storage, "task \(task.id) was not inserted and no idempotency key explains why")
+            }
+            try existing.checkReplay(of: request)
+            results.append(EnqueueResult(task: existing, created: false))
+        }
+        try await counts.flush(connection, logger: self.logger)
+        return results
     }
 
     public func task(_ id: TaskID) async throws -> TaskRecord? {

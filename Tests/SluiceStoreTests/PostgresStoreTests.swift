@@ -195,3 +195,51 @@ import Testing
         ])
     }
 }
+
+/// The reason to keep a queue in PostgreSQL: an application's row and its task commit or roll back
+/// together, in the application's own transaction.
+@Suite struct PostgresTransactionalEnqueueTests {
+    @Test func tasksEnqueuedInTheCallersTransactionCommitAndRollBackWithIt() async throws {
+        try await TestPostgres.withSchema { configuration in
+            try await PostgresTaskStore.withStore(configuration) { store in
+                let logger = Logger(label: "sluice.test")
+                let app = try await PostgresConnection.connect(configuration: try configuration.connectionConfiguration(), id: 7, logger: logger)
+                do {
+                    try await enqueueWithTheApplication(store, app, logger)
+                    try await app.close()
+                } catch {
+                    try? await app.close()
+                    throw error
+                }
+            }
+        }
+    }
+
+    func enqueueWithTheApplication(_ store: PostgresTaskStore, _ app: PostgresConnection, _ logger: Logger) async throws {
+        try await app.query("CREATE TABLE orders (id int PRIMARY KEY)", logger: logger)
+        let order = EnqueueRequest(kind: "ship", args: ["order": 1])
+
+        // Rolled back: neither the order nor its task exists, and the counts never saw it.
+        try await app.query("BEGIN", logger: logger)
+        try await app.query("INSERT INTO orders VALUES (1)", logger: logger)
+        let lost = try await store.enqueue(batch: [order], in: app)
+        #expect(lost.count == 1 && lost[0].created)
+        #expect(try await store.task(lost[0].task.id) == nil, "not visible before the caller commits")
+        try await app.query("ROLLBACK", logger: logger)
+        #expect(try await store.task(lost[0].task.id) == nil)
+        #expect(try await store.counts().isEmpty)
+        let orders = try await app.query("SELECT count(*) FROM orders", logger: logger).collect()
+        #expect(try orders[0].decode(Int.self) == 0)
+
+        // Committed: both exist, and the task is claimable like any other.
+        try await app.query("BEGIN", logger: logger)
+        try await app.query("INSERT INTO orders VALUES (2)", logger: logger)
+        let kept = try await store.enqueue(batch: [EnqueueRequest(kind: "ship", args: ["order": 2])], in: app)
+        try await app.query("COMMIT", logger: logger)
+        _ = store.announce(enqueued: kept)
+        #expect(try await store.task(kept[0].task.id)?.state == .queued)
+        #expect(try await store.counts() == [QueueCounts(queue: "default", counts: [.queued: 1])])
+        let claimed = try await store.claim(queues: ["default"], limit: 5, owner: "w", leaseDuration: .seconds(30))
+        #expect(claimed.map(\.id) == [kept[0].task.id])
+    }
+}
