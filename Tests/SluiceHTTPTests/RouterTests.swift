@@ -195,8 +195,10 @@ import Testing
         try await Harness().test(pool: 4) { client, _ in
             let done = try await client.send(.post, "/v1/tasks?wait=10", #"{"kind":"sleep","args":{"seconds":0.2}}"#)
             #expect(done.status == .ok && done.json["state"] == "succeeded" && done.json["result"] == ["slept": 0.2])
+            // Not final within the wait: 202 with the state as it stands (queued or, usually, running
+            // already; a loaded machine may not have started it within 0.2 s).
             let pending = try await client.send(.post, "/v1/tasks?wait=0.2", #"{"kind":"sleep","args":{"seconds":5}}"#)
-            #expect(pending.status == .accepted && pending.json["state"] == "running")
+            #expect(pending.status == .accepted && (pending.json["state"] == "running" || pending.json["state"] == "queued"))
             let id = try #require(pending.json["id"]?.stringValue)
             let still = try await client.send(.get, "/v1/tasks/\(id)?wait=0.1")
             #expect(still.status == .accepted)
