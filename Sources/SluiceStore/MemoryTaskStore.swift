@@ -76,22 +76,27 @@ public final class MemoryTaskStore: TaskStore {
         let now = clock.now()
         for request in requests { try request.validate(now: now) }
         return announce(enqueued: try state.withLock { state in
-            // Checked first: a refused replay must leave the whole batch unstored.
-            for request in requests {
-                if let key = request.idempotencyKey, let existing = state.idempotency[IdempotencyKey(queue: request.queue, key: key)],
-                   let task = state.tasks[existing] { try task.checkReplay(of: request) }
-            }
-            return try requests.map { request in
-                if let key = request.idempotencyKey,
-                   let existing = state.idempotency[IdempotencyKey(queue: request.queue, key: key)],
-                   let task = state.tasks[existing] {
-                    try task.checkReplay(of: request)
-                    return EnqueueResult(task: task, created: false)
+            let tasks = requests.map { TaskRecord(id: ids.next(), request: $0, now: now) }
+            // Every replay is checked before anything is stored, against stored tasks and earlier
+            // ones of this batch: there is no transaction to roll a half-stored batch back.
+            var firstOfKey: [IdempotencyKey: TaskRecord] = [:]
+            for (request, task) in zip(requests, tasks) {
+                guard let key = request.idempotencyKey else { continue }
+                let slot = IdempotencyKey(queue: request.queue, key: key)
+                if let first = state.idempotency[slot].flatMap({ state.tasks[$0] }) ?? firstOfKey[slot] {
+                    try first.checkReplay(of: request)
+                } else {
+                    firstOfKey[slot] = task
                 }
-                let task = TaskRecord(id: ids.next(), request: request, now: now)
+            }
+            return tasks.map { task in
+                if let key = task.idempotencyKey, let existing = state.idempotency[IdempotencyKey(queue: task.queue, key: key)],
+                   let stored = state.tasks[existing] {
+                    return EnqueueResult(task: stored, created: false)
+                }
                 state.tasks[task.id] = task
-                if let key = request.idempotencyKey {
-                    state.idempotency[IdempotencyKey(queue: request.queue, key: key)] = task.id
+                if let key = task.idempotencyKey {
+                    state.idempotency[IdempotencyKey(queue: task.queue, key: key)] = task.id
                 }
                 Self.index(task, in: &state)
                 return EnqueueResult(task: task, created: true)

@@ -282,6 +282,13 @@ import Testing
                 #expect(error?.code == .idempotencyConflict && error?.field == "idempotency_key")
             }
             #expect(try await store.counts().contains { $0.queue == "fresh" } == false)
+            // Two requests of one batch with the same key and different args: refused, nothing stored.
+            let inBatch = await #expect(throws: SluiceError.self) {
+                try await store.enqueue(batch: [EnqueueRequest(kind: "k", queue: "twins", args: ["n": 1], idempotencyKey: "t"),
+                                                EnqueueRequest(kind: "k", queue: "twins", args: ["n": 2], idempotencyKey: "t")])
+            }
+            #expect(inBatch?.code == .idempotencyConflict)
+            #expect(try await store.counts().contains { $0.queue == "twins" } == false)
             let otherQueue = try await store.enqueue(EnqueueRequest(kind: "k", queue: "q2", idempotencyKey: "order-7"))
             #expect(otherQueue.created)
             // Within one batch too.
