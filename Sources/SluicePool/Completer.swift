@@ -15,7 +15,7 @@ struct Completer {
     /// (whose group commit may merge them), so the pools never wait for a commit to get work.
     static let inFlight = 4
 
-    func run(until stopped: @Sendable () -> Bool) async {
+    func run() async {
         let slots = FlushSlots(Self.inFlight)
         await withDiscardingTaskGroup { group in
             while let batch = await worker.outcomes.next(limit: Self.batchLimit) {

@@ -2,8 +2,8 @@
 struct DeadlineWatch {
     let pools: [Pool]
 
-    func run(until stopped: @Sendable () -> Bool) async {
-        while !stopped() {
+    func run() async {
+        while !Task.isCancelled {
             for pool in pools { pool.checkDeadlines() }
             try? await Task.sleep(for: .milliseconds(100))
         }

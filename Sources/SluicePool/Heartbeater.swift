@@ -8,10 +8,10 @@ import SluiceStore
 struct Heartbeater {
     let worker: Worker
 
-    func run(until stopped: @Sendable () -> Bool) async {
-        while !stopped() {
+    func run() async {
+        while !Task.isCancelled {
             try? await Task.sleep(for: worker.options.heartbeatInterval)
-            if stopped() { return }
+            if Task.isCancelled { return }
             await beat()
         }
     }

@@ -24,8 +24,8 @@ final class LeaderElector: Sendable {
 
     var isLeader: Bool { leading.load(ordering: .relaxed) }
 
-    func run(until stopped: @Sendable () -> Bool) async {
-        while !stopped() {
+    func run() async {
+        while !Task.isCancelled {
             await attempt()
             try? await Task.sleep(for: lease / 3)
         }

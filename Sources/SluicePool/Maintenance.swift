@@ -9,7 +9,7 @@ import SluiceStore
 struct Maintenance {
     let worker: Worker
 
-    func run(until stopped: @Sendable () -> Bool) async {
+    func run() async {
         let options = worker.options
         let chores: [any Chore] = [
             Rescuer(store: worker.store, interval: options.rescueInterval, logger: worker.logger),
@@ -19,7 +19,7 @@ struct Maintenance {
         let local = worker.ephemeral.map { Rescuer(store: $0, interval: options.rescueInterval, logger: worker.logger) }
         var last: [ContinuousClock.Instant?] = Array(repeating: nil, count: chores.count)
         var lastLocal: ContinuousClock.Instant?
-        while !stopped() {
+        while !Task.isCancelled {
             let now = ContinuousClock.now
             if let local, lastLocal.map({ now - $0 >= local.interval }) ?? true {
                 lastLocal = now

@@ -124,14 +124,17 @@ public final class Pool: @unchecked Sendable {
         return freeSlotsLocked
     }
 
-    private var freeSlotsLocked: Int { accepting ? max(0, target - busy - stuck - jobs.count - reserved) : 0 }
+    /// Slots no task holds, started or not; those reserved for a claim in flight among them.
+    private var unusedSlotsLocked: Int { accepting ? max(0, target - busy - stuck - jobs.count) : 0 }
 
-    /// Takes up to `limit` free slots for a claim about to be made, so that two claimers (the
-    /// fetcher and the completer) never claim the same slot. `submit` or `unreserve` gives them back.
-    func reserveSlots(limit: Int = .max) -> Int {
+    private var freeSlotsLocked: Int { max(0, unusedSlotsLocked - reserved) }
+
+    /// Takes every free slot for a claim about to be made, so that two claimers (the fetcher and
+    /// the completer) never claim the same slot. `submit` or `unreserve` gives them back.
+    func reserveSlots() -> Int {
         condition.lock()
         defer { condition.unlock() }
-        let n = min(limit, freeSlotsLocked)
+        let n = freeSlotsLocked
         reserved += n
         return n
     }
@@ -171,7 +174,7 @@ public final class Pool: @unchecked Sendable {
         return PoolCapacity(
             name: name, queues: queues, target: target, threads: threads, busy: busy, idle: idle, stuck: stuck,
             // Slots being claimed for are still free: a claim in flight is not work.
-            free: accepting ? max(0, target - busy - stuck - jobs.count) : 0, waiting: waiting, scheduled: scheduled, processed: processed, failed: failed,
+            free: unusedSlotsLocked, waiting: waiting, scheduled: scheduled, processed: processed, failed: failed,
             runTimeP50: runTimes.percentile(0.5), runTimeP99: runTimes.percentile(0.99), autoscale: autoscale)
     }
 

@@ -12,10 +12,10 @@ final class Registrar: Sendable {
 
     init(worker: Worker) { self.worker = worker }
 
-    func run(until stopped: @Sendable () -> Bool) async {
-        while !stopped() {
+    func run() async {
+        while !Task.isCancelled {
             try? await Task.sleep(for: worker.options.registrationInterval)
-            if stopped() { return }
+            if Task.isCancelled { return }
             await register()
         }
     }

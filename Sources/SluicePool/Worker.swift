@@ -144,24 +144,22 @@ public final class Worker: Service, Sendable {
         }
         let registrar = Registrar(worker: self)
         await registrar.register()
-        let roles = Roles()
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 // The completer outlives the others: it records the last outcomes of the drain.
-                group.addTask { await Completer(worker: self).run(until: roles.stopped) }
+                group.addTask { await Completer(worker: self).run() }
                 await withDiscardingTaskGroup { background in
-                    background.addTask { await Heartbeater(worker: self).run(until: roles.stopped) }
-                    background.addTask { await DeadlineWatch(pools: self.pools).run(until: roles.stopped) }
-                    background.addTask { await registrar.run(until: roles.stopped) }
-                    background.addTask { await self.elector.run(until: roles.stopped) }
-                    background.addTask { await Maintenance(worker: self).run(until: roles.stopped) }
+                    background.addTask { await Heartbeater(worker: self).run() }
+                    background.addTask { await DeadlineWatch(pools: self.pools).run() }
+                    background.addTask { await registrar.run() }
+                    background.addTask { await self.elector.run() }
+                    background.addTask { await Maintenance(worker: self).run() }
                     await withDiscardingTaskGroup { fetchers in
                         for pool in self.pools { fetchers.addTask { await Fetcher(pool: pool, worker: self).run { self.isStopping } } }
                     }
                     // Fetchers end only when shutting down.
                     await self.drain()
-                    roles.stop()
-                    // Wakes the roles from their sleeps at once.
+                    // The other roles stop here, woken from their sleeps at once.
                     background.cancelAll()
                 }
                 self.outcomes.close()
@@ -182,11 +180,6 @@ public final class Worker: Service, Sendable {
     }
 
     var isStopping: Bool { stopping.load(ordering: .relaxed) || Task.isCancelled }
-
-    /// Renews every lease this process holds and stops tasks that were cancelled or lost.
-    func heartbeat() async {
-        await Heartbeater(worker: self).beat()
-    }
 
     /// Graceful shutdown: hand back unstarted claims, let running tasks finish within the grace.
     private func drain() async {
@@ -209,13 +202,6 @@ public final class Worker: Service, Sendable {
             logger.warning("grace period over with tasks still running; their leases will expire and they will be retried")
         }
         // Renew once more so the last outcomes are accepted, then let the completer finish.
-        await heartbeat()
+        await Heartbeater(worker: self).beat()
     }
-}
-
-/// Tells the roles of one `Worker.run` when to stop (after the drain).
-final class Roles: Sendable {
-    private let flag = Atomic<Bool>(false)
-    func stop() { flag.store(true, ordering: .relaxed) }
-    var stopped: @Sendable () -> Bool { { self.flag.load(ordering: .relaxed) } }
 }
