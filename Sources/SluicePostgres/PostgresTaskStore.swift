@@ -119,7 +119,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         let ids = self.ids
         let now = try await self.now(connection)
         for request in requests { try request.validate(now: now) }
-        var counts = CounterDeltas()
+        var counts = CountDeltas()
         var results: [EnqueueResult] = []
         for request in requests {
             let task = TaskRecord(id: ids.next(), request: request, now: now)
@@ -176,7 +176,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         let request = ClaimRequest(queues: queues, limit: limit, owner: owner, leaseDuration: leaseDuration)
         let now = nowParameter
         return try await transaction { connection in
-            var counts = CounterDeltas()
+            var counts = CountDeltas()
             let claimed = try await self.claim(connection, request, now: now, counts: &counts)
             try await counts.flush(connection, logger: self.logger)
             return claimed
@@ -208,7 +208,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         let units = outcomes.map { _ in configuration.unitRandom() }
         let result = try await transaction { connection in
             let now = try await self.now(connection)
-            var counts = CounterDeltas()
+            var counts = CountDeltas()
             var recorded = [Result<TaskRecord, SluiceError>?](repeating: nil, count: outcomes.count)
             // The hot path: every completion of a task named once in the batch, in one fenced
             // UPDATE doing what `TaskRecord.complete` does when no cancel is pending. A refusal
@@ -258,7 +258,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         guard !leases.isEmpty else { return }
         try await transaction { connection in
             let now = try await self.now(connection)
-            var counts = CounterDeltas()
+            var counts = CountDeltas()
             for lease in leases {
                 // A lease already lost (or a task gone) has nothing to hand back.
                 do {
@@ -282,7 +282,7 @@ public final class PostgresTaskStore: TaskStore, Service {
     public func stageDue(limit: Int) async throws -> Int {
         let now = nowParameter
         return try await transaction { connection in
-            var counts = CounterDeltas()
+            var counts = CountDeltas()
             let staged = try await self.stageDue(connection, now: now, limit: limit, counts: &counts)
             try await counts.flush(connection, logger: self.logger)
             return staged
@@ -292,7 +292,7 @@ public final class PostgresTaskStore: TaskStore, Service {
     public func rescueExpiredLeases(limit: Int) async throws -> RescueReport {
         let (report, finished) = try await transaction { connection in
             let now = try await self.now(connection)
-            var counts = CounterDeltas()
+            var counts = CountDeltas()
             var report = RescueReport()
             var finished: [TaskRecord] = []
             for var task in try await self.tasks(connection, SQL.expiredLeases, Binds(Timestamp(now), max(1, limit))) {
@@ -320,7 +320,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         while total < limit {
             let batch = min(500, limit - total)
             let deleted = try await transaction { connection in
-                var counts = CounterDeltas()
+                var counts = CountDeltas()
                 let rows = try await self.rows(connection, SQL.prune, Binds(now, retention.microseconds, batch))
                 for row in rows {
                     if let state = TaskState(rawValue: try row[1].decode(String.self)) { counts.add(try row[0].decode(String.self), state, -1) }
@@ -404,7 +404,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         let unit = configuration.unitRandom()
         return announce(try await transaction { connection in
             let now = try await self.now(connection)
-            var counts = CounterDeltas()
+            var counts = CountDeltas()
             let task = try await self.move(connection, id, counts: &counts) { task in try move(&task, now, unit) }
             try await counts.flush(connection, logger: self.logger)
             return task
@@ -413,7 +413,7 @@ public final class PostgresTaskStore: TaskStore, Service {
 
     /// Loads a task locked (`FOR UPDATE`), applies a lifecycle move and writes it back if it
     /// changed; inside the caller's transaction, so nothing else changes the row in between.
-    private func move(_ connection: PostgresConnection, _ id: TaskID, counts: inout CounterDeltas,
+    private func move(_ connection: PostgresConnection, _ id: TaskID, counts: inout CountDeltas,
                       _ move: (inout TaskRecord) throws -> Void) async throws -> TaskRecord {
         guard var task = try await tasks(connection, SQL.byIDForUpdate, Binds(id.rawValue)).first else {
             throw SluiceError(.notFound, "no task has id \(id)")
@@ -425,7 +425,7 @@ public final class PostgresTaskStore: TaskStore, Service {
     }
 
     /// Writes a task's mutable columns, fenced on the state and attempt it was read with.
-    private func save(_ connection: PostgresConnection, _ task: TaskRecord, replacing before: TaskRecord, counts: inout CounterDeltas) async throws {
+    private func save(_ connection: PostgresConnection, _ task: TaskRecord, replacing before: TaskRecord, counts: inout CountDeltas) async throws {
         if task.state != before.state { try before.state.checkTransition(to: task.state, task: task.id) }
         let changed = try await rows(connection, SQL.save, Binds(
             task.state.rawValue, Timestamp(task.runAt), task.attempt, task.maxAttempts, task.result?.jsonText(), task.error,
@@ -438,7 +438,7 @@ public final class PostgresTaskStore: TaskStore, Service {
 
     /// Stages due tasks, then claims for `request`, inside the caller's transaction: one statement
     /// per queue.
-    private func claim(_ connection: PostgresConnection, _ request: ClaimRequest, now: Timestamp?, counts: inout CounterDeltas) async throws -> [TaskRecord] {
+    private func claim(_ connection: PostgresConnection, _ request: ClaimRequest, now: Timestamp?, counts: inout CountDeltas) async throws -> [TaskRecord] {
         guard request.limit > 0, !request.queues.isEmpty else { return [] }
         // Due tasks are claimable on time, without waiting for the leader's stager.
         try await stageDue(connection, now: now, limit: 1000, counts: &counts)
@@ -455,7 +455,7 @@ public final class PostgresTaskStore: TaskStore, Service {
 
     /// Moves at most `limit` scheduled and retrying tasks whose time has come to `queued`.
     @discardableResult
-    private func stageDue(_ connection: PostgresConnection, now: Timestamp?, limit: Int, counts: inout CounterDeltas) async throws -> Int {
+    private func stageDue(_ connection: PostgresConnection, now: Timestamp?, limit: Int, counts: inout CountDeltas) async throws -> Int {
         let rows = try await rows(connection, SQL.stage, Binds(now, max(1, limit)))
         for row in rows {
             if let state = TaskState(rawValue: try row[1].decode(String.self)) { counts.move(try row[0].decode(String.self), from: state, to: .queued) }
@@ -604,7 +604,7 @@ extension PostgresTaskStore {
         /// The counters, not the tasks: a few rows whatever the table's size.
         static let counts = "SELECT queue, state, n FROM queue_counts WHERE n <> 0"
         static let recount = "SELECT queue, state, count(*) FROM tasks GROUP BY queue, state"
-        /// One transaction's counter changes, in key order (see `CounterDeltas`).
+        /// One transaction's counter changes, in key order (see `CountDeltas`).
         static let addCounts = """
             INSERT INTO queue_counts (queue, state, n)
             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) ORDER BY 1, 2

@@ -135,7 +135,8 @@ public final class SQLiteTaskStore: TaskStore {
         defer { expectWork.store(true, ordering: .relaxed) }
         return announce(enqueued: try await write { connection in
             let now = clock.now()
-            return try requests.map { request in
+            var counts = CountDeltas()
+            let results = try requests.map { request in
                 let task = TaskRecord(id: ids.next(), request: request, now: now)
                 let inserted = try connection.run(SQL.insert, [
                     .text(task.id.rawValue), .text(task.queue), .text(task.kind), .text(task.args.jsonText()),
@@ -145,7 +146,7 @@ public final class SQLiteTaskStore: TaskStore {
                     TaskRow.text(task.idempotencyKey), TaskRow.time(task.createdAt),
                 ])
                 if inserted == 1 {
-                    try Counts.add(connection, queue: task.queue, state: task.state, 1)
+                    counts.add(task.queue, task.state, 1)
                     return EnqueueResult(task: task, created: true)
                 }
                 guard let key = task.idempotencyKey,
@@ -155,6 +156,8 @@ public final class SQLiteTaskStore: TaskStore {
                 try existing.checkReplay(of: request)
                 return EnqueueResult(task: existing, created: false)
             }
+            try counts.flush(connection)
+            return results
         })
     }
 
@@ -198,7 +201,14 @@ public final class SQLiteTaskStore: TaskStore {
             guard mayHaveWork else { return [] }
         }
         let request = ClaimRequest(queues: queues, limit: limit, owner: owner, leaseDuration: leaseDuration)
-        let claimed = try await write { connection in try Self.claim(connection, request, now: clock.now()) }
+        let claimed = try await write { connection in
+            let now = clock.now()
+            var counts = CountDeltas()
+            try Self.stageDue(connection, now: now, limit: 1000, counts: &counts)
+            let claimed = try Self.claim(connection, request, now: now, counts: &counts)
+            try counts.flush(connection)
+            return claimed
+        }
         expectWork.store(!claimed.isEmpty, ordering: .relaxed)
         return claimed
     }
@@ -239,7 +249,7 @@ public final class SQLiteTaskStore: TaskStore {
         let result = try await write { connection in
             let now = clock.now()
             var recorded: [Result<TaskRecord, SluiceError>] = []
-            var succeeded: [String: Int] = [:]
+            var counts = CountDeltas()
             for (outcome, unit) in zip(outcomes, units) {
                 do {
                     switch outcome {
@@ -250,7 +260,7 @@ public final class SQLiteTaskStore: TaskStore {
                         if let done = try Self.fetch(connection, SQL.complete, [
                             .text(value.jsonText()), TaskRow.time(now), .text(lease.taskID.rawValue), .text(lease.owner), .integer(lease.token),
                         ]).first {
-                            succeeded[done.queue, default: 0] += 1
+                            counts.move(done.queue, from: .running, to: .succeeded)
                             recorded.append(.success(done))
                         } else {
                             recorded.append(.success(try Self.move(connection, lease.taskID) { try $0.complete(lease, result: value, now: now) }))
@@ -262,11 +272,9 @@ public final class SQLiteTaskStore: TaskStore {
                     recorded.append(.failure(error))
                 }
             }
-            for (queue, n) in succeeded {
-                try Counts.add(connection, queue: queue, state: .running, -n)
-                try Counts.add(connection, queue: queue, state: .succeeded, n)
-            }
-            let claimed = try claims.map { try Self.claim(connection, $0, now: now) }
+            if !claims.isEmpty { try Self.stageDue(connection, now: now, limit: 1000, counts: &counts) }
+            let claimed = try claims.map { try Self.claim(connection, $0, now: now, counts: &counts) }
+            try counts.flush(connection)
             return RecordResult(recorded: recorded, claimed: claimed)
         }
         for case .success(let task) in result.recorded { _ = announce(task) }
@@ -294,7 +302,12 @@ public final class SQLiteTaskStore: TaskStore {
 
     public func stageDue(limit: Int) async throws -> Int {
         let clock = self.clock
-        return try await write { connection in try Self.stageDue(connection, now: clock.now(), limit: limit) }
+        return try await write { connection in
+            var counts = CountDeltas()
+            let staged = try Self.stageDue(connection, now: clock.now(), limit: limit, counts: &counts)
+            try counts.flush(connection)
+            return staged
+        }
     }
 
     public func rescueExpiredLeases(limit: Int) async throws -> RescueReport {
@@ -327,12 +340,14 @@ public final class SQLiteTaskStore: TaskStore {
         while total < limit {
             let batch = min(500, limit - total)
             let deleted = try await write { connection in
-                var gone: [Counts.Key: Int] = [:]
+                var counts = CountDeltas()
+                var deleted = 0
                 try connection.query(SQL.prune, [TaskRow.time(cutoff), .integer(Int64(batch))]) { row in
-                    if let state = TaskState(rawValue: row.text(1)) { gone[Counts.Key(queue: row.text(0), state: state), default: 0] += 1 }
+                    deleted += 1
+                    if let state = TaskState(rawValue: row.text(1)) { counts.add(row.text(0), state, -1) }
                 }
-                for (key, n) in gone { try Counts.add(connection, queue: key.queue, state: key.state, -n) }
-                return gone.values.reduce(0, +)
+                try counts.flush(connection)
+                return deleted
             }
             total += deleted
             if deleted < batch { break }
@@ -417,21 +432,17 @@ public final class SQLiteTaskStore: TaskStore {
         return try await Self.mapErrors { try await reader.perform(body) }
     }
 
-    /// Stages due tasks, then claims for `request`, inside the caller's write transaction.
-    private static func claim(_ connection: SQLiteConnection, _ request: ClaimRequest, now: Date) throws -> [TaskRecord] {
+    /// Claims for `request` inside the caller's write transaction, which stages due tasks first, so
+    /// that they are claimable on time without waiting for the leader's stager.
+    private static func claim(_ connection: SQLiteConnection, _ request: ClaimRequest, now: Date, counts: inout CountDeltas) throws -> [TaskRecord] {
         guard request.limit > 0, !request.queues.isEmpty else { return [] }
-        // Due tasks are claimable on time, without waiting for the leader's stager.
-        try stageDue(connection, now: now, limit: 1000)
         let expires = now.addingTimeInterval(request.leaseDuration.seconds)
         var claimed: [TaskRecord] = []
         for queue in request.queues where claimed.count < request.limit {
             let rows = try fetch(connection, SQL.claim, [
                 TaskRow.time(now), .text(request.owner), TaskRow.time(expires), .text(queue), .integer(Int64(request.limit - claimed.count)),
             ])
-            if !rows.isEmpty {
-                try Counts.add(connection, queue: queue, state: .queued, -rows.count)
-                try Counts.add(connection, queue: queue, state: .running, rows.count)
-            }
+            counts.move(queue, from: .queued, to: .running, rows.count)
             // RETURNING gives no order: restore the claim order.
             claimed += rows.sorted { ($0.priority, $1.runAt, $1.id) > ($1.priority, $0.runAt, $0.id) }
         }
@@ -440,15 +451,14 @@ public final class SQLiteTaskStore: TaskStore {
 
     /// Moves at most `limit` scheduled and retrying tasks whose time has come to `queued`.
     @discardableResult
-    private static func stageDue(_ connection: SQLiteConnection, now: Date, limit: Int) throws -> Int {
+    private static func stageDue(_ connection: SQLiteConnection, now: Date, limit: Int, counts: inout CountDeltas) throws -> Int {
         var due: [(id: String, queue: String, state: TaskState)] = []
         try connection.query(SQL.due, [TaskRow.time(now), .integer(Int64(limit))]) { row in
             due.append((row.text(0), row.text(1), TaskState(rawValue: row.text(2)) ?? .scheduled))
         }
         for task in due {
             try connection.run(SQL.stage, [.text(task.id)])
-            try Counts.add(connection, queue: task.queue, state: task.state, -1)
-            try Counts.add(connection, queue: task.queue, state: .queued, 1)
+            counts.move(task.queue, from: task.state, to: .queued)
         }
         return due.count
     }
@@ -481,10 +491,9 @@ public final class SQLiteTaskStore: TaskStore {
             .text(task.id.rawValue), .text(before.state.rawValue), .integer(Int64(before.attempt)),
         ])
         guard changed == 1 else { throw SluiceError(.storage, "task \(task.id) changed underneath its update") }
-        if task.state != before.state {
-            try Counts.add(connection, queue: task.queue, state: before.state, -1)
-            try Counts.add(connection, queue: task.queue, state: task.state, 1)
-        }
+        var counts = CountDeltas()
+        counts.move(task.queue, from: before.state, to: task.state)
+        try counts.flush(connection)
     }
 
     private static func text(_ connection: SQLiteConnection, _ sql: String) throws(SQLiteError) -> String {
