@@ -28,14 +28,11 @@ public struct MetricsEndpoint: Sendable {
         func gauge(_ name: String, _ labels: [(String, String)]) -> Prometheus.Gauge {
             registry.makeGauge(name: name, labels: labels, help: SluiceMetricsFactory.help(for: name))
         }
-        for queue in try await store.counts() {
-            for state in TaskState.allCases {
-                gauge("sluice_queue_tasks", [("queue", queue.queue), ("state", state.rawValue)]).set(Int64(queue.counts[state] ?? 0))
-            }
-        }
-        for queue in try await memory?.counts() ?? [] {
-            for state in TaskState.allCases {
-                gauge("sluice_memory_tasks", [("queue", queue.queue), ("state", state.rawValue)]).set(Int64(queue.counts[state] ?? 0))
+        for (name, counts) in [("sluice_queue_tasks", try await store.counts()), ("sluice_memory_tasks", try await memory?.counts() ?? [])] {
+            for queue in counts {
+                for state in TaskState.allCases {
+                    gauge(name, [("queue", queue.queue), ("state", state.rawValue)]).set(Int64(queue.counts[state] ?? 0))
+                }
             }
         }
         if let worker {

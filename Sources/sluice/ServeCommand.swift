@@ -86,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         do {
             try await withStore(target, sync: sync ?? env["SLUICE_SYNC"] ?? "full", lease: options.leaseDuration, logger: logger) { store, location in
-                try await serve(store: store, location: location, options: options, logger: logger)
+                try await serve(store: store, location: location, options: options, environment: env, logger: logger)
             }
         } catch let error as SluiceError {
             throw failure(error.message)
@@ -94,8 +94,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// Serves the API (and the pool, unless --no-pool) on an open store.
-    func serve(store: any Worker.Store, location: String, options: WorkerOptions, logger: Logger) async throws {
-        let env = ProcessInfo.processInfo.environment
+    func serve(store: any Worker.Store, location: String, options: WorkerOptions, environment env: [String: String], logger: Logger) async throws {
         let host = host ?? env["SLUICE_HOST"] ?? "127.0.0.1"
         let api: SluiceAPI
         let worker: Worker?
@@ -108,7 +107,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
             port = parsed
             tokens = try Self.tokens(flags: self.tokens, environment: env["SLUICE_TOKEN"])
-            guard tokens.isEmpty == false || Self.isLoopback(host) else {
+            guard tokens.isEmpty == false || HostNames.isLoopback(host) else {
                 throw SluiceError(.invalidArgument, "--host \(host) is not a loopback address: give --token (or SLUICE_TOKEN) so the API is not open to the network", field: "host")
             }
             guard maxBody >= 1024 else { throw SluiceError(.invalidArgument, "--max-body must be at least 1024 bytes", field: "max-body") }
@@ -159,12 +158,6 @@ struct ServeCommand: AsyncParsableCommand {
         // Shut down last to first: requests waiting with ?wait= are answered at once, then HTTP stops
         // taking requests and finishes those in flight, then the pool drains.
         try await runServices((worker.map { [$0] } ?? []) + [app, OnGracefulShutdown { api.beginShutdown() }], logger: logger)
-    }
-
-    /// Whether `host` is `localhost`, an IPv4 address in 127.0.0.0/8 or `::1`; a name such as
-    /// `127.example.com` is not, whatever it resolves to.
-    static func isLoopback(_ host: String) -> Bool {
-        HostNames.isLoopback(host)
     }
 
     /// The bearer tokens from `--token` and `SLUICE_TOKEN` (comma-separated). An empty token is
