@@ -2,8 +2,9 @@ import SluiceCore
 import SluiceStore
 
 /// Claims tasks for one pool: never more than its free slots, memory first, then the durable
-/// store. Woken at once by local enqueues and freed slots; otherwise it polls with a backoff
-/// capped at `maxPollInterval`, for tasks other processes enqueued.
+/// store. Woken at once by enqueues its stores hear of and by freed slots; otherwise it polls with
+/// a backoff capped at `maxPollInterval`, for tasks other processes enqueued, or at
+/// `backstopPollInterval` while its stores hear every enqueue (PostgreSQL's LISTEN).
 struct Fetcher {
     let pool: Pool
     let worker: Worker
@@ -26,13 +27,14 @@ struct Fetcher {
                     let refused = pool.submit(claimed, from: source, reserved: claimed.count)
                     if !refused.isEmpty { try await store.release(refused.compactMap(\.lease)) }
                 }
-                pool.unreserve(free - claimedCount)
+                pool.unreserve(free - claimedCount, wakingFetcher: false)
                 if claimedCount == free { pause = .milliseconds(2); continue }
                 if claimedCount > 0 { pause = .milliseconds(2) }
                 await pool.wake.wait(timeout: pause)
-                pause = min(pause * 2, worker.options.maxPollInterval)
+                let hearsAll = worker.sources.allSatisfy { $0.1.hearsEveryEnqueue }
+                pause = min(pause * 2, hearsAll ? worker.options.backstopPollInterval : worker.options.maxPollInterval)
             } catch {
-                pool.unreserve(free - claimedCount)
+                pool.unreserve(free - claimedCount, wakingFetcher: false)
                 logger.warning("claiming for pool \(pool.name) failed: \(error)", metadata: ["worker": "\(worker.id)"])
                 await pool.wake.wait(timeout: .seconds(1))
             }

@@ -139,13 +139,14 @@ public final class Pool: @unchecked Sendable {
         return n
     }
 
-    /// Returns reserved slots that no claim filled.
-    func unreserve(_ n: Int) {
+    /// Returns reserved slots that no claim filled, and wakes the fetcher to claim for them,
+    /// unless the fetcher itself returns them (waking itself, an idle fetcher would spin).
+    func unreserve(_ n: Int, wakingFetcher: Bool = true) {
         guard n > 0 else { return }
         condition.lock()
         reserved = max(0, reserved - n)
         condition.unlock()
-        wake.signal()
+        if wakingFetcher { wake.signal() }
     }
 
     /// Sets the concurrency; takes effect at once. A fixed size turns autoscale off.

@@ -27,6 +27,9 @@ public struct WorkerOptions: Sendable {
     public var leaderLease: Duration = .seconds(15)
     /// The longest pause between polls for tasks enqueued by other processes.
     public var maxPollInterval: Duration = .milliseconds(50)
+    /// The longest pause between polls while every store hears other processes' enqueues
+    /// (`TaskStore.hearsEveryEnqueue`): polling is then only the backstop for a lost wake-up.
+    public var backstopPollInterval: Duration = .seconds(1)
     /// Threads idle this long leave.
     public var idleTimeout: Duration = .seconds(60)
     /// Autoscaled pools shrink after this long without waiting tasks.
@@ -107,6 +110,9 @@ public final class Worker: Service, Sendable {
 
     /// Whether this process runs maintenance now.
     public var isLeader: Bool { elector.isLeader }
+
+    /// The name of the leadership lease in the store (`WorkerDirectory.leader(_:)`).
+    public static var leadershipName: String { LeaderElector.role }
 
     /// The stores this worker takes tasks from, memory first.
     var sources: [(TaskSource, any TaskStore)] {

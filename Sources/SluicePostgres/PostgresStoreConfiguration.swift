@@ -27,6 +27,10 @@ public struct PostgresStoreConfiguration: Sendable {
     public var schema: String?
     /// Apply pending migrations when opening (otherwise an old schema is refused).
     public var migrate = true
+    /// Keep one connection LISTENing for other processes' enqueues, so pools start them at once and
+    /// poll only as a backstop. Off (`--poll-only`) behind a pooler in transaction mode
+    /// (PgBouncer), where a session's LISTEN does not last: pools then poll every 50 ms.
+    public var listen = true
     /// Connections the store's pool may open at most.
     public var maximumConnections = 10
     /// How long to wait for the server to accept a connection.

@@ -21,6 +21,9 @@ public final class PostgresTaskStore: TaskStore, Service {
     private let logger: Logger
     private let ids: TaskIDGenerator
     private let migrationReport = Mutex<PostgresMigrator.Report?>(nil)
+    private let wakeups: PostgresWakeups
+    /// Set once `open()` succeeded: the listener waits for it, so a wrong URL is one error, not two.
+    private let opened = Atomic<Bool>(false)
 
     /// A store on `configuration`; no I/O until `run()` and `open()`.
     public init(_ configuration: PostgresStoreConfiguration, logger: Logger = Logger(label: "sluice.postgres")) {
@@ -28,12 +31,32 @@ public final class PostgresTaskStore: TaskStore, Service {
         self.logger = logger
         ids = TaskIDGenerator(clock: configuration.clock ?? SystemClock())
         client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: logger)
+        wakeups = PostgresWakeups(schema: configuration.schema)
     }
 
-    /// Runs the connection pool until the task is cancelled.
+    /// Runs the connection pool, and the connection that listens for other processes' enqueues
+    /// (unless `listen` is off), until the task is cancelled.
     public func run() async throws {
-        await client.run()
+        await withTaskGroup(of: Void.self) { group in
+            if configuration.listen {
+                group.addTask {
+                    while !self.opened.load(ordering: .acquiring) {
+                        guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return }
+                    }
+                    await self.wakeups.listen(self.configuration, events: self.events, logger: self.logger) {
+                        try await self.connection { connection in
+                            Set(try await self.rows(connection, SQL.readyQueues, Binds()).map { try $0[0].decode(String.self) })
+                        }
+                    }
+                }
+            }
+            await client.run()
+            group.cancelAll()
+        }
     }
+
+    /// True while the listening connection is up: pools then poll only as a backstop.
+    public var hearsEveryEnqueue: Bool { configuration.listen && wakeups.isListening }
 
     /// Runs the pool, opens the store and hands it to `body`; the pool stops when `body` returns.
     public static func withStore<T: Sendable>(_ configuration: PostgresStoreConfiguration, logger: Logger = Logger(label: "sluice.postgres"),
@@ -83,6 +106,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             }
             try? await connection.close()
             migrationReport.withLock { $0 = report }
+            opened.store(true, ordering: .releasing)
             return report
         } catch {
             try? await connection.close()
@@ -140,6 +164,11 @@ public final class PostgresTaskStore: TaskStore, Service {
             results.append(EnqueueResult(task: existing, created: false))
         }
         try await counts.flush(connection, logger: self.logger)
+        // Delivered at commit, to every process listening (a rollback sends nothing).
+        let payloads = wakeups.payloads(for: Set(results.lazy.filter(\.created).map(\.task.queue)))
+        if !payloads.isEmpty {
+            _ = try await self.rows(connection, SQL.notify, Binds(wakeups.channel, payloads))
+        }
         return results
     }
 
@@ -516,6 +545,8 @@ extension PostgresTaskStore {
     /// configured clock's time or NULL; `coalesce($1::timestamptz, now())` then takes the database's.
     enum SQL {
         static let now = "SELECT now()"
+        static let notify = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
+        static let readyQueues = "SELECT queue FROM queue_counts WHERE state = 'queued' AND n > 0"
         static let insert = """
             INSERT INTO tasks (id, queue, kind, args, priority, state, run_at, max_attempts, timeout_ms,
                                backoff_base_ms, backoff_cap_ms, idempotency_key, created_at)

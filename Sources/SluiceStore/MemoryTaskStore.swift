@@ -42,6 +42,8 @@ public final class MemoryTaskStore: TaskStore {
     }
 
     public let events = StoreEvents()
+    /// No other process reaches this store: every enqueue is a local one.
+    public var hearsEveryEnqueue: Bool { true }
     private let state = Mutex(State())
     private let directory = Mutex(Directory())
 

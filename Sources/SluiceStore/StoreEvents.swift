@@ -3,7 +3,9 @@ import Synchronization
 
 /// In-process notices from a store, sent after the commit they describe: so that a pool in the
 /// same process starts a new task at once instead of at its next poll, and a request waiting for a
-/// task's result is answered when the task finishes. Other processes learn by polling.
+/// task's result is answered when the task finishes. A store that hears of other processes'
+/// enqueues (PostgreSQL's LISTEN) sends those too, through `heard(enqueuesIn:)`; otherwise other
+/// processes learn by polling.
 public final class StoreEvents: Sendable {
     private struct Observers {
         var enqueued: [@Sendable (Set<String>) -> Void] = []
@@ -25,6 +27,12 @@ public final class StoreEvents: Sendable {
 
     func enqueued(_ tasks: [EnqueueResult]) {
         let queues = Set(tasks.lazy.filter(\.created).map(\.task.queue))
+        guard !queues.isEmpty else { return }
+        for observer in observers.withLock({ $0.enqueued }) { observer(queues) }
+    }
+
+    /// Tells the enqueue observers that another process put tasks in `queues`.
+    public func heard(enqueuesIn queues: Set<String>) {
         guard !queues.isEmpty else { return }
         for observer in observers.withLock({ $0.enqueued }) { observer(queues) }
     }

@@ -115,6 +115,10 @@ public protocol TaskStore: Sendable {
     /// The longest a write may wait for another process's lock before failing: a heartbeat may
     /// take that long, so leases must last several times longer.
     var longestWriteWait: Duration { get }
+    /// Whether `events` hears every enqueue, other processes' too (PostgreSQL while its LISTEN
+    /// connection is up; the memory store, which no other process reaches): pools then poll only
+    /// as a backstop. Read often; must be cheap.
+    var hearsEveryEnqueue: Bool { get }
     /// Stores one task, or returns the live task its idempotency key already names.
     func enqueue(_ request: EnqueueRequest) async throws -> EnqueueResult
     /// Stores many tasks atomically: all of them or none.
@@ -156,6 +160,9 @@ public protocol TaskStore: Sendable {
 
 extension TaskStore {
     public var longestWriteWait: Duration { .zero }
+
+    /// Other processes' enqueues are found by polling, by default.
+    public var hearsEveryEnqueue: Bool { false }
 
     /// Nothing to refresh, by default.
     public func optimize() async throws {}

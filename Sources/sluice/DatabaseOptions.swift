@@ -17,6 +17,9 @@ struct DatabaseOptions: ParsableArguments {
         valueName: "url"))
     var database: String?
 
+    @Flag(help: "PostgreSQL: open no LISTEN connection and poll every 50 ms instead (for PgBouncer in transaction mode). SQLite always polls.")
+    var pollOnly = false
+
     /// The store these options name.
     enum Target {
         case sqlite(String)
@@ -39,7 +42,9 @@ struct DatabaseOptions: ParsableArguments {
                 throw SluiceError(.invalidArgument, "\(flag) \(url.prefix(80)): expected postgres://USER:PASSWORD@HOST:PORT/DATABASE or sqlite:PATH", field: "database")
             }
             do {
-                return .postgres(try PostgresStoreConfiguration(url: url))
+                var configuration = try PostgresStoreConfiguration(url: url)
+                configuration.listen = !pollOnly
+                return .postgres(configuration)
             } catch {
                 throw error.context(flag)
             }

@@ -58,6 +58,70 @@ import Testing
         #expect(serve.wait() == 0)
     }
 
+    /// Four `sluice worker` processes drain one queue; the leader is SIGKILLed mid-run. Every task
+    /// ends succeeded; only the tasks the dead process held ran twice (their lease expired, and the
+    /// new leader rescued them); every other task was claimed exactly once.
+    @Test func fourWorkerProcessesShareTheQueueAndSurviveTheLeadersSIGKILL() async throws {
+        let database = try databaseURL()
+        let serve = try ChildProcess("sluice", ["serve", "--port", "0", "--database", database, "--no-pool", "--log-level", "error"])
+        defer { serve.kill9() }
+        let line = try #require(serve.line(startingWith: "sluice: listening on "))
+        let address = try #require(line.split(separator: " ").dropFirst(3).first.flatMap { URL(string: String($0)) })
+        let client = SluiceClient(baseURL: address)
+        let workers = try (0..<4).map { _ in
+            try ChildProcess("sluice", ["worker", "--database", database, "--concurrency", "4", "--lease", "3", "--log-level", "error"])
+        }
+        defer { for worker in workers { worker.kill9() } }
+        func live() async -> [JSONValue] {
+            guard case .array(let list)? = try? await client.send("GET", "/v1/workers").body["workers"] else { return [] }
+            return list
+        }
+        var leaderPID: Int64?
+        #expect(await eventually {
+            let list = await live()
+            leaderPID = list.first { $0["leader"] == true }?["pid"]?.intValue
+            return list.count == 4 && leaderPID != nil
+        })
+        let leader = try #require(workers.first { Int64($0.process.processIdentifier) == leaderPID })
+
+        let body: JSONValue = .array((0..<400).map { n in ["kind": "sleep", "args": ["seconds": 0.03, "n": .int(Int64(n))]] })
+        let created = try await client.send("POST", "/v1/tasks/batch", body: body).body["tasks"]
+        guard case .array(let tasks)? = created else { Issue.record("no tasks in \(String(describing: created))"); return }
+        let ids = tasks.compactMap { $0["id"]?.stringValue }
+        #expect(ids.count == 400)
+        #expect(await eventually {
+            let counts = try? await client.send("GET", "/v1/queues").body["durable"]?[0]?["counts"]
+            return (counts?["succeeded"]?.intValue ?? 0) >= 60
+        })
+        leader.kill9()
+        _ = leader.wait()
+
+        var ranOn = Set<String>(), twice = 0
+        for id in ids {
+            var done: JSONValue?
+            #expect(await eventually(timeout: .seconds(60)) {
+                done = try? await client.task(id, wait: 5)
+                return done?["state"] == "succeeded"
+            }, "task \(id) ended \(done?["state"] ?? "unknown")")
+            guard let done else { continue }
+            if let worker = done["worker"]?.stringValue { ranOn.insert(worker) }
+            if done["attempt"] != 1 {
+                twice += 1
+                #expect(done["attempt"] == 2, "\(done)")
+            }
+        }
+        // At most the dead leader's 4 slots were lost with it; the survivors shared the rest.
+        #expect(twice <= 4, "\(twice) tasks ran twice")
+        #expect(ranOn.count >= 3, "tasks ran on \(ranOn)")
+        #expect(await eventually { await live().filter { $0["leader"] == true }.count == 1 })
+        for worker in workers where worker !== leader {
+            kill(worker.process.processIdentifier, SIGTERM)
+            #expect(worker.wait() == 0)
+        }
+        kill(serve.process.processIdentifier, SIGTERM)
+        #expect(serve.wait() == 0)
+    }
+
     @Test func anUnreachableServerIsOneClearLineAndANonZeroExit() throws {
         // Port 1 on loopback: nothing listens there, so the connection is refused at once.
         let port = 1

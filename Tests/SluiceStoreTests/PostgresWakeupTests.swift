@@ -1,0 +1,86 @@
+import Foundation
+import SluiceCore
+@testable import SluicePostgres
+import SluiceStore
+import SluiceTestSupport
+import Synchronization
+import Testing
+
+/// LISTEN/NOTIFY between processes: each `PostgresTaskStore` here stands for one process (its own
+/// pool and its own listening connection), as `sluice worker` on another host would.
+@Suite struct PostgresWakeupTests {
+    /// The queues a store's events announced.
+    final class Heard: Sendable {
+        private let queues = Mutex<[String]>([])
+        init(_ store: PostgresTaskStore) { store.events.onEnqueue { queues in self.queues.withLock { $0 += queues.sorted() } } }
+        func contains(_ queue: String) -> Bool { queues.withLock { $0.contains(queue) } }
+        func count(_ queue: String) -> Int { queues.withLock { $0.filter { $0 == queue }.count } }
+    }
+
+    @Test func anEnqueueWakesTheOtherProcessesOfItsSchemaOnly() async throws {
+        try await TestPostgres.withSchema { configuration in
+            try await TestPostgres.withSchema { elsewhere in
+                try await PostgresTaskStore.withStore(configuration) { producer in
+                    try await PostgresTaskStore.withStore(configuration) { worker in
+                        try await PostgresTaskStore.withStore(elsewhere) { stranger in
+                            let heardByWorker = Heard(worker), heardByProducer = Heard(producer), heardByStranger = Heard(stranger)
+                            #expect(await eventually { worker.hearsEveryEnqueue && stranger.hearsEveryEnqueue && producer.hearsEveryEnqueue })
+                            _ = try await producer.enqueue(EnqueueRequest(kind: "k", queue: "mail"))
+                            #expect(await eventually { heardByWorker.contains("mail") })
+                            // The stranger's schema has its own channel; the producer announced its
+                            // own enqueue once, locally, and ignores the echo of its notify.
+                            _ = try await stranger.enqueue(EnqueueRequest(kind: "k", queue: "marker"))
+                            #expect(await eventually { heardByStranger.contains("marker") })
+                            #expect(!heardByStranger.contains("mail"))
+                            #expect(!heardByWorker.contains("marker"))
+                            #expect(heardByProducer.count("mail") == 1)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func aStoreThatStartsListeningWakesThePoolsOfQueuesWithReadyTasks() async throws {
+        try await TestPostgres.withSchema { configuration in
+            try await PostgresTaskStore.withStore(configuration) { producer in
+                _ = try await producer.enqueue(EnqueueRequest(kind: "k", queue: "early"))
+                _ = try await producer.enqueue(EnqueueRequest(kind: "k", queue: "later", runAt: Date().addingTimeInterval(3600)))
+            }
+            // Enqueued before it listened: no notify reaches it, the poll after connecting does.
+            let worker = PostgresTaskStore(configuration)
+            let heard = Heard(worker)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await worker.run() }
+                defer { group.cancelAll() }
+                try await worker.open()
+                #expect(await eventually { heard.contains("early") })
+                #expect(!heard.contains("later"), "a queue with only scheduled tasks has nothing ready")
+            }
+        }
+    }
+
+    @Test func pollOnlyOpensNoListeningConnection() async throws {
+        try await TestPostgres.withSchema { configuration in
+            var pollOnly = configuration
+            pollOnly.listen = false
+            try await PostgresTaskStore.withStore(pollOnly) { store in
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(!store.hearsEveryEnqueue)
+            }
+        }
+    }
+
+    @Test func notifiesAreThrottledPerQueue() {
+        let wakeups = PostgresWakeups(schema: "s")
+        #expect(wakeups.payloads(for: ["a", "b"]).count == 2)
+        #expect(wakeups.payloads(for: ["a", "c"]).map { wakeups.queue(heard: $0) } == [nil], "own payloads are ignored")
+        let other = PostgresWakeups(schema: "s")
+        #expect(other.payloads(for: ["a"]).map { wakeups.queue(heard: $0) } == ["a"])
+        #expect(PostgresWakeups.channel(schema: nil) == "sluice")
+        #expect(PostgresWakeups.channel(schema: "jobs") == "sluice.jobs")
+        let long = PostgresWakeups.channel(schema: String(repeating: "x", count: 63))
+        #expect(long.utf8.count <= 63 && long == PostgresWakeups.channel(schema: String(repeating: "x", count: 63)))
+        #expect(PostgresWakeups.channel(schema: "Odd \"name\"") != "sluice.Odd \"name\"")
+    }
+}
