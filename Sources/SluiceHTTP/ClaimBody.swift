@@ -11,16 +11,17 @@ struct ClaimBody {
     var pools: [Pool]
     var wait: Duration
 
-    static func parse(_ value: JSONValue, maxWait: Double, maxTasks: Int) throws(APIError) -> ClaimBody {
-        let fields = try JSONFields(value, known: ["pools", "wait"])
+    /// Parses a claim; `prefix` names its place (`claim.` in an outcomes body).
+    static func parse(_ value: JSONValue, at prefix: String = "", maxWait: Double, maxTasks: Int) throws(APIError) -> ClaimBody {
+        let fields = try JSONFields(value, at: prefix, known: ["pools", "wait"])
         let items = try fields.required("pools") { (n) throws(APIError) in try fields.array(n, limit: 100) }
         var pools: [Pool] = []
         for (index, item) in items.enumerated() {
-            let pool = try JSONFields(item, at: "pools[\(index)].", known: ["name", "queues", "free"])
+            let pool = try JSONFields(item, at: fields.path("pools[\(index)]."), known: ["name", "queues", "free"])
             pools.append(Pool(name: try pool.required("name", pool.name), queues: try queues(pool),
                               free: try pool.required("free") { (n) throws(APIError) in try pool.integer(n, in: 0...maxTasks) }))
         }
-        guard pools.reduce(0, { $0 + $1.free }) <= maxTasks else { throw .badRequest("pools", "may ask for at most \(maxTasks) tasks in all") }
+        guard pools.reduce(0, { $0 + $1.free }) <= maxTasks else { throw .badRequest(fields.path("pools"), "may ask for at most \(maxTasks) tasks in all") }
         let seconds = try fields.number("wait", in: 0...maxWait) ?? 0
         return ClaimBody(pools: pools, wait: .milliseconds(Int64(seconds * 1000)))
     }

@@ -11,8 +11,8 @@ struct RemoteOutcome {
 
     static let fields = LeaseReference.fields.union(["result", "error", "retry", "retry_after", "cancel"])
 
-    static func parse(_ value: JSONValue, maxBatch: Int) throws(APIError) -> [RemoteOutcome] {
-        let body = try JSONFields(value, known: ["outcomes"])
+    /// The `outcomes` member of an outcomes body.
+    static func parse(_ body: JSONFields, maxBatch: Int) throws(APIError) -> [RemoteOutcome] {
         let items = try body.required("outcomes") { (n) throws(APIError) in try body.array(n, limit: maxBatch) }
         var outcomes: [RemoteOutcome] = []
         for (index, item) in items.enumerated() {

@@ -77,7 +77,12 @@ extension SluiceAPI {
             }
             return claimed
         }
-        return jsonResponse(["tasks": .array(claimed.map { pool, task in
+        return jsonResponse(["tasks": Self.claimedJSON(claimed)])
+    }
+
+    /// Claimed tasks as a remote worker receives them.
+    private static func claimedJSON(_ claimed: [(pool: String, task: TaskRecord)]) -> JSONValue {
+        .array(claimed.map { pool, task in
             [
                 "id": .string(task.id.rawValue), "pool": .string(pool), "kind": .string(task.kind), "queue": .string(task.queue),
                 "args": task.args, "attempt": .int(Int64(task.attempt)), "max_attempts": .int(Int64(task.maxAttempts)),
@@ -86,23 +91,34 @@ extension SluiceAPI {
                 "token": .string(task.lease.map { String($0.token) } ?? ""),
                 "lease_expires_at": task.lease.map { .string(TaskJSON.time($0.expiresAt)) } ?? .null,
             ]
-        })])
+        })
     }
 
     /// `POST /v1/workers/{id}/outcomes`: results and failures of a batch of attempts, recorded in one
-    /// transaction, each fenced by its lease token; answered per task.
+    /// transaction, each fenced by its lease token; answered per task. With `claim`, the freed slots
+    /// are refilled in the same transaction (as the Completer does): one request per wave, not two.
     func remoteOutcomes(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try remoteWorkerID(context)
         let now = clock.now()
-        let outcomes = try RemoteOutcome.parse(try await readJSON(request), maxBatch: limits.maxBatch).map { $0.outcome(owner: id, now: now) }
-        let recorded = try await store.record(outcomes, thenClaim: []).recorded
-        return jsonResponse(["outcomes": .array(zip(outcomes, recorded).map { outcome, result in
-            switch result {
+        let body = try JSONFields(try await readJSON(request), known: ["outcomes", "claim"])
+        let outcomes = try RemoteOutcome.parse(body, maxBatch: limits.maxBatch).map { $0.outcome(owner: id, now: now) }
+        // No wait: the outcomes must not be held back for tasks that are not there.
+        let refill = try body["claim"].map { (value) throws(APIError) in try ClaimBody.parse(value, at: "claim.", maxWait: 0, maxTasks: limits.maxBatch) }
+        let wanted = refill?.pools.filter { $0.free > 0 } ?? []
+        let result = try await store.record(outcomes, thenClaim: wanted.map {
+            ClaimRequest(queues: $0.queues, limit: $0.free, owner: id, leaseDuration: limits.remoteLease)
+        })
+        var answer: [String: JSONValue] = ["outcomes": .array(zip(outcomes, result.recorded).map { outcome, recorded in
+            switch recorded {
             case .success(let task): ["id": .string(task.id.rawValue), "state": .string(task.state.rawValue)]
             case .failure(let error):
                 ["id": .string(outcome.lease.taskID.rawValue), "error": ["code": .string(error.code.rawValue), "message": .string(error.message)]]
             }
-        })])
+        })]
+        if refill != nil {
+            answer["tasks"] = Self.claimedJSON(zip(wanted, result.claimed).flatMap { pool, tasks in tasks.map { (pool.name, $0) } })
+        }
+        return jsonResponse(.object(answer))
     }
 
     /// `POST /v1/workers/{id}/release`: hands claimed but unstarted tasks back to their queues.

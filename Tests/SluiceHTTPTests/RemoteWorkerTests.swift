@@ -95,6 +95,23 @@ import Testing
         }
     }
 
+    @Test func outcomesRefillTheFreedSlotsInTheSameRequest() async throws {
+        try await Harness().test { client, _ in
+            _ = try await client.send(.put, "/v1/workers/py-1", Self.register)
+            for _ in 0..<3 { _ = try await client.send(.post, "/v1/tasks", #"{"kind":"resize","queue":"images"}"#) }
+            let first = try #require(try await client.send(.post, "/v1/workers/py-1/claim", #"{"pools":[{"name":"py","queues":["images"],"free":1}]}"#).json["tasks"]?[0])
+            let refill = #""claim":{"pools":[{"name":"py","queues":["images"],"free":3}]}"#
+            let answer = try await client.send(.post, "/v1/workers/py-1/outcomes", """
+                {"outcomes":[{"id":"\(first["id"]!.stringValue!)","token":"\(first["token"]!.stringValue!)","result":1}],\(refill)}
+                """)
+            #expect(answer.json["outcomes"]?[0]?["state"] == "succeeded")
+            let refilled = try #require(answer.json["tasks"]?.arrayValue)
+            #expect(refilled.count == 2 && refilled.allSatisfy { $0["pool"] == "py" && $0["token"]?.stringValue != nil })
+            let empty = try await client.send(.post, "/v1/workers/py-1/outcomes", #"{"outcomes":[],\#(refill)}"#)
+            #expect(empty.json == ["outcomes": [], "tasks": []], "nothing left: answered at once, never held")
+        }
+    }
+
     @Test func aReleasedTaskIsQueuedAgainAndAVanishedWorkersTasksAreRescued() async throws {
         var limits = SluiceAPI.Limits()
         limits.remoteLease = .milliseconds(500)
@@ -143,6 +160,8 @@ import Testing
         ("/v1/workers/py-1/outcomes", #"{"outcomes":[{"id":"01JD0000000000000000000000","token":"1","error":"x","retry":false,"retry_after":3}]}"#, "outcomes[0].retry_after"),
         ("/v1/workers/py-1/outcomes", #"{"outcomes":[{"id":"01JD0000000000000000000000","token":"1","result":1,"retry":false}]}"#, "outcomes[0].retry"),
         ("/v1/workers/py-1/release", #"{"leases":[{"id":"01JD0000000000000000000000","token":"x"}]}"#, "leases[0].token"),
+        ("/v1/workers/py-1/outcomes", #"{"outcomes":[],"claim":{"pools":[{"name":"py","queues":["a"],"free":1}],"wait":1}}"#, "claim.wait"),
+        ("/v1/workers/py-1/outcomes", #"{"outcomes":[],"claim":{"pools":[{"name":"py","queues":["a"]}]}}"#, "claim.pools[0].free"),
     ] as [(String, String, String)])
     func badInputIsRefusedNamingTheField(path: String, body: String, field: String) async throws {
         try await Harness().test { client, _ in

@@ -12,6 +12,7 @@ worker = Worker()
 _lock = threading.Lock()
 _running = 0
 _high_water = 0
+_reached_at = 0.0
 
 
 @worker.task("add")
@@ -26,16 +27,18 @@ async def add_async(a: int, b: int) -> int:
 
 
 @worker.task("hold")
-def hold(seconds: float) -> int:
-    """Sleeps and answers the most tasks this process ran at once so far: a high-water mark."""
-    global _running, _high_water
+def hold(seconds: float) -> dict:
+    """Sleeps and answers the most tasks this process ran at once so far (a high-water mark) and the
+    wall-clock time it was first reached."""
+    global _running, _high_water, _reached_at
     with _lock:
         _running += 1
-        _high_water = max(_high_water, _running)
+        if _running > _high_water:
+            _high_water, _reached_at = _running, time.time()
     try:
         time.sleep(seconds)
         with _lock:
-            return _high_water
+            return {"high_water": _high_water, "reached_at": _reached_at}
     finally:
         with _lock:
             _running -= 1

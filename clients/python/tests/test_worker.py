@@ -41,14 +41,16 @@ def test_exceptions_fail_with_their_traceback_and_retry_or_discard(client: Clien
 
 def test_a_resize_reaches_the_python_pool_within_a_second(client: Client, start_worker) -> None:
     start_worker("--pool", "py=py:5")
-    ids = [client.enqueue("hold", {"seconds": 1.5}, queue="py").id for _ in range(60)]
+    ids = [client.enqueue("hold", {"seconds": 2}, queue="py").id for _ in range(60)]
     until(lambda: next(p for p in client.pools() if p["name"] == "py")["busy"] == 5, 10, "5 running")
+    resized_at = time.time()
     client.resize("py", 20)
-    resized = time.monotonic()
-    until(lambda: next(p for p in client.pools() if p["name"] == "py")["busy"] >= 20, 3, "20 running after the resize")
-    assert time.monotonic() - resized < 2.5
-    high = max(client.result(i, timeout=60) for i in ids)
-    assert high == 20, f"the pool ran {high} at once"
+    results = [client.result(i, timeout=60) for i in ids]
+    high = max(r["high_water"] for r in results)
+    reached = min(r["reached_at"] for r in results if r["high_water"] == high) - resized_at
+    # Measured inside the task functions: the heartbeat (every second) brings the change, the claimer fills the slots.
+    assert high == 20 and reached < 1.5, f"the pool ran {high} at once, {reached:.2f} s after the resize"
+    assert next(p for p in client.pools() if p["name"] == "py")["target"] == 20
 
 
 def test_a_cancel_reaches_a_running_function(client: Client, start_worker) -> None:
@@ -121,3 +123,25 @@ def test_with_tokens_workers_authenticate_like_any_client(tmp_path) -> None:
             assert worker.wait(20) == 0, worker.output()
     finally:
         server.stop()
+
+
+def test_a_kind_the_worker_lacks_fails_without_retry(client: Client, start_worker) -> None:
+    start_worker("--pool", "py=py:2")
+    # Another (pretend) worker runs `mystery`, so the enqueue is accepted; the Python pool claims it.
+    httpx.put(f"{client.url}/v1/workers/other-1", json={"kinds": ["mystery"], "pools": []}).raise_for_status()
+    task = client.status(client.enqueue("mystery", queue="py", max_attempts=5).id, wait=20)
+    assert task.state == "failed" and task.attempt == 1 and "no function for kind mystery" in task.error
+
+
+def test_a_task_past_its_timeout_fails_and_its_thread_counts_as_stuck(client: Client, start_worker) -> None:
+    start_worker("--pool", "py=py:2")
+    task = client.status(client.enqueue("hold", {"seconds": 4}, queue="py", timeout=1, max_attempts=1).id, wait=20)
+    assert task.state == "failed" and "timed out after 1 s" in task.error
+    # The thread cannot be stopped: its slot stays taken until the function returns.
+    until(lambda: next(p for p in client.pools() if p["name"] == "py")["stuck"] == 1, 3, "1 stuck")
+    until(lambda: next(p for p in client.pools() if p["name"] == "py")["stuck"] == 0, 6, "the thread returned")
+
+
+def test_an_idle_pool_shows_its_slots_free(client: Client, start_worker) -> None:
+    start_worker("--pool", "py=py:3")
+    until(lambda: next(p for p in client.pools() if p["name"] == "py")["free"] == 3, 3, "3 free while the claimer waits")

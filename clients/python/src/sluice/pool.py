@@ -44,6 +44,8 @@ class Pool:
         self._inbox: Deque[Any] = collections.deque()
         self.busy = 0
         self.stuck = 0
+        #: Slots asked for by a claim or refill still in flight: not free, or two would ask for them.
+        self.reserved = 0
         self.threads = 0
         self.processed = 0
         self.failed = 0
@@ -54,8 +56,8 @@ class Pool:
 
     @property
     def free(self) -> int:
-        """Tasks it can take now: concurrency − running − stuck − claimed but not started."""
-        return max(0, self.target - self.busy - self.stuck - len(self._inbox))
+        """Tasks it can take now: concurrency − running − stuck − claimed but not started − asked for."""
+        return max(0, self.target - self.busy - self.stuck - len(self._inbox) - self.reserved)
 
     def submit_sync(self, item: Any) -> None:
         """Queues a plain function's task and starts a thread for it when none is idle."""
@@ -107,7 +109,8 @@ class Pool:
 
         return {"name": self.name, "queues": self.queues, "concurrency": self.target, "threads": self.threads,
                 "busy": self.busy, "idle": max(0, self.threads - self.busy - self.stuck), "stuck": self.stuck,
-                "free": self.free, "processed": self.processed, "failed": self.failed,
+                # Slots a long poll has asked for are still free capacity: an idle pool shows them free.
+                "free": max(0, self.target - self.busy - self.stuck - len(self._inbox)), "processed": self.processed, "failed": self.failed,
                 "run_time_p50": percentile(0.5), "run_time_p99": percentile(0.99)}
 
     def _thread(self) -> None:

@@ -35,8 +35,12 @@ class WorkerAPI:
     def claim(self, pools: List[Dict[str, Any]], wait: float) -> List[Dict[str, Any]]:
         return self._post("/claim", {"pools": pools, "wait": wait}, wait=wait)["tasks"]
 
-    def outcomes(self, outcomes: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        return self._post("/outcomes", {"outcomes": outcomes})["outcomes"]
+    def outcomes(self, outcomes: List[Dict[str, Any]], refill: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """Reports `outcomes`; with `refill` (a claim's pools) the answer's `tasks` fill the freed slots."""
+        body: Dict[str, Any] = {"outcomes": outcomes}
+        if refill:
+            body["claim"] = {"pools": refill}
+        return self._post("/outcomes", body)
 
     def release(self, leases: List[Dict[str, Any]]) -> None:
         self._post("/release", {"leases": leases})

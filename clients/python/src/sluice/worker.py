@@ -228,37 +228,53 @@ class Worker:
     # The claimer
 
     def _claimer(self) -> None:
+        """Long-polls for free slots. While outcomes are on their way, their refill claims instead."""
         api = WorkerAPI(self.url, self.token, self.id)
         backoff = 0.1
         while True:
             with self._lock:
-                while not self._stopping and not any(pool.free for pool in self._pools.values()):
+                while not self._stopping and (self._outbox or self._sending or not any(p.free for p in self._pools.values())):
                     self._lock.wait(1.0)
                 if self._stopping:
                     break
-                asks = [{"name": p.name, "queues": p.queues, "free": p.free} for p in self._pools.values()]
+                asks = self._reserve()
             try:
                 tasks = api.claim(asks, wait=CLAIM_WAIT)
                 backoff = 0.1
             except SluiceError as error:
+                self._received(api, asks, [])
                 log.warning("claim failed (trying again in %g s): %s", backoff, error)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if self._stop.is_set():
-                # Claimed while the drain began: hand them straight back.
-                if tasks:
-                    try:
-                        api.release([{"id": t["id"], "token": t["token"], "attempt": t["attempt"]} for t in tasks])
-                    except SluiceError as error:
-                        log.warning("could not hand back %d task(s) (they return when their leases expire): %s", len(tasks), error)
-                break
-            self._dispatch(tasks)
+            self._received(api, asks, tasks)
         api.close()
+
+    def _reserve(self) -> List[Dict[str, Any]]:
+        """Asks for every pool's free slots, and counts them taken until the answer (lock held)."""
+        asks = [{"name": p.name, "queues": p.queues, "free": p.free} for p in self._pools.values() if p.free]
+        for ask in asks:
+            self._pools[ask["name"]].reserved += ask["free"]
+        return asks
+
+    def _received(self, api: WorkerAPI, asks: List[Dict[str, Any]], tasks: List[Dict[str, Any]]) -> None:
+        """Frees what `asks` reserved and runs `tasks`, or hands them back when the drain has begun."""
+        with self._lock:
+            for ask in asks:
+                self._pools[ask["name"]].reserved -= ask["free"]
+            draining = self._stop.is_set()
+            if not draining:
+                self._dispatch(tasks)
+            self._lock.notify_all()
+        if draining and tasks:
+            try:
+                api.release([{"id": t["id"], "token": t["token"], "attempt": t["attempt"]} for t in tasks])
+            except SluiceError as error:
+                log.warning("could not hand back %d task(s) (they return when their leases expire): %s", len(tasks), error)
 
     def _dispatch(self, tasks: List[Dict[str, Any]]) -> None:
         now = time.monotonic()
-        with self._lock:
+        with self._lock:  # reentrant: callers may hold it
             for task in tasks:
                 pool = self._pools[task["pool"]]
                 context = TaskContext(id=task["id"], kind=task["kind"], queue=task["queue"], pool=pool.name,
@@ -356,32 +372,37 @@ class Worker:
                     self._lock.wait(1.0)
                 if not self._outbox:
                     break
-                # Everything that arrived while the last batch was written goes in one request.
+                # Everything that arrived while the last batch was written goes in one request, which
+                # also claims tasks for the slots free by then (unless the drain has begun).
                 batch, self._outbox = self._outbox[:1000], self._outbox[1000:]
                 self._sending += 1
-            self._send(api, batch)
+                asks = [] if self._stop.is_set() else self._reserve()
+            tasks = self._send(api, batch, asks)
+            self._received(api, asks, tasks)
             with self._lock:
                 self._sending -= 1
                 self._lock.notify_all()
         api.close()
 
-    def _send(self, api: WorkerAPI, batch: List[Dict[str, Any]]) -> None:
+    def _send(self, api: WorkerAPI, batch: List[Dict[str, Any]], asks: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """Reports `batch`, retrying until the server answers; the tasks claimed for `asks`."""
         backoff = 0.1
         while True:
             try:
-                answers = api.outcomes(batch)
+                answer = api.outcomes(batch, asks)
                 break
             except SluiceError as error:
                 if 400 <= error.status < 500:
                     log.error("the server refused %d outcome(s): %s", len(batch), error)
-                    return
+                    return []
                 # Until the lease expires an outcome is still ours to report: never drop it for a network hiccup.
                 log.warning("reporting %d outcome(s) failed (trying again in %g s): %s", len(batch), backoff, error)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-        for answer in answers:
-            if "error" in answer:
-                log.warning("task %s: outcome not recorded: %s", answer.get("id"), answer["error"].get("message"))
+        for entry in answer["outcomes"]:
+            if "error" in entry:
+                log.warning("task %s: outcome not recorded: %s", entry.get("id"), entry["error"].get("message"))
+        return answer.get("tasks", [])
 
     # The heartbeater
 
