@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, cast
 
 import httpx
 
@@ -137,15 +137,15 @@ class Client:
 
     def pools(self) -> List[Dict[str, Any]]:
         """Every pool across every live process (`GET /v1/pools`)."""
-        return self._send(_Call("GET", "/v1/pools"))["pools"]
+        return cast(List[Dict[str, Any]], self._send(_Call("GET", "/v1/pools"))["pools"])
 
     def resize(self, pool: str, concurrency: int) -> Dict[str, Any]:
         """Sets a pool's concurrency in every process that runs it (`PATCH /v1/pools/NAME`)."""
-        return self._send(_Call("PATCH", f"/v1/pools/{pool}", json={"concurrency": concurrency}))
+        return cast(Dict[str, Any], self._send(_Call("PATCH", f"/v1/pools/{pool}", json={"concurrency": concurrency})))
 
     def workers(self) -> List[Dict[str, Any]]:
         """The live processes (`GET /v1/workers`)."""
-        return self._send(_Call("GET", "/v1/workers"))["workers"]
+        return cast(List[Dict[str, Any]], self._send(_Call("GET", "/v1/workers"))["workers"])
 
     def close(self) -> None:
         self._http.close()
@@ -212,11 +212,11 @@ class AsyncClient:
 
     async def pools(self) -> List[Dict[str, Any]]:
         """Every pool across every live process (`GET /v1/pools`)."""
-        return (await self._send(_Call("GET", "/v1/pools")))["pools"]
+        return cast(List[Dict[str, Any]], (await self._send(_Call("GET", "/v1/pools")))["pools"])
 
     async def resize(self, pool: str, concurrency: int) -> Dict[str, Any]:
         """Sets a pool's concurrency in every process that runs it (`PATCH /v1/pools/NAME`)."""
-        return await self._send(_Call("PATCH", f"/v1/pools/{pool}", json={"concurrency": concurrency}))
+        return cast(Dict[str, Any], await self._send(_Call("PATCH", f"/v1/pools/{pool}", json={"concurrency": concurrency})))
 
     async def aclose(self) -> None:
         await self._http.aclose()

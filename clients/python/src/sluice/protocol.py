@@ -3,7 +3,7 @@ outcomes, release, deregister. Each role of the worker holds its own `WorkerAPI`
 claim never delays a heartbeat."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, cast
 
 import httpx
 
@@ -27,20 +27,20 @@ class WorkerAPI:
         return _answer(response)
 
     def register(self, description: Dict[str, Any]) -> Dict[str, Any]:
-        return self._post("", description, method="PUT")
+        return cast(Dict[str, Any], self._post("", description, method="PUT"))
 
     def heartbeat(self, description: Dict[str, Any], leases: List[Dict[str, Any]]) -> Dict[str, Any]:
-        return self._post("/heartbeat", dict(description, leases=leases))
+        return cast(Dict[str, Any], self._post("/heartbeat", dict(description, leases=leases)))
 
     def claim(self, pools: List[Dict[str, Any]], wait: float) -> List[Dict[str, Any]]:
-        return self._post("/claim", {"pools": pools, "wait": wait}, wait=wait)["tasks"]
+        return cast(List[Dict[str, Any]], self._post("/claim", {"pools": pools, "wait": wait}, wait=wait)["tasks"])
 
     def outcomes(self, outcomes: List[Dict[str, Any]], refill: List[Dict[str, Any]]) -> Dict[str, Any]:
         """Reports `outcomes`; with `refill` (a claim's pools) the answer's `tasks` fill the freed slots."""
         body: Dict[str, Any] = {"outcomes": outcomes}
         if refill:
             body["claim"] = {"pools": refill}
-        return self._post("/outcomes", body)
+        return cast(Dict[str, Any], self._post("/outcomes", body))
 
     def release(self, leases: List[Dict[str, Any]]) -> None:
         self._post("/release", {"leases": leases})

@@ -27,7 +27,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, cast
 
 from .context import TaskContext, _current
 from .errors import Discard, Retry, SluiceError
@@ -252,7 +252,7 @@ class Worker:
 
     def _reserve(self) -> List[Dict[str, Any]]:
         """Asks for every pool's free slots, and counts them taken until the answer (lock held)."""
-        asks = [{"name": p.name, "queues": p.queues, "free": p.free} for p in self._pools.values() if p.free]
+        asks: List[Dict[str, Any]] = [{"name": p.name, "queues": p.queues, "free": p.free} for p in self._pools.values() if p.free]
         for ask in asks:
             self._pools[ask["name"]].reserved += ask["free"]
         return asks
@@ -402,7 +402,7 @@ class Worker:
         for entry in answer["outcomes"]:
             if "error" in entry:
                 log.warning("task %s: outcome not recorded: %s", entry.get("id"), entry["error"].get("message"))
-        return answer.get("tasks", [])
+        return cast(List[Dict[str, Any]], answer.get("tasks", []))
 
     # The heartbeater
 
