@@ -340,28 +340,29 @@ class Bench:
 
     def seed_python(self):
         """examples/fastapi: the seed's four endpoints each enqueue and await; the blocking call runs
-        in a Python worker's pool of 50 (the Python package, clients/python)."""
+        in a Python worker's pool of 50 (the Python package, clients/python). One server, worker and
+        app per repeat, serving the four endpoints in turn."""
         z = self.sizes
         example = os.path.join(ROOT, "examples", "fastapi")
-        out = {"n": z.seed_n, "c": 50, "sleep": z.seed_sleep, "endpoints": {}}
-        for endpoint in ("sync", "async", "sync_async", "sync_async_fastapi"):
-            runs = []
-            for _ in range(self.repeats):
-                s = self.serve()
-                env = {"SEED_SLEEP": str(z.seed_sleep), "SLUICE_URL": f"http://127.0.0.1:{s.port}"}
-                w = self.procs.start("python-worker", [sys.executable, "-m", "sluice.cli", "tasks:worker", "--log-level", "warning"],
-                                     env=env, cwd=example)
-                client, deadline = Client(s.port), time.monotonic() + 30
-                while not any(p["name"] == "seed" for p in client.call("GET", "/v1/pools")["pools"]):
-                    if w.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit(f"the Python worker did not register:\n{self.procs.tail(w)}")
-                    time.sleep(0.05)
-                client.close()
-                u = self.uvicorn(env, app="app:app", cwd=example)
-                runs.append(run_ab(f"http://127.0.0.1:{u.port}/test/{endpoint}", z.seed_n, 50))
-                for p in (u, w, s):
-                    self.procs.stop(p)
-            out["endpoints"][endpoint] = runs
+        endpoints = ("sync", "async", "sync_async", "sync_async_fastapi")
+        out = {"n": z.seed_n, "c": 50, "sleep": z.seed_sleep, "endpoints": {e: [] for e in endpoints}}
+        for _ in range(self.repeats):
+            s = self.serve()
+            env = {"SEED_SLEEP": str(z.seed_sleep), "SLUICE_URL": f"http://127.0.0.1:{s.port}"}
+            w = self.procs.start("python-worker", [sys.executable, "-m", "sluice.cli", "tasks:worker", "--log-level", "warning"],
+                                 env=env, cwd=example)
+            client, deadline = Client(s.port), time.monotonic() + 30
+            while not any(p["name"] == "seed" for p in client.call("GET", "/v1/pools")["pools"]):
+                if w.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the Python worker did not register:\n{self.procs.tail(w)}")
+                time.sleep(0.05)
+            client.close()
+            u = self.uvicorn(env, app="app:app", cwd=example)
+            for endpoint in endpoints:
+                out["endpoints"][endpoint].append(run_ab(f"http://127.0.0.1:{u.port}/test/{endpoint}", z.seed_n, 50))
+            for p in (u, w, s):
+                self.procs.stop(p)
+        for endpoint, runs in out["endpoints"].items():
             self.say(f"seed-python: /test/{endpoint}: {summary([r['seconds'] for r in runs])} s")
         return out
 
