@@ -72,6 +72,21 @@ import Testing
         }
     }
 
+    @Test func shutdownAnswersAWaitingClaimAtOnce() async throws {
+        try await Harness().testAPI { client, _, api in
+            let started = ContinuousClock.now
+            async let claimed = client.send(.post, "/v1/workers/py-1/claim", #"{"pools":[{"name":"py","queues":["images"],"free":2}],"wait":30}"#)
+            let holding = ContinuousClock.now + .seconds(10)
+            while api.waitingRequests == 0 && ContinuousClock.now < holding { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(api.waitingRequests == 1, "the claim is being held")
+            let shutdownAt = ContinuousClock.now
+            api.beginShutdown()
+            let answer = try await claimed
+            #expect(answer.status == .ok && answer.json["tasks"] == [] && ContinuousClock.now - shutdownAt < .seconds(2),
+                    "a long poll must not hold up the drain (\(ContinuousClock.now - started) after it began)")
+        }
+    }
+
     @Test func failuresRetryLaterOrNotAtAllAndCancelsReachTheWorker() async throws {
         try await Harness().test { client, _ in
             _ = try await client.send(.put, "/v1/workers/py-1", Self.register)
