@@ -11,45 +11,22 @@ struct EnqueueBody {
 
     /// Parses one task; `prefix` names its place in a batch (`[3].`).
     static func parse(_ value: JSONValue, prefix: String = "", now: Date, idempotencyHeader: String? = nil) throws(APIError) -> EnqueueBody {
-        guard let object = value.objectValue else { throw .badRequest(prefix.isEmpty ? "body" : String(prefix.dropLast()), "must be a JSON object") }
-        if let unknown = object.keys.sorted().first(where: { !fields.contains($0) }) {
-            throw .badRequest(prefix + unknown, "is not a known field; known fields: \(fields.sorted().joined(separator: ", "))")
-        }
-        func string(_ name: String) throws(APIError) -> String? {
-            guard let value = object[name], value != .null else { return nil }
-            guard let text = value.stringValue else { throw .badRequest(prefix + name, "must be a string") }
-            return text
-        }
-        func integer(_ name: String) throws(APIError) -> Int? {
-            guard let value = object[name], value != .null else { return nil }
-            guard let number = value.intValue, let int = Int(exactly: number) else { throw .badRequest(prefix + name, "must be a whole number") }
-            return int
-        }
-        func number(_ name: String) throws(APIError) -> Double? {
-            guard let value = object[name], value != .null else { return nil }
-            guard let number = value.doubleValue, number.isFinite else { throw .badRequest(prefix + name, "must be a number") }
-            return number
-        }
-        guard let kind = try string("kind") else { throw .badRequest(prefix + "kind", "is required") }
-        var request = EnqueueRequest(kind: kind)
-        if let args = object["args"], args != .null {
+        let fields = try JSONFields(value, at: prefix, known: fields)
+        var request = EnqueueRequest(kind: try fields.required("kind", fields.string))
+        if let args = fields["args"] {
             guard args.objectValue != nil else { throw .badRequest(prefix + "args", "must be a JSON object") }
             request.args = args
         }
-        if let queue = try string("queue") { request.queue = queue }
-        var durable = true
-        if let flag = object["durable"], flag != .null {
-            guard case .bool(let value) = flag else { throw .badRequest(prefix + "durable", "must be true or false") }
-            durable = value
-        }
-        if let priority = try integer("priority") { request.priority = priority }
-        if let attempts = try integer("max_attempts") { request.maxAttempts = attempts }
-        if let timeout = try number("timeout") {
+        if let queue = try fields.string("queue") { request.queue = queue }
+        let durable = try fields.bool("durable") ?? true
+        if let priority = try fields.integer("priority") { request.priority = priority }
+        if let attempts = try fields.integer("max_attempts") { request.maxAttempts = attempts }
+        if let timeout = try fields.number("timeout") {
             guard timeout > 0, timeout <= 86_400 else { throw .badRequest(prefix + "timeout", "must be more than 0 and at most 86400 seconds") }
             request.timeout = .milliseconds(Int64((timeout * 1000).rounded(.up)))
         }
-        let delay = try number("delay")
-        let runAt = try string("run_at")
+        let delay = try fields.number("delay")
+        let runAt = try fields.string("run_at")
         switch (delay, runAt) {
         case (.some, .some): throw .badRequest(prefix + "delay", "give delay or run_at, not both")
         case (let delay?, nil):
@@ -62,7 +39,7 @@ struct EnqueueBody {
             request.runAt = date
         case (nil, nil): break
         }
-        request.idempotencyKey = try string("idempotency_key") ?? idempotencyHeader
+        request.idempotencyKey = try fields.string("idempotency_key") ?? idempotencyHeader
         do {
             try request.validate(now: now)
         } catch {

@@ -10,4 +10,14 @@ final class RecentValue<Value: Sendable>: Sendable {
         cache.withLock { $0 = (ContinuousClock.now, value) }
         return value
     }
+
+    /// Whether a value is cached and passes `test`, however old it is.
+    func holds(where test: (Value) -> Bool) -> Bool {
+        cache.withLock { $0.map { test($0.value) } ?? false }
+    }
+
+    /// Drops the cached value, so the next `get` loads afresh.
+    func forget() {
+        cache.withLock { $0 = nil }
+    }
 }

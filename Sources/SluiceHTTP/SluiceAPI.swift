@@ -24,6 +24,9 @@ public struct SluiceAPI: Sendable {
         public var maxMemoryTasks = 100_000
         /// How long ready counts for the depth bound are reused, so the bound costs no COUNT per enqueue.
         public var queueDepthRefresh: Duration = .milliseconds(250)
+        /// How long a remote worker's claim lasts without a heartbeat (`--lease`): a worker that
+        /// vanishes loses its tasks to the rescuer this long after its last heartbeat.
+        public var remoteLease: Duration = .seconds(30)
         public init() {}
     }
 
@@ -38,6 +41,8 @@ public struct SluiceAPI: Sendable {
     let clock: any WallClock
     let metrics: PrometheusCollectorRegistry?
     let waiter: TaskWaiter
+    /// Holds remote workers' claims open until their queues receive tasks.
+    let claimWaiter: ClaimWaiter
     /// The names this server answers to (loopback, the bound address, `--public-host`).
     let hosts: HostNames
     /// Ready counts per queue, for the depth bound: it must not cost a COUNT on every enqueue.
@@ -62,6 +67,7 @@ public struct SluiceAPI: Sendable {
         self.metrics = metrics
         self.hosts = hosts
         waiter = TaskWaiter(stores: [store] + (memory.map { [$0] } ?? []))
+        claimWaiter = ClaimWaiter(store: store)
     }
 
     /// Answers every request waiting with `?wait=` at once, with its task as it stands (202 when not
@@ -69,10 +75,11 @@ public struct SluiceAPI: Sendable {
     /// server waits for requests in flight: a long poll must not hold up the pool's drain.
     public func beginShutdown() {
         waiter.shutdown()
+        claimWaiter.shutdown()
     }
 
-    /// Requests held open by `?wait=` now.
-    public var waitingRequests: Int { waiter.count }
+    /// Requests held open by `?wait=` and by remote workers' claims now.
+    public var waitingRequests: Int { waiter.count + claimWaiter.count }
 
     /// A router with every route, the error middleware, the guard against other origins and foreign
     /// `Host` names and, with tokens, authentication.
@@ -91,6 +98,12 @@ public struct SluiceAPI: Sendable {
         router.get("/v1/pools") { _, _ in jsonResponse(try await pools()) }
         router.patch("/v1/pools/{name}") { request, context in try await resize(request, context) }
         router.get("/v1/workers") { _, _ in try await workers() }
+        router.put("/v1/workers/{id}") { request, context in try await remoteHeartbeat(request, context, renewing: false) }
+        router.delete("/v1/workers/{id}") { _, context in try await remoteDeregister(context) }
+        router.post("/v1/workers/{id}/heartbeat") { request, context in try await remoteHeartbeat(request, context, renewing: true) }
+        router.post("/v1/workers/{id}/claim") { request, context in try await remoteClaim(request, context) }
+        router.post("/v1/workers/{id}/outcomes") { request, context in try await remoteOutcomes(request, context) }
+        router.post("/v1/workers/{id}/release") { request, context in try await remoteRelease(request, context) }
         router.get("/v1/queues") { _, _ in try await queues() }
         router.get("/healthz") { _, _ in await health() }
         router.get("/metrics") { _, _ in try await prometheus() }

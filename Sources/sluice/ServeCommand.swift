@@ -129,6 +129,7 @@ struct ServeCommand: AsyncParsableCommand {
             worker = noPool ? nil : try Worker(store: store, ephemeral: memory, pools: pools, registry: registry, options: options, logger: logger)
             var limits = SluiceAPI.Limits()
             limits.maxBody = maxBody
+            limits.remoteLease = options.leaseDuration
             guard maxQueueDepth.map({ $0 >= 1 }) ?? true else { throw SluiceError(.invalidArgument, "--max-queue-depth must be at least 1", field: "max-queue-depth") }
             limits.maxQueueDepth = maxQueueDepth
             guard maxMemoryTasks >= 1 else { throw SluiceError(.invalidArgument, "--max-memory-tasks must be at least 1", field: "max-memory-tasks") }

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PEERS = os.path.join(ROOT, "tools", "bench", "peers")
-SCENARIOS = ["seed", "burst", "enqueue", "drain", "latency", "resources", "health", "scale", "store"]
+SCENARIOS = ["seed", "seed-python", "burst", "enqueue", "drain", "latency", "resources", "health", "scale", "store"]
 FINISHED = "state IN ('succeeded', 'failed', 'cancelled')"  # as the partial index tasks_finished has it
 
 
@@ -76,11 +76,11 @@ class Processes:
         self.logdir = logdir
         self.started = 0  # numbers the logs, so a later process never overwrites an earlier one's
 
-    def start(self, name, argv, env=None):
+    def start(self, name, argv, env=None, cwd=PEERS):
         self.started += 1
         log = open(os.path.join(self.logdir, f"{name}-{self.started}.log"), "wb")
         p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             env={**os.environ, **(env or {})}, start_new_session=True, cwd=PEERS)
+                             env={**os.environ, **(env or {})}, start_new_session=True, cwd=cwd)
         p.name, p.log = name, log.name
         self.live.append(p)
         return p
@@ -272,10 +272,10 @@ class Bench:
     def worker(self, db, *flags):
         return self.procs.start("worker", [f"{self.bin}/sluice", "worker", "--db", db, "--log-level", "error", *flags])
 
-    def uvicorn(self, env):
+    def uvicorn(self, env, app="seed_app:app", cwd=PEERS):
         port = free_port()
-        p = self.procs.start("uvicorn", [sys.executable, "-m", "uvicorn", "seed_app:app", "--host", "127.0.0.1",
-                                         "--port", str(port), "--log-level", "warning", "--no-access-log"], env=env)
+        p = self.procs.start("uvicorn", [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1",
+                                         "--port", str(port), "--log-level", "warning", "--no-access-log"], env=env, cwd=cwd)
         wait_tcp(self.procs, p, port)
         p.port = port
         return p
@@ -334,6 +334,36 @@ class Bench:
                     self.procs.stop(u)
                 out["fastapi"][variant][endpoint] = runs
                 self.say(f"seed: fastapi {variant} /test/{endpoint}: {summary([r['seconds'] for r in runs])} s")
+        return out
+
+    # ------------------------------------------------------------ 1b. the seed through Python workers
+
+    def seed_python(self):
+        """examples/fastapi: the seed's four endpoints each enqueue and await; the blocking call runs
+        in a Python worker's pool of 50 (the Python package, clients/python). One server, worker and
+        app per repeat, serving the four endpoints in turn."""
+        z = self.sizes
+        example = os.path.join(ROOT, "examples", "fastapi")
+        endpoints = ("sync", "async", "sync_async", "sync_async_fastapi")
+        out = {"n": z.seed_n, "c": 50, "sleep": z.seed_sleep, "endpoints": {e: [] for e in endpoints}}
+        for _ in range(self.repeats):
+            s = self.serve()
+            env = {"SEED_SLEEP": str(z.seed_sleep), "SLUICE_URL": f"http://127.0.0.1:{s.port}"}
+            w = self.procs.start("python-worker", [sys.executable, "-m", "sluice.cli", "tasks:worker", "--log-level", "warning"],
+                                 env=env, cwd=example)
+            client, deadline = Client(s.port), time.monotonic() + 30
+            while not any(p["name"] == "seed" for p in client.call("GET", "/v1/pools")["pools"]):
+                if w.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the Python worker did not register:\n{self.procs.tail(w)}")
+                time.sleep(0.05)
+            client.close()
+            u = self.uvicorn(env, app="app:app", cwd=example)
+            for endpoint in endpoints:
+                out["endpoints"][endpoint].append(run_ab(f"http://127.0.0.1:{u.port}/test/{endpoint}", z.seed_n, 50))
+            for p in (u, w, s):
+                self.procs.stop(p)
+        for endpoint, runs in out["endpoints"].items():
+            self.say(f"seed-python: /test/{endpoint}: {summary([r['seconds'] for r in runs])} s")
         return out
 
     # ------------------------------------------------------------ 2. blocking burst
@@ -759,6 +789,25 @@ def render_seed(r, meta):
     return lines
 
 
+def render_seed_python(r, meta):
+    n, c, s = r["n"], r["c"], r["sleep"]
+    ideal, floor = n / c * s, n / c * s + s
+    lines = [f"examples/fastapi: the seed's app on Sluice, each endpoint enqueuing and awaiting its call, which runs in "
+             f"one Python worker process (`sluice-worker`, pool of 50). `ab -n {n} -c {c}`, {s:g} s a call; ideal {ideal:g} s, "
+             f"ab floor {floor:g} s. The seed's own four endpoints are in section 1 when both ran in the same run "
+             f"(`--only seed --only seed-python`).", "",
+             "| endpoint | total s, median (min–max) | requests/s | × ideal | × ab floor | failed |", "|---|---:|---:|---:|---:|---:|"]
+    for endpoint, runs in r["endpoints"].items():
+        t = [x["seconds"] for x in runs]
+        lines.append(f"| `GET /test/{endpoint}` | {summary(t)} | {med([x['rps'] for x in runs]):.2f} | {med(t) / ideal:.3f} | "
+                     f"{med(t) / floor:.3f} | {sum(x['failed'] for x in runs)} |")
+    worst = max(med([x["seconds"] for x in runs]) for runs in r["endpoints"].values()) if r["endpoints"] else None
+    if worst is not None:
+        lines += ["", f"- Target (issue 13), every endpoint within 2% of the ab floor: worst {worst:.2f} s = {worst / floor:.3f} × floor: "
+                  f"{verdict(worst <= 1.02 * floor, f'{(worst / floor / 1.02 - 1) * 100:.1f}%')}."]
+    return lines
+
+
 def render_burst(r, meta):
     ideal = r["tasks"] / r["pool"] * r["sleep"]
     s, h = med(r["sluice"]), med(r["huey"])
@@ -882,10 +931,10 @@ def render_store(r, meta):
     return lines
 
 
-TITLES = {"seed": "1. The seed, reproduced", "burst": "2. Blocking burst", "enqueue": "3. Enqueue throughput",
+TITLES = {"seed": "1. The seed, reproduced", "seed-python": "1b. The seed through Python workers", "burst": "2. Blocking burst", "enqueue": "3. Enqueue throughput",
           "drain": "4. Drain throughput", "latency": "5. Latency", "resources": "6. Resources",
           "health": "7. Event-loop health", "scale": "8. Scale: a file with a long history", "store": "Store micro-benchmark"}
-RENDER = {"seed": render_seed, "burst": render_burst, "enqueue": render_enqueue, "drain": render_drain,
+RENDER = {"seed": render_seed, "seed-python": render_seed_python, "burst": render_burst, "enqueue": render_enqueue, "drain": render_drain,
           "latency": render_latency, "resources": render_resources, "health": render_health, "scale": render_scale,
           "store": render_store}
 
@@ -1024,6 +1073,10 @@ def check_smoke(out, names, z, text, meta):
                 need(len(endpoints) == 4, f"seed: FastAPI {variant} ran {sorted(endpoints)}")
                 for endpoint, runs in endpoints.items():
                     ab_ok(f"FastAPI {variant} /test/{endpoint}", runs, r["n"])
+        elif name == "seed-python":
+            need(sorted(r["endpoints"]) == sorted(["sync", "async", "sync_async", "sync_async_fastapi"]), f"seed-python: endpoints {sorted(r['endpoints'])}")
+            for endpoint, runs in r["endpoints"].items():
+                ab_ok(f"Python workers /test/{endpoint}", runs, r["n"])
         elif name == "burst":
             need(r["tasks"] == z.burst_tasks and r["sluice"] and r["huey"], f"burst: {r['tasks']} tasks, {len(r['sluice'])} Sluice and {len(r['huey'])} Huey runs")
         elif name == "enqueue":
@@ -1126,7 +1179,7 @@ def main():
     try:
         for name in args.only or SCENARIOS:
             print(f"{name}…", file=sys.stderr, flush=True)
-            data = getattr(bench, name)()
+            data = getattr(bench, name.replace("-", "_"))()
             with open(os.path.join(out, "bench", "results", f"{name}.json"), "w") as f:
                 json.dump({"meta": meta, "data": data}, f, indent=1)
     except KeyboardInterrupt:

@@ -1,0 +1,147 @@
+import Foundation
+import Hummingbird
+import SluiceCore
+import SluiceStore
+
+/// Remote workers: processes in any language that run tasks through the store's own verbs over
+/// HTTP (register, claim, heartbeat, record outcomes, release), so that they show in
+/// `GET /v1/workers` and `GET /v1/pools` like `sluice worker` and are rescued the same way when
+/// they vanish. The protocol: docs/WORKER-PROTOCOL.md.
+extension SluiceAPI {
+    /// How often a remote worker should heartbeat: a `PATCH /v1/pools/NAME` reaches it within this,
+    /// and `GET /v1/workers` forgets it after 15 s of silence.
+    static let remoteHeartbeatInterval = Duration.seconds(1)
+
+    /// `PUT /v1/workers/{id}` (register or refresh) and `POST /v1/workers/{id}/heartbeat` (the same,
+    /// and renew `leases`): records the worker and its pools, answers each lease's status and the
+    /// operator's settings for its pools.
+    func remoteHeartbeat(_ request: Request, _ context: BasicRequestContext, renewing: Bool) async throws -> Response {
+        let id = try remoteWorkerID(context)
+        let body = try RemoteWorkerBody.parse(try await readJSON(request), leases: renewing)
+        let now = clock.now()
+        var statuses: [TaskID: LeaseStatus] = [:]
+        if !body.leases.isEmpty {
+            statuses = try await store.heartbeat(body.leases.map { $0.lease(owner: id, now: now) }, leaseDuration: limits.remoteLease)
+        }
+        let counts = try await store.counts()
+        let pools = body.pools.map { $0.capacity(counts: counts) }
+        try await store.recordWorker(WorkerInfo(id: id, host: body.host, pid: body.pid, startedAt: now, heartbeatAt: now,
+                                                pools: pools, kinds: body.kinds))
+        // A new kind is accepted by enqueues at once, not after the cache's second.
+        if !workerKinds.holds(where: { Set(body.kinds).isSubset(of: $0) }) { workerKinds.forget() }
+        var answer: [String: JSONValue] = [
+            "id": .string(id), "lease": .double(limits.remoteLease.seconds),
+            "heartbeat_interval": .double(Self.remoteHeartbeatInterval.seconds), "max_wait": .double(limits.maxWait),
+            "pools": try await settings(for: id, pools: body.pools.map(\.name)),
+        ]
+        if renewing {
+            answer["leases"] = .array(body.leases.map { lease in
+                let status: String = switch statuses[lease.taskID] {
+                case .held?: "held"
+                case .cancelRequested?: "cancel_requested"
+                case .lost?, nil: "lost"
+                }
+                return ["id": .string(lease.taskID.rawValue), "status": .string(status)]
+            })
+        }
+        return jsonResponse(.object(answer))
+    }
+
+    /// The newest operator setting of each of `pools` that applies to worker `id`, as a remote
+    /// worker applies it: the rule `Registrar.apply` follows for `sluice worker`.
+    private func settings(for id: String, pools: [String]) async throws -> JSONValue {
+        let stored = try await store.poolSettings()
+        return .array(pools.compactMap { name in
+            let mine = stored.filter { $0.pool == name && ($0.worker == nil || $0.worker == id) }
+            guard let newest = mine.max(by: { $0.updatedAt < $1.updatedAt }) else { return nil }
+            return [
+                "name": .string(name), "concurrency": newest.concurrency.map { .int(Int64($0)) } ?? .null,
+                "autoscale": newest.autoscale.map { ["min": .int(Int64($0.min)), "max": .int(Int64($0.max))] } ?? .null,
+                "updated_at": .string(TaskJSON.time(newest.updatedAt)),
+            ]
+        })
+    }
+
+    /// `POST /v1/workers/{id}/claim`: up to `free` ready tasks for each pool, each under a lease
+    /// owned by the worker; with `wait`, held open until some are ready.
+    func remoteClaim(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let id = try remoteWorkerID(context)
+        let body = try ClaimBody.parse(try await readJSON(request), maxWait: limits.maxWait, maxTasks: limits.maxBatch)
+        let wanted = body.pools.filter { $0.free > 0 }
+        let lease = limits.remoteLease
+        let claimed = try await claimWaiter.wait(on: Set(wanted.flatMap(\.queues)), timeout: body.wait) {
+            var claimed: [(pool: String, task: TaskRecord)] = []
+            for pool in wanted {
+                let tasks = try await store.claim(queues: pool.queues, limit: pool.free, owner: id, leaseDuration: lease)
+                claimed += tasks.map { (pool.name, $0) }
+            }
+            return claimed
+        }
+        return jsonResponse(["tasks": Self.claimedJSON(claimed)])
+    }
+
+    /// Claimed tasks as a remote worker receives them.
+    private static func claimedJSON(_ claimed: [(pool: String, task: TaskRecord)]) -> JSONValue {
+        .array(claimed.map { pool, task in
+            [
+                "id": .string(task.id.rawValue), "pool": .string(pool), "kind": .string(task.kind), "queue": .string(task.queue),
+                "args": task.args, "attempt": .int(Int64(task.attempt)), "max_attempts": .int(Int64(task.maxAttempts)),
+                "priority": .int(Int64(task.priority)), "timeout": .double(task.timeout.seconds),
+                // A string: 64-bit integers do not survive JSON parsers that read numbers as doubles.
+                "token": .string(task.lease.map { String($0.token) } ?? ""),
+                "lease_expires_at": task.lease.map { .string(TaskJSON.time($0.expiresAt)) } ?? .null,
+            ]
+        })
+    }
+
+    /// `POST /v1/workers/{id}/outcomes`: results and failures of a batch of attempts, recorded in one
+    /// transaction, each fenced by its lease token; answered per task. With `claim`, the freed slots
+    /// are refilled in the same transaction (as the Completer does): one request per wave, not two.
+    func remoteOutcomes(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let id = try remoteWorkerID(context)
+        let now = clock.now()
+        let body = try JSONFields(try await readJSON(request), known: ["outcomes", "claim"])
+        let outcomes = try RemoteOutcome.parse(body, maxBatch: limits.maxBatch).map { $0.outcome(owner: id, now: now) }
+        // No wait: the outcomes must not be held back for tasks that are not there.
+        let refill = try body["claim"].map { (value) throws(APIError) in try ClaimBody.parse(value, at: "claim.", maxWait: 0, maxTasks: limits.maxBatch) }
+        let wanted = refill?.pools.filter { $0.free > 0 } ?? []
+        let result = try await store.record(outcomes, thenClaim: wanted.map {
+            ClaimRequest(queues: $0.queues, limit: $0.free, owner: id, leaseDuration: limits.remoteLease)
+        })
+        var answer: [String: JSONValue] = ["outcomes": .array(zip(outcomes, result.recorded).map { outcome, recorded in
+            switch recorded {
+            case .success(let task): ["id": .string(task.id.rawValue), "state": .string(task.state.rawValue)]
+            case .failure(let error):
+                ["id": .string(outcome.lease.taskID.rawValue), "error": ["code": .string(error.code.rawValue), "message": .string(error.message)]]
+            }
+        })]
+        if refill != nil {
+            answer["tasks"] = Self.claimedJSON(zip(wanted, result.claimed).flatMap { pool, tasks in tasks.map { (pool.name, $0) } })
+        }
+        return jsonResponse(.object(answer))
+    }
+
+    /// `POST /v1/workers/{id}/release`: hands claimed but unstarted tasks back to their queues.
+    func remoteRelease(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let id = try remoteWorkerID(context)
+        let fields = try JSONFields(try await readJSON(request), known: ["leases"])
+        let leases = try LeaseReference.parseList(fields, maxBatch: limits.maxBatch)
+        let now = clock.now()
+        try await store.release(leases.map { $0.lease(owner: id, now: now) })
+        return jsonResponse(["released": .int(Int64(leases.count))])
+    }
+
+    /// `DELETE /v1/workers/{id}`: forgets a remote worker that stops cleanly.
+    func remoteDeregister(_ context: BasicRequestContext) async throws -> Response {
+        try await store.removeWorker(try remoteWorkerID(context))
+        return Response(status: .noContent)
+    }
+
+    /// The worker id of the path, refused when it is not a plain name or is this server's own.
+    private func remoteWorkerID(_ context: BasicRequestContext) throws -> String {
+        let id = context.parameters.get("id") ?? ""
+        try JSONFields.checkName(id, at: "id")
+        guard id != worker?.id else { throw APIError.badRequest("id", "is this server's own worker; give your worker an id of its own") }
+        return id
+    }
+}

@@ -1,0 +1,193 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import SluiceCore
+import SluiceHTTP
+import SluiceStore
+import Testing
+
+/// The remote worker protocol (docs/WORKER-PROTOCOL.md) through the router: register, long-poll
+/// claim, heartbeat, outcomes and release, over the same store verbs `sluice worker` uses.
+@Suite struct RemoteWorkerTests {
+    static let register = #"{"host":"py-1","pid":42,"kinds":["resize"],"pools":[{"name":"py","queues":["images"],"concurrency":4}]}"#
+    static let claim = #"{"pools":[{"name":"py","queues":["images"],"free":4}],"wait":5}"#
+
+    @Test func aRegisteredWorkerShowsLikeAnyProcessAndItsKindsAreAccepted() async throws {
+        try await Harness().test { client, _ in
+            let unknown = try await client.send(.post, "/v1/tasks", #"{"kind":"resize","queue":"images"}"#)
+            #expect(unknown.status == .unprocessableContent, "no process runs resize yet")
+            let registered = try await client.send(.put, "/v1/workers/py-1", Self.register)
+            #expect(registered.status == .ok && registered.json["id"] == "py-1" && registered.json["lease"] == 30.0)
+            #expect(registered.json["heartbeat_interval"] == 1.0 && registered.json["pools"] == [])
+            let workers = try await client.send(.get, "/v1/workers").json["workers"]
+            #expect(workers?[0]?["id"] == "py-1" && workers?[0]?["pid"] == 42 && workers?[0]?["this_server"] == false)
+            let accepted = try await client.send(.post, "/v1/tasks", #"{"kind":"resize","queue":"images"}"#)
+            #expect(accepted.status == .accepted, "registration makes the kind known at once: \(accepted.json)")
+            _ = try await client.send(.put, "/v1/workers/py-1", Self.register)  // the next heartbeat counts what waits
+            let pool = try await client.send(.get, "/v1/pools").json["pools"]?[0]
+            #expect(pool?["name"] == "py" && pool?["target"] == 4 && pool?["free"] == 4 && pool?["waiting"] == 1)
+            #expect(pool?["processes"]?[0]?["worker"] == "py-1")
+            #expect(try await client.send(.delete, "/v1/workers/py-1").status == .noContent)
+            #expect(try await client.send(.get, "/v1/workers").json["workers"] == [])
+        }
+    }
+
+    @Test func aClaimWaitsForAnEnqueueThenTheOutcomeIsFencedByItsToken() async throws {
+        try await Harness().test { client, _ in
+            _ = try await client.send(.put, "/v1/workers/py-1", Self.register)
+            let started = ContinuousClock.now
+            async let claimed = client.send(.post, "/v1/workers/py-1/claim", Self.claim)
+            try await Task.sleep(for: .milliseconds(300))
+            let enqueued = try await client.send(.post, "/v1/tasks", #"{"kind":"resize","queue":"images","args":{"w":3}}"#)
+            let answer = try await claimed
+            let waited = ContinuousClock.now - started
+            #expect(answer.status == .ok && waited >= .milliseconds(250) && waited < .seconds(3), "woken by the enqueue: \(waited)")
+            let task = try #require(answer.json["tasks"]?[0])
+            #expect(task["id"] == enqueued.json["id"] && task["pool"] == "py" && task["kind"] == "resize" && task["args"] == ["w": 3])
+            #expect(task["attempt"] == 1 && task["timeout"]?.doubleValue != nil && task["lease_expires_at"]?.stringValue != nil)
+            let id = try #require(task["id"]?.stringValue), token = try #require(task["token"]?.stringValue)
+            #expect(Int64(token) != nil, "the token is a string of digits")
+            let beat = try await client.send(.post, "/v1/workers/py-1/heartbeat", #"{"host":"py-1","leases":[{"id":"\#(id)","token":"\#(token)"}]}"#)
+            #expect(beat.json["leases"] == [["id": .string(id), "status": "held"]])
+            let forged = try await client.send(.post, "/v1/workers/py-1/heartbeat", #"{"leases":[{"id":"\#(id)","token":"1"}]}"#)
+            #expect(forged.json["leases"] == [["id": .string(id), "status": "lost"]], "a wrong token renews nothing")
+            let doubled = try await client.send(.post, "/v1/workers/py-1/heartbeat", #"{"leases":[{"id":"\#(id)","token":"\#(token)"},{"id":"\#(id)","token":"1"}]}"#)
+            #expect(doubled.status == .badRequest && doubled.errorField == "leases[1].id")
+            let wrong = try await client.send(.post, "/v1/workers/py-2/outcomes", #"{"outcomes":[{"id":"\#(id)","token":"\#(token)","result":1}]}"#)
+            #expect(wrong.json["outcomes"]?[0]?["error"]?["code"] == "lease_lost", "another worker's name does not hold the lease")
+            let done = try await client.send(.post, "/v1/workers/py-1/outcomes", #"{"outcomes":[{"id":"\#(id)","token":"\#(token)","result":{"ok":true}}]}"#)
+            #expect(done.status == .ok && done.json["outcomes"] == [["id": .string(id), "state": "succeeded"]])
+            let twice = try await client.send(.post, "/v1/workers/py-1/outcomes", #"{"outcomes":[{"id":"\#(id)","token":"\#(token)","result":2}]}"#)
+            #expect(twice.json["outcomes"]?[0]?["error"]?["code"] == "lease_lost", "completing twice changes nothing")
+            let read = try await client.send(.get, "/v1/tasks/\(id)")
+            #expect(read.json["state"] == "succeeded" && read.json["result"] == ["ok": true] && read.json["worker"] == "py-1")
+        }
+    }
+
+    @Test func aClaimWithNothingReadyAnswersEmptyAfterItsWait() async throws {
+        try await Harness().test { client, _ in
+            let started = ContinuousClock.now
+            let answer = try await client.send(.post, "/v1/workers/py-1/claim", #"{"pools":[{"name":"py","queues":["images"],"free":2}],"wait":0.3}"#)
+            #expect(answer.status == .ok && answer.json["tasks"] == [] && ContinuousClock.now - started >= .milliseconds(300))
+        }
+    }
+
+    @Test func shutdownAnswersAWaitingClaimAtOnce() async throws {
+        try await Harness().testAPI { client, _, api in
+            let started = ContinuousClock.now
+            async let claimed = client.send(.post, "/v1/workers/py-1/claim", #"{"pools":[{"name":"py","queues":["images"],"free":2}],"wait":30}"#)
+            let holding = ContinuousClock.now + .seconds(10)
+            while api.waitingRequests == 0 && ContinuousClock.now < holding { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(api.waitingRequests == 1, "the claim is being held")
+            let shutdownAt = ContinuousClock.now
+            api.beginShutdown()
+            let answer = try await claimed
+            #expect(answer.status == .ok && answer.json["tasks"] == [] && ContinuousClock.now - shutdownAt < .seconds(2),
+                    "a long poll must not hold up the drain (\(ContinuousClock.now - started) after it began)")
+        }
+    }
+
+    @Test func failuresRetryLaterOrNotAtAllAndCancelsReachTheWorker() async throws {
+        try await Harness().test { client, _ in
+            _ = try await client.send(.put, "/v1/workers/py-1", Self.register)
+            for _ in 0..<4 { _ = try await client.send(.post, "/v1/tasks", #"{"kind":"resize","queue":"images","max_attempts":3}"#) }
+            let tasks = try #require(try await client.send(.post, "/v1/workers/py-1/claim", Self.claim).json["tasks"]?.arrayValue)
+            #expect(tasks.count == 4)
+            func ref(_ i: Int) -> String { #""id":"\#(tasks[i]["id"]!.stringValue!)","token":"\#(tasks[i]["token"]!.stringValue!)""# }
+            let cancel = try await client.send(.post, "/v1/tasks/\(tasks[3]["id"]!.stringValue!)/cancel")
+            #expect(cancel.json["cancel_requested"] == true)
+            let beat = try await client.send(.post, "/v1/workers/py-1/heartbeat", #"{"leases":[{\#(ref(3))}]}"#)
+            #expect(beat.json["leases"]?[0]?["status"] == "cancel_requested")
+            let answer = try await client.send(.post, "/v1/workers/py-1/outcomes", """
+                {"outcomes":[{\(ref(0)),"error":"Traceback: boom","retry_after":120},{\(ref(1)),"error":"bad input","retry":false},
+                {\(ref(2)),"error":"flaky"},{\(ref(3)),"error":"stopped","cancel":true}]}
+                """)
+            #expect(answer.json["outcomes"]?.arrayValue?.compactMap { $0["state"]?.stringValue } == ["retrying", "failed", "retrying", "cancelled"])
+            let later = try await client.send(.get, "/v1/tasks/\(tasks[0]["id"]!.stringValue!)").json
+            #expect(later["attempt_errors"]?[0]?["message"] == "Traceback: boom")
+            let runAt = try #require(later["run_at"]?.stringValue.flatMap { try? Date($0, strategy: .iso8601) })
+            #expect(runAt.timeIntervalSinceNow > 100, "retried after the 120 s asked for")
+        }
+    }
+
+    @Test func outcomesRefillTheFreedSlotsInTheSameRequest() async throws {
+        try await Harness().test { client, _ in
+            _ = try await client.send(.put, "/v1/workers/py-1", Self.register)
+            for _ in 0..<3 { _ = try await client.send(.post, "/v1/tasks", #"{"kind":"resize","queue":"images"}"#) }
+            let first = try #require(try await client.send(.post, "/v1/workers/py-1/claim", #"{"pools":[{"name":"py","queues":["images"],"free":1}]}"#).json["tasks"]?[0])
+            let refill = #""claim":{"pools":[{"name":"py","queues":["images"],"free":3}]}"#
+            let answer = try await client.send(.post, "/v1/workers/py-1/outcomes", """
+                {"outcomes":[{"id":"\(first["id"]!.stringValue!)","token":"\(first["token"]!.stringValue!)","result":1}],\(refill)}
+                """)
+            #expect(answer.json["outcomes"]?[0]?["state"] == "succeeded")
+            let refilled = try #require(answer.json["tasks"]?.arrayValue)
+            #expect(refilled.count == 2 && refilled.allSatisfy { $0["pool"] == "py" && $0["token"]?.stringValue != nil })
+            let empty = try await client.send(.post, "/v1/workers/py-1/outcomes", #"{"outcomes":[],\#(refill)}"#)
+            #expect(empty.json == ["outcomes": [], "tasks": []], "nothing left: answered at once, never held")
+        }
+    }
+
+    @Test func aReleasedTaskIsQueuedAgainAndAVanishedWorkersTasksAreRescued() async throws {
+        var limits = SluiceAPI.Limits()
+        limits.remoteLease = .milliseconds(500)
+        let harness = try Harness()
+        try await harness.test(limits: limits) { client, _ in
+            _ = try await client.send(.put, "/v1/workers/py-1", Self.register)
+            for _ in 0..<2 { _ = try await client.send(.post, "/v1/tasks", #"{"kind":"resize","queue":"images"}"#) }
+            let tasks = try #require(try await client.send(.post, "/v1/workers/py-1/claim", Self.claim).json["tasks"]?.arrayValue)
+            #expect(tasks.count == 2)
+            let first = tasks[0]
+            let released = try await client.send(.post, "/v1/workers/py-1/release",
+                                                 #"{"leases":[{"id":"\#(first["id"]!.stringValue!)","token":"\#(first["token"]!.stringValue!)"}]}"#)
+            #expect(released.json["released"] == 1)
+            #expect(try await client.send(.get, "/v1/tasks/\(first["id"]!.stringValue!)").json["state"] == "queued")
+            try await Task.sleep(for: .milliseconds(700))
+            let rescued = try await harness.store.rescueExpiredLeases()
+            #expect(rescued.requeued.map(\.rawValue) == [tasks[1]["id"]!.stringValue!], "the lease lapsed without a heartbeat")
+        }
+    }
+
+    @Test func anOperatorsResizeReachesTheWorkerInItsNextHeartbeat() async throws {
+        try await Harness().test { client, _ in
+            _ = try await client.send(.put, "/v1/workers/py-1", Self.register)
+            let resized = try await client.send(.patch, "/v1/pools/py", #"{"concurrency":20}"#)
+            #expect(resized.status == .ok && resized.json["applied_to"] == ["py-1"])
+            let beat = try await client.send(.post, "/v1/workers/py-1/heartbeat", Self.register)
+            #expect(beat.json["pools"]?[0]?["name"] == "py" && beat.json["pools"]?[0]?["concurrency"] == 20)
+            #expect(beat.json["pools"]?[0]?["updated_at"]?.stringValue != nil)
+        }
+    }
+
+    @Test(arguments: [
+        ("/v1/workers/py-1", #"{"pools":[{"name":"py","queues":["images"]}]}"#, "pools[0].concurrency"),
+        ("/v1/workers/py-1", #"{"pools":[{"name":"py","queues":[],"concurrency":2}]}"#, "pools[0].queues"),
+        ("/v1/workers/py-1", #"{"pools":[{"name":"bad name","queues":["a"],"concurrency":2}]}"#, "pools[0].name"),
+        ("/v1/workers/py-1", #"{"kinds":["ok",3]}"#, "kinds[1]"),
+        ("/v1/workers/py-1", #"{"leases":[]}"#, "leases"),
+        ("/v1/workers/bad%20id", #"{}"#, "id"),
+        ("/v1/workers/py-1/claim", #"{"pools":[{"name":"py","queues":["a"]}]}"#, "pools[0].free"),
+        ("/v1/workers/py-1/claim", #"{"pools":[{"name":"py","queues":["a"],"free":1}],"wait":-1}"#, "wait"),
+        ("/v1/workers/py-1/claim", #"{"wait":1}"#, "pools"),
+        ("/v1/workers/py-1/outcomes", #"{"outcomes":[{"id":"nope","token":"1","result":1}]}"#, "outcomes[0].id"),
+        ("/v1/workers/py-1/outcomes", #"{"outcomes":[{"id":"01JD0000000000000000000000","result":1}]}"#, "outcomes[0].token"),
+        ("/v1/workers/py-1/outcomes", #"{"outcomes":[{"id":"01JD0000000000000000000000","token":"1"}]}"#, "outcomes[0].result"),
+        ("/v1/workers/py-1/outcomes", #"{"outcomes":[{"id":"01JD0000000000000000000000","token":"1","result":1,"error":"x"}]}"#, "outcomes[0].error"),
+        ("/v1/workers/py-1/outcomes", #"{"outcomes":[{"id":"01JD0000000000000000000000","token":"1","error":"x","retry":false,"retry_after":3}]}"#, "outcomes[0].retry_after"),
+        ("/v1/workers/py-1/outcomes", #"{"outcomes":[{"id":"01JD0000000000000000000000","token":"1","result":1,"retry":false}]}"#, "outcomes[0].retry"),
+        ("/v1/workers/py-1/release", #"{"leases":[{"id":"01JD0000000000000000000000","token":"x"}]}"#, "leases[0].token"),
+        ("/v1/workers/py-1/outcomes", #"{"outcomes":[],"claim":{"pools":[{"name":"py","queues":["a"],"free":1}],"wait":1}}"#, "claim.wait"),
+        ("/v1/workers/py-1/outcomes", #"{"outcomes":[],"claim":{"pools":[{"name":"py","queues":["a"]}]}}"#, "claim.pools[0].free"),
+    ] as [(String, String, String)])
+    func badInputIsRefusedNamingTheField(path: String, body: String, field: String) async throws {
+        try await Harness().test { client, _ in
+            let method: HTTPRequest.Method = path.hasSuffix("py-1") || path.hasSuffix("id") ? .put : .post
+            let response = try await client.send(method, path, body)
+            #expect(response.status == .badRequest, "\(path) \(body) → \(response.status) \(response.json)")
+            #expect(response.errorField == field, "\(body): \(response.json)")
+        }
+    }
+}
+
+extension JSONValue {
+    var arrayValue: [JSONValue]? { if case .array(let items) = self { items } else { nil } }
+}

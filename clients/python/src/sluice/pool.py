@@ -1,0 +1,128 @@
+"""A pool of the Python worker: a concurrency that an operator can change while it runs, threads
+for plain functions (started as tasks arrive, never more than the concurrency, and ended when the
+pool shrinks) and slots shared with `async def` functions, which run on the worker's event loop."""
+from __future__ import annotations
+
+import collections
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Deque, Dict, List, Optional
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """A pool to run: its name, the queues it drains (earlier first) and its concurrency."""
+
+    name: str
+    queues: List[str]
+    concurrency: int
+
+    @classmethod
+    def parse(cls, text: str) -> "PoolSpec":
+        """`NAME=QUEUE[,QUEUE…][:N]`, as `sluice worker --pool` reads it (N defaults to 10)."""
+        name, sep, rest = text.partition("=")
+        queues, _, number = rest.partition(":")
+        try:
+            concurrency = int(number) if number else 10
+        except ValueError:
+            concurrency = 0
+        names = [q.strip() for q in queues.split(",") if q.strip()]
+        if not sep or not name or not names or not 1 <= concurrency <= 10_000:
+            raise ValueError(f"--pool {text}: expected NAME=QUEUE[,QUEUE…][:CONCURRENCY] with CONCURRENCY from 1 to 10000, e.g. images=images,bulk:20")
+        return cls(name, names, concurrency)
+
+
+class Pool:
+    """Slots and threads of one pool. `lock` is the worker's: the claimer waits on it for a free slot."""
+
+    def __init__(self, spec: PoolSpec, lock: threading.Condition, run: Callable[[Any], None]) -> None:
+        self.name = spec.name
+        self.queues = list(spec.queues)
+        self.target = spec.concurrency
+        self._lock = lock
+        self._run = run
+        self._inbox: Deque[Any] = collections.deque()
+        self.busy = 0
+        self.stuck = 0
+        #: Slots asked for by a claim or refill still in flight: not free, or two would ask for them.
+        self.reserved = 0
+        self.threads = 0
+        self.processed = 0
+        self.failed = 0
+        self._run_times: Deque[float] = collections.deque(maxlen=1000)
+        self.high_water = 0
+
+    # All methods below are called with the worker's lock held, except `_thread`.
+
+    @property
+    def free(self) -> int:
+        """Tasks it can take now: concurrency − running − stuck − claimed but not started − asked for."""
+        return max(0, self.target - self.busy - self.stuck - len(self._inbox) - self.reserved)
+
+    def submit_sync(self, item: Any) -> None:
+        """Queues a plain function's task and starts a thread for it when none is idle."""
+        self._inbox.append(item)
+        idle = self.threads - self.busy - self.stuck
+        if idle < len(self._inbox) and self.threads - self.stuck < self.target:
+            self.threads += 1
+            threading.Thread(target=self._thread, name=f"sluice-{self.name}-{self.threads}", daemon=True).start()
+        self._lock.notify_all()
+
+    def started(self) -> None:
+        """An `async def` task took a slot."""
+        self.busy += 1
+        self.high_water = max(self.high_water, self.busy)
+
+    def finished(self, seconds: Optional[float], failed: bool, was_stuck: bool = False) -> None:
+        """A task left its slot (`seconds` is None when its outcome was not ours to report)."""
+        if was_stuck:
+            self.stuck -= 1
+        else:
+            self.busy -= 1
+        if seconds is not None:
+            self.processed += 1
+            self.failed += int(failed)
+            self._run_times.append(seconds)
+        self._lock.notify_all()
+
+    def mark_stuck(self) -> None:
+        """A plain function ran past its task's deadline: its slot stays taken until it returns."""
+        self.busy -= 1
+        self.stuck += 1
+
+    def take_unstarted(self) -> List[Any]:
+        """Empties the inbox (on shutdown, to hand the tasks back)."""
+        items = list(self._inbox)
+        self._inbox.clear()
+        return items
+
+    def resize(self, concurrency: int) -> None:
+        self.target = concurrency
+        # Idle threads beyond the new size see it and end; more start as tasks arrive.
+        self._lock.notify_all()
+
+    def figures(self) -> Dict[str, Any]:
+        times = sorted(self._run_times)
+
+        def percentile(p: float) -> Optional[float]:
+            return times[min(len(times) - 1, int(p * len(times)))] if times else None
+
+        return {"name": self.name, "queues": self.queues, "concurrency": self.target, "threads": self.threads,
+                "busy": self.busy, "idle": max(0, self.threads - self.busy - self.stuck), "stuck": self.stuck,
+                # Slots a long poll has asked for are still free capacity: an idle pool shows them free.
+                "free": max(0, self.target - self.busy - self.stuck - len(self._inbox)), "processed": self.processed, "failed": self.failed,
+                "run_time_p50": percentile(0.5), "run_time_p99": percentile(0.99)}
+
+    def _thread(self) -> None:
+        while True:
+            with self._lock:
+                while not self._inbox and self.threads - self.stuck <= self.target:
+                    self._lock.wait(5.0)
+                if not self._inbox or self.threads - self.stuck > self.target:
+                    self.threads -= 1  # the pool shrank (or no work came): this thread ends
+                    self._lock.notify_all()
+                    return
+                item = self._inbox.popleft()
+                self.busy += 1
+                self.high_water = max(self.high_water, self.busy)
+            self._run(item)

@@ -1,0 +1,477 @@
+"""Worker side: run Python functions as Sluice tasks.
+
+    worker = Worker(pools=[PoolSpec("default", ["default"], 10)])
+
+    @worker.task("resize")
+    def resize(width: int) -> dict: ...
+
+    worker.run()   # until SIGTERM or SIGINT
+
+Roles, each on its own thread so that a slow one never stalls another: the claimer long-polls for
+as many tasks as the pools have free slots; the pools run them (plain functions on their threads,
+`async def` ones on one event loop); the completer reports outcomes in batches; the heartbeater
+renews every lease each second, stops cancelled, lost and overdue tasks, and applies operators'
+pool changes. See docs/WORKER-PROTOCOL.md for the HTTP calls behind them."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, cast
+
+from .context import TaskContext, _current
+from .errors import Discard, Retry, SluiceError
+from .pool import Pool, PoolSpec
+from .protocol import WorkerAPI
+
+log = logging.getLogger("sluice.worker")
+
+#: How long one claim waits on the server for tasks; also the most a shutdown waits for the claimer.
+CLAIM_WAIT = 2.0
+
+
+@dataclass
+class _Claimed:
+    """A task this worker holds a lease on, from its claim to its reported outcome."""
+
+    context: TaskContext
+    token: str
+    function: Optional[Callable[..., Any]]
+    pool: Pool
+    deadline: float
+    #: The outcome is reported (or the lease is gone): a late result of the function is dropped.
+    settled: bool = False
+    started_at: Optional[float] = None
+    #: The asyncio task of an `async def` function, once it started: what a cancel cancels.
+    aio_task: Optional["asyncio.Task[Any]"] = None
+    stuck: bool = False
+
+    @property
+    def lease(self) -> Dict[str, Any]:
+        return {"id": self.context.id, "token": self.token, "attempt": self.context.attempt}
+
+
+class Worker:
+    """Runs registered functions for tasks claimed from a Sluice server, in pools whose size shows in
+    `GET /v1/pools` and changes with `PATCH /v1/pools/NAME`."""
+
+    def __init__(self, url: Optional[str] = None, token: Optional[str] = None, *,
+                 pools: Optional[Sequence[PoolSpec]] = None, grace: float = 30.0, worker_id: Optional[str] = None) -> None:
+        self.url = (url or os.environ.get("SLUICE_URL") or "http://127.0.0.1:8000").rstrip("/")
+        self.token = token or os.environ.get("SLUICE_TOKEN")
+        self.pool_specs: List[PoolSpec] = list(pools or [PoolSpec("default", ["default"], 10)])
+        self.grace = grace
+        host = socket.gethostname()
+        # The server accepts letters, digits and _ - . : in names.
+        self.id = worker_id or re.sub(r"[^A-Za-z0-9_.:-]", "-", f"py:{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}")[:128]
+        self._host = host
+        self._functions: Dict[str, Callable[..., Any]] = {}
+        self._lock = threading.Condition()
+        self._pools: Dict[str, Pool] = {}
+        self._held: Dict[str, _Claimed] = {}
+        self._outbox: List[Dict[str, Any]] = []
+        self._sending = 0
+        self._applied: Dict[str, str] = {}
+        self._stop = threading.Event()
+        #: Set when the drain is over: the heartbeater and the completer end.
+        self._finished = threading.Event()
+        self._stopping = False
+        self._heartbeat_interval = 1.0
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._loop_thread: Optional[threading.Thread] = None
+
+    # Registration of functions
+
+    def task(self, kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Registers the decorated function for tasks of `kind`; it is called with the task's args as
+        keyword arguments. A plain function runs on a pool thread, an `async def` on the event loop."""
+        def register(function: Callable[..., Any]) -> Callable[..., Any]:
+            if kind in self._functions:
+                raise ValueError(f"kind {kind!r} is registered twice: {self._functions[kind].__qualname__} and {function.__qualname__}")
+            self._functions[kind] = function
+            return function
+        return register
+
+    @property
+    def kinds(self) -> List[str]:
+        return sorted(self._functions)
+
+    # Figures
+
+    def pool_figures(self) -> List[Dict[str, Any]]:
+        """Each pool's capacity as the server shows it."""
+        with self._lock:
+            return [pool.figures() for pool in self._pools.values()]
+
+    def high_water(self, pool: str = "default") -> int:
+        """The most tasks `pool` ran at once so far."""
+        with self._lock:
+            return self._pools[pool].high_water
+
+    def _description(self) -> Dict[str, Any]:
+        return {"host": self._host, "pid": os.getpid(), "kinds": self.kinds, "pools": self.pool_figures()}
+
+    # Running
+
+    def run(self, install_signal_handlers: bool = True) -> None:
+        """Registers with the server and runs tasks until `stop()`, SIGTERM or SIGINT; then stops
+        claiming, lets running tasks finish within the grace period and hands back the rest."""
+        if not self._functions:
+            raise ValueError("no task functions registered: decorate functions with @worker.task(\"kind\")")
+        for spec in self.pool_specs:
+            self._pools[spec.name] = Pool(spec, self._lock, self._run_sync)
+        api = WorkerAPI(self.url, self.token, self.id)
+        try:
+            answer = api.register(self._description())
+        except SluiceError as error:
+            raise SluiceError(error.status, error.code, f"cannot register worker {self.id} with {self.url}: {error.message}", error.field) from error
+        self._heartbeat_interval = float(answer.get("heartbeat_interval", 1.0))
+        self._apply_settings(answer.get("pools") or [])
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            self._install_signal_handlers()
+        if any(inspect.iscoroutinefunction(f) for f in self._functions.values()):
+            self._start_loop()
+        roles = [threading.Thread(target=self._claimer, name="sluice-claimer", daemon=True),
+                 threading.Thread(target=self._completer, name="sluice-completer", daemon=True),
+                 threading.Thread(target=self._heartbeater, name="sluice-heartbeater", daemon=True)]
+        for thread in roles:
+            thread.start()
+        log.info("worker %s: pools %s on %s", self.id,
+                 ", ".join(f"{p.name}={','.join(p.queues)}:{p.target}" for p in self._pools.values()), self.url)
+        while not self._stop.wait(0.5):  # a timed wait, so that signal handlers run promptly
+            pass
+        self._drain(api, roles)
+
+    def stop(self) -> None:
+        """Asks `run()` to drain and return (what SIGTERM does)."""
+        self._stop.set()
+
+    def _install_signal_handlers(self) -> None:
+        def handle(signum: int, frame: Any) -> None:
+            if self._stop.is_set():
+                log.warning("second signal: stopping at once; unfinished tasks return when their leases expire")
+                os._exit(1)
+            log.info("signal %d: draining (grace %g s)", signum, self.grace)
+            self._stop.set()
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def _drain(self, api: WorkerAPI, roles: List[threading.Thread]) -> None:
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+        roles[0].join(CLAIM_WAIT + 15)  # the claimer: its last claim's tasks are handed back below
+        with self._lock:
+            unstarted = [item for pool in self._pools.values() for item in pool.take_unstarted()]
+            for item in unstarted:
+                self._settle(item)
+        self._release(api, unstarted)
+        deadline = time.monotonic() + self.grace
+        with self._lock:
+            while any(pool.busy for pool in self._pools.values()) and time.monotonic() < deadline:
+                self._lock.wait(max(0.0, min(0.5, deadline - time.monotonic())))
+            late = [item for item in self._held.values() if not item.settled and item.started_at is not None]
+            for item in late:
+                item.context.cancelled.set()
+                self._settle(item)
+        if late:
+            log.warning("grace of %g s over: handing back %d running task(s)", self.grace, len(late))
+            for item in late:
+                self._cancel_async(item)
+        self._release(api, late)
+        # Outcomes already reported are sent before leaving.
+        with self._lock:
+            flush_by = time.monotonic() + 10
+            while (self._outbox or self._sending) and time.monotonic() < flush_by:
+                self._lock.wait(0.2)
+        self._stop_everything()
+        api.deregister()
+        api.close()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def _stop_everything(self) -> None:
+        with self._lock:
+            self._held.clear()
+            self._finished.set()
+            self._lock.notify_all()
+
+    def _cancel_async(self, item: _Claimed) -> None:
+        """Cancels a running `async def` task (a plain function can only be asked, via its context)."""
+        if item.aio_task is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(item.aio_task.cancel)
+
+    def _release(self, api: WorkerAPI, items: List[_Claimed]) -> None:
+        if not items:
+            return
+        try:
+            api.release([item.lease for item in items])
+            log.info("handed back %d unstarted task(s)", len(items))
+        except SluiceError as error:
+            log.warning("could not hand back %d task(s) (they return when their leases expire): %s", len(items), error)
+
+    def _settle(self, item: _Claimed) -> None:
+        """Marks `item` done with (lock held): its lease is no longer renewed or reported."""
+        item.settled = True
+        self._held.pop(item.context.id, None)
+
+    # The claimer
+
+    def _claimer(self) -> None:
+        """Long-polls for free slots. While outcomes are on their way, their refill claims instead."""
+        api = WorkerAPI(self.url, self.token, self.id)
+        backoff = 0.1
+        while True:
+            with self._lock:
+                while not self._stopping and (self._outbox or self._sending or not any(p.free for p in self._pools.values())):
+                    self._lock.wait(1.0)
+                if self._stopping:
+                    break
+                asks = self._reserve()
+            try:
+                tasks = api.claim(asks, wait=CLAIM_WAIT)
+                backoff = 0.1
+            except SluiceError as error:
+                self._received(api, asks, [])
+                log.warning("claim failed (trying again in %g s): %s", backoff, error)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            self._received(api, asks, tasks)
+        api.close()
+
+    def _reserve(self) -> List[Dict[str, Any]]:
+        """Asks for every pool's free slots, and counts them taken until the answer (lock held)."""
+        asks: List[Dict[str, Any]] = [{"name": p.name, "queues": p.queues, "free": p.free} for p in self._pools.values() if p.free]
+        for ask in asks:
+            self._pools[ask["name"]].reserved += ask["free"]
+        return asks
+
+    def _received(self, api: WorkerAPI, asks: List[Dict[str, Any]], tasks: List[Dict[str, Any]]) -> None:
+        """Frees what `asks` reserved and runs `tasks`, or hands them back when the drain has begun."""
+        with self._lock:
+            for ask in asks:
+                self._pools[ask["name"]].reserved -= ask["free"]
+            draining = self._stop.is_set()
+            if not draining:
+                self._dispatch(tasks)
+            self._lock.notify_all()
+        if draining and tasks:
+            try:
+                api.release([{"id": t["id"], "token": t["token"], "attempt": t["attempt"]} for t in tasks])
+            except SluiceError as error:
+                log.warning("could not hand back %d task(s) (they return when their leases expire): %s", len(tasks), error)
+
+    def _dispatch(self, tasks: List[Dict[str, Any]]) -> None:
+        now = time.monotonic()
+        with self._lock:  # reentrant: callers may hold it
+            for task in tasks:
+                pool = self._pools[task["pool"]]
+                context = TaskContext(id=task["id"], kind=task["kind"], queue=task["queue"], pool=pool.name,
+                                      attempt=task["attempt"], max_attempts=task["max_attempts"], args=task["args"] or {},
+                                      timeout=float(task["timeout"]))
+                item = _Claimed(context, task["token"], self._functions.get(task["kind"]), pool, now + context.timeout)
+                self._held[context.id] = item
+                if item.function is not None and inspect.iscoroutinefunction(item.function) and self._loop is not None:
+                    pool.started()
+                    item.started_at = time.monotonic()
+                    self._loop.call_soon_threadsafe(self._loop.create_task, self._run_async(item))
+                else:
+                    # Unknown kinds too: the pool thread fails them, like any other outcome.
+                    pool.submit_sync(item)
+
+    # Running one task
+
+    def _call(self, item: _Claimed) -> Callable[[], Any]:
+        function = item.function
+        if function is None:
+            raise Discard(f"no function for kind {item.context.kind} in worker {self.id}; known kinds: {', '.join(self.kinds)}")
+        return lambda: function(**item.context.args)
+
+    def _begin(self, item: _Claimed, aio_task: "Optional[asyncio.Task[Any]]" = None) -> bool:
+        """Whether `item` is still to run; one lost or cancelled before it started gives its slot back."""
+        with self._lock:
+            if item.settled:
+                item.pool.finished(None, False, was_stuck=item.stuck)
+                return False
+            if aio_task is None:
+                item.started_at = time.monotonic()
+            item.aio_task = aio_task
+            return True
+
+    def _run_sync(self, item: _Claimed) -> None:
+        if not self._begin(item):
+            return
+        reset = _current.set(item.context)
+        try:
+            outcome = self._success(item, self._call(item)())
+        except BaseException as error:  # a task's failure must never kill the pool's thread
+            outcome = self._failure(item, error)
+        finally:
+            _current.reset(reset)
+        self._finish(item, outcome)
+
+    async def _run_async(self, item: _Claimed) -> None:
+        if not self._begin(item, asyncio.current_task()):
+            return
+        reset = _current.set(item.context)
+        try:
+            outcome = self._success(item, await self._call(item)())
+        except BaseException as error:
+            outcome = self._failure(item, error)
+        finally:
+            _current.reset(reset)
+        self._finish(item, outcome)
+
+    def _success(self, item: _Claimed, value: Any) -> Dict[str, Any]:
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as error:
+            return dict(item.lease, error=f"the result of {item.context.kind} is not JSON: {error}", retry=False)
+        return dict(item.lease, result=value)
+
+    def _failure(self, item: _Claimed, error: BaseException) -> Dict[str, Any]:
+        if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)) or item.context.cancel_requested:
+            return dict(item.lease, error=f"cancelled while running: {type(error).__name__}: {error}", cancel=True)
+        if isinstance(error, Retry):
+            outcome = dict(item.lease, error=f"Retry: {error}")
+            if error.after is not None:
+                outcome["retry_after"] = error.after
+            return outcome
+        if isinstance(error, Discard):
+            return dict(item.lease, error=f"Discard: {error}", retry=False)
+        return dict(item.lease, error="".join(traceback.format_exception(type(error), error, error.__traceback__)))
+
+    def _finish(self, item: _Claimed, outcome: Dict[str, Any]) -> None:
+        with self._lock:
+            seconds = time.monotonic() - (item.started_at or time.monotonic())
+            ours = not item.settled
+            item.pool.finished(seconds if ours else None, "error" in outcome, was_stuck=item.stuck)
+            if ours:
+                self._settle(item)
+                self._outbox.append(outcome)
+            self._lock.notify_all()
+
+    # The completer
+
+    def _completer(self) -> None:
+        api = WorkerAPI(self.url, self.token, self.id)
+        while True:
+            with self._lock:
+                while not self._outbox and not self._finished.is_set():
+                    self._lock.wait(1.0)
+                if not self._outbox:
+                    break
+                # Everything that arrived while the last batch was written goes in one request, which
+                # also claims tasks for the slots free by then (unless the drain has begun).
+                batch, self._outbox = self._outbox[:1000], self._outbox[1000:]
+                self._sending += 1
+                asks = [] if self._stop.is_set() else self._reserve()
+            tasks = self._send(api, batch, asks)
+            self._received(api, asks, tasks)
+            with self._lock:
+                self._sending -= 1
+                self._lock.notify_all()
+        api.close()
+
+    def _send(self, api: WorkerAPI, batch: List[Dict[str, Any]], asks: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """Reports `batch`, retrying until the server answers; the tasks claimed for `asks`."""
+        backoff = 0.1
+        while True:
+            try:
+                answer = api.outcomes(batch, asks)
+                break
+            except SluiceError as error:
+                if 400 <= error.status < 500:
+                    log.error("the server refused %d outcome(s): %s", len(batch), error)
+                    return []
+                # Until the lease expires an outcome is still ours to report: never drop it for a network hiccup.
+                log.warning("reporting %d outcome(s) failed (trying again in %g s): %s", len(batch), backoff, error)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        for entry in answer["outcomes"]:
+            if "error" in entry:
+                log.warning("task %s: outcome not recorded: %s", entry.get("id"), entry["error"].get("message"))
+        return cast(List[Dict[str, Any]], answer.get("tasks", []))
+
+    # The heartbeater
+
+    def _heartbeater(self) -> None:
+        api = WorkerAPI(self.url, self.token, self.id)
+        while not self._finished.wait(self._heartbeat_interval):
+            self._expire_overdue()
+            with self._lock:
+                held = [item for item in self._held.values() if not item.settled]
+            try:
+                answer = api.heartbeat(self._description(), [item.lease for item in held])
+            except SluiceError as error:
+                log.warning("heartbeat failed: %s", error)
+                continue
+            statuses = {entry["id"]: entry["status"] for entry in answer.get("leases", [])}
+            with self._lock:
+                for item in held:
+                    status = statuses.get(item.context.id, "lost")
+                    if status == "held" or item.settled:
+                        continue
+                    item.context.cancelled.set()
+                    self._cancel_async(item)
+                    if status == "lost":
+                        log.warning("task %s: lease lost (expired or finished elsewhere); its outcome will be dropped", item.context.id)
+                        self._settle(item)
+            self._apply_settings(answer.get("pools") or [])
+        api.close()
+
+    def _expire_overdue(self) -> None:
+        """Fails tasks past their deadline; a plain function keeps its slot (stuck) until it returns."""
+        now = time.monotonic()
+        with self._lock:
+            for item in list(self._held.values()):
+                if item.settled or item.started_at is None or now < item.started_at + item.context.timeout:
+                    continue
+                item.context.cancelled.set()
+                self._settle(item)
+                self._outbox.append(dict(item.lease, error=f"timed out after {item.context.timeout:g} s"))
+                if item.aio_task is not None:
+                    self._cancel_async(item)
+                else:
+                    item.stuck = True
+                    item.pool.mark_stuck()
+            self._lock.notify_all()
+
+    def _apply_settings(self, settings: List[Dict[str, Any]]) -> None:
+        """Applies an operator's newest change to each pool once, as `sluice worker` does."""
+        with self._lock:
+            for setting in settings:
+                pool = self._pools.get(setting.get("name", ""))
+                stamp = setting.get("updated_at", "")
+                if pool is None or self._applied.get(pool.name) == stamp:
+                    continue
+                self._applied[pool.name] = stamp
+                size = setting.get("concurrency") or pool.target
+                bounds = setting.get("autoscale")
+                if bounds:
+                    size = max(bounds["min"], min(bounds["max"], size))
+                log.info("pool %s: concurrency %d → %d by an operator's change of %s", pool.name, pool.target, size, stamp)
+                pool.resize(size)
+
+    # The event loop for async functions
+
+    def _start_loop(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_forever()
+        self._loop_thread = threading.Thread(target=serve, name="sluice-asyncio", daemon=True)
+        self._loop_thread.start()

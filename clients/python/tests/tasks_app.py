@@ -1,0 +1,81 @@
+"""Task functions the tests run in real worker processes."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from sluice import Discard, Retry, Worker, current_task
+
+worker = Worker()
+
+_lock = threading.Lock()
+_running = 0
+_high_water = 0
+_reached_at = 0.0
+
+
+@worker.task("add")
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@worker.task("add_async")
+async def add_async(a: int, b: int) -> int:
+    await asyncio.sleep(0.01)
+    return a + b
+
+
+@worker.task("hold")
+def hold(seconds: float) -> dict:
+    """Sleeps and answers the most tasks this process ran at once so far (a high-water mark) and the
+    wall-clock time it was first reached."""
+    global _running, _high_water, _reached_at
+    with _lock:
+        _running += 1
+        if _running > _high_water:
+            _high_water, _reached_at = _running, time.time()
+    try:
+        time.sleep(seconds)
+        with _lock:
+            return {"high_water": _high_water, "reached_at": _reached_at}
+    finally:
+        with _lock:
+            _running -= 1
+
+
+@worker.task("boom")
+def boom() -> None:
+    1 / 0
+
+
+@worker.task("later")
+def later() -> None:
+    raise Retry("the mail server said 421", after=60)
+
+
+@worker.task("discard")
+def discard() -> None:
+    raise Discard("the image is corrupt")
+
+
+@worker.task("not_json")
+def not_json() -> object:
+    return object()
+
+
+@worker.task("until_cancelled")
+def until_cancelled() -> str:
+    task = current_task()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if task.cancel_requested:
+            raise RuntimeError("stopped: the cancel reached the function")
+        time.sleep(0.05)
+    return "never cancelled"
+
+
+@worker.task("until_cancelled_async")
+async def until_cancelled_async() -> str:
+    await asyncio.sleep(30)
+    return "never cancelled"

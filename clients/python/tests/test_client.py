@@ -1,0 +1,53 @@
+"""Producer side against the real server: enqueue, status and wait, cancel, errors; sync and async."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sluice import AsyncClient, Client, SluiceError, TaskFailed
+
+
+def test_enqueue_wait_and_read_back(client: Client) -> None:
+    task = client.enqueue("echo", {"to": "ann"}, queue="swift-only", priority=3)
+    assert task.state in ("queued", "running", "succeeded") and task.queue == "swift-only" and task.priority == 3
+    done = client.status(task.id, wait=10)
+    assert done.state == "succeeded" and done.done and done.result == {"to": "ann"}
+    assert client.run("echo", {"n": 1}, queue="swift-only", timeout=10) == {"n": 1}
+
+
+def test_cancel_a_waiting_task(client: Client) -> None:
+    task = client.enqueue("echo", queue="swift-only", delay=60)
+    assert task.state == "scheduled"
+    assert client.cancel(task.id).state == "cancelled"
+    with pytest.raises(TaskFailed) as failed:
+        client.result(task.id, timeout=1)
+    assert failed.value.task.state == "cancelled"
+
+
+def test_errors_name_the_code_and_field(client: Client) -> None:
+    with pytest.raises(SluiceError) as unknown:
+        client.enqueue("no_such_kind")
+    assert unknown.value.status == 422 and unknown.value.code == "unknown_kind" and unknown.value.field == "kind"
+    with pytest.raises(SluiceError) as bad:
+        client.enqueue("echo", queue="bad queue!")
+    assert bad.value.status == 400 and bad.value.field == "queue"
+    with pytest.raises(SluiceError) as missing:
+        client.status("01JD0000000000000000000000")
+    assert missing.value.status == 404
+    with pytest.raises(SluiceError) as nobody:
+        Client("http://127.0.0.1:9").enqueue("echo")
+    assert nobody.value.code == "unreachable" and "127.0.0.1:9" in nobody.value.message
+
+
+def test_async_client(server) -> None:
+    async def main() -> None:
+        async with AsyncClient(server.url) as client:
+            results = await asyncio.gather(*(client.run("echo", {"i": i}, queue="swift-only", timeout=20) for i in range(5)))
+            assert results == [{"i": i} for i in range(5)]
+            task = await client.enqueue("echo", queue="swift-only", delay=60)
+            assert (await client.cancel(task.id)).state == "cancelled"
+            assert (await client.status(task.id)).state == "cancelled"
+            assert any(pool["name"] == "swift" for pool in await client.pools())
+
+    asyncio.run(main())

@@ -1,0 +1,147 @@
+"""Worker side: Python functions run in real `sluice-worker` processes against the real server."""
+from __future__ import annotations
+
+import signal
+import time
+from datetime import datetime, timezone
+
+import httpx
+
+from support import until
+from sluice import Client
+
+
+def test_sync_and_async_functions_run_and_show_as_a_pool(client: Client, start_worker) -> None:
+    start_worker("--pool", "py=py:4")
+    assert client.run("add", {"a": 1, "b": 2}, queue="py", timeout=20) == 3
+    assert client.run("add_async", {"a": 2, "b": 3}, queue="py", timeout=20) == 5
+    pool = next(p for p in client.pools() if p["name"] == "py")
+    assert pool["target"] == 4 and pool["queues"] == ["py"]
+    # The figures come with the next heartbeat, within a second.
+    until(lambda: next(p for p in client.pools() if p["name"] == "py")["processed"] == 2, 3, "2 processed in GET /v1/pools")
+    worker = next(w for w in client.workers() if w["pools"] and w["pools"][0]["name"] == "py")
+    assert worker["this_server"] is False
+
+
+def test_exceptions_fail_with_their_traceback_and_retry_or_discard(client: Client, start_worker) -> None:
+    start_worker("--pool", "py=py:4")
+    boom = client.status(client.enqueue("boom", queue="py", max_attempts=1).id, wait=20)
+    assert boom.state == "failed" and "Traceback" in boom.error and "ZeroDivisionError" in boom.error
+    later = client.enqueue("later", queue="py", max_attempts=3)
+    until(lambda: client.status(later.id).state == "retrying", 20, "Retry(after=60) leaves the task retrying")
+    retrying = client.status(later.id)
+    run_at = datetime.fromisoformat(retrying.attempt_errors[0].at.replace("Z", "+00:00"))
+    assert "421" in retrying.attempt_errors[0].message and retrying.attempt == 1
+    assert (datetime.fromisoformat(httpx.get(f"{client.url}/v1/tasks/{later.id}").json()["run_at"].replace("Z", "+00:00")) - run_at).total_seconds() > 50
+    discarded = client.status(client.enqueue("discard", queue="py", max_attempts=5).id, wait=20)
+    assert discarded.state == "failed" and discarded.attempt == 1 and "corrupt" in discarded.error
+    not_json = client.status(client.enqueue("not_json", queue="py", max_attempts=5).id, wait=20)
+    assert not_json.state == "failed" and "not JSON" in not_json.error
+
+
+def test_a_resize_reaches_the_python_pool_within_a_second(client: Client, start_worker) -> None:
+    start_worker("--pool", "py=py:5")
+    ids = [client.enqueue("hold", {"seconds": 2}, queue="py").id for _ in range(60)]
+    until(lambda: next(p for p in client.pools() if p["name"] == "py")["busy"] == 5, 10, "5 running")
+    resized_at = time.time()
+    client.resize("py", 20)
+    results = [client.result(i, timeout=60) for i in ids]
+    high = max(r["high_water"] for r in results)
+    reached = min(r["reached_at"] for r in results if r["high_water"] == high) - resized_at
+    # Measured inside the task functions: the heartbeat (every second) brings the change, the claimer fills the slots.
+    assert high == 20 and reached < 1.5, f"the pool ran {high} at once, {reached:.2f} s after the resize"
+    assert next(p for p in client.pools() if p["name"] == "py")["target"] == 20
+
+
+def test_a_cancel_reaches_a_running_function(client: Client, start_worker) -> None:
+    start_worker("--pool", "py=py:2")
+    for kind in ("until_cancelled", "until_cancelled_async"):
+        task = client.enqueue(kind, queue="py")
+        until(lambda: client.status(task.id).state == "running", 10, f"{kind} running")
+        asked = time.monotonic()
+        client.cancel(task.id)
+        done = client.status(task.id, wait=10)
+        assert done.state == "cancelled" and time.monotonic() - asked < 5, f"{kind}: {done}"
+
+
+def test_sigterm_finishes_running_tasks_and_hands_back_the_rest(client: Client, start_worker) -> None:
+    worker = start_worker("--pool", "py=py:2", "--grace", "20")
+    ids = [client.enqueue("hold", {"seconds": 2}, queue="py").id for _ in range(6)]
+    until(lambda: sum(client.status(i).state == "running" for i in ids) == 2, 10, "2 running")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, worker.output()
+    states = [client.status(i).state for i in ids]
+    assert states.count("succeeded") == 2 and states.count("queued") == 4, states
+    start_worker("--pool", "py=py:4")
+    assert all(client.status(i, wait=20).state == "succeeded" for i in ids)
+
+
+def test_a_killed_worker_s_task_is_rescued_and_runs_again(client: Client, start_worker) -> None:
+    worker = start_worker("--pool", "py=py:1")
+    task = client.enqueue("hold", {"seconds": 1}, queue="py", max_attempts=3)
+    # Killed while the task runs: its lease (3 s on this server) lapses and the leader requeues it.
+    until(lambda: client.status(task.id).state == "running", 10, "running")
+    worker.signal(signal.SIGKILL)
+    worker.wait(5)
+    start_worker("--pool", "py=py:1")
+    done = client.status(task.id, wait=30)
+    assert done.state == "succeeded" and done.attempt == 2, done
+
+
+def test_outcomes_are_fenced_by_the_lease_token(server) -> None:
+    http = httpx.Client(base_url=server.url)
+    http.put("/v1/workers/py-test", json={"host": "t", "kinds": ["add"], "pools": [{"name": "fence", "queues": ["fence"], "concurrency": 1}]})
+    task_id = http.post("/v1/tasks", json={"kind": "add", "queue": "fence", "args": {"a": 1, "b": 1}}).json()["id"]
+    claimed = http.post("/v1/workers/py-test/claim", json={"pools": [{"name": "fence", "queues": ["fence"], "free": 1}], "wait": 5}).json()["tasks"]
+    assert [t["id"] for t in claimed] == [task_id]
+    wrong = http.post("/v1/workers/py-test/outcomes", json={"outcomes": [{"id": task_id, "token": "12345", "result": 2}]}).json()
+    assert wrong["outcomes"][0]["error"]["code"] == "lease_lost"
+    right = http.post("/v1/workers/py-test/outcomes", json={"outcomes": [{"id": task_id, "token": claimed[0]["token"], "result": 2}]}).json()
+    assert right["outcomes"] == [{"id": task_id, "state": "succeeded"}]
+    again = http.post("/v1/workers/py-test/outcomes", json={"outcomes": [{"id": task_id, "token": claimed[0]["token"], "result": 3}]}).json()
+    assert again["outcomes"][0]["error"]["code"] == "lease_lost"
+    bad = http.post("/v1/workers/py-test/outcomes", json={"outcomes": [{"id": task_id, "token": claimed[0]["token"]}]})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "outcomes[0].result"
+    assert http.get(f"/v1/tasks/{task_id}").json()["result"] == 2
+
+
+def test_with_tokens_workers_authenticate_like_any_client(tmp_path) -> None:
+    from support import Server, WorkerProcess
+
+    server = Server(tmp_path, "--token", "s3cret")
+    try:
+        refused = WorkerProcess(server.url, log=tmp_path / "refused.log")
+        assert refused.wait(20) != 0
+        assert "cannot register worker" in refused.output() and "unauthorized" in refused.output()
+        worker = WorkerProcess(server.url, "--token", "s3cret", "--pool", "py=py:2", log=tmp_path / "worker.log")
+        try:
+            with Client(server.url, token="s3cret") as client:
+                until(lambda: len(client.workers()) == 2, 10, "the worker registered")
+                assert client.run("add", {"a": 2, "b": 2}, queue="py", timeout=20) == 4
+        finally:
+            worker.signal(signal.SIGTERM)
+            assert worker.wait(20) == 0, worker.output()
+    finally:
+        server.stop()
+
+
+def test_a_kind_the_worker_lacks_fails_without_retry(client: Client, start_worker) -> None:
+    start_worker("--pool", "py=py:2")
+    # Another (pretend) worker runs `mystery`, so the enqueue is accepted; the Python pool claims it.
+    httpx.put(f"{client.url}/v1/workers/other-1", json={"kinds": ["mystery"], "pools": []}).raise_for_status()
+    task = client.status(client.enqueue("mystery", queue="py", max_attempts=5).id, wait=20)
+    assert task.state == "failed" and task.attempt == 1 and "no function for kind mystery" in task.error
+
+
+def test_a_task_past_its_timeout_fails_and_its_thread_counts_as_stuck(client: Client, start_worker) -> None:
+    start_worker("--pool", "py=py:2")
+    task = client.status(client.enqueue("hold", {"seconds": 4}, queue="py", timeout=1, max_attempts=1).id, wait=20)
+    assert task.state == "failed" and "timed out after 1 s" in task.error
+    # The thread cannot be stopped: its slot stays taken until the function returns.
+    until(lambda: next(p for p in client.pools() if p["name"] == "py")["stuck"] == 1, 3, "1 stuck")
+    until(lambda: next(p for p in client.pools() if p["name"] == "py")["stuck"] == 0, 6, "the thread returned")
+
+
+def test_an_idle_pool_shows_its_slots_free(client: Client, start_worker) -> None:
+    start_worker("--pool", "py=py:3")
+    until(lambda: next(p for p in client.pools() if p["name"] == "py")["free"] == 3, 3, "3 free while the claimer waits")
