@@ -924,6 +924,13 @@ def render_postgres(r, meta):
     lost = [x for runs in r["sluice"].values() for x in runs] + r["held"]
     lines += ["", f"Every Sluice drain finished all {n:,} tasks: {'yes' if all(x['succeeded'] == n and x['left'] == 0 for x in lost) else 'NO'}; "
               f"tasks that needed a second attempt: {sum(x['retried'] for x in lost)}."]
+    for k, runs in r["sluice"].items():
+        cpu = [x for x in runs if "cpu" in x]
+        if cpu:
+            lines.append(f"CPU per task with {k} worker process{'es' if k != '1' else ''} (median over the repeats): "
+                         f"the workers {med([x['cpu']['workers'] / n * 1e6 for x in cpu]):.0f} µs, PostgreSQL's backends "
+                         f"{med([x['cpu']['server'] / n * 1e6 for x in cpu]):.0f} µs; wall time {med([x['seconds'] / n * 1e6 for x in cpu]):.0f} µs "
+                         f"a task on {os.cpu_count()} cores.")
     if r["held"]:
         lines.append(f"With the snapshot held the tasks table had {r['held'][0].get('dead_rows')} dead rows at the end "
                      f"(nothing could be vacuumed); the held drain ran at {med(rate(r['held'])) / one:.2f} × the median 1-worker drain.")
@@ -943,13 +950,14 @@ def render_postgres(r, meta):
               "| enqueue→start p50 | p90 | p99 | enqueue→finish p50 | p99 |", "|---:|---:|---:|---:|---:|",
               f"| {p50:.2f} ms | {percentile(l['start_ms'], 0.9):.2f} ms | {percentile(l['start_ms'], 0.99):.2f} ms | "
               f"{percentile(l['finish_ms'], 0.5):.2f} ms | {percentile(l['finish_ms'], 0.99):.2f} ms |"]
-    st = r["statements"].get("drain_1_worker")
-    if st:
-        total = sum(x["total_ms"] for x in st)
-        lines += ["", "**Where the server's time goes** in the first 1-worker drain (`pg_stat_statements`, top statements by "
-                  "total execution time; the server's time only, not the round trips):", "",
+    for key, what in (("drain_1_worker", "the first 1-worker drain"), ("enqueue_single", "the first one-task-a-request HTTP enqueue")):
+        st = r["statements"].get(key)
+        if not st:
+            continue
+        lines += ["", f"**Where the server's time goes** in {what} (`pg_stat_statements`, top statements by "
+                  "total execution time, lock waits included; the server's time only, not the round trips):", "",
                   "| calls | total ms | mean ms | rows | statement |", "|---:|---:|---:|---:|---|"]
-        for x in st[:8]:
+        for x in st[:6]:
             q = x["query"].replace("|", "\\|")
             lines.append(f"| {x['calls']} | {x['total_ms']:.0f} | {x['mean_ms']:.3f} | {x['rows']} | `{q[:220]}{'…' if len(q) > 220 else ''}` |")
     lines += ["",

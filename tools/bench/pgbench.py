@@ -78,11 +78,35 @@ class PgServer:
     def top_statements(self, limit=12):
         rows = self.sql("""SELECT calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 4), rows,
                                   regexp_replace(query, '\\s+', ' ', 'g')
-                           FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT %s""", limit)
+                           FROM pg_stat_statements WHERE query NOT LIKE %s AND query NOT LIKE %s
+                           ORDER BY total_exec_time DESC LIMIT %s""", "%pg_stat_statements%", "%FROM queue_counts WHERE state IN%", limit)
         return [{"calls": r[0], "total_ms": float(r[1]), "mean_ms": float(r[2]), "rows": r[3], "query": r[4][:400]} for r in rows]
+
+    def cpu_seconds(self):
+        """CPU seconds (user + system) of the server's live processes: the postmaster's children."""
+        with open(f"{self.dir}/data/postmaster.pid") as f:
+            postmaster = int(f.readline())
+        total = 0
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == postmaster:
+                    total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self):
         subprocess.run([DEV_POSTGRES, "stop", self.dir], timeout=120)
+
+
+def cpu_of(pid):
+    """CPU seconds (user + system) of a live process, its threads included."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_postgres(bench):
@@ -185,10 +209,12 @@ def sluice_drain(bench, pg, template, processes, held=False, profile=False):
             holder.execute("SELECT txid_current()")  # BEGIN is implicit: the transaction stays open
         if profile:
             pg.sql("SELECT pg_stat_statements_reset()")
+        server_cpu = pg.cpu_seconds()
         start = time.time()
         workers = [bench.procs.start("worker-pg", [bench.sluice, "worker", "--database", pg.url(db), "--concurrency",
                                                    str(WORKER_CONCURRENCY), "--log-level", "error"]) for _ in range(processes)]
         wait_drained(bench, pg, db, workers)
+        cpu = {"workers": sum(cpu_of(w.pid) for w in workers), "server": pg.cpu_seconds() - server_cpu}
         stats = pg.top_statements() if profile else None
         for w in workers:
             bench.procs.stop(w)
@@ -201,7 +227,8 @@ def sluice_drain(bench, pg, template, processes, held=False, profile=False):
             holder.rollback()
             holder.close()
         pg.drop(db)
-    r = {"tasks_per_s": n / (float(row[3]) - start), "succeeded": row[0], "left": row[1], "retried": row[2]}
+    r = {"tasks_per_s": n / (float(row[3]) - start), "succeeded": row[0], "left": row[1], "retried": row[2],
+         "seconds": float(row[3]) - start, "cpu": cpu}
     if held:
         r["dead_rows"] = dead
     if stats is not None:
@@ -235,7 +262,12 @@ def http_enqueue(bench, pg, out):
                                      ("batch", "/v1/tasks/batch", json.dumps([{"kind": "echo"}] * z.batch_size), z.batch_size)):
             db = pg.create("sluice_enqueue")
             s = serve(bench, pg, db)
+            profile = f"enqueue_{key}" not in out["statements"]
+            if profile:
+                pg.sql("SELECT pg_stat_statements_reset()")
             r = run_wrk(f"http://127.0.0.1:{s.port}{path}", z.wrk_seconds, 50, body=body, lua_dir=bench.work)
+            if profile:
+                out["statements"][f"enqueue_{key}"] = pg.top_statements(6)
             bench.procs.stop(s)
             r["tasks_per_s"] = r["rps"] * per
             r["stored"] = pg.sql("SELECT count(*) FROM tasks", db=db)[0][0]
