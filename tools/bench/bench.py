@@ -53,7 +53,7 @@ class Sizes:
     history: int = 1_000_000  # the scale scenario's file: this many finished tasks and as many scheduled
     reads: int = 2000         # sequential GETs per endpoint in the scale scenario
     pg_tasks: int = 100_000   # the postgres scenario: tasks each drain (Sluice, raw SKIP LOCKED, pgqueuer)
-    pg_procrastinate_tasks: int = 5_000  # procrastinate drains ~150-400/s, slower as its queue grows
+    pg_procrastinate_tasks: int = 3_000  # procrastinate drains ~150-400/s, slower as its queue grows
     pg_latency_tasks: int = 200
 
 
@@ -917,11 +917,13 @@ def render_postgres(r, meta):
              f"| procrastinate, one process, `concurrency=32`, psycopg pool, `wait=False` | {summary(rate(r['procrastinate']), '{:.0f}')} | {pcr / raw:.2f} |"]
     for k, runs in r["sluice"].items():
         lines.append(f"| Sluice, {k} worker process{'es' if k != '1' else ''} | {summary(rate(runs), '{:.0f}')} | {med(rate(runs)) / raw:.2f} |")
+    if r.get("wide"):
+        lines.append(f"| Sluice, 1 worker process, `--concurrency {r['wide_concurrency']}` | {summary(rate(r['wide']), '{:.0f}')} | {med(rate(r['wide'])) / raw:.2f} |")
     if r["held"]:
         h = r["held"][0]
         lines.append(f"| Sluice, 1 worker, a transaction with an xid held open on another connection for the whole drain | "
                      f"{summary(rate(r['held']), '{:.0f}')} | {med(rate(r['held'])) / raw:.2f} |")
-    lost = [x for runs in r["sluice"].values() for x in runs] + r["held"]
+    lost = [x for runs in r["sluice"].values() for x in runs] + r["held"] + r.get("wide", [])
     lines += ["", f"Every Sluice drain finished all {n:,} tasks: {'yes' if all(x['succeeded'] == n and x['left'] == 0 for x in lost) else 'NO'}; "
               f"tasks that needed a second attempt: {sum(x['retried'] for x in lost)}."]
     for k, runs in r["sluice"].items():
@@ -1154,7 +1156,7 @@ def check_smoke(out, names, z, text, meta):
             for who in ("raw", "pgqueuer", "procrastinate"):
                 asked = z.pg_procrastinate_tasks if who == "procrastinate" else n
                 need(r[who] and all(x["done"] == asked and x["left"] == 0 for x in r[who]), f"postgres: {who} finished {[(x['done'], x['left']) for x in r[who]]}, asked {asked}")
-            for k, runs in list(r["sluice"].items()) + [("held", r["held"])]:
+            for k, runs in list(r["sluice"].items()) + [("held", r["held"]), ("wide", r["wide"])]:
                 need(runs and all(x["succeeded"] == n and x["left"] == 0 for x in runs), f"postgres: Sluice {k}: {[(x['succeeded'], x['left']) for x in runs]}, asked {n}")
             for key in ("single", "batch"):
                 for x in r["enqueue"][key]:
