@@ -906,7 +906,10 @@ def render_postgres(r, meta):
     peer, peer_name = max((pgq, "pgqueuer"), (pcr, "procrastinate"))
     lines = [f"Peers: {r['versions']}.", "", f"One {r['server']} server for every system in the run, started by the scenario on loopback: "
              f"{r['settings']}. fsync is off, so no commit waits for the disk (this disk's fdatasync takes about 3 ms): "
-             "the figures are CPU and round-trip costs, the same for every system. Each drain gets a database of its own; "
+             "the figures are CPU and round-trip costs, the same for every system. "
+             + (f"The machine's 1-minute load average, sampled at the start, at each repeat and at the end: "
+                f"{', '.join(f'{x:.1f}' for x in r['load'])} (other sessions' builds share the {os.cpu_count()} cores). " if r.get("load") else "")
+             + "Each drain gets a database of its own; "
              f"Sluice's are clones of one template that `sluice serve --no-pool` filled through `POST /v1/tasks/batch`.", "",
              f"**Drain** of {n:,} no-op tasks (procrastinate: {r['procrastinate_tasks']:,}), from starting the consumer to "
              f"the last task finished. Sluice: `sluice worker --database URL --concurrency {r['worker_concurrency']}` processes, "

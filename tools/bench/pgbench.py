@@ -119,7 +119,8 @@ def run_postgres(bench):
            "procrastinate_tasks": z.pg_procrastinate_tasks, "worker_concurrency": WORKER_CONCURRENCY,
            "raw": [], "pgqueuer": [], "procrastinate": [], "sluice": {"1": [], "2": [], "4": []}, "held": [],
            "wide_concurrency": WIDE_CONCURRENCY, "wide": [],
-           "fill": [], "enqueue": {}, "latency": {}, "statements": {}, "versions": peer_versions()}
+           "fill": [], "enqueue": {}, "latency": {}, "statements": {}, "versions": peer_versions(),
+           "load": [os.getloadavg()[0]]}
     try:
         template = fill_template(bench, pg, z.pg_tasks, out)
         for rep in range(bench.repeats):
@@ -127,6 +128,7 @@ def run_postgres(bench):
                 r = peer_drain(bench, pg, peer, n)
                 out[peer].append(r)
                 bench.say(f"postgres: {peer}: {r['tasks_per_s']:.0f}/s ({r['done']} of {n})")
+            out["load"].append(os.getloadavg()[0])
             for processes in (1, 2, 4):
                 profile = rep == 0 and processes == 1
                 r = sluice_drain(bench, pg, template, processes, profile=profile)
@@ -142,6 +144,7 @@ def run_postgres(bench):
         bench.say(f"postgres: sluice 1 worker, snapshot held: {r['tasks_per_s']:.0f}/s, dead rows {r.get('dead_rows')}")
         http_enqueue(bench, pg, out)
         latency(bench, pg, out)
+        out["load"].append(os.getloadavg()[0])
     finally:
         bench.procs.stop_all()
         pg.stop()
