@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PEERS = os.path.join(ROOT, "tools", "bench", "peers")
-SCENARIOS = ["seed", "seed-python", "burst", "enqueue", "drain", "latency", "resources", "health", "scale", "store"]
+SCENARIOS = ["seed", "seed-python", "burst", "enqueue", "drain", "latency", "resources", "health", "scale", "store", "postgres"]
 FINISHED = "state IN ('succeeded', 'failed', 'cancelled')"  # as the partial index tasks_finished has it
 
 
@@ -52,6 +52,9 @@ class Sizes:
     store_scale: float = 1.0
     history: int = 1_000_000  # the scale scenario's file: this many finished tasks and as many scheduled
     reads: int = 2000         # sequential GETs per endpoint in the scale scenario
+    pg_tasks: int = 100_000   # the postgres scenario: tasks each drain (Sluice, raw SKIP LOCKED, pgqueuer)
+    pg_procrastinate_tasks: int = 3_000  # procrastinate drains ~150-400/s, slower as its queue grows
+    pg_latency_tasks: int = 200
 
 
 MODES = {
@@ -59,10 +62,12 @@ MODES = {
     "seed-short": Sizes(seed_n=500, seed_sleep=0.5),
     "quick": Sizes(seed_n=200, seed_sleep=0.2, seed_pools=(6, 12, 50, 200), wrk_seconds=3, huey_enqueue=2000,
                    drain=10_000, huey_drain=2000, latency_seconds=2.0, queued=10_000, health_seconds=2,
-                   store_scale=0.05, history=100_000, reads=1000),
+                   store_scale=0.05, history=100_000, reads=1000, pg_tasks=10_000, pg_procrastinate_tasks=1000,
+                   pg_latency_tasks=50),
     "smoke": Sizes(seed_n=50, seed_sleep=0.02, seed_pools=(6, 50), burst_tasks=20, burst_sleep=0.05, wrk_seconds=1,
                    huey_enqueue=100, batch_size=10, drain=500, huey_drain=100, latency_seconds=0.3, queued=1000,
-                   busy=50, health_seconds=1, store_scale=0.02, history=2000, reads=100),
+                   busy=50, health_seconds=1, store_scale=0.02, history=2000, reads=100, pg_tasks=500,
+                   pg_procrastinate_tasks=50, pg_latency_tasks=10),
 }
 
 
@@ -252,6 +257,9 @@ class Bench:
         self.sizes = MODES[args.mode]
         self.repeats = args.repeats
         self.bin = args.bin
+        # --bin names the directory of the built products, or the sluice binary itself (the postgres
+        # scenario needs only that one).
+        self.sluice = args.bin if os.path.isfile(args.bin) else os.path.join(args.bin, "sluice")
         self.work = tempfile.mkdtemp(prefix="sluice-bench.")
         self.procs = Processes(self.work)
         self.dbs = 0
@@ -739,6 +747,12 @@ class Bench:
             raise SystemExit(f"sluice-bench-store {' '.join(argv)} exited with {done.returncode}:\n{(done.stdout + done.stderr)[-2000:]}")
         return done.stdout
 
+    # ------------------------------------------------------------ PostgreSQL (issue 11)
+
+    def postgres(self):
+        import pgbench
+        return pgbench.run_postgres(self)
+
     def say(self, text):
         print(f"  {text}", file=sys.stderr, flush=True)
 
@@ -751,7 +765,9 @@ ceiling; drain ≥ 25,000 tasks/s with one worker process and ≥ 20 × Huey in 
 idle→start p50 < 1 ms in-process; `/healthz` p99 < 5 ms; idle RSS < 40 MB server, < 30 MB worker.
 Issue 10, with 1,000,000 finished and 1,000,000 scheduled tasks in the file: `/healthz` and
 `GET /v1/tasks/{id}` p99 < 5 ms, `GET /v1/queues` < 50 ms, durable enqueue and drain ≥ 0.9 × an empty
-file's in the same run."""
+file's in the same run. Issue 11 (PostgreSQL): drain ≥ 15,000 tasks/s with one worker process, ≥ 1.3 × the faster
+of pgqueuer and procrastinate and ≥ 0.5 × PostgreSQL's own SKIP LOCKED claim+complete limit in the same run; HTTP
+enqueue ≥ 10,000/s; enqueue→start p50 < 5 ms on an idle worker."""
 
 
 def render_seed(r, meta):
@@ -931,12 +947,89 @@ def render_store(r, meta):
     return lines
 
 
+def render_postgres(r, meta):
+    n = r["tasks"]
+    rate = lambda runs: [x["tasks_per_s"] for x in runs]
+    raw, pgq, pcr = med(rate(r["raw"])), med(rate(r["pgqueuer"])), med(rate(r["procrastinate"]))
+    one = med(rate(r["sluice"]["1"]))
+    peer, peer_name = max((pgq, "pgqueuer"), (pcr, "procrastinate"))
+    lines = [f"Peers: {r['versions']}.", "", f"One {r['server']} server for every system in the run, started by the scenario on loopback: "
+             f"{r['settings']}. fsync is off, so no commit waits for the disk (this disk's fdatasync takes about 3 ms): "
+             "the figures are CPU and round-trip costs, the same for every system. "
+             + (f"The machine's 1-minute load average, sampled at the start, at each repeat and at the end: "
+                f"{', '.join(f'{x:.1f}' for x in r['load'])} (other sessions' builds share the {os.cpu_count()} cores). " if r.get("load") else "")
+             + "Each drain gets a database of its own; "
+             f"Sluice's are clones of one template that `sluice serve --no-pool` filled through `POST /v1/tasks/batch`.", "",
+             f"**Drain** of {n:,} no-op tasks (procrastinate: {r['procrastinate_tasks']:,}), from starting the consumer to "
+             f"the last task finished. Sluice: `sluice worker --database URL --concurrency {r['worker_concurrency']}` processes, "
+             "`echo` tasks, time to the last `finished_at`, waiting on the counters `GET /v1/queues` reads.", "",
+             "| system | tasks/s, median (min–max) | ratio to PostgreSQL's limit |", "|---|---:|---:|",
+             f"| PostgreSQL's own limit: one asyncpg connection, `SKIP LOCKED` claim of 64 + one batched completion, each a transaction | {summary(rate(r['raw']), '{:.0f}')} | 1.00 |",
+             f"| pgqueuer, one process, `batch_size=100`, asyncpg, `mode=drain` | {summary(rate(r['pgqueuer']), '{:.0f}')} | {pgq / raw:.2f} |",
+             f"| procrastinate, one process, `concurrency=32`, psycopg pool, `wait=False` | {summary(rate(r['procrastinate']), '{:.0f}')} | {pcr / raw:.2f} |"]
+    for k, runs in r["sluice"].items():
+        lines.append(f"| Sluice, {k} worker process{'es' if k != '1' else ''} | {summary(rate(runs), '{:.0f}')} | {med(rate(runs)) / raw:.2f} |")
+    if r.get("wide"):
+        lines.append(f"| Sluice, 1 worker process, `--concurrency {r['wide_concurrency']}` | {summary(rate(r['wide']), '{:.0f}')} | {med(rate(r['wide'])) / raw:.2f} |")
+    if r["held"]:
+        h = r["held"][0]
+        lines.append(f"| Sluice, 1 worker, a transaction with an xid held open on another connection for the whole drain | "
+                     f"{summary(rate(r['held']), '{:.0f}')} | {med(rate(r['held'])) / raw:.2f} |")
+    lost = [x for runs in r["sluice"].values() for x in runs] + r["held"] + r.get("wide", [])
+    lines += ["", f"Every Sluice drain finished all {n:,} tasks: {'yes' if all(x['succeeded'] == n and x['left'] == 0 for x in lost) else 'NO'}; "
+              f"tasks that needed a second attempt: {sum(x['retried'] for x in lost)}."]
+    for k, runs in r["sluice"].items():
+        cpu = [x for x in runs if "cpu" in x]
+        if cpu:
+            lines.append(f"CPU per task with {k} worker process{'es' if k != '1' else ''} (median over the repeats): "
+                         f"the workers {med([x['cpu']['workers'] / n * 1e6 for x in cpu]):.0f} µs, PostgreSQL's backends "
+                         f"{med([x['cpu']['server'] / n * 1e6 for x in cpu]):.0f} µs; wall time {med([x['seconds'] / n * 1e6 for x in cpu]):.0f} µs "
+                         f"a task on {os.cpu_count()} cores.")
+    if r["held"]:
+        lines.append(f"With the snapshot held the tasks table had {r['held'][0].get('dead_rows')} dead rows at the end "
+                     f"(nothing could be vacuumed); the held drain ran at {med(rate(r['held'])) / one:.2f} × the median 1-worker drain.")
+    e = r["enqueue"]
+    single = med(rate(e["single"]))
+    lines += ["", f"**HTTP enqueue**, `{e['wrk']}` on `sluice serve --no-pool --database URL`; every acknowledged task was found stored.", "",
+              "| case | tasks/s, median (min–max) | non-2xx |", "|---|---:|---:|",
+              f"| one task a request (`POST /v1/tasks`) | {summary(rate(e['single']), '{:.0f}')} | {sum(x['non2xx'] for x in e['single'])} |",
+              f"| {e['batch_size']} tasks a request (`POST /v1/tasks/batch`) | {summary(rate(e['batch']), '{:.0f}')} | {sum(x['non2xx'] for x in e['batch'])} |",
+              f"| 1,000 a request, one client, sequential (filling the drain template) | {summary(rate(r['fill']), '{:.0f}')} | 0 |"]
+    l = r["latency"]
+    p50 = percentile(l["start_ms"], 0.5)
+    lines += ["", f"**Enqueue→start on an idle worker**: one client posts an `echo`, polls `GET /v1/tasks/{{id}}` until it "
+              f"succeeded, pauses 50 to 130 ms, and posts the next ({l['tasks']} of {l['asked']}); one `sluice worker "
+              "--concurrency 16` beside `serve --no-pool`. Times are `started_at − created_at` and `finished_at − created_at` "
+              "as PostgreSQL recorded them (both `now()` of their transactions).", "",
+              "| enqueue→start p50 | p90 | p99 | enqueue→finish p50 | p99 |", "|---:|---:|---:|---:|---:|",
+              f"| {p50:.2f} ms | {percentile(l['start_ms'], 0.9):.2f} ms | {percentile(l['start_ms'], 0.99):.2f} ms | "
+              f"{percentile(l['finish_ms'], 0.5):.2f} ms | {percentile(l['finish_ms'], 0.99):.2f} ms |"]
+    for key, what in (("drain_1_worker", "the first 1-worker drain"), ("enqueue_single", "the first one-task-a-request HTTP enqueue")):
+        st = r["statements"].get(key)
+        if not st:
+            continue
+        lines += ["", f"**Where the server's time goes** in {what} (`pg_stat_statements`, top statements by "
+                  "total execution time, lock waits included; the server's time only, not the round trips):", "",
+                  "| calls | total ms | mean ms | rows | statement |", "|---:|---:|---:|---:|---|"]
+        for x in st[:6]:
+            q = x["query"].replace("|", "\\|")
+            lines.append(f"| {x['calls']} | {x['total_ms']:.0f} | {x['mean_ms']:.3f} | {x['rows']} | `{q[:220]}{'…' if len(q) > 220 else ''}` |")
+    lines += ["",
+              f"- Drain ≥ 15,000 tasks/s with one worker: {one:.0f} — {verdict(one >= 15000, f'{(1 - one / 15000) * 100:.0f}%')}.",
+              f"- ≥ 1.3 × the faster peer ({peer_name}, {peer:.0f}/s): {one / peer:.2f} × — {verdict(one >= 1.3 * peer, f'{(1 - one / peer / 1.3) * 100:.0f}%')}.",
+              f"- ≥ 0.5 × PostgreSQL's own claim+complete limit ({raw:.0f}/s): {one / raw:.2f} × — {verdict(one >= 0.5 * raw, f'{(1 - one / raw / 0.5) * 100:.0f}%')}.",
+              f"- HTTP enqueue ≥ 10,000/s: {single:.0f} — {verdict(single >= 10000, f'{(1 - single / 10000) * 100:.0f}%')}.",
+              f"- Enqueue→start p50 < 5 ms on an idle worker: {p50:.2f} ms — {verdict(p50 < 5, f'{p50 - 5:.2f} ms')}."]
+    return lines
+
+
 TITLES = {"seed": "1. The seed, reproduced", "seed-python": "1b. The seed through Python workers", "burst": "2. Blocking burst", "enqueue": "3. Enqueue throughput",
           "drain": "4. Drain throughput", "latency": "5. Latency", "resources": "6. Resources",
-          "health": "7. Event-loop health", "scale": "8. Scale: a file with a long history", "store": "Store micro-benchmark"}
+          "health": "7. Event-loop health", "scale": "8. Scale: a file with a long history", "store": "Store micro-benchmark",
+          "postgres": "9. PostgreSQL (issue 11)"}
 RENDER = {"seed": render_seed, "seed-python": render_seed_python, "burst": render_burst, "enqueue": render_enqueue, "drain": render_drain,
           "latency": render_latency, "resources": render_resources, "health": render_health, "scale": render_scale,
-          "store": render_store}
+          "store": render_store, "postgres": render_postgres}
 
 
 def plot(results, imgdir):
@@ -1114,6 +1207,17 @@ def check_smoke(out, names, z, text, meta):
                     enqueue_ok(f"scale {file} enqueue", e)
                 for d in x["drain"]:
                     need(d["drained"] == z.drain, f"scale: {file}: drained {d['drained']}, asked {z.drain}")
+        elif name == "postgres":
+            n = z.pg_tasks
+            for who in ("raw", "pgqueuer", "procrastinate"):
+                asked = z.pg_procrastinate_tasks if who == "procrastinate" else n
+                need(r[who] and all(x["done"] == asked and x["left"] == 0 for x in r[who]), f"postgres: {who} finished {[(x['done'], x['left']) for x in r[who]]}, asked {asked}")
+            for k, runs in list(r["sluice"].items()) + [("held", r["held"]), ("wide", r["wide"])]:
+                need(runs and all(x["succeeded"] == n and x["left"] == 0 for x in runs), f"postgres: Sluice {k}: {[(x['succeeded'], x['left']) for x in runs]}, asked {n}")
+            for key in ("single", "batch"):
+                for x in r["enqueue"][key]:
+                    enqueue_ok(f"postgres enqueue {key}", x, z.batch_size if key == "batch" else 1)
+            need(r["latency"]["tasks"] == z.pg_latency_tasks, f"postgres: latency ran {r['latency']['tasks']} of {z.pg_latency_tasks}")
         elif name == "store":
             for sync in ("full", "normal"):
                 need(sum(l.startswith("| ") for l in r.get(sync, "").splitlines()) >= 4, f"store: no table for synchronous={sync}")
