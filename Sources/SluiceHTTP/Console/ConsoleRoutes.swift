@@ -34,7 +34,15 @@ extension SluiceAPI {
         router.get("/ui/") { request, _ in try await consolePage(request) { try await overviewPage($0) } }
         router.get("/ui/queues") { request, _ in try await consolePage(request) { try await queuesPage($0) } }
         router.get("/ui/pools") { request, _ in try await consolePage(request) { try await poolsPage($0) } }
-        router.get("/ui/tasks") { request, _ in try await consolePage(request) { try await tasksPage($0) } }
+        router.get("/ui/tasks") { request, _ in
+            // The search form sends every field, empty or not, and args fields as `match`: answer with
+            // the canonical URL (the API's own parameters), so that the address bar is a shareable search.
+            let raw = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
+            if request.headers[ConsoleHeaders.fragment] == nil, raw.contains(where: { $0.1.isEmpty || $0.0 == "match" }) {
+                return Self.redirect("/ui/tasks?" + (try TaskQuery.parse(Self.consoleSearch(raw))).link())
+            }
+            return try await consolePage(request) { try await tasksPage($0) }
+        }
         router.get("/ui/tasks/{id}") { request, context in
             let id = context.parameters.get("id") ?? ""
             return try await consolePage(request) { try await taskPage(id, $0) }
@@ -116,7 +124,7 @@ extension SluiceAPI {
         return """
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>\(HTML.escape(view.title)) · Sluice</title><link rel="stylesheet" href="/ui/assets/console.css"></head>
+            <title>\(HTML.escape(view.title)) · Sluice</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/assets/console.css"></head>
             <body><header><a class="brand" href="/ui/">Sluice</a><nav>\(nav)</nav><div class="live">\(liveControls)\(signOut)</div></header>
             <main><h1>\(HTML.escape(view.title))</h1>\(notice)\(view.top)<div id="live">\(view.live)</div></main>
             <script src="/ui/assets/console.js"></script></body></html>
@@ -132,7 +140,7 @@ extension SluiceAPI {
         var response = Self.html("""
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>Sign in · Sluice</title><link rel="stylesheet" href="/ui/assets/console.css"></head>
+            <title>Sign in · Sluice</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/assets/console.css"></head>
             <body><header><span class="brand">Sluice</span></header><main><h1>Sign in</h1>\(message)
             <section class="card"><form method="post" action="/ui/sign-in" class="settings">\(HTML.csrfField(csrf))
             <label>API token <input type="password" name="token" id="token" autocomplete="current-password" required></label>
