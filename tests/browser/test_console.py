@@ -9,6 +9,7 @@ import time
 import pytest
 from conftest import console_errors
 
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -17,18 +18,10 @@ SCREENSHOTS = os.environ.get("SLUICE_CONSOLE_SCREENSHOTS")
 
 
 def wait(driver, seconds=15):
-    return WebDriverWait(driver, seconds, poll_frequency=0.1)
-
-
-def until(condition, seconds=15):
-    """Polls `condition` until it is true; fails after `seconds`."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail("condition not met within %s s" % seconds)
+    # The live refresh swaps the page's live part every 2 s: an element found a moment ago may be
+    # gone, so look again rather than fail.
+    return WebDriverWait(driver, seconds, poll_frequency=0.1,
+                         ignored_exceptions=[NoSuchElementException, StaleElementReferenceException])
 
 
 def cell(driver, selector):
@@ -55,7 +48,7 @@ def test_counts_change_as_tasks_run(server, browser):
     server.enqueue("echo", wait=10)
     browser.get(server.url + "/ui/queues")
     succeeded = 'tr[data-queue="default"] td.succeeded'
-    assert cell(browser, succeeded) == "1"
+    wait(browser).until(lambda d: cell(d, succeeded) == "1")
     for _ in range(3):
         server.enqueue("echo")
     # No reload: the live refresh brings the new count.
