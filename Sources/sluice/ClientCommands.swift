@@ -237,17 +237,20 @@ struct QueuesCommand: AsyncParsableCommand {
         }
     }
 
+    /// `POST /v1/queues/NAME/pause` or `…/resume`.
+    static func change(_ name: String, _ verb: String, _ client: ClientOptions) async throws {
+        try await client.call { api in
+            let answer = try await api.send("POST", "/v1/queues/\(name)/\(verb)").body
+            client.print(answer) { "queue \(name) \(verb == "pause" ? "paused" : "resumed")" }
+        }
+    }
+
     struct Pause: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "pause", abstract: "Stop every process claiming from a queue (enqueues are still accepted).")
         @Argument(help: "The queue's name.") var name: String
         @OptionGroup var client: ClientOptions
 
-        func run() async throws {
-            try await client.call { api in
-                let answer = try await api.send("POST", "/v1/queues/\(name)/pause").body
-                client.print(answer) { "queue \(name) paused" }
-            }
-        }
+        func run() async throws { try await QueuesCommand.change(name, "pause", client) }
     }
 
     struct Resume: AsyncParsableCommand {
@@ -255,12 +258,7 @@ struct QueuesCommand: AsyncParsableCommand {
         @Argument(help: "The queue's name.") var name: String
         @OptionGroup var client: ClientOptions
 
-        func run() async throws {
-            try await client.call { api in
-                let answer = try await api.send("POST", "/v1/queues/\(name)/resume").body
-                client.print(answer) { "queue \(name) resumed" }
-            }
-        }
+        func run() async throws { try await QueuesCommand.change(name, "resume", client) }
     }
 }
 
