@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import SluiceCore
 import SluiceStore
@@ -9,6 +10,9 @@ struct QueueSummary: Sendable {
     var durable: [TaskState: Int]
     var memory: [TaskState: Int]
     var paused: Bool
+    /// Since when the ready task a claim would take next has been waiting (durable or in memory,
+    /// whichever is older); `nil` with no ready task.
+    var headReadySince: Date?
 
     /// Durable and memory counts together.
     func count(_ state: TaskState) -> Int { (durable[state] ?? 0) + (memory[state] ?? 0) }
@@ -22,9 +26,13 @@ extension SluiceAPI {
         let memory = try await self.memory?.counts() ?? []
         let paused = try await store.pausedQueues()
         let names = Set(durable.map(\.queue)).union(memory.map(\.queue)).union(paused).sorted()
+        // One index seek per queue: the age of each queue's head, not a scan of its tasks.
+        let heads = try await store.nextReady(in: names)
+        let memoryHeads = try await self.memory?.nextReady(in: names) ?? [:]
         return names.map { name in
             QueueSummary(name: name, durable: durable.first { $0.queue == name }?.counts ?? [:],
-                         memory: memory.first { $0.queue == name }?.counts ?? [:], paused: paused.contains(name))
+                         memory: memory.first { $0.queue == name }?.counts ?? [:], paused: paused.contains(name),
+                         headReadySince: [heads[name], memoryHeads[name]].compactMap { $0 }.min())
         }
     }
 
@@ -35,8 +43,11 @@ extension SluiceAPI {
                 ["queue": .string(q.queue), "counts": .object(Dictionary(uniqueKeysWithValues: TaskState.allCases.map { ($0.rawValue, JSONValue.int(Int64(q.counts[$0] ?? 0))) }))]
             })
         }
+        let summaries = try await queueSummaries()
+        let heads = summaries.compactMap { queue in queue.headReadySince.map { (queue.name, JSONValue.string(TaskJSON.time($0))) } }
         return jsonResponse(["durable": encode(try await store.counts()), "memory": encode(try await memory?.counts() ?? []),
-                             "paused": .array(try await store.pausedQueues().sorted().map { .string($0) })])
+                             "paused": .array(summaries.filter(\.paused).map { .string($0.name) }),
+                             "head_ready_since": .object(Dictionary(uniqueKeysWithValues: heads))])
     }
 
     /// Pauses or resumes queue `name` for every process; this process's fetchers see it at once.

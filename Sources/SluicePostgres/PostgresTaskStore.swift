@@ -296,6 +296,16 @@ public final class PostgresTaskStore: TaskStore, Service {
         try await update(id) { task, now, _ in try task.retryByHand(now: now) }
     }
 
+    public func nextReady(in queues: [String]) async throws -> [String: Date] {
+        try await connection { connection in
+            var heads: [String: Date] = [:]
+            for queue in queues {
+                if let row = try await self.rows(connection, SQL.nextReady, Binds(queue)).first { heads[queue] = try row[0].decode(Timestamp.self).date }
+            }
+            return heads
+        }
+    }
+
     public func delete(_ id: TaskID) async throws -> TaskRecord {
         try await transaction { connection in
             guard let task = try await self.tasks(connection, SQL.byIDForUpdate, Binds(id.rawValue)).first else {
@@ -640,6 +650,8 @@ extension PostgresTaskStore {
             """
         }
         static let delete = "DELETE FROM tasks WHERE id = $1"
+        /// The head of a queue in claim order: one seek into `tasks_ready`.
+        static let nextReady = "SELECT run_at FROM tasks WHERE state = 'queued' AND queue = $1 ORDER BY priority DESC, run_at, id LIMIT 1"
         /// The counters, not the tasks: a few rows whatever the table's size.
         static let counts = "SELECT queue, state, n FROM queue_counts WHERE n <> 0"
         static let recount = "SELECT queue, state, count(*) FROM tasks GROUP BY queue, state"

@@ -328,6 +328,16 @@ public final class SQLiteTaskStore: TaskStore {
         try await update(id) { task, now, _ in try task.retryByHand(now: now) }
     }
 
+    public func nextReady(in queues: [String]) async throws -> [String: Date] {
+        try await read { connection in
+            var heads: [String: Date] = [:]
+            for queue in queues {
+                try connection.query(SQL.nextReady, [.text(queue)]) { row in heads[queue] = Date(microsecondsSince1970: row.int(0)) }
+            }
+            return heads
+        }
+    }
+
     public func delete(_ id: TaskID) async throws -> TaskRecord {
         try await write { connection in
             guard let task = try Self.fetch(connection, SQL.byID, [.text(id.rawValue)]).first else {
@@ -427,6 +437,7 @@ public final class SQLiteTaskStore: TaskStore {
     /// The statements that run on every claim, outcome, heartbeat, status read and maintenance
     /// pass: none may scan `tasks` (a test checks their plans).
     public static let hotStatements: [(name: String, sql: String)] = [
+        ("nextReady", SQL.nextReady),
         ("byID", SQL.byID), ("byIdempotencyKey", SQL.byIdempotencyKey), ("due", SQL.due), ("stage", SQL.stage),
         ("claim", SQL.claim), ("anyReady", SQL.anyReady), ("heartbeat", SQL.heartbeat), ("complete", SQL.complete),
         ("save", SQL.save), ("expiredLeases", SQL.expiredLeases), ("prune", SQL.prune), ("counts", SQL.counts),
@@ -612,6 +623,8 @@ public final class SQLiteTaskStore: TaskStore {
             (CASE json_type(args, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(json_extract(args, ?) AS TEXT) END) = ?
             """
         static let delete = "DELETE FROM tasks WHERE id = ? AND state = ?"
+        /// The head of a queue in claim order: one seek into `tasks_ready`.
+        static let nextReady = "SELECT run_at FROM tasks WHERE state = 'queued' AND queue = ? ORDER BY priority DESC, run_at, id LIMIT 1"
         /// The counters, not the tasks: a few rows whatever the table's size.
         static let counts = "SELECT queue, state, n FROM queue_counts WHERE n <> 0"
         static let recount = "SELECT queue, state, count(*) FROM tasks GROUP BY queue, state"

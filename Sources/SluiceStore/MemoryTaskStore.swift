@@ -155,6 +155,23 @@ public final class MemoryTaskStore: TaskStore {
         }
     }
 
+    public func nextReady(in queues: [String]) async throws -> [String: Date] {
+        state.withLock { state in
+            var heads: [String: Date] = [:]
+            for queue in queues {
+                // Entries are dropped lazily (as claims do): discard stale ones from the top first.
+                while let entry = state.ready[queue]?.max {
+                    if let task = state.tasks[entry.id], task.state == .queued, task.priority == entry.priority, task.runAt == entry.runAt {
+                        heads[queue] = entry.runAt
+                        break
+                    }
+                    _ = state.ready[queue]?.popMax()
+                }
+            }
+            return heads
+        }
+    }
+
     public func heartbeat(_ leases: [TaskLease], leaseDuration: Duration) async throws -> [TaskID: LeaseStatus] {
         let now = clock.now()
         return state.withLock { state in

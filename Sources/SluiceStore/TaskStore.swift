@@ -208,6 +208,10 @@ public protocol TaskStore: Sendable {
     func prune(finishedBefore retention: Duration, limit: Int) async throws -> Int
     /// Task counts by state for every queue that has tasks; cheap (no scan of the tasks).
     func counts() async throws -> [QueueCounts]
+    /// For each of `queues` with a ready task, the run time of the one a claim would take next (the
+    /// head: highest priority, then earliest): how long the front of the queue has waited. One index
+    /// seek per queue.
+    func nextReady(in queues: [String]) async throws -> [String: Date]
     /// Refreshes what the engine's planner knows of the tables, so a grown table keeps its plans.
     func optimize() async throws
 }

@@ -85,6 +85,21 @@ import Testing
     }
 
     @Test(arguments: StoreKind.allCases)
+    func nextReadyIsTheHeadOfEachQueueInClaimOrder(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            let old = try await store.enqueue(EnqueueRequest(kind: "k", queue: "mail")).task
+            clock.advance(by: .seconds(5))
+            let urgent = try await store.enqueue(EnqueueRequest(kind: "k", queue: "mail", priority: 10)).task
+            _ = try await store.enqueue(EnqueueRequest(kind: "k", queue: "later", runAt: clock.now().addingTimeInterval(60)))
+            #expect(try await store.nextReady(in: ["mail", "later", "none"]) == ["mail": urgent.runAt])
+            _ = try await store.claim(queues: ["mail"], limit: 1, owner: "w", leaseDuration: lease)
+            #expect(try await store.nextReady(in: ["mail"]) == ["mail": old.runAt])
+            _ = try await store.cancel(old.id)
+            #expect(try await store.nextReady(in: ["mail"]).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func pausedQueuesAreStoredAndStillAcceptTasks(kind: StoreKind) async throws {
         try await withStore(kind) { store, _ in
             #expect(try await store.pausedQueues().isEmpty)

@@ -18,9 +18,10 @@ extension SluiceAPI {
             let link = "/ui/tasks?queue=\(TaskQuery.escape(queue.name))"
             let draining = pools.filter { $0.queues.contains(queue.name) }
             let wait = draining.compactMap(\.activity?.waitP50).max()
+            let age = queue.headReadySince.map { max(0, clock.now().timeIntervalSince($0)) }
             var row = """
                 <tr data-queue="\(HTML.escape(queue.name))"><td><a href="\(link)">\(HTML.escape(queue.name))</a>\(queue.paused ? " " + HTML.badge("paused", "paused") : "")</td>\
-                <td class="num queued">\(queue.count(.queued))</td><td class="num">\(queue.count(.scheduled) + queue.count(.retrying))</td>\
+                <td class="num queued">\(queue.count(.queued))</td><td class="num head-age">\(HTML.number(age))</td><td class="num">\(queue.count(.scheduled) + queue.count(.retrying))</td>\
                 <td class="num running">\(queue.count(.running))</td><td class="num succeeded">\(queue.count(.succeeded))</td>\
                 <td class="num failed"><a href="\(link)&amp;state=failed">\(queue.count(.failed))</a></td><td class="num wide">\(queue.count(.cancelled))</td>
                 """
@@ -35,7 +36,7 @@ extension SluiceAPI {
         }.joined()
         let extra = actions ? "<th class=\"num\" title=\"median wait for a slot, last minute\">wait p50 (s)</th><th></th>" : ""
         return """
-            <table class="queues"><thead><tr><th>queue</th><th class="num">ready</th><th class="num">scheduled</th><th class="num">running</th>\
+            <table class="queues"><thead><tr><th>queue</th><th class="num">ready</th><th class="num" title="how long the next task to be claimed has waited">head waits (s)</th><th class="num">scheduled</th><th class="num">running</th>\
             <th class="num">succeeded</th><th class="num">failed</th><th class="num wide">cancelled</th>\(extra)</tr></thead><tbody>\(rows)</tbody></table>
             """
     }
