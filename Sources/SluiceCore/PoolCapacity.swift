@@ -29,6 +29,8 @@ public struct PoolCapacity: Sendable, Hashable, Codable {
     public var runTimeP50: Double?
     public var runTimeP99: Double?
     public var autoscale: AutoscaleRange?
+    /// What the pool did over the last minute and hour, for the advisor; `nil` until measured.
+    public var activity: PoolActivity? = nil
 
     public init(name: String, queues: [String], target: Int, threads: Int, busy: Int, idle: Int, stuck: Int, free: Int,
                 waiting: Int, scheduled: Int, processed: Int, failed: Int, runTimeP50: Double?, runTimeP99: Double?,

@@ -44,6 +44,28 @@ public struct TaskID: Hashable, Comparable, Sendable, CustomStringConvertible, C
         }
         return Date(timeIntervalSince1970: Double(ms) / 1000)
     }
+
+    /// The smallest id that could be made at `date`: ids sort by creation, so a time range is an id
+    /// range, which every store answers from its primary key.
+    public static func lowerBound(at date: Date) -> TaskID {
+        var ms = UInt64(max(0, min(date.timeIntervalSince1970 * 1000, Double(UInt64(1) << 48 - 1))).rounded(.down))
+        var time = [UInt8](repeating: 0, count: 10)
+        for i in (0..<10).reversed() {
+            time[i] = alphabet[Int(ms & 31)]
+            ms >>= 5
+        }
+        return TaskID(unchecked: String(decoding: time, as: UTF8.self) + String(repeating: "0", count: 16))
+    }
+
+    /// The ids that begin with `prefix` (case-insensitive), as a closed range; `nil` when no id can
+    /// (a character outside Crockford base32, or longer than an id).
+    public static func range(prefix: String) -> ClosedRange<TaskID>? {
+        let upper = prefix.uppercased()
+        guard upper.utf8.count <= 26, upper.utf8.allSatisfy({ alphabet.contains($0) }) else { return nil }
+        let pad = 26 - upper.utf8.count
+        guard let low = TaskID(upper + String(repeating: "0", count: pad)) else { return nil }
+        return low...TaskID(unchecked: upper + String(repeating: "Z", count: pad))
+    }
 }
 
 /// Makes ids that increase strictly within a process, even within one millisecond and even when

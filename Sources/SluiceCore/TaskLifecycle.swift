@@ -126,6 +126,15 @@ extension TaskRecord {
         lease = nil
     }
 
+    /// Refuses to delete a task that has not finished: a live task's worker or schedule still
+    /// expects its row.
+    public func checkDeletable() throws(SluiceError) {
+        guard state.isFinal else {
+            throw SluiceError(.invalidTransition,
+                              "task \(id) is \(state.rawValue); only succeeded, failed or cancelled tasks can be deleted (cancel it first)")
+        }
+    }
+
     /// Recovers a running task whose lease expired: back to the queue (at-least-once), or failed
     /// when that was its last attempt, or cancelled if a cancel was asked for.
     public mutating func expireLease(now: Date) throws(SluiceError) {

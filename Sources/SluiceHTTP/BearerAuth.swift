@@ -1,7 +1,8 @@
 import Hummingbird
 
 /// Requires `Authorization: Bearer TOKEN` with one of the configured tokens on every route but
-/// `/healthz`. Tokens are compared in constant time and never logged.
+/// `/healthz` and the console (`/ui/`, which signs in with a cookie of its own: `ConsoleSessions`).
+/// Tokens are compared in constant time and never logged.
 struct BearerAuth<Context: RequestContext>: RouterMiddleware {
     let tokens: [[UInt8]]
 
@@ -10,7 +11,9 @@ struct BearerAuth<Context: RequestContext>: RouterMiddleware {
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if request.uri.path == "/healthz" { return try await next(request, context) }
+        if request.uri.path == "/healthz" || request.uri.path == "/ui" || request.uri.path.hasPrefix("/ui/") {
+            return try await next(request, context)
+        }
         // The scheme name is case-insensitive (RFC 7235); the token is not.
         guard let header = request.headers[.authorization], header.prefix(7).lowercased() == "bearer " else {
             throw APIError(.unauthorized, "unauthorized", "send Authorization: Bearer TOKEN", headers: [.wwwAuthenticate: "Bearer"])

@@ -51,6 +51,10 @@ public struct SluiceAPI: Sendable {
     let workerKinds = RecentValue<Set<String>>()
     /// The bound on unfinished fire-and-forget tasks.
     let memoryAdmission = MemoryAdmission()
+    /// Per queue and second, what this process saw enqueued, started and finished in the last hour.
+    public let history: ThroughputHistory
+    /// The console's sessions and CSRF tokens (with tokens configured).
+    let sessions: ConsoleSessions
 
     /// An API over `store`; with a `worker`, durable and fire-and-forget tasks run in its pools.
     /// Requests from pages of another origin, and with a `Host` not in `hosts`, are refused.
@@ -68,6 +72,21 @@ public struct SluiceAPI: Sendable {
         self.hosts = hosts
         waiter = TaskWaiter(stores: [store] + (memory.map { [$0] } ?? []))
         claimWaiter = ClaimWaiter(store: store)
+        let history = ThroughputHistory(clock: clock)
+        self.history = history
+        sessions = ConsoleSessions(tokens: tokens)
+        // Fed as things happen, never by scanning tasks.
+        for source in [store as any TaskStore] + (memory.map { [$0 as any TaskStore] } ?? []) {
+            source.events.onEnqueueCounts { counts in for (queue, n) in counts { history.add(.enqueued, queue: queue, n) } }
+            source.events.onFinish { task in
+                switch task.state {
+                case .succeeded: history.add(.succeeded, queue: task.queue)
+                case .failed: history.add(.failed, queue: task.queue)
+                default: break
+                }
+            }
+        }
+        worker?.onStart { task in history.add(.started, queue: task.queue) }
     }
 
     /// Answers every request waiting with `?wait=` at once, with its task as it stands (202 when not
@@ -81,7 +100,7 @@ public struct SluiceAPI: Sendable {
     /// Requests held open by `?wait=` and by remote workers' claims now.
     public var waitingRequests: Int { waiter.count + claimWaiter.count }
 
-    /// A router with every route, the error middleware, the guard against other origins and foreign
+    /// A router with every route and the console at `/ui/`, the error middleware, the guard against other origins and foreign
     /// `Host` names and, with tokens, authentication.
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
@@ -95,6 +114,8 @@ public struct SluiceAPI: Sendable {
         router.get("/v1/tasks/{id}") { request, context in try await show(request, context) }
         router.post("/v1/tasks/{id}/cancel") { _, context in try await change(context) { try await $0.cancel($1) } }
         router.post("/v1/tasks/{id}/retry") { _, context in try await change(context) { try await $0.retry($1) } }
+        router.delete("/v1/tasks/{id}") { _, context in try await change(context) { try await $0.delete($1) } }
+        router.post("/v1/tasks/bulk") { request, _ in try await bulk(request) }
         router.get("/v1/pools") { _, _ in jsonResponse(try await pools()) }
         router.patch("/v1/pools/{name}") { request, context in try await resize(request, context) }
         router.get("/v1/workers") { _, _ in try await workers() }
@@ -105,8 +126,12 @@ public struct SluiceAPI: Sendable {
         router.post("/v1/workers/{id}/outcomes") { request, context in try await remoteOutcomes(request, context) }
         router.post("/v1/workers/{id}/release") { request, context in try await remoteRelease(request, context) }
         router.get("/v1/queues") { _, _ in try await queues() }
+        router.post("/v1/queues/{name}/pause") { _, context in try await pause(context, true) }
+        router.post("/v1/queues/{name}/resume") { _, context in try await pause(context, false) }
+        router.get("/v1/throughput") { request, _ in try throughput(request) }
         router.get("/healthz") { _, _ in await health() }
         router.get("/metrics") { _, _ in try await prometheus() }
+        addConsole(to: router)
         return router
     }
 }

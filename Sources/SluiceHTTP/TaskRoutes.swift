@@ -48,46 +48,126 @@ extension SluiceAPI {
         return jsonResponse(TaskJSON.encode(task, durable: durable), status: wait != nil && !task.state.isFinal ? .accepted : .ok)
     }
 
-    /// `GET /v1/tasks`: a page of tasks, filtered by state, queue and kind.
+    /// `GET /v1/tasks`: a page of tasks, searched by the parameters of `TaskQuery`.
     func list(_ request: Request) async throws -> Response {
-        let query = request.uri.queryParameters
-        var filter = TaskFilter()
-        if let states = query.get("state"), !states.isEmpty {
-            var set = Set<TaskState>()
-            for name in states.split(separator: ",") {
-                guard let state = TaskState(rawValue: String(name)) else {
-                    throw APIError.badRequest("state", "\(name) is not a state; states: \(TaskState.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                set.insert(state)
-            }
-            filter.states = set
-        }
-        filter.queue = query.get("queue").flatMap { $0.isEmpty ? nil : $0 }
-        filter.kind = query.get("kind").flatMap { $0.isEmpty ? nil : $0 }
-        var limit = 50
-        if let text = query.get("limit") {
-            guard let n = Int(text), (1...1000).contains(n) else { throw APIError.badRequest("limit", "must be a whole number from 1 to 1000") }
-            limit = n
-        }
-        var cursor: TaskID?
-        if let text = query.get("cursor"), !text.isEmpty {
-            guard let id = TaskID(text) else { throw APIError.badRequest("cursor", "is not a cursor this API gave out") }
-            cursor = id
-        }
-        let durable: Bool
-        switch query.get("durable") {
-        case nil, "true": durable = true
-        case "false": durable = false
-        case let other?: throw APIError.badRequest("durable", "must be true or false, not \(other.prefix(32))")
-        }
-        // Without an in-process pool there are no fire-and-forget tasks to list.
-        let page = durable ? try await store.list(filter, limit: limit, after: cursor)
-            : try await memory?.list(filter, limit: limit, after: cursor) ?? TaskPage(tasks: [], nextCursor: nil)
-        return jsonResponse(["tasks": .array(page.tasks.map { TaskJSON.encode($0, durable: durable) }),
-                             "next_cursor": page.nextCursor.map { .string($0.rawValue) } ?? .null])
+        let query = try TaskQuery.parse(request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+        let page = try await search(query)
+        return jsonResponse(["tasks": .array(page.tasks.map { TaskJSON.encode($0, durable: query.durable) }),
+                             "next_cursor": page.nextCursor.map { .string($0.rawValue) } ?? .null,
+                             "partial": .bool(page.partial)])
     }
 
-    /// Cancel or retry the task named in the path.
+    /// One page of a search, durable or in memory.
+    func search(_ query: TaskQuery) async throws -> TaskPage {
+        // Without an in-process pool there are no fire-and-forget tasks to list.
+        query.durable ? try await store.list(query.filter, limit: query.limit, after: query.cursor)
+            : try await memory?.list(query.filter, limit: query.limit, after: query.cursor) ?? TaskPage(tasks: [], nextCursor: nil)
+    }
+
+    /// What a bulk action did.
+    struct BulkResult: Sendable {
+        var matched = 0
+        var changed = 0
+        var refused: [(TaskID, String)] = []
+        /// More tasks may match than one call takes: repeat it.
+        var more = false
+    }
+
+    /// The actions of `POST /v1/tasks/bulk`.
+    enum BulkAction: String, Sendable, CaseIterable {
+        case retry, cancel, delete
+
+        func apply(_ store: any TaskStore, _ id: TaskID) async throws {
+            switch self {
+            case .retry: _ = try await store.retry(id)
+            case .cancel: _ = try await store.cancel(id)
+            case .delete: _ = try await store.delete(id)
+            }
+        }
+    }
+
+    /// The most tasks one bulk call changes, and the most pages of a search it walks.
+    static let bulkLimit = 1000
+
+    /// Applies `action` to the tasks `ids` names, or else to those `query` finds (at most `bulkLimit`).
+    func bulk(_ action: BulkAction, ids: [TaskID]?, query: TaskQuery?) async throws -> BulkResult {
+        var result = BulkResult()
+        var targets: [(TaskID, any TaskStore)] = []
+        if let ids {
+            for id in ids {
+                if let memory, try await memory.task(id) != nil { targets.append((id, memory)) } else { targets.append((id, store)) }
+            }
+        } else if var query {
+            query.limit = 1000
+            let source: any TaskStore = query.durable ? store : (memory ?? store)
+            // Bounded: at most ten pages of examined rows per call; `more` tells the caller to repeat.
+            for _ in 0..<10 {
+                let page = try await search(query)
+                let room = Self.bulkLimit - targets.count
+                targets += page.tasks.prefix(room).map { ($0.id, source) }
+                guard page.tasks.count <= room, let next = page.nextCursor else {
+                    result.more = page.tasks.count > room
+                    break
+                }
+                query.cursor = next
+                result.more = true
+                if targets.count >= Self.bulkLimit { break }
+            }
+        }
+        result.matched = targets.count
+        for (id, source) in targets {
+            do {
+                try await action.apply(source, id)
+                result.changed += 1
+            } catch let error as SluiceError {
+                result.refused.append((id, error.message))
+            }
+        }
+        return result
+    }
+
+    /// `POST /v1/tasks/bulk`: `{"action": "retry"|"cancel"|"delete", "ids": [...]}` or with
+    /// `"filter": {PARAMETER: VALUE, ...}` (the search parameters of `GET /v1/tasks`).
+    func bulk(_ request: Request) async throws -> Response {
+        guard let body = try await readJSON(request).objectValue else { throw APIError.badRequest("body", "must be a JSON object") }
+        if let unknown = body.keys.sorted().first(where: { !["action", "ids", "filter"].contains($0) }) {
+            throw APIError.badRequest(unknown, "is not a known field; known fields: action, filter, ids")
+        }
+        guard let name = body["action"]?.stringValue, let action = BulkAction(rawValue: name) else {
+            throw APIError.badRequest("action", "must be one of \(BulkAction.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var ids: [TaskID]?
+        var query: TaskQuery?
+        switch (body["ids"], body["filter"]) {
+        case (.array(let items)?, nil):
+            guard items.count <= Self.bulkLimit else { throw APIError.badRequest("ids", "must hold at most \(Self.bulkLimit) ids") }
+            ids = try items.enumerated().map { index, item in
+                guard let text = item.stringValue, let id = TaskID(text) else { throw APIError.badRequest("ids[\(index)]", "is not a task id") }
+                return id
+            }
+        case (nil, .object(let object)?):
+            var pairs: [(String, String)] = []
+            for (key, value) in object.sorted(by: { $0.key < $1.key }) {
+                guard TaskQuery.names.contains(key) || key.hasPrefix("args."), key != "cursor", key != "limit" else {
+                    throw APIError.badRequest("filter.\(key)", "is not a search parameter; parameters: \(TaskQuery.names.filter { $0 != "cursor" && $0 != "limit" }.joined(separator: ", ")), args.NAME")
+                }
+                guard let text = value.stringValue ?? TaskFilter.text(of: value) else { throw APIError.badRequest("filter.\(key)", "must be a string") }
+                pairs.append((key, text))
+            }
+            guard !pairs.isEmpty else { throw APIError.badRequest("filter", "must hold at least one condition (to act on every task, say so with a state)") }
+            query = try TaskQuery.parse(pairs, prefix: "filter.")
+        default:
+            throw APIError.badRequest("ids", "give either ids (an array of task ids) or filter (an object of search parameters)")
+        }
+        let result = try await bulk(action, ids: ids, query: query)
+        return jsonResponse([
+            "action": .string(action.rawValue), "matched": .int(Int64(result.matched)), "changed": .int(Int64(result.changed)),
+            "refused": .array(result.refused.prefix(100).map { ["id": .string($0.0.rawValue), "message": .string($0.1)] }),
+            "more": .bool(result.more),
+        ])
+    }
+
+    /// Cancel, retry or delete the task named in the path.
     func change(_ context: BasicRequestContext, _ move: (any TaskStore, TaskID) async throws -> TaskRecord) async throws -> Response {
         let (task, durable, source) = try await find(context)
         return jsonResponse(TaskJSON.encode(try await move(source, task.id), durable: durable))

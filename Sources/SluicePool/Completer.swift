@@ -41,7 +41,7 @@ struct Completer {
             let refills: [(Pool, Int)] = source == .durable && !worker.isStopping
                 ? Set(outcomes.map(\.pool)).compactMap { name in worker.pool(name).map { ($0, $0.reserveSlots()) } }.filter { $0.1 > 0 }
                 : []
-            let claims = refills.map { ClaimRequest(queues: $0.0.queues, limit: $0.1, owner: worker.id, leaseDuration: worker.options.leaseDuration) }
+            let claims = refills.map { ClaimRequest(queues: worker.claimableQueues($0.0), limit: $0.1, owner: worker.id, leaseDuration: worker.options.leaseDuration) }
             do {
                 let result = try await store.record(outcomes.map(\.result), thenClaim: claims)
                 for (outcome, recorded) in zip(outcomes, result.recorded) {

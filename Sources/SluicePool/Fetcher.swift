@@ -19,9 +19,10 @@ struct Fetcher {
                 continue
             }
             var claimedCount = 0
+            let queues = worker.claimableQueues(pool)
             do {
-                for (source, store) in worker.sources where claimedCount < free {
-                    let claimed = try await store.claim(queues: pool.queues, limit: free - claimedCount, owner: worker.id,
+                for (source, store) in worker.sources where claimedCount < free && !queues.isEmpty {
+                    let claimed = try await store.claim(queues: queues, limit: free - claimedCount, owner: worker.id,
                                                         leaseDuration: worker.options.leaseDuration)
                     claimedCount += claimed.count
                     let refused = pool.submit(claimed, from: source, reserved: claimed.count)

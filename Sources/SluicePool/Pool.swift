@@ -61,6 +61,11 @@ public final class Pool: @unchecked Sendable {
     private var processed = 0
     private var failed = 0
     private var runTimes = RunTimeWindow(capacity: 1024)
+    /// Tasks started here since start, and the per-second samples and waits the advisor reads.
+    private var startedCount = 0
+    private var activity = PoolActivityRecorder()
+    /// Called with each task as a thread takes it (the throughput history's "started").
+    private let onStart: @Sendable (TaskRecord) -> Void
     private var threadNumber = 0
     private var quietSince: Date?
     /// Exported through swift-metrics (Prometheus in `sluice serve`); no-ops until a backend is set.
@@ -95,8 +100,9 @@ public final class Pool: @unchecked Sendable {
 
     init(configuration: PoolConfiguration, registry: HandlerRegistry, clock: any WallClock,
          monotonic: any MonotonicClock = SystemMonotonicClock(), idleTimeout: Duration,
-         report: @escaping @Sendable (Outcome) -> Void) {
+         report: @escaping @Sendable (Outcome) -> Void, onStart: @escaping @Sendable (TaskRecord) -> Void = { _ in }) {
         name = configuration.name
+        self.onStart = onStart
         queues = configuration.queues
         target = configuration.concurrency
         autoscale = configuration.autoscale
@@ -177,6 +183,25 @@ public final class Pool: @unchecked Sendable {
             // Slots being claimed for are still free: a claim in flight is not work.
             free: unusedSlotsLocked, waiting: waiting, scheduled: scheduled, processed: processed, failed: failed,
             runTimeP50: runTimes.percentile(0.5), runTimeP99: runTimes.percentile(0.99), autoscale: autoscale)
+    }
+
+    /// Records one sample of the pool for the advisor (the registrar calls this every second) and
+    /// returns the capacity with the activity it implies.
+    func sample(waiting: Int, scheduled: Int, now: Date) -> PoolCapacity {
+        condition.lock()
+        activity.add(.init(at: now, busy: busy, target: target, waiting: waiting, started: startedCount, finished: processed))
+        let measured = activity.activity(now: now)
+        condition.unlock()
+        var figures = capacity(waiting: waiting, scheduled: scheduled)
+        figures.activity = measured
+        return figures
+    }
+
+    /// The advisor's figures as of the last sample.
+    func currentActivity(now: Date) -> PoolActivity? {
+        condition.lock()
+        defer { condition.unlock() }
+        return activity.activity(now: now)
     }
 
     /// One autoscale step: grow while tasks wait and every slot is busy; back to what is busy after
@@ -330,9 +355,14 @@ public final class Pool: @unchecked Sendable {
                 let run = Run(task: task, source: job.source, lease: task.lease!,
                               deadline: clock.now().addingTimeInterval(task.timeout.seconds), dueAt: monotonic.now() + task.timeout)
                 running[task.id] = run
-                condition.unlock()
                 // Wait time: from when the task could run to when a thread took it.
-                waitTime.recordNanoseconds(max(0, Int64(clock.now().timeIntervalSince(task.runAt) * 1e9)))
+                let startedAt = clock.now()
+                let waited = startedAt.timeIntervalSince(task.runAt)
+                startedCount += 1
+                activity.addWait(waited, at: startedAt)
+                condition.unlock()
+                waitTime.recordNanoseconds(max(0, Int64(waited * 1e9)))
+                onStart(task)
                 let started = ContinuousClock.now
                 let outcome = execute(run)
                 let elapsed = ContinuousClock.now - started

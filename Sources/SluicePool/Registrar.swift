@@ -22,13 +22,18 @@ final class Registrar: Sendable {
 
     func register() async {
         do {
-            let capacity = try await worker.capacity()
-            for (pool, figures) in zip(worker.pools, capacity) {
-                pool.autoscaleStep(waiting: figures.waiting, now: worker.clock.now(), quietPeriod: worker.options.quietPeriod)
+            let now = worker.clock.now()
+            var capacity = try await worker.capacity()
+            for (index, (pool, figures)) in zip(worker.pools, capacity).enumerated() {
+                pool.autoscaleStep(waiting: figures.waiting, now: now, quietPeriod: worker.options.quietPeriod)
+                // One advisor sample per second, taken here so that every process samples alike.
+                capacity[index] = pool.sample(waiting: figures.waiting, scheduled: figures.scheduled, now: now)
             }
             try await worker.store.recordWorker(WorkerInfo(id: worker.id, host: worker.host, pid: Int(getpid()), startedAt: worker.startedAt,
                                                            heartbeatAt: worker.clock.now(), pools: capacity, kinds: worker.kinds))
             apply(try await worker.store.poolSettings())
+            // Pauses reach every process within a second: its fetchers skip paused queues.
+            worker.setPausedQueues(try await worker.store.pausedQueues())
         } catch {
             worker.logger.warning("registration failed: \(error)", metadata: ["worker": "\(worker.id)"])
         }

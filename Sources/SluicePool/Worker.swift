@@ -64,6 +64,10 @@ public final class Worker: Service, Sendable {
     let outcomes = OutcomeBuffer()
     let elector: LeaderElector
     private let stopping = Atomic<Bool>(false)
+    /// Queues an operator paused, as last read from the store (every second) or set here.
+    private let paused = Mutex<Set<String>>([])
+    /// Called with each task a pool starts.
+    private let startObservers = StartObservers()
 
     /// A worker for `pools` on `store`; with `ephemeral`, the same pools also run that in-memory
     /// store's tasks (taken first: they are the cheapest to claim and cannot wait for another process).
@@ -98,15 +102,51 @@ public final class Worker: Service, Sendable {
         startedAt = clock.now()
         kinds = registry.kinds
         let outcomes = self.outcomes
+        let startObservers = self.startObservers
         self.pools = pools.map {
             Pool(configuration: $0, registry: registry, clock: clock, monotonic: monotonic, idleTimeout: options.idleTimeout,
-                 report: { outcomes.add($0) })
+                 report: { outcomes.add($0) },
+                 onStart: { startObservers.notify($0) })
         }
         elector = LeaderElector(store: store, owner: id, lease: options.leaderLease, logger: logger)
     }
 
     /// The pool called `name`.
     public func pool(_ name: String) -> Pool? { pools.first { $0.name == name } }
+
+    /// Calls `observer` with each task a pool of this process starts (on the pool's thread: keep it short).
+    public func onStart(_ observer: @escaping @Sendable (TaskRecord) -> Void) {
+        startObservers.add(observer)
+    }
+
+    /// The queues paused now, as this process knows it (read from the store every second).
+    public var pausedQueues: Set<String> { paused.withLock { $0 } }
+
+    /// Sets the paused queues: the registrar's refresh, or at once when this process's API pauses one.
+    public func setPausedQueues(_ queues: Set<String>) {
+        let resumed = paused.withLock { old in
+            defer { old = queues }
+            return !old.subtracting(queues).isEmpty
+        }
+        // A resumed queue may have tasks waiting: look at once.
+        if resumed { for pool in pools { pool.wake.signal() } }
+    }
+
+    /// The queues `pool` may claim from now: its queues less the paused ones, in order.
+    func claimableQueues(_ pool: Pool) -> [String] {
+        let paused = pausedQueues
+        return paused.isEmpty ? pool.queues : pool.queues.filter { !paused.contains($0) }
+    }
+
+    /// Capacity of every pool with the advisor's activity of the last minute and hour.
+    public func capacityWithActivity() async throws -> [PoolCapacity] {
+        let now = clock.now()
+        return try await capacity().map { figures in
+            var figures = figures
+            figures.activity = pool(figures.name)?.currentActivity(now: now)
+            return figures
+        }
+    }
 
     /// Whether this process runs maintenance now.
     public var isLeader: Bool { elector.isLeader }
@@ -209,5 +249,18 @@ public final class Worker: Service, Sendable {
         }
         // Renew once more so the last outcomes are accepted, then let the completer finish.
         await Heartbeater(worker: self).beat()
+    }
+}
+
+/// Callbacks for the tasks a worker's pools start; a class, so that the pools' closures share it.
+final class StartObservers: Sendable {
+    private let observers = Mutex<[@Sendable (TaskRecord) -> Void]>([])
+
+    func add(_ observer: @escaping @Sendable (TaskRecord) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
+
+    func notify(_ task: TaskRecord) {
+        for observer in observers.withLock({ $0 }) { observer(task) }
     }
 }

@@ -113,5 +113,14 @@ CREATE TABLE pool_settings (
 );
 
 """##),
+        Migration(file: "0002_console.sql", sql: ##"""
+-- Sluice schema: queues an operator paused. A paused queue still accepts tasks; no process claims
+-- from it. Every process reads this table with its per-second registration.
+CREATE TABLE paused_queues (
+    queue      text        NOT NULL PRIMARY KEY,
+    paused_at  timestamptz NOT NULL
+);
+
+"""##),
     ]
 }

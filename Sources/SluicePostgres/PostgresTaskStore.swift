@@ -178,25 +178,42 @@ public final class PostgresTaskStore: TaskStore, Service {
 
     public func list(_ filter: TaskFilter, limit: Int, after cursor: TaskID?) async throws -> TaskPage {
         let limit = max(1, limit)
-        var conditions: [String] = []
-        var values: [(any PostgresThrowingDynamicTypeEncodable)?] = []
+        var values: [any PostgresThrowingDynamicTypeEncodable] = []
         func parameter(_ value: any PostgresThrowingDynamicTypeEncodable) -> String {
             values.append(value)
             return "$\(values.count)"
         }
-        if let cursor { conditions.append("t.id < \(parameter(cursor.rawValue))") }
+        // Which rows the page may examine: after the cursor, within the id range, newest first.
+        var window: [String] = []
+        if let cursor { window.append("t.id < \(parameter(cursor.rawValue))") }
+        if let ids = filter.ids { window.append("t.id BETWEEN \(parameter(ids.lowerBound.rawValue)) AND \(parameter(ids.upperBound.rawValue))") }
+        let windowWhere = window.isEmpty ? "" : "WHERE " + window.joined(separator: " AND ")
+        let windowCount = values.count
+        var conditions: [String] = []
         if let states = filter.states { conditions.append("t.state = ANY(\(parameter(states.map(\.rawValue).sorted()))::text[])") }
         if let queue = filter.queue { conditions.append("t.queue = \(parameter(queue))") }
         if let kind = filter.kind { conditions.append("t.kind = \(parameter(kind))") }
-        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        let sql = "SELECT \(PostgresTaskRow.columns) FROM tasks t \(whereClause) ORDER BY t.id DESC LIMIT \(parameter(limit + 1))"
+        if let text = filter.argsContains { conditions.append("strpos(t.args::text, \(parameter(text))) > 0") }
+        for field in filter.argsFields { conditions.append("t.args ->> \(parameter(field.name)) = \(parameter(field.value))") }
+        let sql = filter.isIDOnly
+            // Nothing to skip: the primary key gives the page directly.
+            ? "SELECT \(PostgresTaskRow.columns) FROM tasks t \(windowWhere) ORDER BY t.id DESC LIMIT \(parameter(limit + 1))"
+            : SQL.search(window: windowWhere, scan: parameter(filter.scanLimit), conditions: conditions.joined(separator: " AND "),
+                         limit: parameter(limit + 1))
         var binds = try Binds()
-        for value in values { if let value { try binds.bindings.append(value) } }
-        let frozen = binds
+        for value in values { try binds.bindings.append(value) }
+        var lastBinds = try Binds()
+        for value in values.prefix(windowCount) { try lastBinds.bindings.append(value) }
+        try lastBinds.bindings.append(filter.scanLimit - 1)
+        let lastSQL = "SELECT t.id FROM tasks t \(windowWhere) ORDER BY t.id DESC LIMIT 1 OFFSET $\(windowCount + 1)"
+        let (frozen, frozenLast, idOnly) = (binds, lastBinds, filter.isIDOnly)
         return try await connection { connection in
             let rows = try await self.tasks(connection, sql, frozen)
             let page = Array(rows.prefix(limit))
-            return TaskPage(tasks: page, nextCursor: rows.count > limit ? page.last?.id : nil)
+            if rows.count > limit || idOnly { return TaskPage(tasks: page, nextCursor: rows.count > limit ? page.last?.id : nil) }
+            // Not full: either nothing more matches, or the scan stopped at its bound.
+            let last = try await self.rows(connection, lastSQL, frozenLast).first.map { try $0[0].decode(String.self) }
+            return TaskPage(tasks: page, nextCursor: last.flatMap(TaskID.init), partial: last != nil)
         }
     }
 
@@ -306,6 +323,30 @@ public final class PostgresTaskStore: TaskStore, Service {
 
     public func retry(_ id: TaskID) async throws -> TaskRecord {
         try await update(id) { task, now, _ in try task.retryByHand(now: now) }
+    }
+
+    public func nextReady(in queues: [String]) async throws -> [String: Date] {
+        try await connection { connection in
+            var heads: [String: Date] = [:]
+            for queue in queues {
+                if let row = try await self.rows(connection, SQL.nextReady, Binds(queue)).first { heads[queue] = try row[0].decode(Timestamp.self).date }
+            }
+            return heads
+        }
+    }
+
+    public func delete(_ id: TaskID) async throws -> TaskRecord {
+        try await transaction { connection in
+            guard let task = try await self.tasks(connection, SQL.byIDForUpdate, Binds(id.rawValue)).first else {
+                throw SluiceError(.notFound, "no task has id \(id)")
+            }
+            try task.checkDeletable()
+            _ = try await self.rows(connection, SQL.delete, Binds(id.rawValue))
+            var counts = CountDeltas()
+            counts.add(task.queue, task.state, -1)
+            try await counts.flush(connection, logger: self.logger)
+            return task
+        }
     }
 
     public func stageDue(limit: Int) async throws -> Int {
@@ -632,6 +673,16 @@ extension PostgresTaskStore {
             DELETE FROM tasks t USING gone WHERE t.id = gone.id
             RETURNING t.queue, t.state
             """
+        /// A search: at most `scan` rows after the cursor, newest first, then the filters.
+        static func search(window: String, scan: String, conditions: String, limit: String) -> String {
+            """
+            SELECT \(PostgresTaskRow.columns) FROM (SELECT * FROM tasks t \(window) ORDER BY t.id DESC LIMIT \(scan)) t
+            WHERE \(conditions) ORDER BY t.id DESC LIMIT \(limit)
+            """
+        }
+        static let delete = "DELETE FROM tasks WHERE id = $1"
+        /// The head of a queue in claim order: one seek into `tasks_ready`.
+        static let nextReady = "SELECT run_at FROM tasks WHERE state = 'queued' AND queue = $1 ORDER BY priority DESC, run_at, id LIMIT 1"
         /// The counters, not the tasks: a few rows whatever the table's size.
         static let counts = "SELECT queue, state, n FROM queue_counts WHERE n <> 0"
         static let recount = "SELECT queue, state, count(*) FROM tasks GROUP BY queue, state"

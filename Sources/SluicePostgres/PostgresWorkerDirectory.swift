@@ -51,6 +51,16 @@ extension PostgresTaskStore: WorkerDirectory {
         }
     }
 
+    public func setQueuePaused(_ queue: String, _ paused: Bool) async throws {
+        let binds = try paused ? Binds(queue, nowParameter) : Binds(queue)
+        _ = try await connection { connection in try await self.rows(connection, paused ? SQL.pauseQueue : SQL.resumeQueue, binds) }
+    }
+
+    public func pausedQueues() async throws -> Set<String> {
+        let rows = try await connection { connection in try await self.rows(connection, SQL.pausedQueues, Binds()) }
+        return Set(try rows.map { try $0[0].decode(String.self) })
+    }
+
     public func acquireLeadership(_ name: String, owner: String, for duration: Duration) async throws -> Bool {
         let binds = try Binds(name, owner, duration.microseconds, nowParameter)
         return try await connection { connection in try await self.rows(connection, SQL.acquireLeadership, binds) }.count == 1
@@ -88,6 +98,9 @@ extension PostgresTaskStore.SQL {
         """
     static let forgetWorkers = "DELETE FROM workers WHERE heartbeat_at < coalesce($1::timestamptz, now()) - interval '1 day'"
     static let removeWorker = "DELETE FROM workers WHERE id = $1"
+    static let pauseQueue = "INSERT INTO paused_queues (queue, paused_at) VALUES ($1, coalesce($2::timestamptz, now())) ON CONFLICT (queue) DO NOTHING"
+    static let resumeQueue = "DELETE FROM paused_queues WHERE queue = $1"
+    static let pausedQueues = "SELECT queue FROM paused_queues"
     static let workers = """
         SELECT id, host, pid, started_at, heartbeat_at, pools::text, kinds::text FROM workers
         WHERE heartbeat_at >= coalesce($1::timestamptz, now()) - $2::bigint * interval '1 microsecond'

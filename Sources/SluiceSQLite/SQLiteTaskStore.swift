@@ -167,23 +167,51 @@ public final class SQLiteTaskStore: TaskStore {
 
     public func list(_ filter: TaskFilter, limit: Int, after cursor: TaskID?) async throws -> TaskPage {
         let limit = max(1, limit)
+        // Which rows the page may examine: after the cursor, within the id range, newest first.
+        var window: [String] = []
+        var windowParameters: [SQLiteValue] = []
+        if let cursor { window.append("id < ?"); windowParameters.append(.text(cursor.rawValue)) }
+        if let ids = filter.ids {
+            window.append("id >= ? AND id <= ?")
+            windowParameters += [.text(ids.lowerBound.rawValue), .text(ids.upperBound.rawValue)]
+        }
+        let windowWhere = window.isEmpty ? "" : "WHERE " + window.joined(separator: " AND ")
+        if filter.isIDOnly {
+            // Nothing to skip: the primary key gives the page directly.
+            let sql = "SELECT \(TaskRow.columns) FROM tasks \(windowWhere) ORDER BY id DESC LIMIT ?"
+            let frozen = windowParameters + [.integer(Int64(limit + 1))]
+            return try await read { connection in
+                let rows = try Self.fetch(connection, sql, frozen)
+                let page = Array(rows.prefix(limit))
+                return TaskPage(tasks: page, nextCursor: rows.count > limit ? page.last?.id : nil)
+            }
+        }
         var conditions: [String] = []
         var parameters: [SQLiteValue] = []
-        if let cursor { conditions.append("id < ?"); parameters.append(.text(cursor.rawValue)) }
         if let states = filter.states {
             conditions.append("state IN (\(states.map { _ in "?" }.joined(separator: ", ")))")
             parameters += states.sorted().map { .text($0.rawValue) }
         }
         if let queue = filter.queue { conditions.append("queue = ?"); parameters.append(.text(queue)) }
         if let kind = filter.kind { conditions.append("kind = ?"); parameters.append(.text(kind)) }
-        parameters.append(.integer(Int64(limit + 1)))
-        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        let sql = "SELECT \(TaskRow.columns) FROM tasks \(whereClause) ORDER BY id DESC LIMIT ?"
-        let frozen = parameters
+        if let text = filter.argsContains { conditions.append("instr(args, ?) > 0"); parameters.append(.text(text)) }
+        for field in filter.argsFields {
+            conditions.append(SQL.argsFieldEquals)
+            let path = SQLiteValue.text("$.\"\(field.name)\"")
+            parameters += [path, path, .text(field.value)]
+        }
+        let sql = SQL.search(window: windowWhere, conditions: conditions.joined(separator: " AND "))
+        let frozen = windowParameters + [.integer(Int64(filter.scanLimit))] + parameters + [.integer(Int64(limit + 1))]
+        let lastSQL = "SELECT id FROM tasks \(windowWhere) ORDER BY id DESC LIMIT 1 OFFSET ?"
+        let lastParameters = windowParameters + [.integer(Int64(filter.scanLimit - 1))]
         return try await read { connection in
             let rows = try Self.fetch(connection, sql, frozen)
             let page = Array(rows.prefix(limit))
-            return TaskPage(tasks: page, nextCursor: rows.count > limit ? page.last?.id : nil)
+            if rows.count > limit { return TaskPage(tasks: page, nextCursor: page.last?.id) }
+            // Not full: either nothing more matches, or the scan stopped at its bound.
+            var lastScanned: String?
+            try connection.query(lastSQL, lastParameters) { row in lastScanned = row.text(0) }
+            return TaskPage(tasks: page, nextCursor: lastScanned.flatMap(TaskID.init), partial: lastScanned != nil)
         }
     }
 
@@ -300,6 +328,30 @@ public final class SQLiteTaskStore: TaskStore {
         try await update(id) { task, now, _ in try task.retryByHand(now: now) }
     }
 
+    public func nextReady(in queues: [String]) async throws -> [String: Date] {
+        try await read { connection in
+            var heads: [String: Date] = [:]
+            for queue in queues {
+                try connection.query(SQL.nextReady, [.text(queue)]) { row in heads[queue] = Date(microsecondsSince1970: row.int(0)) }
+            }
+            return heads
+        }
+    }
+
+    public func delete(_ id: TaskID) async throws -> TaskRecord {
+        try await write { connection in
+            guard let task = try Self.fetch(connection, SQL.byID, [.text(id.rawValue)]).first else {
+                throw SluiceError(.notFound, "no task has id \(id)")
+            }
+            try task.checkDeletable()
+            _ = try connection.run(SQL.delete, [.text(id.rawValue), .text(task.state.rawValue)])
+            var counts = CountDeltas()
+            counts.add(task.queue, task.state, -1)
+            try counts.flush(connection)
+            return task
+        }
+    }
+
     public func stageDue(limit: Int) async throws -> Int {
         let clock = self.clock
         return try await write { connection in
@@ -385,6 +437,7 @@ public final class SQLiteTaskStore: TaskStore {
     /// The statements that run on every claim, outcome, heartbeat, status read and maintenance
     /// pass: none may scan `tasks` (a test checks their plans).
     public static let hotStatements: [(name: String, sql: String)] = [
+        ("nextReady", SQL.nextReady),
         ("byID", SQL.byID), ("byIdempotencyKey", SQL.byIdempotencyKey), ("due", SQL.due), ("stage", SQL.stage),
         ("claim", SQL.claim), ("anyReady", SQL.anyReady), ("heartbeat", SQL.heartbeat), ("complete", SQL.complete),
         ("save", SQL.save), ("expiredLeases", SQL.expiredLeases), ("prune", SQL.prune), ("counts", SQL.counts),
@@ -558,6 +611,20 @@ public final class SQLiteTaskStore: TaskStore {
                 SELECT id FROM tasks WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < ? LIMIT ?)
             RETURNING queue, state
             """
+        /// A search: at most `scanLimit` rows after the cursor, newest first, then the filters.
+        static func search(window: String, conditions: String) -> String {
+            """
+            SELECT \(TaskRow.columns) FROM (SELECT * FROM tasks \(window) ORDER BY id DESC LIMIT ?)
+            WHERE \(conditions) ORDER BY id DESC LIMIT ?
+            """
+        }
+        /// `args.NAME=VALUE`: the field's value as text; booleans spelled as in JSON.
+        static let argsFieldEquals = """
+            (CASE json_type(args, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(json_extract(args, ?) AS TEXT) END) = ?
+            """
+        static let delete = "DELETE FROM tasks WHERE id = ? AND state = ?"
+        /// The head of a queue in claim order: one seek into `tasks_ready`.
+        static let nextReady = "SELECT run_at FROM tasks WHERE state = 'queued' AND queue = ? ORDER BY priority DESC, run_at, id LIMIT 1"
         /// The counters, not the tasks: a few rows whatever the table's size.
         static let counts = "SELECT queue, state, n FROM queue_counts WHERE n <> 0"
         static let recount = "SELECT queue, state, count(*) FROM tasks GROUP BY queue, state"
@@ -630,6 +697,21 @@ extension SQLiteTaskStore: WorkerDirectory {
 }
 
 extension SQLiteTaskStore {
+    public func setQueuePaused(_ queue: String, _ paused: Bool) async throws {
+        let clock = self.clock
+        _ = try await write { connection in
+            try connection.run(paused ? SQL.pauseQueue : SQL.resumeQueue, paused ? [.text(queue), TaskRow.time(clock.now())] : [.text(queue)])
+        }
+    }
+
+    public func pausedQueues() async throws -> Set<String> {
+        try await read { connection in
+            var queues = Set<String>()
+            try connection.query(SQL.pausedQueues) { row in queues.insert(row.text(0)) }
+            return queues
+        }
+    }
+
     public func acquireLeadership(_ name: String, owner: String, for duration: Duration) async throws -> Bool {
         let clock = self.clock
         return try await write { connection in
@@ -666,6 +748,9 @@ extension SQLiteTaskStore.SQL {
         RETURNING 1
         """
     static let resignLeadership = "DELETE FROM leadership WHERE name = ? AND owner = ?"
+    static let pauseQueue = "INSERT INTO paused_queues (queue, paused_at) VALUES (?, ?) ON CONFLICT (queue) DO NOTHING"
+    static let resumeQueue = "DELETE FROM paused_queues WHERE queue = ?"
+    static let pausedQueues = "SELECT queue FROM paused_queues"
     static let leader = "SELECT owner, expires_at FROM leadership WHERE name = ? AND expires_at > ?"
     static let recordWorker = """
         INSERT INTO workers (id, host, pid, started_at, heartbeat_at, pools, kinds) VALUES (?, ?, ?, ?, ?, ?, ?)

@@ -51,6 +51,7 @@ public final class MemoryTaskStore: TaskStore {
         var workers: [String: WorkerInfo] = [:]
         var settings: [String: PoolSetting] = [:]
         var leaders: [String: Leadership] = [:]
+        var paused: Set<String> = []
     }
     private let clock: any WallClock
     private let ids: TaskIDGenerator
@@ -114,11 +115,23 @@ public final class MemoryTaskStore: TaskStore {
         let limit = max(1, limit)
         return state.withLock { state in
             var page: [TaskRecord] = []
+            var scanned = 0
+            var lastScanned: TaskID?
             for task in state.tasks.values.reversed() where cursor.map({ task.id < $0 }) ?? true {
+                if let ids = filter.ids {
+                    if task.id > ids.upperBound { continue }
+                    if task.id < ids.lowerBound { break }
+                }
+                if scanned == filter.scanLimit { break }
+                scanned += 1
+                lastScanned = task.id
                 guard filter.matches(task) else { continue }
                 if page.count == limit { return TaskPage(tasks: page, nextCursor: page.last?.id) }
                 page.append(task)
             }
+            // The scan stopped at its bound: the next page starts after the last row examined, so
+            // no row is examined twice (the SQL stores answer alike).
+            if scanned == filter.scanLimit, let lastScanned { return TaskPage(tasks: page, nextCursor: lastScanned, partial: true) }
             return TaskPage(tasks: page, nextCursor: nil)
         }
     }
@@ -141,6 +154,23 @@ public final class MemoryTaskStore: TaskStore {
                 }
             }
             return claimed
+        }
+    }
+
+    public func nextReady(in queues: [String]) async throws -> [String: Date] {
+        state.withLock { state in
+            var heads: [String: Date] = [:]
+            for queue in queues {
+                // Entries are dropped lazily (as claims do): discard stale ones from the top first.
+                while let entry = state.ready[queue]?.max {
+                    if let task = state.tasks[entry.id], task.state == .queued, task.priority == entry.priority, task.runAt == entry.runAt {
+                        heads[queue] = entry.runAt
+                        break
+                    }
+                    _ = state.ready[queue]?.popMax()
+                }
+            }
+            return heads
         }
     }
 
@@ -187,6 +217,16 @@ public final class MemoryTaskStore: TaskStore {
     public func retry(_ id: TaskID) async throws -> TaskRecord {
         let now = clock.now()
         return try update(id) { task in try task.retryByHand(now: now) }
+    }
+
+    public func delete(_ id: TaskID) async throws -> TaskRecord {
+        try state.withLock { state in
+            guard let task = state.tasks[id] else { throw SluiceError(.notFound, "no task has id \(id)") }
+            try task.checkDeletable()
+            state.tasks[id] = nil
+            if let key = task.idempotencyKey { state.idempotency[IdempotencyKey(queue: task.queue, key: key)] = nil }
+            return task
+        }
     }
 
     public func record(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest]) async throws -> RecordResult {
@@ -316,6 +356,16 @@ extension MemoryTaskStore: WorkerDirectory {
 
     public func poolSettings() async throws -> [PoolSetting] {
         directory.withLock { $0.settings.values.sorted { ($0.pool, $0.worker ?? "*") < ($1.pool, $1.worker ?? "*") } }
+    }
+
+    public func setQueuePaused(_ queue: String, _ paused: Bool) async throws {
+        directory.withLock { directory in
+            if paused { directory.paused.insert(queue) } else { directory.paused.remove(queue) }
+        }
+    }
+
+    public func pausedQueues() async throws -> Set<String> {
+        directory.withLock { $0.paused }
     }
 
     public func acquireLeadership(_ name: String, owner: String, for duration: Duration) async throws -> Bool {

@@ -9,6 +9,7 @@ import Synchronization
 public final class StoreEvents: Sendable {
     private struct Observers {
         var enqueued: [@Sendable (Set<String>) -> Void] = []
+        var enqueuedCounts: [@Sendable ([String: Int]) -> Void] = []
         var finished: [@Sendable (TaskRecord) -> Void] = []
     }
     private let observers = Mutex(Observers())
@@ -20,15 +21,24 @@ public final class StoreEvents: Sendable {
         observers.withLock { $0.enqueued.append(observer) }
     }
 
+    /// Calls `observer` with how many tasks each queue received, after each enqueue.
+    public func onEnqueueCounts(_ observer: @escaping @Sendable ([String: Int]) -> Void) {
+        observers.withLock { $0.enqueuedCounts.append(observer) }
+    }
+
     /// Calls `observer` with a task each time one reaches a final state through this store.
     public func onFinish(_ observer: @escaping @Sendable (TaskRecord) -> Void) {
         observers.withLock { $0.finished.append(observer) }
     }
 
     func enqueued(_ tasks: [EnqueueResult]) {
-        let queues = Set(tasks.lazy.filter(\.created).map(\.task.queue))
-        guard !queues.isEmpty else { return }
-        for observer in observers.withLock({ $0.enqueued }) { observer(queues) }
+        var counts: [String: Int] = [:]
+        for task in tasks where task.created { counts[task.task.queue, default: 0] += 1 }
+        guard !counts.isEmpty else { return }
+        let (queueObservers, countObservers) = observers.withLock { ($0.enqueued, $0.enqueuedCounts) }
+        let queues = Set(counts.keys)
+        for observer in queueObservers { observer(queues) }
+        for observer in countObservers { observer(counts) }
     }
 
     /// Tells the enqueue observers that another process put tasks in `queues`.

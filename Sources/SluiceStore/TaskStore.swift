@@ -1,22 +1,74 @@
 import Foundation
 import SluiceCore
 
-/// Filters for listing tasks; `nil` means any.
+/// Filters for listing and searching tasks; `nil` means any.
 public struct TaskFilter: Sendable, Hashable {
     public var states: Set<TaskState>?
     public var queue: String?
     public var kind: String?
+    /// Ids within this range: an id prefix, or a creation-time range (ids sort by creation).
+    public var ids: ClosedRange<TaskID>?
+    /// A substring of the args' JSON text.
+    public var argsContains: String?
+    /// Top-level args fields and the value each must have, compared as text: a string's value, or a
+    /// number's or boolean's JSON spelling (`42`, `true`).
+    public var argsFields: [ArgsField] = []
 
-    public init(states: Set<TaskState>? = nil, queue: String? = nil, kind: String? = nil) {
+    /// One `args.NAME=VALUE` condition.
+    public struct ArgsField: Sendable, Hashable {
+        public var name: String
+        public var value: String
+        public init(name: String, value: String) {
+            self.name = name
+            self.value = value
+        }
+
+        /// Field names the stores accept: letters, digits, `_` and `-` (they go into a JSON path).
+        public static func isValidName(_ name: String) -> Bool {
+            !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || $0 == "_" || $0 == "-" }
+                && name.unicodeScalars.allSatisfy(\.isASCII)
+        }
+    }
+
+    /// How many rows one page may examine when the filter needs more than the id order: a search
+    /// with few matches in a million tasks answers a partial page with a cursor instead of scanning all.
+    public static let defaultScanLimit = 10_000
+    /// This filter's bound on examined rows (tests lower it).
+    public var scanLimit = TaskFilter.defaultScanLimit
+
+    public init(states: Set<TaskState>? = nil, queue: String? = nil, kind: String? = nil, ids: ClosedRange<TaskID>? = nil,
+                argsContains: String? = nil, argsFields: [ArgsField] = []) {
         self.states = states
         self.queue = queue
         self.kind = kind
+        self.ids = ids
+        self.argsContains = argsContains
+        self.argsFields = argsFields
     }
+
+    /// Whether the filter needs nothing but the id order (no row has to be examined and skipped).
+    public var isIDOnly: Bool { states == nil && queue == nil && kind == nil && argsContains == nil && argsFields.isEmpty }
 
     /// Whether `task` passes the filter.
     public func matches(_ task: TaskRecord) -> Bool {
-        (states?.contains(task.state) ?? true) && (queue.map { $0 == task.queue } ?? true)
-            && (kind.map { $0 == task.kind } ?? true)
+        guard (states?.contains(task.state) ?? true) && (queue.map { $0 == task.queue } ?? true)
+            && (kind.map { $0 == task.kind } ?? true) && (ids.map { $0.contains(task.id) } ?? true) else { return false }
+        if let argsContains, !String(decoding: task.args.jsonBytes(), as: UTF8.self).contains(argsContains) { return false }
+        for field in argsFields {
+            guard let value = task.args[field.name], Self.text(of: value) == field.value else { return false }
+        }
+        return true
+    }
+
+    /// A field's value as `args.NAME=VALUE` compares it.
+    public static func text(of value: JSONValue) -> String? {
+        switch value {
+        case .string(let text): text
+        case .int(let n): String(n)
+        case .double(let d): d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)
+        case .bool(let b): b ? "true" : "false"
+        default: nil
+        }
     }
 }
 
@@ -24,10 +76,14 @@ public struct TaskFilter: Sendable, Hashable {
 public struct TaskPage: Sendable, Hashable {
     public var tasks: [TaskRecord]
     public var nextCursor: TaskID?
+    /// The page stopped at the filter's `scanLimit` examined rows before it was full: more may match
+    /// after `nextCursor`.
+    public var partial: Bool
 
-    public init(tasks: [TaskRecord], nextCursor: TaskID?) {
+    public init(tasks: [TaskRecord], nextCursor: TaskID?, partial: Bool = false) {
         self.tasks = tasks
         self.nextCursor = nextCursor
+        self.partial = partial
     }
 }
 
@@ -125,7 +181,7 @@ public protocol TaskStore: Sendable {
     func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult]
     /// The task with this id, or `nil`.
     func task(_ id: TaskID) async throws -> TaskRecord?
-    /// Tasks newest first, after `cursor` when given.
+    /// Tasks newest first, after `cursor` when given, examining at most the filter's `scanLimit` rows.
     func list(_ filter: TaskFilter, limit: Int, after cursor: TaskID?) async throws -> TaskPage
     /// Claims up to `limit` ready tasks of `queues` for `owner`: earlier queues first, then by
     /// priority (higher first), run time and id. Each claimed task has a lease and its attempt counted.
@@ -142,6 +198,8 @@ public protocol TaskStore: Sendable {
     func cancel(_ id: TaskID) async throws -> TaskRecord
     /// Puts a failed or cancelled task back in its queue.
     func retry(_ id: TaskID) async throws -> TaskRecord
+    /// Deletes a finished task (succeeded, failed or cancelled); refuses a live one with `invalidTransition`.
+    func delete(_ id: TaskID) async throws -> TaskRecord
     /// Records a batch of outcomes and then makes `claims`, in one transaction where the store has
     /// them: one commit per wave of tasks instead of two. An outcome whose lease was lost is
     /// reported in `recorded`, not thrown; a storage failure throws and records nothing.
@@ -154,6 +212,10 @@ public protocol TaskStore: Sendable {
     func prune(finishedBefore retention: Duration, limit: Int) async throws -> Int
     /// Task counts by state for every queue that has tasks; cheap (no scan of the tasks).
     func counts() async throws -> [QueueCounts]
+    /// For each of `queues` with a ready task, the run time of the one a claim would take next (the
+    /// head: highest priority, then earliest): how long the front of the queue has waited. One index
+    /// seek per queue.
+    func nextReady(in queues: [String]) async throws -> [String: Date]
     /// Refreshes what the engine's planner knows of the tables, so a grown table keeps its plans.
     func optimize() async throws
 }

@@ -14,6 +14,10 @@ public protocol WorkerDirectory: Sendable {
     func savePoolSetting(_ setting: PoolSetting) async throws
     /// Every stored pool change.
     func poolSettings() async throws -> [PoolSetting]
+    /// Pauses or resumes a queue for every process: a paused queue accepts tasks, none are claimed.
+    func setQueuePaused(_ queue: String, _ paused: Bool) async throws
+    /// The queues paused now.
+    func pausedQueues() async throws -> Set<String>
     /// Takes the lease called `name` for `owner` until `duration` from now if nobody holds it, it
     /// expired, or `owner` already holds it (a renewal); returns whether `owner` holds it now.
     func acquireLeadership(_ name: String, owner: String, for duration: Duration) async throws -> Bool

@@ -97,29 +97,72 @@ struct StatusCommand: AsyncParsableCommand {
     }
 }
 
-struct TasksCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "tasks", abstract: "List tasks, newest first.")
+/// The search options `tasks` and `bulk` share: the parameters of `GET /v1/tasks`.
+struct SearchOptions: ParsableArguments {
     @Option(help: "Only these states, comma-separated (e.g. failed,retrying).") var state: String?
     @Option(help: "Only this queue.") var queue: String?
     @Option(help: "Only this kind.") var kind: String?
+    @Option(help: "Only ids starting with this.") var id: String?
+    @Option(help: "Only tasks whose args' JSON contains this text.") var args: String?
+    @Option(name: .customLong("where"), help: "Only tasks whose top-level args field NAME has this value: NAME=VALUE (repeatable).")
+    var fields: [String] = []
+    @Option(name: .customLong("created-after"), help: "Only tasks created at or after this RFC 3339 time.") var createdAfter: String?
+    @Option(name: .customLong("created-before"), help: "Only tasks created before this RFC 3339 time.") var createdBefore: String?
+
+    /// The search as query parameters.
+    func parameters() throws -> [String: String] {
+        var query: [String: String] = [:]
+        query["state"] = state
+        query["queue"] = queue
+        query["kind"] = kind
+        query["id"] = id
+        query["args"] = args
+        query["created_after"] = createdAfter
+        query["created_before"] = createdBefore
+        for field in fields {
+            let parts = field.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw failure("--where \(field): expected NAME=VALUE, e.g. --where customer=42") }
+            query["args.\(parts[0])"] = String(parts[1])
+        }
+        return query
+    }
+}
+
+struct TasksCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tasks", abstract: "List or search tasks, newest first.",
+        discussion: "Example: sluice tasks --state failed --where customer=42")
+    @OptionGroup var search: SearchOptions
     @Option(help: "At most this many (1…1000).") var limit: Int = 20
     @Option(help: "Continue after this cursor (printed after a full page).") var cursor: String?
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        var query = ["limit": String(limit)]
-        query["state"] = state
-        query["queue"] = queue
-        query["kind"] = kind
+        var query = try search.parameters()
+        query["limit"] = String(limit)
         query["cursor"] = cursor
         try await client.call { api in
             let page = try await api.send("GET", "/v1/tasks", query: query).body
             client.print(page) {
                 guard case .array(let tasks)? = page["tasks"] else { return "" }
                 var lines = tasks.map(taskLine)
+                if page["partial"] == .bool(true) { lines.append("(this page stopped at the search's scan bound; more may match)") }
                 if let next = page["next_cursor"]?.stringValue { lines.append("more: --cursor \(next)") }
                 return lines.isEmpty ? "no tasks" : lines.joined(separator: "\n")
             }
+        }
+    }
+}
+
+/// A change to one task by id: `cancel`, `retry` and `delete` differ only in the request.
+struct TaskChange {
+    let method: String
+    let path: String
+    let client: ClientOptions
+
+    func run(_ id: String) async throws {
+        try await client.call { api in
+            let task = try await api.send(method, path.replacingOccurrences(of: "{id}", with: id)).body
+            client.print(task) { taskLine(task) }
         }
     }
 }
@@ -129,11 +172,93 @@ struct CancelCommand: AsyncParsableCommand {
     @Argument(help: "The task id.") var id: String
     @OptionGroup var client: ClientOptions
 
+    func run() async throws { try await TaskChange(method: "POST", path: "/v1/tasks/{id}/cancel", client: client).run(id) }
+}
+
+struct RetryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "retry", abstract: "Put a failed or cancelled task back in its queue.")
+    @Argument(help: "The task id.") var id: String
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws { try await TaskChange(method: "POST", path: "/v1/tasks/{id}/retry", client: client).run(id) }
+}
+
+struct DeleteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a finished task (succeeded, failed or cancelled).")
+    @Argument(help: "The task id.") var id: String
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws { try await TaskChange(method: "DELETE", path: "/v1/tasks/{id}", client: client).run(id) }
+}
+
+struct BulkCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bulk", abstract: "Retry, cancel or delete every task a search finds (at most 1000 per call).",
+        discussion: "Example: sluice bulk retry --state failed --queue mail")
+    @Argument(help: "retry, cancel or delete.") var action: String
+    @OptionGroup var search: SearchOptions
+    @OptionGroup var client: ClientOptions
+
     func run() async throws {
+        let filter = try search.parameters()
+        guard !filter.isEmpty else { throw failure("give at least one search option (e.g. --state failed): a bulk action on every task needs a filter") }
         try await client.call { api in
-            let task = try await api.send("POST", "/v1/tasks/\(id)/cancel").body
-            client.print(task) { taskLine(task) }
+            let answer = try await api.send("POST", "/v1/tasks/bulk", body: [
+                "action": .string(action), "filter": .object(filter.mapValues { .string($0) }),
+            ]).body
+            client.print(answer) {
+                "\(action): \(answer["changed"]?.intValue ?? 0) of \(answer["matched"]?.intValue ?? 0) changed"
+                    + (answer["more"] == .bool(true) ? "; more match: run it again" : "")
+            }
         }
+    }
+}
+
+struct QueuesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "queues", abstract: "Show queues, or pause and resume one.",
+                                                    subcommands: [Show.self, Pause.self, Resume.self], defaultSubcommand: Show.self)
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Task counts by state per queue (the default).")
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws {
+            try await client.call { api in
+                let answer = try await api.send("GET", "/v1/queues").body
+                client.print(answer) {
+                    let paused = Swift.Set(array(answer["paused"]).compactMap(\.stringValue))
+                    let states = TaskState.allCases.map(\.rawValue)
+                    let rows = array(answer["durable"]).map { q -> [String] in
+                        let name = q["queue"]?.stringValue ?? "?"
+                        return [name + (paused.contains(name) ? " (paused)" : "")] + states.map { "\(q["counts"]?[$0]?.intValue ?? 0)" }
+                    }
+                    return table([["queue"] + states] + rows)
+                }
+            }
+        }
+    }
+
+    /// `POST /v1/queues/NAME/pause` or `…/resume`.
+    static func change(_ name: String, _ verb: String, _ client: ClientOptions) async throws {
+        try await client.call { api in
+            let answer = try await api.send("POST", "/v1/queues/\(name)/\(verb)").body
+            client.print(answer) { "queue \(name) \(verb == "pause" ? "paused" : "resumed")" }
+        }
+    }
+
+    struct Pause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "pause", abstract: "Stop every process claiming from a queue (enqueues are still accepted).")
+        @Argument(help: "The queue's name.") var name: String
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws { try await QueuesCommand.change(name, "pause", client) }
+    }
+
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "resume", abstract: "Let processes claim from a paused queue again.")
+        @Argument(help: "The queue's name.") var name: String
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws { try await QueuesCommand.change(name, "resume", client) }
     }
 }
 
@@ -155,7 +280,8 @@ struct PoolsCommand: AsyncParsableCommand {
                         [p["name"]?.stringValue ?? "?"] + ["target", "actual", "busy", "free", "stuck", "waiting", "scheduled", "processed", "failed"]
                             .map { "\(p[$0]?.intValue ?? 0)" } + ["run_time_p50", "run_time_p99"].map { p[$0]?.doubleValue.map { String(format: "%.3f", $0) } ?? "-" }
                     }
-                    return table([header] + rows)
+                    let verdicts = pools.map { "\($0["name"]?.stringValue ?? "?"): \($0["advisor"]?["message"]?.stringValue ?? "")" }
+                    return table([header] + rows) + "\n\n" + verdicts.joined(separator: "\n")
                 }
             }
         }
@@ -179,6 +305,12 @@ struct PoolsCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// The elements of a JSON array, or none.
+func array(_ value: JSONValue?) -> [JSONValue] {
+    if case .array(let items)? = value { return items }
+    return []
 }
 
 /// Columns padded to their widest cell.

@@ -12,7 +12,7 @@ import SluiceStore
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the HTTP API and an in-process worker pool on a Sluice database.",
+        abstract: "Run the HTTP API, the web console (/ui/) and an in-process worker pool on a Sluice database.",
         discussion: """
             With no options: ./sluice.db (--database postgres://… for PostgreSQL), http://127.0.0.1:8000, and a pool named default draining the \
             default queue with \(PoolConfiguration.defaultConcurrency) threads. Every option has an environment \
@@ -21,7 +21,8 @@ struct ServeCommand: AsyncParsableCommand {
             Without a token the server binds only to a loopback address. Requests from web pages of \
             another origin, and requests whose Host is not a name of this server (see --public-host), \
             are refused. SIGTERM or SIGINT answers requests waiting with ?wait= at once, stops accepting \
-            requests, finishes those in flight and drains the pool like `sluice worker`.
+            requests, finishes those in flight and drains the pool like `sluice worker`. \
+            The web console is at /ui/ (with tokens it asks for one and keeps a session cookie).
             """
     )
 

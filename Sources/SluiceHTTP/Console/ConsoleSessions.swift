@@ -1,0 +1,56 @@
+import Crypto
+import Foundation
+import Hummingbird
+
+/// The console's sign-in, without server-side state (so a session outlives a restart): the
+/// session cookie is an HMAC of a fixed label keyed by one of the API tokens, so it proves the
+/// token was known without holding it, and stops working when that token is removed. Forms carry a
+/// CSRF token from a second cookie (double submit); SameSite=Strict and the origin guard already
+/// refuse cross-site posts, the token is a second lock.
+struct ConsoleSessions: Sendable {
+    /// One key per configured token; empty when the server runs without tokens.
+    private let keys: [SymmetricKey]
+
+    init(tokens: [String]) {
+        keys = tokens.map { SymmetricKey(data: Data($0.utf8)) }
+    }
+
+    /// Whether signing in is required (the server has tokens).
+    var required: Bool { !keys.isEmpty }
+
+    static let sessionCookie = "sluice_session"
+    static let csrfCookie = "sluice_csrf"
+    static let csrfField = "csrf"
+
+    private static func mac(_ key: SymmetricKey) -> String {
+        Data(HMAC<SHA256>.authenticationCode(for: Data("sluice console session v1".utf8), using: key))
+            .base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// The session cookie's value for `token`, or `nil` when it is not one of the server's tokens.
+    func session(for token: String) -> String? {
+        let given = Array(token.utf8)
+        var found: String?
+        // Every token is checked, whatever matches, so timing tells nothing.
+        for key in keys {
+            let candidate = key.withUnsafeBytes { Array($0) }
+            if BearerAuth<BasicRequestContext>.constantTimeEqual(given, candidate) { found = Self.mac(key) }
+        }
+        return found
+    }
+
+    /// Whether `cookie` is a session of one of the server's tokens.
+    func isValid(session cookie: String) -> Bool {
+        let given = Array(cookie.utf8)
+        var matched = false
+        for key in keys { matched = BearerAuth<BasicRequestContext>.constantTimeEqual(given, Array(Self.mac(key).utf8)) || matched }
+        return matched
+    }
+
+    /// A fresh CSRF token.
+    static func newCSRF() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import SluiceCore
+import Testing
+
+/// The advisor's maths on injected numbers and times: no pools, no sleeps.
+@Suite struct PoolAdvisorTests {
+    let start = Date(timeIntervalSince1970: 1_800_000_000)
+
+    @Test func erlangCMatchesTextbookValues() {
+        // M/M/1 at half load: Wq = ρ/(μ − λ) = 0.5 / (1 − 0.5) = 1 s with S = 1 s.
+        #expect(abs(PoolAdvisor.expectedWait(servers: 1, load: 0.5, serviceTime: 1) - 1.0) < 1e-9)
+        // M/M/2 with a = 1: Erlang C = 1/3, Wq = C·S/(c − a) = 1/3 s.
+        #expect(abs(PoolAdvisor.expectedWait(servers: 2, load: 1, serviceTime: 1) - 1.0 / 3) < 1e-9)
+        #expect(PoolAdvisor.expectedWait(servers: 48, load: 48, serviceTime: 3) == .infinity)
+        #expect(PoolAdvisor.expectedWait(servers: 4, load: 0, serviceTime: 3) == 0)
+    }
+
+    @Test func minimumServersIsTheFirstSizeUnderTheTargetWait() {
+        let c = PoolAdvisor.minimumServers(load: 48, serviceTime: 3, targetWait: 0.1)
+        #expect(c > 48)
+        #expect(PoolAdvisor.expectedWait(servers: c, load: 48, serviceTime: 3) <= 0.1)
+        #expect(PoolAdvisor.expectedWait(servers: c - 1, load: 48, serviceTime: 3) > 0.1)
+        #expect(PoolAdvisor.minimumServers(load: 0, serviceTime: 3, targetWait: 0.1) == 1)
+    }
+
+    /// The example: 16 tasks/s of 3 s each need 48 slots on average; a pool of 20 is
+    /// saturated and the advice is the M/M/c size for a wait under 0.1 s.
+    @Test func saturatedPoolGetsASizeThatKeepsTheWaitShort() {
+        let activity = PoolActivity(window: 60, meanBusy: 20, meanTarget: 20, startRate: 6.67, completionRate: 6.67,
+                                    backlogGrowth: 9.33, waitP50: 2.4, waitP99: 9, hourWindow: 600, hourPeakBusy: 20)
+        let advice = PoolAdvisor.advise(target: 20, waiting: 560, runTimeP50: 3.0, activity: activity)
+        #expect(advice.verdict == .saturated)
+        #expect(abs((advice.arrivalRate ?? 0) - 16) < 0.01)
+        #expect(abs((advice.offeredLoad ?? 0) - 48) < 0.1)
+        let recommended = try! #require(advice.recommendedConcurrency)
+        #expect(recommended == PoolAdvisor.minimumServers(load: advice.offeredLoad!, serviceTime: 3, targetWait: 0.1))
+        #expect(advice.message.hasPrefix("saturated: 560 tasks waiting; tasks wait 2.40 s (p50) for a slot"))
+        #expect(advice.message.contains("concurrency \(recommended) would keep the wait under 0.10 s"))
+    }
+
+    @Test func idlePoolSaysHowManyThreadsWentUnused() {
+        let activity = PoolActivity(window: 60, meanBusy: 4, meanTarget: 50, startRate: 1, completionRate: 1,
+                                    backlogGrowth: 0, waitP50: 0, waitP99: 0.01, hourWindow: 3600, hourPeakBusy: 10)
+        let advice = PoolAdvisor.advise(target: 50, waiting: 0, runTimeP50: 4, activity: activity)
+        #expect(advice.verdict == .idle)
+        #expect(advice.message.hasPrefix("idle: 40 of 50 threads unused for the last 60 min (at most 10 busy at once)"))
+        #expect(advice.recommendedConcurrency == 13)
+    }
+
+    @Test func busyButKeepingUpIsOK() {
+        let activity = PoolActivity(window: 60, meanBusy: 12, meanTarget: 50, startRate: 3, completionRate: 3,
+                                    backlogGrowth: 0, waitP50: 0.01, waitP99: 0.05, hourWindow: 3600, hourPeakBusy: 40)
+        let advice = PoolAdvisor.advise(target: 50, waiting: 0, runTimeP50: 4, activity: activity)
+        #expect(advice.verdict == .ok)
+        #expect(advice.message == "ok: 12.0 of 50 slots busy on average (24 %); tasks wait 0.01 s (p50); 3.00 tasks/s × 4.00 s per task = 12.0 slots needed (Little's law)")
+        #expect(PoolAdvisor.advise(target: 50, waiting: 0, runTimeP50: nil, activity: nil).verdict == .unknown)
+    }
+
+    @Test func recorderTurnsSamplesIntoRatesAndWaits() {
+        var recorder = PoolActivityRecorder()
+        #expect(recorder.activity(now: start) == nil)
+        // An hour ago the pool peaked at 9 busy; that sample is outside the minute but inside the hour.
+        recorder.add(.init(at: start.addingTimeInterval(-3000), busy: 9, target: 10, waiting: 0, started: 0, finished: 0))
+        for second in 0...30 {
+            recorder.add(.init(at: start.addingTimeInterval(Double(second)), busy: second % 2 == 0 ? 4 : 2, target: 10,
+                               waiting: second, started: 100 + 2 * second, finished: 90 + 2 * second))
+        }
+        for n in 1...100 { recorder.addWait(Double(n) / 100, at: start.addingTimeInterval(30)) }
+        recorder.addWait(50, at: start.addingTimeInterval(-120))   // older than a minute: left out
+        let now = start.addingTimeInterval(30)
+        let activity = try! #require(recorder.activity(now: now))
+        #expect(activity.window == 30)
+        #expect(abs(activity.meanBusy - (16 * 4 + 15 * 2) / 31.0) < 1e-9)
+        #expect(activity.meanTarget == 10)
+        #expect(activity.startRate == 2 && activity.completionRate == 2 && activity.backlogGrowth == 1)
+        #expect(activity.waitP50 == 0.51 && activity.waitP99 == 1.0)
+        #expect(activity.hourWindow == 3030 && activity.hourPeakBusy == 9)
+        // Past the hour the old peak is forgotten.
+        #expect(recorder.activity(now: start.addingTimeInterval(700))?.hourPeakBusy == nil)
+    }
+
+    @Test func throughputHistoryCountsPerSecondInARing() {
+        let clock = ManualClock(start)
+        let history = ThroughputHistory(clock: clock, capacity: 60)
+        history.add(.enqueued, queue: "mail", 3)
+        history.add(.started, queue: "mail")
+        clock.advance(by: .seconds(1))
+        history.add(.succeeded, queue: "mail")
+        history.add(.enqueued, queue: "other", 2)
+        let series = history.series(queue: "mail", seconds: 3)
+        #expect(series.start == Int64(start.timeIntervalSince1970) - 1)
+        #expect(series.counts[.enqueued] == [0, 3, 0] && series.counts[.started] == [0, 1, 0] && series.counts[.succeeded] == [0, 0, 1])
+        #expect(history.series(queue: nil, seconds: 2).counts[.enqueued] == [3, 2])
+        #expect(history.queues == ["mail", "other"])
+        // A minute later the ring slot is reused: the old counts are gone, not added to.
+        clock.advance(by: .seconds(60))
+        history.add(.enqueued, queue: "mail")
+        #expect(history.series(queue: "mail", seconds: 60).counts[.enqueued]!.reduce(0, +) == 1)
+    }
+
+    @Test func idBoundsFollowCreationTime() {
+        let clock = ManualClock(start)
+        let ids = TaskIDGenerator(clock: clock)
+        let before = TaskID.lowerBound(at: start)
+        let id = ids.next()
+        clock.advance(by: .milliseconds(1))
+        #expect(before <= id && id < TaskID.lowerBound(at: clock.now()))
+        let range = try! #require(TaskID.range(prefix: String(id.rawValue.prefix(12)).lowercased()))
+        #expect(range.contains(id))
+        #expect(TaskID.range(prefix: "not-base32!") == nil)
+    }
+}

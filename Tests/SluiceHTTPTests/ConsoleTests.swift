@@ -1,0 +1,163 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import SluiceCore
+import SluiceHTTP
+import SluicePool
+import SluiceStore
+import SluiceTestSupport
+import Testing
+
+/// The operator verbs (pause, delete, bulk, search, throughput, the advisor) and the console's
+/// pages, sessions and CSRF checks, through the router.
+@Suite struct ConsoleTests {
+    @Test func pausedQueueAcceptsTasksButNoneStartUntilResumed() async throws {
+        try await Harness().test(pool: 2) { client, _ in
+            let paused = try await client.send(.post, "/v1/queues/default/pause")
+            #expect(paused.status == .ok && paused.json["paused"] == true)
+            let queues = try await client.send(.get, "/v1/queues")
+            #expect(queues.json["paused"] == ["default"])
+            let created = try await client.send(.post, "/v1/tasks", #"{"kind":"echo"}"#)
+            #expect(created.status == .accepted)
+            let id = try #require(created.json["id"]?.stringValue)
+            // Held for the length of a few claim polls (50 ms each): still queued.
+            let held = try await client.send(.get, "/v1/tasks/\(id)?wait=0.5")
+            #expect(held.status == .accepted && held.json["state"] == "queued")
+            #expect(try await client.send(.post, "/v1/queues/default/resume").status == .ok)
+            let done = try await client.send(.get, "/v1/tasks/\(id)?wait=10")
+            #expect(done.json["state"] == "succeeded")
+        }
+    }
+
+    @Test func deleteOnlyFinishedTasks() async throws {
+        try await Harness().test { client, _ in
+            let id = try #require(try await client.send(.post, "/v1/tasks", #"{"kind":"echo"}"#).json["id"]?.stringValue)
+            let live = try await client.send(.delete, "/v1/tasks/\(id)")
+            #expect(live.status == .conflict && live.errorCode == "invalid_transition")
+            _ = try await client.send(.post, "/v1/tasks/\(id)/cancel")
+            let deleted = try await client.send(.delete, "/v1/tasks/\(id)")
+            #expect(deleted.status == .ok && deleted.json["state"] == "cancelled")
+            #expect(try await client.send(.get, "/v1/tasks/\(id)").status == .notFound)
+        }
+    }
+
+    @Test func bulkActionsByFilterAndByIDs() async throws {
+        try await Harness().test { client, _ in
+            var ids: [String] = []
+            for n in 0..<3 {
+                ids.append(try #require(try await client.send(.post, "/v1/tasks", #"{"kind":"echo","queue":"bulk","args":{"n":\#(n)}}"#).json["id"]?.stringValue))
+            }
+            let cancelled = try await client.send(.post, "/v1/tasks/bulk", #"{"action":"cancel","filter":{"queue":"bulk","state":"queued"}}"#)
+            #expect(cancelled.status == .ok && cancelled.json["matched"] == 3 && cancelled.json["changed"] == 3 && cancelled.json["more"] == false)
+            let retried = try await client.send(.post, "/v1/tasks/bulk", #"{"action":"retry","ids":["\#(ids[0])","\#(ids[1])"]}"#)
+            #expect(retried.json["changed"] == 2)
+            let deleted = try await client.send(.post, "/v1/tasks/bulk", #"{"action":"delete","filter":{"queue":"bulk"}}"#)
+            #expect(deleted.json["matched"] == 3 && deleted.json["changed"] == 1)
+            #expect(deleted.json["refused"]?[0]?["id"] != nil)
+            for (body, field) in [(#"{"action":"zap","ids":[]}"#, "action"), (#"{"action":"retry"}"#, "ids"),
+                                  (#"{"action":"retry","filter":{"bogus":"1"}}"#, "filter.bogus"),
+                                  (#"{"action":"retry","filter":{"state":"nope"}}"#, "filter.state"),
+                                  (#"{"action":"retry","ids":["x"]}"#, "ids[0]")] {
+                let refused = try await client.send(.post, "/v1/tasks/bulk", body)
+                #expect(refused.status == .badRequest && refused.errorField == field, "\(body)")
+            }
+        }
+    }
+
+    @Test func searchByArgsIDAndTime() async throws {
+        try await Harness().test { client, _ in
+            let a = try #require(try await client.send(.post, "/v1/tasks", #"{"kind":"echo","args":{"customer":42,"note":"rush"}}"#).json["id"]?.stringValue)
+            _ = try await client.send(.post, "/v1/tasks", #"{"kind":"echo","args":{"customer":7}}"#)
+            func ids(_ query: String) async throws -> [String] {
+                let page = try await client.send(.get, "/v1/tasks?\(query)")
+                guard case .array(let tasks)? = page.json["tasks"] else { return [] }
+                return tasks.compactMap { $0["id"]?.stringValue }
+            }
+            #expect(try await ids("args.customer=42") == [a])
+            #expect(try await ids("args=rush&kind=echo") == [a])
+            #expect(try await ids("id=\(a.prefix(25))") == [a])
+            #expect(try await ids("created_after=2000-01-01T00:00:00Z&created_before=2001-01-01T00:00:00Z").isEmpty)
+            #expect(try await ids("created_after=2000-01-01T00:00:00Z").count == 2)
+            for (query, field) in [("created_after=yesterday", "created_after"), ("args.bad!name=1", "args.bad!name"),
+                                   ("id=!!", "id"), ("limit=0", "limit")] {
+                let refused = try await client.send(.get, "/v1/tasks?\(query)")
+                #expect(refused.status == .badRequest && refused.errorField == field, "\(query)")
+            }
+        }
+    }
+
+    @Test func poolsCarryTheAdvisorAndThroughputIsCounted() async throws {
+        try await Harness().test(pool: 2) { client, _ in
+            let done = try await client.send(.post, "/v1/tasks?wait=10", #"{"kind":"echo"}"#)
+            #expect(done.json["state"] == "succeeded")
+            let pools = try await client.send(.get, "/v1/pools")
+            let advisor = pools.json["pools"]?[0]?["advisor"]
+            #expect(["unknown", "ok", "idle", "saturated"].contains(advisor?["verdict"]?.stringValue ?? ""))
+            #expect(advisor?["message"]?.stringValue?.isEmpty == false)
+            let history = try await client.send(.get, "/v1/throughput?queue=default&seconds=60")
+            func total(_ event: String) -> Int64 {
+                guard case .array(let values)? = history.json["series"]?[event] else { return -1 }
+                return values.compactMap(\.intValue).reduce(0, +)
+            }
+            #expect(total("enqueued") == 1 && total("started") == 1 && total("succeeded") == 1 && total("failed") == 0)
+            #expect(try await client.send(.get, "/v1/throughput?seconds=0").errorField == "seconds")
+        }
+    }
+
+    @Test func pagesRenderAndRefreshFragmentsWithoutTokens() async throws {
+        try await Harness().test(pool: 1) { client, _ in
+            let id = try #require(try await client.send(.post, "/v1/tasks?wait=10", #"{"kind":"echo","args":{"customer":42}}"#).json["id"]?.stringValue)
+            for path in ["/ui/", "/ui/queues", "/ui/pools", "/ui/tasks", "/ui/tasks?args.customer=42&state=succeeded", "/ui/tasks/\(id)", "/ui/workers"] {
+                let page = try await client.send(.get, path)
+                #expect(page.status == .ok, "\(path)")
+                #expect(page.headers[.contentType] == "text/html; charset=utf-8")
+                #expect(String(buffer: page.body).hasPrefix("<!doctype html>"), "\(path)")
+            }
+            let search = String(buffer: try await client.send(.get, "/ui/tasks?args.customer=42").body)
+            #expect(search.contains(id))
+            let fragment = try await client.send(.get, "/ui/", headers: [.init("X-Sluice-Fragment")!: "1"])
+            #expect(fragment.status == .ok && !String(buffer: fragment.body).contains("<!doctype") && String(buffer: fragment.body).contains("Throughput"))
+            #expect(try await client.send(.get, "/ui/assets/console.js").status == .ok)
+            #expect(try await client.send(.get, "/ui/tasks/nope").status == .ok)   // an error page, not a crash
+        }
+    }
+
+    @Test func changesNeedTheCSRFToken() async throws {
+        try await Harness().test { client, _ in
+            let page = try await client.send(.get, "/ui/queues")
+            let cookie = try #require(page.headers[values: .setCookie].first { $0.hasPrefix("sluice_csrf=") })
+            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
+            let token = String(cookie.dropFirst("sluice_csrf=".count).prefix { $0 != ";" })
+            let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded", .cookie: "sluice_csrf=\(token)"]
+            let refused = try await client.send(.post, "/ui/queues/pause", "queue=mail&paused=true&csrf=wrong", headers: form)
+            #expect(refused.status == .forbidden)
+            let done = try await client.send(.post, "/ui/queues/pause", "queue=mail&paused=true&csrf=\(token)", headers: form)
+            #expect(done.status == .seeOther && done.headers[.location]?.hasPrefix("/ui/queues?notice=") == true)
+            #expect(try await client.send(.get, "/v1/queues").json["paused"] == ["mail"])
+        }
+    }
+
+    @Test func withTokensTheConsoleNeedsASignIn() async throws {
+        try await Harness().test(tokens: ["s3cret"]) { client, _ in
+            let page = try await client.send(.get, "/ui/")
+            #expect(page.status == .seeOther && page.headers[.location] == "/ui/sign-in")
+            #expect(try await client.send(.get, "/ui/", headers: [.init("X-Sluice-Fragment")!: "1"]).status == .unauthorized)
+            let signIn = try await client.send(.get, "/ui/sign-in")
+            let csrf = try #require(signIn.headers[values: .setCookie].first { $0.hasPrefix("sluice_csrf=") }).dropFirst(12).prefix { $0 != ";" }
+            let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded", .cookie: "sluice_csrf=\(csrf)"]
+            let wrong = try await client.send(.post, "/ui/sign-in", "token=guess&csrf=\(csrf)", headers: form)
+            #expect(wrong.status == .unauthorized)
+            let right = try await client.send(.post, "/ui/sign-in", "token=s3cret&csrf=\(csrf)", headers: form)
+            #expect(right.status == .seeOther)
+            let session = try #require(right.headers[values: .setCookie].first { $0.hasPrefix("sluice_session=") })
+            #expect(session.contains("HttpOnly") && session.contains("SameSite=Strict") && !session.contains("s3cret"))
+            let value = session.dropFirst("sluice_session=".count).prefix { $0 != ";" }
+            let signedIn = try await client.send(.get, "/ui/", headers: [.cookie: "sluice_session=\(value); sluice_csrf=\(csrf)"])
+            #expect(signedIn.status == .ok)
+            let forged = try await client.send(.get, "/ui/", headers: [.cookie: "sluice_session=forged"])
+            #expect(forged.status == .seeOther)
+            // The API itself still wants the bearer token; the cookie is the console's.
+            #expect(try await client.send(.get, "/v1/pools", headers: [.cookie: "sluice_session=\(value)"]).status == .unauthorized)
+        }
+    }
+}

@@ -1,0 +1,170 @@
+"""The console in a real browser: every page opens without console errors, counts change as tasks
+run, a pool resized in the console reads back from the API, a paused queue stops claims, a failed
+task is retried from its page, a search by an args field, bulk retry with a confirmation, sign-in
+with a token, and the live refresh coming back after a restart."""
+
+import os
+import time
+
+import pytest
+from conftest import console_errors
+
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+SCREENSHOTS = os.environ.get("SLUICE_CONSOLE_SCREENSHOTS")
+
+
+def wait(driver, seconds=15):
+    # The live refresh swaps the page's live part every 2 s: an element found a moment ago may be
+    # gone, so look again rather than fail.
+    return WebDriverWait(driver, seconds, poll_frequency=0.1,
+                         ignored_exceptions=[NoSuchElementException, StaleElementReferenceException])
+
+
+def cell(driver, selector):
+    return driver.find_element(By.CSS_SELECTOR, selector).text
+
+
+def test_every_page_opens_without_console_errors(server, browser):
+    task = server.enqueue("echo", {"customer": 42}, wait=10)
+    failed = server.enqueue("fail", {"message": "boom", "times": 5}, wait=10, max_attempts=1)
+    for name, path, title in [("overview", "/ui/", "Overview"), ("queues", "/ui/queues", "Queues"), ("pools", "/ui/pools", "Pools"),
+                              ("tasks", "/ui/tasks", "Tasks"), ("task", f"/ui/tasks/{failed['id']}", "Task"),
+                              ("workers", "/ui/workers", "Workers")]:
+        browser.get(server.url + path)
+        assert browser.find_element(By.TAG_NAME, "h1").text.startswith(title)
+        # One refresh cycle ran without errors too.
+        wait(browser).until(lambda d: d.find_element(By.ID, "live-status").text.startswith("live,"))
+        assert console_errors(browser) == [], path
+        if SCREENSHOTS:
+            browser.save_screenshot(os.path.join(SCREENSHOTS, f"console-{name}.png"))
+    assert task["state"] == "succeeded"
+
+
+def test_counts_change_as_tasks_run(server, browser):
+    server.enqueue("echo", wait=10)
+    browser.get(server.url + "/ui/queues")
+    succeeded = 'tr[data-queue="default"] td.succeeded'
+    wait(browser).until(lambda d: cell(d, succeeded) == "1")
+    for _ in range(3):
+        server.enqueue("echo")
+    # No reload: the live refresh brings the new count.
+    wait(browser).until(lambda d: cell(d, succeeded) == "4")
+
+
+def test_resize_a_pool_in_the_console(server, browser):
+    browser.get(server.url + "/ui/pools")
+    field = browser.find_element(By.CSS_SELECTOR, '[data-pool="default"] input[name="concurrency"]')
+    field.clear()
+    field.send_keys("7")
+    field.submit()
+    wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".notice")))
+    assert "concurrency 7" in browser.find_element(By.CSS_SELECTOR, ".notice").text
+    status, pools = server.request("GET", "/v1/pools")
+    assert pools["pools"][0]["target"] == 7
+    assert browser.find_element(By.CSS_SELECTOR, '[data-pool="default"] b.target').text == "7"
+
+
+def test_pause_a_queue_and_see_claims_stop(server, browser):
+    server.enqueue("echo", wait=10)
+    browser.get(server.url + "/ui/queues")
+    browser.find_element(By.CSS_SELECTOR, 'tr[data-queue="default"] button').click()
+    wait(browser).until(lambda d: "paused" in d.find_element(By.CSS_SELECTOR, ".notice").text)
+    assert server.request("GET", "/v1/queues")[1]["paused"] == ["default"]
+    task = server.enqueue("echo")
+    time.sleep(1.0)  # twenty claim polls: a running queue would have started it
+    assert server.request("GET", f"/v1/tasks/{task['id']}")[1]["state"] == "queued"
+    wait(browser).until(lambda d: cell(d, 'tr[data-queue="default"] td.queued') == "1")
+    browser.find_element(By.CSS_SELECTOR, 'tr[data-queue="default"] button').click()
+    wait(browser).until(lambda d: "resumed" in d.find_element(By.CSS_SELECTOR, ".notice").text)
+    assert server.wait_for(task["id"])["state"] == "succeeded"
+
+
+def test_retry_a_failed_task_from_its_page(server, browser):
+    task = server.enqueue("fail", {"message": "first attempt fails", "times": 1}, wait=10, max_attempts=1)
+    assert task["state"] == "failed"
+    browser.get(server.url + f"/ui/tasks/{task['id']}")
+    assert "first attempt fails" in browser.page_source
+    browser.find_element(By.XPATH, "//button[text()='Retry']").click()
+    wait(browser).until(lambda d: "retry done" in d.find_element(By.CSS_SELECTOR, ".notice").text)
+    after = server.wait_for(task["id"])
+    assert after["state"] == "succeeded" and after["attempt"] == 2
+    wait(browser).until(lambda d: d.find_element(By.CSS_SELECTOR, ".task-state").text == "succeeded")
+
+
+def test_search_by_an_args_field(server, browser):
+    mine = server.enqueue("echo", {"customer": 42})
+    server.enqueue("echo", {"customer": 7})
+    browser.get(server.url + "/ui/tasks")
+    field = browser.find_element(By.NAME, "match")
+    field.send_keys("customer=42")
+    field.submit()
+    # The form's "NAME=VALUE" field becomes the API's own parameter in the URL.
+    wait(browser).until(lambda d: "args.customer=42" in d.current_url and "match=" not in d.current_url)
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.tasks tbody tr")
+    assert [row.get_attribute("data-task") for row in rows] == [mine["id"]]
+    # The URL is the search: opening it again gives the same result.
+    browser.get(browser.current_url)
+    assert [r.get_attribute("data-task") for r in browser.find_elements(By.CSS_SELECTOR, "table.tasks tbody tr")] == [mine["id"]]
+
+
+def test_bulk_retry_asks_first(server, browser):
+    failed = [server.enqueue("fail", {"times": 1}, wait=10, max_attempts=1)["id"] for _ in range(2)]
+    browser.get(server.url + "/ui/tasks?kind=fail&state=failed")
+    for task_id in failed:
+        browser.find_element(By.CSS_SELECTOR, f'tr[data-task="{task_id}"] input[type=checkbox]').click()
+    browser.find_element(By.CSS_SELECTOR, 'button[value="retry"]').click()
+    wait(browser).until(lambda d: d.find_element(By.TAG_NAME, "h1").text == "Confirm")
+    assert "Retry 2 selected tasks?" in browser.page_source
+    assert server.request("GET", f"/v1/tasks/{failed[0]}")[1]["state"] == "failed"
+    browser.find_element(By.ID, "confirm").click()
+    wait(browser).until(lambda d: "retry: 2 of 2 changed" in d.find_element(By.CSS_SELECTOR, ".notice").text)
+    for task_id in failed:
+        assert server.request("GET", f"/v1/tasks/{task_id}")[1]["state"] in ("queued", "running", "succeeded")
+
+
+def test_sign_in_with_a_token(make_server, browser):
+    server = make_server(token="console-s3cret")
+    assert server.request("GET", "/v1/pools", token=False)[0] == 401
+    browser.get(server.url + "/ui/")
+    assert browser.current_url.endswith("/ui/sign-in")
+    browser.find_element(By.ID, "token").send_keys("wrong")
+    browser.find_element(By.ID, "sign-in").click()
+    assert "not one of this server's tokens" in browser.find_element(By.CSS_SELECTOR, ".error").text
+    browser.find_element(By.ID, "token").send_keys("console-s3cret")
+    browser.find_element(By.ID, "sign-in").click()
+    wait(browser).until(lambda d: d.find_element(By.TAG_NAME, "h1").text == "Overview")
+    cookie = browser.get_cookie("sluice_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and "s3cret" not in cookie["value"]
+    if SCREENSHOTS:
+        browser.delete_all_cookies()
+        browser.get(server.url + "/ui/sign-in")
+        browser.save_screenshot(os.path.join(SCREENSHOTS, "console-sign-in.png"))
+
+
+def test_live_refresh_survives_a_restart(server, browser):
+    browser.get(server.url + "/ui/")
+    status = lambda d: d.find_element(By.ID, "live-status").text
+    wait(browser).until(lambda d: status(d).startswith("live,"))
+    server.stop()
+    wait(browser).until(lambda d: status(d) == "server unreachable, retrying")
+    server.start()
+    wait(browser, 30).until(lambda d: status(d).startswith("live,"))
+    # Errors while the server was away are expected (failed fetches); none after it came back.
+    browser.get_log("browser")
+    wait(browser).until(lambda d: status(d).startswith("live,") and status(d) != "")
+    assert console_errors(browser) == []
+
+
+def test_pause_live_refresh(server, browser):
+    browser.get(server.url + "/ui/queues")
+    browser.find_element(By.ID, "live-toggle").click()
+    assert browser.find_element(By.ID, "live-toggle").text == "Resume live"
+    server.enqueue("echo", wait=10)
+    time.sleep(2.5)  # more than one refresh period: a paused page must not change
+    assert browser.find_elements(By.CSS_SELECTOR, 'tr[data-queue="default"]') == []
+    browser.find_element(By.ID, "live-toggle").click()
+    wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-queue="default"]'))
