@@ -126,7 +126,7 @@ import Testing
             let id = try await store.enqueue(EnqueueRequest(kind: "k", maxAttempts: 3, retryPolicy: policy)).task.id
             for (attempt, ceiling) in [(1, 2.0), (2, 4.0)] {
                 let leased = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: lease)[0]
-                #expect(leased.attempt == attempt)
+                #expect(leased.id == id && leased.attempt == attempt)
                 let failed = try await store.fail(leased.lease!, failure: TaskFailure("boom \(attempt)"))
                 #expect(failed.state == .retrying)
                 #expect(failed.runAt == clock.now().addingTimeInterval(ceiling).storedPrecision)
