@@ -587,7 +587,7 @@ extension PostgresTaskStore {
     enum SQL {
         static let now = "SELECT now()"
         static let notify = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
-        static let readyQueues = "SELECT queue FROM queue_counts WHERE state = 'queued' AND n > 0"
+        static let readyQueues = "SELECT queue FROM queue_counts WHERE state = 'queued' GROUP BY queue HAVING sum(n) > 0"
         static let insert = """
             INSERT INTO tasks (id, queue, kind, args, priority, state, run_at, max_attempts, timeout_ms,
                                backoff_base_ms, backoff_cap_ms, idempotency_key, created_at)
@@ -684,13 +684,14 @@ extension PostgresTaskStore {
         /// The head of a queue in claim order: one seek into `tasks_ready`.
         static let nextReady = "SELECT run_at FROM tasks WHERE state = 'queued' AND queue = $1 ORDER BY priority DESC, run_at, id LIMIT 1"
         /// The counters, not the tasks: a few rows whatever the table's size.
-        static let counts = "SELECT queue, state, n FROM queue_counts WHERE n <> 0"
+        /// The counters are sharded by connection (migration 0003): a queue and state is the sum.
+        static let counts = "SELECT queue, state, sum(n)::bigint FROM queue_counts GROUP BY queue, state HAVING sum(n) <> 0"
         static let recount = "SELECT queue, state, count(*) FROM tasks GROUP BY queue, state"
         /// One transaction's counter changes, in key order (see `CountDeltas`).
         static let addCounts = """
-            INSERT INTO queue_counts (queue, state, n)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) ORDER BY 1, 2
-            ON CONFLICT (queue, state) DO UPDATE SET n = queue_counts.n + excluded.n
+            INSERT INTO queue_counts (queue, state, shard, n)
+            SELECT queue, state, pg_backend_pid() % 16, n FROM unnest($1::text[], $2::text[], $3::bigint[]) AS c(queue, state, n) ORDER BY 1, 2
+            ON CONFLICT (queue, state, shard) DO UPDATE SET n = queue_counts.n + excluded.n
             """
         static let analyze = "ANALYZE tasks, queue_counts"
     }
