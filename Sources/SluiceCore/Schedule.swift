@@ -161,6 +161,9 @@ extension Schedule {
     /// fire's transaction, after locking the schedule's row.
     public static func refusal(of fire: ScheduleFire, stored: Schedule?, lastTaskState: TaskState?) -> FireOutcome? {
         guard let stored, stored.revision == fire.revision, stored.definition.enabled else { return .stale }
+        // Settled already (fired, skipped or before the last change): the slot rows are the proof
+        // for slots after the cursor, this for the ones before it, whose rows may be pruned.
+        if fire.slot <= stored.cursor { return .alreadyFired }
         if fire.skipIfLive, let lastTaskState, !lastTaskState.isFinal, let last = stored.lastTaskID { return .overlapping(last) }
         return nil
     }

@@ -45,6 +45,9 @@ import Testing
             #expect(task.kind == "echo" && task.queue == "reports" && task.args == ["to": "ops"] && task.priority == 3 && task.maxAttempts == 2)
             #expect(task.idempotencyKey == "schedule:nightly@2026-03-01T00:05:00Z")
             #expect(try await store.fire(ScheduleFire(schedule: schedule, slot: slot)) == .alreadyFired)
+            // Its record pruned, the cursor still refuses the slot.
+            #expect(try await store.pruneScheduleSlots(before: slot.addingTimeInterval(1), limit: 10) == 1)
+            #expect(try await store.fire(ScheduleFire(schedule: schedule, slot: slot)) == .alreadyFired)
             let stored = try #require(try await store.schedule("nightly"))
             #expect(stored.cursor == slot && stored.lastSlot == slot && stored.lastTaskID == task.id)
             #expect(try await store.list(TaskFilter(), limit: 10, after: nil).tasks.map(\.id) == [task.id])
