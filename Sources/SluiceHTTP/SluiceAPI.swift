@@ -90,6 +90,12 @@ public struct SluiceAPI: Sendable {
         router.post("/v1/tasks/{id}/retry") { _, context in try await change(context) { try await $0.retry($1) } }
         router.get("/v1/pools") { _, _ in jsonResponse(try await pools()) }
         router.patch("/v1/pools/{name}") { request, context in try await resize(request, context) }
+        router.get("/v1/schedules") { _, _ in try await listSchedules() }
+        router.post("/v1/schedules") { request, _ in try await saveSchedule(request) }
+        router.get("/v1/schedules/{name}") { _, context in try await showSchedule(context) }
+        router.patch("/v1/schedules/{name}") { request, context in try await patchSchedule(request, context) }
+        router.delete("/v1/schedules/{name}") { _, context in try await deleteSchedule(context) }
+        router.post("/v1/schedules/{name}/run") { _, context in try await runSchedule(context) }
         router.get("/v1/workers") { _, _ in try await workers() }
         router.get("/v1/queues") { _, _ in try await queues() }
         router.get("/healthz") { _, _ in await health() }

@@ -6,6 +6,6 @@ struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
         abstract: "A background-task queue: durable tasks in SQLite, worker pools you can see and resize.",
-        subcommands: [ServeCommand.self, WorkerCommand.self, EnqueueCommand.self, StatusCommand.self, TasksCommand.self, CancelCommand.self, PoolsCommand.self, Migrate.self, CronCommand.self]
+        subcommands: [ServeCommand.self, WorkerCommand.self, EnqueueCommand.self, StatusCommand.self, TasksCommand.self, CancelCommand.self, PoolsCommand.self, Migrate.self, SchedulesCommand.self, CronCommand.self]
     )
 }
