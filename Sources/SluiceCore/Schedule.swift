@@ -110,6 +110,13 @@ public struct Schedule: Sendable, Hashable {
         return next
     }
 
+    /// The first slot after the cursor, which the scheduler fires next; `nil` when disabled or
+    /// when the expression never fires again. Stores keep it to find due schedules by index.
+    public var nextFire: Date? {
+        guard definition.enabled, let zone = try? definition.zone() else { return nil }
+        return definition.cron.next(after: cursor, in: zone)
+    }
+
     /// The next `count` fire times after `date`.
     public func nextFires(after date: Date, count: Int) -> [Date] {
         guard let zone = try? definition.zone() else { return [] }

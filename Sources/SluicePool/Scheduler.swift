@@ -53,7 +53,9 @@ public struct Scheduler: Chore {
     @discardableResult
     public func pass() async throws -> SchedulerReport {
         var report = SchedulerReport()
-        for schedule in try await store.schedules() where schedule.definition.enabled {
+        // Only the schedules due (an index walk): thousands of idle ones cost nothing. Capped per
+        // pass; the rest are due at the next.
+        for schedule in try await store.dueSchedules(at: clock.now(), limit: 1000) where schedule.definition.enabled {
             try await fireDue(schedule, report: &report)
         }
         return report

@@ -9,13 +9,13 @@ enum PostgresScheduleRow {
         revision, cursor_at, last_slot_at, last_task_id, created_at, updated_at
         """
 
-    /// Every column, in `columns` order.
+    /// Every column, in `columns` order, then `next_at`.
     static func binds(_ schedule: Schedule) throws -> Binds {
         let d = schedule.definition
         return try Binds(
             d.name, d.cron.source, d.timeZone, d.kind, d.queue, d.args.jsonText(), d.priority, d.maxAttempts, d.timeout.milliseconds,
             d.misfire.rawValue, d.overlap, d.enabled, schedule.revision, Timestamp(schedule.cursor), schedule.lastSlot.map(Timestamp.init),
-            schedule.lastTaskID?.rawValue, Timestamp(schedule.createdAt), Timestamp(schedule.updatedAt))
+            schedule.lastTaskID?.rawValue, Timestamp(schedule.createdAt), Timestamp(schedule.updatedAt), schedule.nextFire.map(Timestamp.init))
     }
 
     static func decode(_ row: PostgresRandomAccessRow) throws -> Schedule {
@@ -45,19 +45,19 @@ enum PostgresScheduleSQL {
     static let all = "SELECT \(PostgresScheduleRow.columns) FROM schedules ORDER BY name"
     static let insert = """
         INSERT INTO schedules (name, cron, timezone, kind, queue, args, priority, max_attempts, timeout_ms, misfire, overlap, enabled,
-                               revision, cursor_at, last_slot_at, last_task_id, created_at, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                               revision, cursor_at, last_slot_at, last_task_id, created_at, updated_at, next_at)
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
         """
     /// Same parameters as `insert`: the name is the first, the key.
     static let update = """
         UPDATE schedules SET cron = $2, timezone = $3, kind = $4, queue = $5, args = $6::jsonb, priority = $7, max_attempts = $8,
             timeout_ms = $9, misfire = $10, overlap = $11, enabled = $12, revision = $13, cursor_at = $14, last_slot_at = $15,
-            last_task_id = $16, created_at = $17, updated_at = $18
+            last_task_id = $16, created_at = $17, updated_at = $18, next_at = $19
         WHERE name = $1
         """
     static let delete = "DELETE FROM schedules WHERE name = $1 RETURNING 1"
-    /// The cursor never moves back, and only on the revision the caller computed from.
-    static let advance = "UPDATE schedules SET cursor_at = greatest(cursor_at, $1) WHERE name = $2 AND revision = $3 RETURNING 1"
+    /// Walks `schedules_due`.
+    static let due = "SELECT \(PostgresScheduleRow.columns) FROM schedules WHERE next_at <= $1 ORDER BY next_at LIMIT $2"
     static let slotFired = "SELECT 1 FROM schedule_slots WHERE schedule = $1 AND slot_at = $2"
     static let insertSlot = "INSERT INTO schedule_slots (schedule, slot_at, task_id, fired_at) VALUES ($1, $2, $3, $4)"
     static let pruneSlots = """

@@ -31,6 +31,12 @@ extension PostgresTaskStore: ScheduleStore {
         try await connection { connection in try await self.schedules(connection, PostgresScheduleSQL.all, Binds()) }
     }
 
+    public func dueSchedules(at date: Date, limit: Int) async throws -> [Schedule] {
+        try await connection { connection in
+            try await self.schedules(connection, PostgresScheduleSQL.due, Binds(Timestamp(date), max(0, limit)))
+        }
+    }
+
     public func deleteSchedule(_ name: String) async throws -> Bool {
         try await connection { connection in try await !self.rows(connection, PostgresScheduleSQL.delete, Binds(name)).isEmpty }
     }
@@ -64,8 +70,12 @@ extension PostgresTaskStore: ScheduleStore {
     }
 
     public func advanceSchedule(_ name: String, revision: Int64, to cursor: Date) async throws -> Bool {
-        try await connection { connection in
-            try await !self.rows(connection, PostgresScheduleSQL.advance, Binds(Timestamp(cursor), name, revision)).isEmpty
+        // Read locked and written in one transaction, so the stored next slot follows the cursor.
+        try await transaction { connection in
+            guard let stored = try await self.schedules(connection, PostgresScheduleSQL.byNameForUpdate, Binds(name)).first,
+                  stored.revision == revision else { return false }
+            _ = try await self.rows(connection, PostgresScheduleSQL.update, try PostgresScheduleRow.binds(stored.settled(slot: cursor, task: nil)))
+            return true
         }
     }
 

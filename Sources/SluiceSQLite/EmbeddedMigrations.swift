@@ -140,9 +140,13 @@ CREATE TABLE schedules (
     cursor_at     INTEGER NOT NULL,
     last_slot_at  INTEGER,
     last_task_id  TEXT,
+    -- The first slot after the cursor (NULL when disabled or never again): the scheduler reads
+    -- only the schedules due, so thousands of idle ones cost nothing.
+    next_at       INTEGER,
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX schedules_due ON schedules (next_at) WHERE next_at IS NOT NULL;
 
 CREATE TABLE schedule_slots (
     schedule  TEXT    NOT NULL,

@@ -30,6 +30,10 @@ extension SQLiteTaskStore: ScheduleStore {
         try await read { connection in try Self.schedules(connection, ScheduleSQL.all, []) }
     }
 
+    public func dueSchedules(at date: Date, limit: Int) async throws -> [Schedule] {
+        try await read { connection in try Self.schedules(connection, ScheduleSQL.due, [TaskRow.time(date), .integer(Int64(max(0, limit)))]) }
+    }
+
     public func deleteSchedule(_ name: String) async throws -> Bool {
         try await write { connection in try connection.run(ScheduleSQL.delete, [.text(name)]) == 1 }
     }
@@ -61,8 +65,11 @@ extension SQLiteTaskStore: ScheduleStore {
     }
 
     public func advanceSchedule(_ name: String, revision: Int64, to cursor: Date) async throws -> Bool {
+        // Read and written in one transaction, so the stored next slot follows the cursor.
         try await write { connection in
-            try connection.run(ScheduleSQL.advance, [TaskRow.time(cursor), .text(name), .integer(revision)]) == 1
+            guard let stored = try Self.schedules(connection, ScheduleSQL.byName, [.text(name)]).first, stored.revision == revision else { return false }
+            try Self.saveSchedule(connection, stored.settled(slot: cursor, task: nil))
+            return true
         }
     }
 

@@ -8,7 +8,7 @@ enum ScheduleRow {
         revision, cursor_at, last_slot_at, last_task_id, created_at, updated_at
         """
 
-    /// Every column, in `columns` order.
+    /// Every column, in `columns` order, then `next_at`.
     static func values(_ schedule: Schedule) -> [SQLiteValue] {
         let d = schedule.definition
         return [
@@ -16,7 +16,7 @@ enum ScheduleRow {
             .integer(Int64(d.priority)), .integer(Int64(d.maxAttempts)), .integer(d.timeout.milliseconds), .text(d.misfire.rawValue),
             .integer(d.overlap ? 1 : 0), .integer(d.enabled ? 1 : 0), .integer(schedule.revision), TaskRow.time(schedule.cursor),
             TaskRow.time(schedule.lastSlot), TaskRow.text(schedule.lastTaskID?.rawValue), TaskRow.time(schedule.createdAt),
-            TaskRow.time(schedule.updatedAt),
+            TaskRow.time(schedule.updatedAt), TaskRow.time(schedule.nextFire),
         ]
     }
 
@@ -41,17 +41,17 @@ enum ScheduleRow {
 enum ScheduleSQL {
     static let byName = "SELECT \(ScheduleRow.columns) FROM schedules WHERE name = ?"
     static let all = "SELECT \(ScheduleRow.columns) FROM schedules ORDER BY name"
-    static let insert = "INSERT INTO schedules (\(ScheduleRow.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    static let insert = "INSERT INTO schedules (\(ScheduleRow.columns), next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     /// Same parameters as `insert`: the name is the first, the key.
     static let update = """
         UPDATE schedules SET cron = ?2, timezone = ?3, kind = ?4, queue = ?5, args = ?6, priority = ?7, max_attempts = ?8,
             timeout_ms = ?9, misfire = ?10, overlap = ?11, enabled = ?12, revision = ?13, cursor_at = ?14, last_slot_at = ?15,
-            last_task_id = ?16, created_at = ?17, updated_at = ?18
+            last_task_id = ?16, created_at = ?17, updated_at = ?18, next_at = ?19
         WHERE name = ?1
         """
     static let delete = "DELETE FROM schedules WHERE name = ?"
-    /// The cursor never moves back, and only on the revision the caller computed from.
-    static let advance = "UPDATE schedules SET cursor_at = max(cursor_at, ?1) WHERE name = ?2 AND revision = ?3"
+    /// Walks `schedules_due`.
+    static let due = "SELECT \(ScheduleRow.columns) FROM schedules WHERE next_at <= ? ORDER BY next_at LIMIT ?"
     static let slotFired = "SELECT 1 FROM schedule_slots WHERE schedule = ? AND slot_at = ?"
     static let insertSlot = "INSERT INTO schedule_slots (schedule, slot_at, task_id, fired_at) VALUES (?, ?, ?, ?)"
     static let pruneSlots = """

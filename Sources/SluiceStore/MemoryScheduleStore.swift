@@ -27,6 +27,12 @@ extension MemoryTaskStore: ScheduleStore {
         state.withLock { $0.schedules.values.sorted { $0.name < $1.name } }
     }
 
+    public func dueSchedules(at date: Date, limit: Int) async throws -> [Schedule] {
+        let all = state.withLock { Array($0.schedules.values) }
+        let due = all.compactMap { schedule in schedule.nextFire.flatMap { $0 <= date ? (schedule, $0) : nil } }
+        return due.sorted { $0.1 < $1.1 }.prefix(max(0, limit)).map(\.0)
+    }
+
     public func deleteSchedule(_ name: String) async throws -> Bool {
         state.withLock { $0.schedules.removeValue(forKey: name) != nil }
     }

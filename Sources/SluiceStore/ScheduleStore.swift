@@ -16,6 +16,8 @@ public protocol ScheduleStore: Sendable {
     func schedule(_ name: String) async throws -> Schedule?
     /// Every schedule, by name.
     func schedules() async throws -> [Schedule]
+    /// Enabled schedules whose next slot is at or before `date`, soonest first, at most `limit`.
+    func dueSchedules(at date: Date, limit: Int) async throws -> [Schedule]
     /// Deletes the schedule; returns whether there was one. Its fired slots' records stay, so that
     /// a schedule made again under the same name does not fire them again.
     func deleteSchedule(_ name: String) async throws -> Bool

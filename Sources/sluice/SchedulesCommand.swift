@@ -45,6 +45,14 @@ struct SchedulesCommand: AsyncParsableCommand {
             if !task.isEmpty { object["task"] = .object(task) }
             return .object(object)
         }
+
+        /// Sends `body` and prints what changed (`add` and `set`).
+        func save(_ method: String, _ path: String, body: JSONValue, name: String, client: ClientOptions) async throws {
+            try await client.call { api in
+                let answer = try await api.send(method, path, body: body).body
+                client.print(answer) { "schedule \(name) \(answer["change"]?.stringValue ?? "saved")\n" + table([scheduleRow(answer)]) }
+            }
+        }
     }
 
     struct List: AsyncParsableCommand {
@@ -72,11 +80,7 @@ struct SchedulesCommand: AsyncParsableCommand {
         func run() async throws {
             guard case .object(var body) = try fields.body() else { return }
             body["name"] = .string(name)
-            let request = JSONValue.object(body)
-            try await client.call { api in
-                let answer = try await api.send("POST", "/v1/schedules", body: request).body
-                client.print(answer) { "schedule \(name) \(answer["change"]?.stringValue ?? "saved")\n" + table([scheduleRow(answer)]) }
-            }
+            try await fields.save("POST", "/v1/schedules", body: .object(body), name: name, client: client)
         }
     }
 
@@ -88,11 +92,7 @@ struct SchedulesCommand: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            let body = try fields.body()
-            try await client.call { api in
-                let answer = try await api.send("PATCH", "/v1/schedules/\(name)", body: body).body
-                client.print(answer) { "schedule \(name) \(answer["change"]?.stringValue ?? "saved")\n" + table([scheduleRow(answer)]) }
-            }
+            try await fields.save("PATCH", "/v1/schedules/\(name)", body: try fields.body(), name: name, client: client)
         }
     }
 

@@ -90,6 +90,28 @@ import Testing
     }
 
     @Test(arguments: StoreKind.allCases)
+    func onlyDueSchedulesAreReadForFiring(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            var hourly = try Self.nightly("0 * * * *")
+            hourly.name = "hourly"
+            var paused = try Self.nightly(enabled: false)
+            paused.name = "paused"
+            let (often, _) = try await store.saveSchedule(try Self.nightly())
+            _ = try await store.saveSchedule(hourly)
+            _ = try await store.saveSchedule(paused)
+            #expect(try await store.dueSchedules(at: clock.now(), limit: 10).isEmpty)
+            clock.set(at("2026-03-01T00:05:00Z"))
+            #expect(try await store.dueSchedules(at: clock.now(), limit: 10).map(\.name) == ["nightly"])
+            _ = try await store.fire(ScheduleFire(schedule: often, slot: clock.now()))
+            #expect(try await store.dueSchedules(at: clock.now(), limit: 10).isEmpty, "fired: due next at 00:10")
+            clock.set(at("2026-03-01T01:00:00Z"))
+            #expect(try await store.dueSchedules(at: clock.now(), limit: 10).map(\.name) == ["nightly", "hourly"])
+            #expect(try await store.advanceSchedule("nightly", revision: often.revision, to: clock.now()))
+            #expect(try await store.dueSchedules(at: clock.now(), limit: 10).map(\.name) == ["hourly"])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func theCursorNeverMovesBack(kind: StoreKind) async throws {
         try await withStore(kind) { store, clock in
             let (schedule, _) = try await store.saveSchedule(try Self.nightly())

@@ -21,9 +21,13 @@ CREATE TABLE schedules (
     cursor_at     timestamptz NOT NULL,
     last_slot_at  timestamptz,
     last_task_id  text,
+    -- The first slot after the cursor (NULL when disabled or never again): the scheduler reads
+    -- only the schedules due, so thousands of idle ones cost nothing.
+    next_at       timestamptz,
     created_at    timestamptz NOT NULL,
     updated_at    timestamptz NOT NULL
 );
+CREATE INDEX schedules_due ON schedules (next_at) WHERE next_at IS NOT NULL;
 
 CREATE TABLE schedule_slots (
     schedule  text        NOT NULL,
