@@ -17,17 +17,12 @@ import Testing
             _ = try await store.saveSchedule(ScheduleDefinition(name: "every-second-\(policy.rawValue)", cron: try CronExpression("* * * * * *"),
                                                                 kind: "echo", queue: "parked", misfire: policy))
         }
-        func leaderPID() async throws -> Int32? {
-            guard let owner = try await store.leader("maintenance")?.owner else { return nil }
-            let parts = owner.split(separator: ":")
-            return parts.count >= 3 ? Int32(parts[parts.count - 2]) : nil
-        }
         func fired() async throws -> [String: [String]] { try await SchedulerTests.firedSlots(store) }
         // Nobody drains `parked`: the fired tasks stay to be counted. A 3 s lease: a change of leader within 6 s.
         let arguments = ["worker", "--db", path, "--queues", "elsewhere", "--concurrency", "1", "--lease", "3", "--log-level", "warning"]
         let first = try ChildProcess("sluice", arguments)
         defer { first.kill9() }
-        #expect(try await eventually { try await leaderPID() == first.process.processIdentifier })
+        #expect(try await eventually { try await leaderPID(store) == first.process.processIdentifier })
         let second = try ChildProcess("sluice", arguments)
         defer { second.kill9() }
         let started = try await eventually(timeout: .seconds(30)) {
@@ -42,7 +37,7 @@ import Testing
         first.kill9()
         _ = first.wait()
         let killedAt = Date()
-        #expect(try await eventually(timeout: .seconds(20)) { try await leaderPID() == second.process.processIdentifier })
+        #expect(try await eventually(timeout: .seconds(20)) { try await leaderPID(store) == second.process.processIdentifier })
         // The survivor catches up on the slots of the change (well within the 60 s grace) and goes on.
         #expect(try await eventually(timeout: .seconds(20)) {
             try await fired().values.allSatisfy { slots in slots.last.map { SchedulerTests.iso($0) > killedAt.addingTimeInterval(3) } ?? false }
