@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         // HMAC for the console's session cookie; already in the graph through postgres-nio.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // The system libsqlite3 (Debian: libsqlite3-dev), never a bundled amalgamation.
@@ -108,6 +109,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // `sluice serve --schedules FILE.toml`.
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         // A helper process the crash and multi-process tests spawn; not shipped.

@@ -118,6 +118,12 @@ public struct SluiceAPI: Sendable {
         router.post("/v1/tasks/bulk") { request, _ in try await bulk(request) }
         router.get("/v1/pools") { _, _ in jsonResponse(try await pools()) }
         router.patch("/v1/pools/{name}") { request, context in try await resize(request, context) }
+        router.get("/v1/schedules") { _, _ in try await listSchedules() }
+        router.post("/v1/schedules") { request, _ in try await saveSchedule(request) }
+        router.get("/v1/schedules/{name}") { _, context in try await showSchedule(context) }
+        router.patch("/v1/schedules/{name}") { request, context in try await patchSchedule(request, context) }
+        router.delete("/v1/schedules/{name}") { _, context in try await deleteSchedule(context) }
+        router.post("/v1/schedules/{name}/run") { _, context in try await runSchedule(context) }
         router.get("/v1/workers") { _, _ in try await workers() }
         router.put("/v1/workers/{id}") { request, context in try await remoteHeartbeat(request, context, renewing: false) }
         router.delete("/v1/workers/{id}") { _, context in try await remoteDeregister(context) }

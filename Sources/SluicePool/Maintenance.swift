@@ -15,7 +15,10 @@ struct Maintenance {
             Rescuer(store: worker.store, interval: options.rescueInterval, logger: worker.logger),
             Stager(store: worker.store, interval: options.stageInterval, logger: worker.logger),
             Optimizer(store: worker.store, interval: .seconds(3600), logger: worker.logger),
-        ] + (options.retention.map { [Pruner(store: worker.store, retention: $0, interval: options.pruneInterval, limit: options.pruneLimit, logger: worker.logger)] } ?? [])
+        ] + ((worker.store as? any ScheduleStore).map {
+            [Scheduler(store: $0, clock: worker.clock, interval: options.scheduleInterval, grace: options.misfireGrace, logger: worker.logger),
+             SlotPruner(store: $0, clock: worker.clock, logger: worker.logger)]
+        } ?? []) + (options.retention.map { [Pruner(store: worker.store, retention: $0, interval: options.pruneInterval, limit: options.pruneLimit, logger: worker.logger)] } ?? [])
         let local = worker.ephemeral.map { Rescuer(store: $0, interval: options.rescueInterval, logger: worker.logger) }
         var last: [ContinuousClock.Instant?] = Array(repeating: nil, count: chores.count)
         var lastLocal: ContinuousClock.Instant?

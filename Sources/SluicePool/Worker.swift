@@ -25,6 +25,11 @@ public struct WorkerOptions: Sendable {
     /// How long the leader's lease lasts (never more than `leaseDuration`); another process takes
     /// over within two of these.
     public var leaderLease: Duration = .seconds(15)
+    /// How often the leader fires due schedule slots.
+    public var scheduleInterval: Duration = .seconds(1)
+    /// A slot the leader sees this long after its time counts as missed (its schedule's misfire
+    /// policy decides); longer than a leader change takes, so a change alone never misses a slot.
+    public var misfireGrace: Duration = .seconds(60)
     /// The longest pause between polls for tasks enqueued by other processes.
     public var maxPollInterval: Duration = .milliseconds(50)
     /// The longest pause between polls while every store hears other processes' enqueues

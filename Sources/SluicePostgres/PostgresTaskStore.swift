@@ -19,7 +19,7 @@ public final class PostgresTaskStore: TaskStore, Service {
     public let events = StoreEvents()
     private let client: PostgresClient
     private let logger: Logger
-    private let ids: TaskIDGenerator
+    let ids: TaskIDGenerator
     private let migrationReport = Mutex<PostgresMigrator.Report?>(nil)
     private let wakeups: PostgresWakeups
     /// Set once `open()` succeeded: the listener waits for it, so a wrong URL is one error, not two.
@@ -139,7 +139,7 @@ public final class PostgresTaskStore: TaskStore, Service {
 
     /// Inserts tasks (or finds the live task an idempotency key names) and counts them, on a
     /// connection inside a transaction.
-    private func insert(_ requests: [EnqueueRequest], on connection: PostgresConnection) async throws -> [EnqueueResult] {
+    func insert(_ requests: [EnqueueRequest], on connection: PostgresConnection) async throws -> [EnqueueResult] {
         let ids = self.ids
         let now = try await self.now(connection)
         for request in requests { try request.validate(now: now) }
@@ -455,7 +455,7 @@ public final class PostgresTaskStore: TaskStore, Service {
 
     /// The current transaction's time: the configured clock's, or the database's `now()` (the
     /// transaction's start, the same for every statement in it).
-    private func now(_ connection: PostgresConnection) async throws -> Date {
+    func now(_ connection: PostgresConnection) async throws -> Date {
         if let clock = configuration.clock { return clock.now().storedPrecision }
         return try await rows(connection, SQL.now, Binds())[0][0].decode(Timestamp.self).date
     }
@@ -571,7 +571,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds.bindings), logger: logger).collect().map { $0.makeRandomAccess() }
     }
 
-    private func tasks(_ connection: PostgresConnection, _ sql: String, _ binds: Binds) async throws -> [TaskRecord] {
+    func tasks(_ connection: PostgresConnection, _ sql: String, _ binds: Binds) async throws -> [TaskRecord] {
         try await rows(connection, sql, binds).map(PostgresTaskRow.decode)
     }
 }

@@ -46,8 +46,8 @@ public final class SQLiteTaskStore: TaskStore {
     private let writer: SQLiteExecutor
     private let readers: [SQLiteExecutor]
     private let nextReader = Atomic<Int>(0)
-    private let ids: TaskIDGenerator
-    private var clock: any WallClock { configuration.clock }
+    let ids: TaskIDGenerator
+    var clock: any WallClock { configuration.clock }
 
     /// Opens the store, refusing files that are not Sluice databases or are newer than this binary.
     public init(_ configuration: SQLiteStoreConfiguration) throws(SluiceError) {
@@ -136,29 +136,34 @@ public final class SQLiteTaskStore: TaskStore {
         return announce(enqueued: try await write { connection in
             let now = clock.now()
             var counts = CountDeltas()
-            let results = try requests.map { request in
-                let task = TaskRecord(id: ids.next(), request: request, now: now)
-                let inserted = try connection.run(SQL.insert, [
-                    .text(task.id.rawValue), .text(task.queue), .text(task.kind), .text(task.args.jsonText()),
-                    .integer(Int64(task.priority)), .text(task.state.rawValue), TaskRow.time(task.runAt),
-                    .integer(Int64(task.maxAttempts)), .integer(task.timeout.milliseconds),
-                    .integer(task.retryPolicy.base.milliseconds), .integer(task.retryPolicy.cap.milliseconds),
-                    TaskRow.text(task.idempotencyKey), TaskRow.time(task.createdAt),
-                ])
-                if inserted == 1 {
-                    counts.add(task.queue, task.state, 1)
-                    return EnqueueResult(task: task, created: true)
-                }
-                guard let key = task.idempotencyKey,
-                      let existing = try Self.fetch(connection, SQL.byIdempotencyKey, [.text(task.queue), .text(key)]).first else {
-                    throw SluiceError(.storage, "task \(task.id) was not inserted and no idempotency key explains why")
-                }
-                try existing.checkReplay(of: request)
-                return EnqueueResult(task: existing, created: false)
-            }
+            let results = try requests.map { request in try Self.insert(connection, request, ids: ids, now: now, counts: &counts) }
             try counts.flush(connection)
             return results
         })
+    }
+
+    /// Inserts one validated task (or finds the live task its idempotency key names) inside the
+    /// caller's write transaction.
+    static func insert(_ connection: SQLiteConnection, _ request: EnqueueRequest, ids: TaskIDGenerator, now: Date,
+                       counts: inout CountDeltas) throws -> EnqueueResult {
+        let task = TaskRecord(id: ids.next(), request: request, now: now)
+        let inserted = try connection.run(SQL.insert, [
+            .text(task.id.rawValue), .text(task.queue), .text(task.kind), .text(task.args.jsonText()),
+            .integer(Int64(task.priority)), .text(task.state.rawValue), TaskRow.time(task.runAt),
+            .integer(Int64(task.maxAttempts)), .integer(task.timeout.milliseconds),
+            .integer(task.retryPolicy.base.milliseconds), .integer(task.retryPolicy.cap.milliseconds),
+            TaskRow.text(task.idempotencyKey), TaskRow.time(task.createdAt),
+        ])
+        if inserted == 1 {
+            counts.add(task.queue, task.state, 1)
+            return EnqueueResult(task: task, created: true)
+        }
+        guard let key = task.idempotencyKey,
+              let existing = try fetch(connection, SQL.byIdempotencyKey, [.text(task.queue), .text(key)]).first else {
+            throw SluiceError(.storage, "task \(task.id) was not inserted and no idempotency key explains why")
+        }
+        try existing.checkReplay(of: request)
+        return EnqueueResult(task: existing, created: false)
     }
 
     public func task(_ id: TaskID) async throws -> TaskRecord? {
@@ -476,11 +481,11 @@ public final class SQLiteTaskStore: TaskStore {
         return task
     }
 
-    private func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try await Self.mapErrors { try await writer.perform(body) }
     }
 
-    private func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+    func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         let reader = readers[nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count]
         return try await Self.mapErrors { try await reader.perform(body) }
     }
@@ -526,7 +531,7 @@ public final class SQLiteTaskStore: TaskStore {
         }
     }
 
-    private static func fetch(_ connection: SQLiteConnection, _ sql: String, _ parameters: [SQLiteValue]) throws -> [TaskRecord] {
+    static func fetch(_ connection: SQLiteConnection, _ sql: String, _ parameters: [SQLiteValue]) throws -> [TaskRecord] {
         var tasks: [TaskRecord] = []
         try connection.query(sql, parameters) { row in tasks.append(try TaskRow.decode(row)) }
         return tasks

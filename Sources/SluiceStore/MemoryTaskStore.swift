@@ -39,12 +39,15 @@ public final class MemoryTaskStore: TaskStore {
         var due = Heap<DueEntry>()
         var running: Set<TaskID> = []
         var idempotency: [IdempotencyKey: TaskID] = [:]
+        var schedules: [String: Schedule] = [:]
+        /// Fired slots: schedule name → slot times (the uniqueness the durable stores keep by key).
+        var slots: [String: [Date: Date]] = [:]
     }
 
     public let events = StoreEvents()
     /// No other process reaches this store: every enqueue is a local one.
     public var hearsEveryEnqueue: Bool { true }
-    private let state = Mutex(State())
+    let state = Mutex(State())
     private let directory = Mutex(Directory())
 
     struct Directory {
@@ -53,8 +56,8 @@ public final class MemoryTaskStore: TaskStore {
         var leaders: [String: Leadership] = [:]
         var paused: Set<String> = []
     }
-    private let clock: any WallClock
-    private let ids: TaskIDGenerator
+    let clock: any WallClock
+    let ids: TaskIDGenerator
     private let unitRandom: @Sendable () -> Double
     /// At most this many finished tasks are kept; the oldest finished are forgotten first.
     public let finishedLimit: Int
@@ -78,33 +81,37 @@ public final class MemoryTaskStore: TaskStore {
     public func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult] {
         let now = clock.now()
         for request in requests { try request.validate(now: now) }
-        return announce(enqueued: try state.withLock { state in
-            let tasks = requests.map { TaskRecord(id: ids.next(), request: $0, now: now) }
-            // Every replay is checked before anything is stored, against stored tasks and earlier
-            // ones of this batch: there is no transaction to roll a half-stored batch back.
-            var firstOfKey: [IdempotencyKey: TaskRecord] = [:]
-            for (request, task) in zip(requests, tasks) {
-                guard let key = request.idempotencyKey else { continue }
-                let slot = IdempotencyKey(queue: request.queue, key: key)
-                if let first = state.idempotency[slot].flatMap({ state.tasks[$0] }) ?? firstOfKey[slot] {
-                    try first.checkReplay(of: request)
-                } else {
-                    firstOfKey[slot] = task
-                }
+        let ids = self.ids
+        return announce(enqueued: try state.withLock { state in try Self.insert(requests, ids: ids, now: now, in: &state) })
+    }
+
+    /// Stores validated requests (or finds the tasks their idempotency keys name), under the state's lock.
+    static func insert(_ requests: [EnqueueRequest], ids: TaskIDGenerator, now: Date, in state: inout State) throws -> [EnqueueResult] {
+        let tasks = requests.map { TaskRecord(id: ids.next(), request: $0, now: now) }
+        // Every replay is checked before anything is stored, against stored tasks and earlier
+        // ones of this batch: there is no transaction to roll a half-stored batch back.
+        var firstOfKey: [IdempotencyKey: TaskRecord] = [:]
+        for (request, task) in zip(requests, tasks) {
+            guard let key = request.idempotencyKey else { continue }
+            let slot = IdempotencyKey(queue: request.queue, key: key)
+            if let first = state.idempotency[slot].flatMap({ state.tasks[$0] }) ?? firstOfKey[slot] {
+                try first.checkReplay(of: request)
+            } else {
+                firstOfKey[slot] = task
             }
-            return tasks.map { task in
-                if let key = task.idempotencyKey, let existing = state.idempotency[IdempotencyKey(queue: task.queue, key: key)],
-                   let stored = state.tasks[existing] {
-                    return EnqueueResult(task: stored, created: false)
-                }
-                state.tasks[task.id] = task
-                if let key = task.idempotencyKey {
-                    state.idempotency[IdempotencyKey(queue: task.queue, key: key)] = task.id
-                }
-                Self.index(task, in: &state)
-                return EnqueueResult(task: task, created: true)
+        }
+        return tasks.map { task in
+            if let key = task.idempotencyKey, let existing = state.idempotency[IdempotencyKey(queue: task.queue, key: key)],
+               let stored = state.tasks[existing] {
+                return EnqueueResult(task: stored, created: false)
             }
-        })
+            state.tasks[task.id] = task
+            if let key = task.idempotencyKey {
+                state.idempotency[IdempotencyKey(queue: task.queue, key: key)] = task.id
+            }
+            Self.index(task, in: &state)
+            return EnqueueResult(task: task, created: true)
+        }
     }
 
     public func task(_ id: TaskID) async throws -> TaskRecord? {

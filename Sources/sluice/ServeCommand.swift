@@ -68,6 +68,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may stay idle, or send a request slower than this, before it is closed; requests being answered (e.g. ?wait=) are never cut.")
     var idleTimeout: Double = 60
 
+    @Option(help: "A TOML file of schedules to create or update at start (see docs/SCHEDULES.md); schedules made through the API stay.")
+    var schedules: String?
+
     @Option(help: "Seconds running tasks get to finish on shutdown.")
     var grace: Double = 30
 
@@ -79,14 +82,21 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = try bootstrapLogging(logLevel)
         let target: DatabaseOptions.Target
         let options: WorkerOptions
+        let file: SchedulesFile?
         do {
             target = try database.target(environment: env)
             options = try poolOptions.workerOptions(grace: grace)
+            // Checked whole before the store opens: a typo refuses to start instead of half-applying.
+            file = try schedules.map { path throws(SluiceError) in try SchedulesFile(path: path) }
         } catch let error as SluiceError {
             throw failure(error.message)
         }
         do {
             try await withStore(target, sync: sync ?? env["SLUICE_SYNC"] ?? "full", lease: options.leaseDuration, logger: logger) { store, location in
+                if let file {
+                    guard let schedules = store as? any ScheduleStore else { throw SluiceError(.invalidArgument, "--schedules: this store keeps no schedules") }
+                    for line in try await file.apply(to: schedules) { FileHandle.standardOutput.write(Data("sluice: \(line)\n".utf8)) }
+                }
                 try await serve(store: store, location: location, options: options, environment: env, logger: logger)
             }
         } catch let error as SluiceError {

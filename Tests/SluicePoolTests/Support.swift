@@ -88,3 +88,9 @@ func finished(_ store: any TaskStore, _ ids: [TaskID], timeout: Duration = .seco
     return tasks
 }
 
+/// The pid of the process holding the maintenance lease (worker ids are `host:pid:random`).
+func leaderPID(_ store: any WorkerDirectory) async throws -> Int32? {
+    guard let owner = try await store.leader("maintenance")?.owner else { return nil }
+    let parts = owner.split(separator: ":")
+    return parts.count >= 3 ? Int32(parts[parts.count - 2]) : nil
+}

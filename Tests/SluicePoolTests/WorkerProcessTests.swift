@@ -39,20 +39,15 @@ import Testing
         defer { dir.remove() }
         let path = dir.path("leader.db")
         let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
-        func leaderPID() async throws -> Int32? {
-            guard let owner = try await store.leader("maintenance")?.owner else { return nil }
-            let parts = owner.split(separator: ":")
-            return parts.count >= 3 ? Int32(parts[parts.count - 2]) : nil
-        }
         // Two worker processes; neither drains the queue that will hold the orphaned tasks.
         let arguments = ["worker", "--db", path, "--queues", "elsewhere", "--concurrency", "1", "--lease", "3", "--log-level", "warning"]
         let first = try ChildProcess("sluice", arguments)
         defer { first.kill9() }
-        #expect(try await eventually { try await leaderPID() == first.process.processIdentifier })
+        #expect(try await eventually { try await leaderPID(store) == first.process.processIdentifier })
         let second = try ChildProcess("sluice", arguments)
         defer { second.kill9() }
         #expect(await eventually { ((try? await store.workers(seenWithin: .seconds(5)))?.count ?? 0) == 2 })
-        #expect(try await leaderPID() == first.process.processIdentifier)
+        #expect(try await leaderPID(store) == first.process.processIdentifier)
 
         // Tasks whose worker died: their leases expire in 2 s, while the leader is already dead.
         let ids = try await store.enqueue(batch: (0..<3).map { _ in EnqueueRequest(kind: "echo", queue: "orphans") }).map(\.task.id)
@@ -61,7 +56,7 @@ import Testing
         _ = first.wait()
 
         // The survivor takes the lease within two lease periods and rescues them.
-        #expect(try await eventually(timeout: .seconds(20)) { try await leaderPID() == second.process.processIdentifier })
+        #expect(try await eventually(timeout: .seconds(20)) { try await leaderPID(store) == second.process.processIdentifier })
         #expect(try await eventually(timeout: .seconds(20)) {
             try await ids.asyncAllSatisfy { try await store.require($0).state == .queued }
         })

@@ -1,0 +1,84 @@
+import Foundation
+import Hummingbird
+import SluiceCore
+import SluiceStore
+
+/// Schedules: periodic tasks, fired once per slot by the leader's scheduler. See docs/SCHEDULES.md.
+extension SluiceAPI {
+    /// The store's schedules, or 501 when it keeps none.
+    func scheduleStore() throws -> any ScheduleStore {
+        guard let schedules = store as? any ScheduleStore else {
+            throw APIError(.notImplemented, "not_implemented", "this server's store keeps no schedules")
+        }
+        return schedules
+    }
+
+    /// `GET /v1/schedules`.
+    func listSchedules() async throws -> Response {
+        let now = clock.now()
+        var shown: [JSONValue] = []
+        for schedule in try await scheduleStore().schedules() { shown.append(.object(try await scheduleJSON(schedule, now: now))) }
+        return jsonResponse(["schedules": .array(shown)])
+    }
+
+    /// `GET /v1/schedules/{name}`.
+    func showSchedule(_ context: BasicRequestContext) async throws -> Response {
+        jsonResponse(.object(try await scheduleJSON(try await namedSchedule(context), now: clock.now())))
+    }
+
+    /// `POST /v1/schedules`: creates or replaces (201 created, 200 updated or unchanged).
+    func saveSchedule(_ request: Request) async throws -> Response {
+        let definition = try ScheduleJSON.parse(try await readJSON(request))
+        let (schedule, change) = try await scheduleStore().saveSchedule(definition)
+        var body = try await scheduleJSON(schedule, now: clock.now())
+        body["change"] = .string(change.rawValue)
+        return jsonResponse(.object(body), status: change == .created ? .created : .ok,
+                            headers: [.location: "/v1/schedules/\(schedule.name)"])
+    }
+
+    /// `PATCH /v1/schedules/{name}`: the fields given change, the rest stay.
+    func patchSchedule(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let existing = try await namedSchedule(context)
+        let definition = try ScheduleJSON.parse(try await readJSON(request), name: existing.name, base: existing.definition)
+        let (schedule, change) = try await scheduleStore().saveSchedule(definition)
+        var body = try await scheduleJSON(schedule, now: clock.now())
+        body["change"] = .string(change.rawValue)
+        return jsonResponse(.object(body))
+    }
+
+    /// `DELETE /v1/schedules/{name}`: 204; its tasks stay.
+    func deleteSchedule(_ context: BasicRequestContext) async throws -> Response {
+        let name = context.parameters.get("name") ?? ""
+        guard try await scheduleStore().deleteSchedule(name) else { throw APIError(.notFound, "not_found", "no schedule is called \(name.prefix(128))") }
+        return Response(status: .noContent)
+    }
+
+    /// `POST /v1/schedules/{name}/run`: one task now, outside the slots (they fire as usual).
+    func runSchedule(_ context: BasicRequestContext) async throws -> Response {
+        let schedule = try await namedSchedule(context)
+        var request = schedule.definition.enqueueRequest(slot: clock.now())
+        request.idempotencyKey = nil
+        let task = try await store.enqueue(request).task
+        return jsonResponse(TaskJSON.encode(task, durable: true), status: .accepted, headers: [.location: "/v1/tasks/\(task.id)"])
+    }
+
+    private func namedSchedule(_ context: BasicRequestContext) async throws -> Schedule {
+        let name = context.parameters.get("name") ?? ""
+        guard let schedule = try await scheduleStore().schedule(name) else {
+            throw APIError(.notFound, "not_found", "no schedule is called \(name.prefix(128))")
+        }
+        return schedule
+    }
+
+    private func scheduleJSON(_ schedule: Schedule, now: Date) async throws -> [String: JSONValue] {
+        let last = try await schedule.lastTaskID.asyncMap { try await store.task($0) } ?? nil
+        return ScheduleJSON.encode(schedule, now: now, lastTask: last)
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import Logging
+import SluiceCore
+import SluiceStore
+
+/// What one scheduler pass did, summed over every schedule.
+public struct SchedulerReport: Sendable, Hashable {
+    /// Tasks stored, one per slot.
+    public var fired = 0
+    /// Slots another process (or an earlier pass) had fired: nothing stored.
+    public var alreadyFired = 0
+    /// Slots the misfire policy let pass unfired (too late for `skip`, older than the newest for `latest`).
+    public var missed = 0
+    /// Slots past `Schedule.Limits.catchUp` that `all` could not fire.
+    public var overCap = 0
+    /// Slots skipped because the previous task was live and the schedule does not overlap.
+    public var overlapping = 0
+
+    public init() {}
+}
+
+/// Fires the due slots of every enabled schedule: the leader's chore (any process may run a pass
+/// safely; the store's (schedule, slot) uniqueness keeps each slot to one task). For each
+/// schedule, the slots after its cursor up to now are due; a slot older than `grace` is *missed*
+/// and handled by the schedule's misfire policy. Slots fire oldest first, each in its own
+/// transaction, so a pass cut short by a crash leaves the rest due for the next leader.
+public struct Scheduler: Chore {
+    let store: any ScheduleStore
+    let clock: any WallClock
+    let interval: Duration
+    /// A slot seen this long after its time is missed; longer than a leader change takes.
+    let grace: Duration
+    let logger: Logger
+
+    /// Slots enumerated per schedule and pass, at most: a schedule every second that was down for
+    /// more than a day catches up over several passes.
+    static let enumerationLimit = 100_000
+
+    public init(store: any ScheduleStore, clock: any WallClock = SystemClock(), interval: Duration = .seconds(1),
+                grace: Duration = .seconds(60), logger: Logger = Logger(label: "sluice.scheduler")) {
+        self.store = store
+        self.clock = clock
+        self.interval = interval
+        self.grace = grace
+        self.logger = logger
+    }
+
+    func tick() async {
+        do { _ = try await pass() } catch { logger.warning("firing schedules failed: \(error)") }
+    }
+
+    /// One pass over every schedule.
+    @discardableResult
+    public func pass() async throws -> SchedulerReport {
+        var report = SchedulerReport()
+        // Only the schedules due (an index walk): thousands of idle ones cost nothing. Capped per
+        // pass; the rest are due at the next.
+        for schedule in try await store.dueSchedules(at: clock.now(), limit: 1000) where schedule.definition.enabled {
+            try await fireDue(schedule, report: &report)
+        }
+        return report
+    }
+
+    private func fireDue(_ schedule: Schedule, report: inout SchedulerReport) async throws {
+        let now = clock.now()
+        guard let zone = try? schedule.definition.zone() else { return }
+        let onTimeSince = now.addingTimeInterval(-grace.seconds)
+        // The newest `catchUp` due slots, and how many there were in all.
+        var recent: [Date] = []
+        var total = 0
+        var cursor = schedule.cursor
+        while total < Self.enumerationLimit, let slot = schedule.definition.cron.next(after: cursor, in: zone), slot <= now {
+            total += 1
+            recent.append(slot)
+            if recent.count > Schedule.Limits.catchUp { recent.removeFirst() }
+            cursor = slot
+        }
+        guard total > 0 else { return }
+        let onTime = recent.filter { $0 >= onTimeSince }
+        let missed = recent.filter { $0 < onTimeSince }
+        var toFire: [Date]
+        switch schedule.definition.misfire {
+        case .skip: toFire = onTime
+        case .latest: toFire = (missed.last.map { [$0] } ?? []) + onTime
+        case .all:
+            toFire = recent
+            report.overCap += total - recent.count
+            if total > recent.count {
+                logger.warning("schedule \(schedule.name): \(total - recent.count) missed slots over the catch-up cap of \(Schedule.Limits.catchUp) were skipped")
+            }
+        }
+        let unfired = total - toFire.count - (schedule.definition.misfire == .all ? total - recent.count : 0)
+        report.missed += unfired
+        if unfired > 0 { logger.info("schedule \(schedule.name): \(unfired) missed slot(s) skipped (misfire \(schedule.definition.misfire.rawValue))") }
+        for slot in toFire {
+            switch try await store.fire(ScheduleFire(schedule: schedule, slot: slot)) {
+            case .fired(let task):
+                report.fired += 1
+                logger.debug("schedule \(schedule.name) fired slot \(Schedule.format(slot)) as task \(task.id)")
+            case .alreadyFired: report.alreadyFired += 1
+            case .overlapping: report.overlapping += 1
+            case .stale: return  // edited, disabled or deleted meanwhile: the next pass reads it anew
+            }
+        }
+        // Settle what the policy let pass (the fires above settled their own slots).
+        _ = try await store.advanceSchedule(schedule.name, revision: schedule.revision, to: cursor)
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import SluiceCore
+import SluicePool
+import SluiceSQLite
+import SluiceStore
+import SluiceTestSupport
+import Testing
+
+/// The scheduler on a manual clock: hours of simulated time, several schedulers on one store.
+@Suite struct SchedulerTests {
+    static func iso(_ text: String) -> Date {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)!
+    }
+
+    static func definition(_ name: String, _ cron: String, misfire: MisfirePolicy = .skip, zone: String = "UTC") throws -> ScheduleDefinition {
+        ScheduleDefinition(name: name, cron: try CronExpression(cron), timeZone: zone, kind: "echo", misfire: misfire)
+    }
+
+    /// Slot times fired per schedule, read back from the tasks' idempotency keys.
+    static func firedSlots(_ store: any TaskStore) async throws -> [String: [String]] {
+        var slots: [String: [String]] = [:]
+        var cursor: TaskID?
+        repeat {
+            let page = try await store.list(TaskFilter(), limit: 500, after: cursor)
+            for task in page.tasks {
+                guard let key = task.idempotencyKey, key.hasPrefix("schedule:"), let at = key.firstIndex(of: "@") else { continue }
+                slots[String(key[key.index(key.startIndex, offsetBy: 9)..<at]), default: []].append(String(key[key.index(after: at)...]))
+            }
+            cursor = page.nextCursor
+        } while cursor != nil
+        return slots.mapValues { $0.sorted() }
+    }
+
+    @Test func threeSchedulersOnOneFileFireEverySlotExactlyOnceOverSixHours() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let clock = ManualClock(Self.iso("2026-03-29T00:00:00Z"))
+        var configuration = SQLiteStoreConfiguration(path: dir.path("sluice.db"))
+        configuration.clock = clock
+        // Three processes' stores on one file; each scheduler runs passes as if it led, at times of its own.
+        let stores = try (0..<3).map { _ in try SQLiteTaskStore(configuration) }
+        _ = try await stores[0].saveSchedule(try Self.definition("minutely", "* * * * *"))
+        _ = try await stores[0].saveSchedule(try Self.definition("paris", "*/15 * * * *", zone: "Europe/Paris"))
+        _ = try await stores[0].saveSchedule(try Self.definition("fast", "@every 20s", misfire: .all))
+        let schedulers = stores.map { Scheduler(store: $0, clock: clock) }
+        let start = clock.now()
+        var step = 0
+        while clock.now() < start.addingTimeInterval(6 * 3600) {
+            step += 1
+            // 7 s steps: slots land at every offset within a pass; two or three schedulers race per step.
+            clock.advance(by: .seconds(7))
+            try await withThrowingTaskGroup(of: SchedulerReport.self) { group in
+                for (index, scheduler) in schedulers.enumerated() where (step + index) % 3 != 0 {
+                    group.addTask { try await scheduler.pass() }
+                }
+                try await group.waitForAll()
+            }
+        }
+        let end = clock.now()
+        let fired = try await Self.firedSlots(stores[0])
+        for name in ["minutely", "paris", "fast"] {
+            let schedule = try #require(try await stores[0].schedule(name))
+            let expected = schedule.definition.cron.next(10_000, after: start, in: try schedule.definition.zone())
+                .filter { $0 <= end }.map(Schedule.format)
+            #expect(fired[name] == expected, "\(name): \(fired[name]?.count ?? 0) fired, \(expected.count) expected")
+        }
+        // 02:00-02:45 Paris was skipped by the spring change: its slots fired once, at 03:00 CEST.
+        #expect(fired["paris"]?.contains("2026-03-29T01:00:00Z") == true)
+        #expect(fired["minutely"]?.count == 360)
+    }
+
+    /// A day of downtime: `skip` fires nothing missed, `latest` the newest missed, `all` the newest
+    /// 100 and reports the rest.
+    @Test(arguments: [MisfirePolicy.skip, .latest, .all])
+    func afterDowntimeEachMisfirePolicyFiresWhatItSays(policy: MisfirePolicy) async throws {
+        let clock = ManualClock(Self.iso("2026-01-01T00:00:00Z"))
+        let store = MemoryTaskStore(clock: clock)
+        _ = try await store.saveSchedule(try Self.definition("job", "*/5 * * * *", misfire: policy))
+        let scheduler = Scheduler(store: store, clock: clock, grace: .seconds(60))
+        clock.set(Self.iso("2026-01-02T00:00:30Z"))  // 288 slots passed; the last, 00:00:00, is on time
+        let report = try await scheduler.pass()
+        let fired = try await Self.firedSlots(store)["job"] ?? []
+        switch policy {
+        case .skip:
+            #expect(fired == ["2026-01-02T00:00:00Z"])
+            #expect(report.missed == 287)
+        case .latest:
+            #expect(fired == ["2026-01-01T23:55:00Z", "2026-01-02T00:00:00Z"])
+            #expect(report.missed == 286)
+        case .all:
+            #expect(fired.count == 100 && fired.last == "2026-01-02T00:00:00Z" && fired.first == "2026-01-01T15:45:00Z")
+            #expect(report.overCap == 188)
+        }
+        // Settled: another pass fires nothing until the next slot.
+        #expect(try await scheduler.pass() == SchedulerReport())
+        #expect(try await store.schedule("job")?.cursor == Self.iso("2026-01-02T00:00:00Z"))
+    }
+
+    @Test func aScheduleEditedOrDisabledWhileASlotIsDue() async throws {
+        let clock = ManualClock(Self.iso("2026-01-01T00:00:00Z"))
+        let store = MemoryTaskStore(clock: clock)
+        _ = try await store.saveSchedule(try Self.definition("job", "* * * * *"))
+        let scheduler = Scheduler(store: store, clock: clock)
+        clock.advance(by: .seconds(61))
+        // Disabled before the pass: the due 00:01 slot is not fired, now or when enabled again.
+        _ = try await store.saveSchedule(ScheduleDefinition(name: "job", cron: try CronExpression("* * * * *"), kind: "echo", enabled: false))
+        #expect(try await scheduler.pass().fired == 0)
+        clock.advance(by: .seconds(30))
+        _ = try await store.saveSchedule(try Self.definition("job", "* * * * *"))
+        #expect(try await scheduler.pass().fired == 0)
+        clock.advance(by: .seconds(30))
+        #expect(try await scheduler.pass().fired == 1)
+        // A new expression starts from its change: the hourly slot at 01:00 fires, no minute slot in between.
+        _ = try await store.saveSchedule(try Self.definition("job", "0 * * * *"))
+        clock.set(Self.iso("2026-01-01T01:00:10Z"))
+        #expect(try await scheduler.pass().fired == 1)
+        #expect(try await Self.firedSlots(store)["job"] == ["2026-01-01T00:02:00Z", "2026-01-01T01:00:00Z"])
+    }
+}
