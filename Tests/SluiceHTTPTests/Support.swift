@@ -126,14 +126,20 @@ func closedByPeer(_ fd: Int32) -> Bool {
     }
 }
 
-/// Runs a program and returns its exit status.
+/// Runs a program and returns its exit status (-1 when it could not start or was killed).
+/// posix_spawn and waitpid, not Foundation's `Process`: a CI run hung for good in
+/// `waitUntilExit` after a `mount` child had already exited and been reaped.
 func run(_ path: String, _ arguments: String...) -> Int32 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    do { try process.run() } catch { return -1 }
-    process.waitUntilExit()
-    return process.terminationStatus
+    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    var pid: pid_t = 0
+    guard posix_spawn(&pid, path, nil, nil, argv, environ) == 0 else { return -1 }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 {
+        guard errno == EINTR else { return -1 }
+    }
+    // WIFEXITED and WEXITSTATUS, which Swift does not import.
+    return status & 0x7f == 0 ? (status >> 8) & 0xff : -1
 }
 
 /// The first of `operation` and a `bound`: nil when the bound passed first. A bound, not a wait: a
