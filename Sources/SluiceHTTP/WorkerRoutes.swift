@@ -8,7 +8,8 @@ extension SluiceAPI {
     /// `GET /v1/workers`: the live processes.
     func workers() async throws -> Response {
         let list = try await store.workers(seenWithin: .seconds(15))
-        let leader = try await store.leader(Worker.leadershipName).flatMap { $0.expiresAt > Date() ? $0.owner : nil }
+        // The store answers only an unexpired lease, by its own clock (the database's, not this host's).
+        let leader = try await store.leader(Worker.leadershipName)?.owner
         return jsonResponse(["workers": .array(list.map { worker in
             [
                 "id": .string(worker.id), "host": .string(worker.host), "pid": .int(Int64(worker.pid)),

@@ -23,7 +23,8 @@ public protocol WorkerDirectory: Sendable {
     func acquireLeadership(_ name: String, owner: String, for duration: Duration) async throws -> Bool
     /// Gives the lease up at once if `owner` holds it (on clean exit), so another takes over now.
     func resignLeadership(_ name: String, owner: String) async throws
-    /// Who holds the lease called `name`, and until when; `nil` when nobody does.
+    /// Who holds the lease called `name`, and until when; `nil` when nobody does or it expired
+    /// (by the store's clock).
     func leader(_ name: String) async throws -> Leadership?
 }
 
