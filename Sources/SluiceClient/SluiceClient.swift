@@ -45,7 +45,9 @@ public struct SluiceClient: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
         }
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        let (response, data) = try await exchange(request)
+        // A server that stops answering is given up on: 30 s beyond any ?wait the request asked for.
+        let patience = 30 + (query["wait"].flatMap(Double.init) ?? 0)
+        let (response, data) = try await exchange(request, timeout: .milliseconds(Int64(patience * 1000)))
         let status = Int(response.status.code)
         let json = (try? JSONCoders.decoder.decode(JSONValue.self, from: data)) ?? .null
         guard (200..<300).contains(status) else {
@@ -59,11 +61,11 @@ public struct SluiceClient: Sendable {
     /// One request and its whole answer. A pooled keep-alive connection can be closed by the
     /// server's idle timeout just as it is reused; a read is then sent once more on a new
     /// connection. A write is not: the server may have taken it.
-    private func exchange(_ request: HTTPClientRequest) async throws -> (HTTPClientResponse, Data) {
+    private func exchange(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> (HTTPClientResponse, Data) {
         var mayRetry = request.method == .GET
         while true {
             do {
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(330))  // longer than the longest ?wait
+                let response = try await HTTPClient.shared.execute(request, timeout: timeout)
                 return (response, Data(try await response.body.collect(upTo: 64 << 20).readableBytesView))
             } catch let error as HTTPClientError where error == .remoteConnectionClosed && mayRetry {
                 mayRetry = false

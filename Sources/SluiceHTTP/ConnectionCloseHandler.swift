@@ -32,7 +32,8 @@ final class ConnectionCloseHandler: ChannelDuplexHandler, RemovableChannelHandle
             let written = context.eventLoop.makePromise(of: Void.self)
             written.futureResult.cascade(to: promise)
             context.write(data, promise: written)
-            written.futureResult.whenComplete { _ in context.close(promise: nil) }
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)  // the callback runs on this loop
+            written.futureResult.whenComplete { _ in bound.value.close(promise: nil) }
         default:
             context.write(data, promise: promise)
         }

@@ -26,7 +26,7 @@ public struct MetricsEndpoint: Sendable {
     /// The response to a scrape.
     func response() async throws -> Response {
         func gauge(_ name: String, _ labels: [(String, String)]) -> Prometheus.Gauge {
-            registry.makeGauge(name: name, labels: labels, help: SluiceMetricsFactory.help(for: name))
+            registry.makeGauge(descriptor: SluiceMetricsFactory.descriptor(name), labels: labels)
         }
         for (name, counts) in [("sluice_queue_tasks", try await store.counts()), ("sluice_memory_tasks", try await memory?.counts() ?? [])] {
             for queue in counts {

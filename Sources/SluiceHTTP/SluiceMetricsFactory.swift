@@ -42,25 +42,30 @@ public struct SluiceMetricsFactory: MetricsFactory {
         help[name] ?? "\(name), a Sluice metric."
     }
 
+    /// `label` whole as the metric's name (Sluice's labels already end in their unit), with its help.
+    static func descriptor(_ label: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: label, unitName: "", helpText: help(for: label))
+    }
+
     public func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
-        registry.makeCounter(name: label, labels: dimensions, help: Self.help(for: label))
+        registry.makeCounter(descriptor: Self.descriptor(label), labels: dimensions)
     }
 
     public func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler {
-        registry.makeCounter(name: label, labels: dimensions, help: Self.help(for: label))
+        registry.makeCounter(descriptor: Self.descriptor(label), labels: dimensions)
     }
 
     public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
-        aggregate ? registry.makeValueHistogram(name: label, labels: dimensions, buckets: Self.valueBuckets, help: Self.help(for: label))
-            : registry.makeGauge(name: label, labels: dimensions, help: Self.help(for: label))
+        aggregate ? registry.makeValueHistogram(descriptor: Self.descriptor(label), labels: dimensions, buckets: Self.valueBuckets)
+            : registry.makeGauge(descriptor: Self.descriptor(label), labels: dimensions)
     }
 
     public func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
-        registry.makeGauge(name: label, labels: dimensions, help: Self.help(for: label))
+        registry.makeGauge(descriptor: Self.descriptor(label), labels: dimensions)
     }
 
     public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
-        registry.makeDurationHistogram(name: label, labels: dimensions, buckets: Self.durationBuckets, help: Self.help(for: label))
+        registry.makeDurationHistogram(descriptor: Self.descriptor(label), labels: dimensions, buckets: Self.durationBuckets)
     }
 
     public func destroyCounter(_ handler: any CounterHandler) {

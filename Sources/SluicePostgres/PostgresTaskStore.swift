@@ -204,7 +204,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         for value in values { try binds.bindings.append(value) }
         var lastBinds = try Binds()
         for value in values.prefix(windowCount) { try lastBinds.bindings.append(value) }
-        try lastBinds.bindings.append(filter.scanLimit - 1)
+        lastBinds.bindings.append(filter.scanLimit - 1)
         let lastSQL = "SELECT t.id FROM tasks t \(windowWhere) ORDER BY t.id DESC LIMIT 1 OFFSET $\(windowCount + 1)"
         let (frozen, frozenLast, idOnly) = (binds, lastBinds, filter.isIDOnly)
         return try await connection { connection in

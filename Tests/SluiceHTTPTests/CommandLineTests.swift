@@ -6,30 +6,18 @@ import SluiceTestSupport
 import Testing
 
 /// The `sluice` binary's checks of its own options and environment, run as a user runs it.
-@Suite(.serialized) struct CommandLineTests {
-    /// `sluice` with `arguments` and `environment` added to this process's, in `directory`.
-    static func start(_ arguments: [String], environment: [String: String] = [:], in directory: String? = nil) throws -> (Process, Pipe, Pipe) {
-        let process = Process()
-        process.executableURL = productsDirectory().appendingPathComponent("sluice")
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for name in ["SLUICE_TOKEN", "SLUICE_DB", "SLUICE_HOST", "SLUICE_PUBLIC_HOST"] { env[name] = nil }
-        env.merge(environment) { $1 }
-        process.environment = env
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let output = Pipe(), error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        return (process, output, error)
+@Suite(.serialized, .timeLimit(.minutes(4))) struct CommandLineTests {
+    /// `sluice` with `arguments` and `environment` added to this process's (less any SLUICE_
+    /// settings of the test run's own), in `directory`.
+    static func start(_ arguments: [String], environment: [String: String] = [:], in directory: String? = nil) throws -> ChildProcess {
+        try ChildProcess("sluice", arguments, environment: environment,
+                         removing: ["SLUICE_TOKEN", "SLUICE_DB", "SLUICE_HOST", "SLUICE_PUBLIC_HOST"], in: directory)
     }
 
     /// Runs a command that should exit by itself; its status and standard error.
     static func run(_ arguments: [String], environment: [String: String] = [:], in directory: String) throws -> (Int32, String) {
-        let (process, _, error) = try start(arguments, environment: environment, in: directory)
-        let text = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+        let (status, _, error) = try start(arguments, environment: environment, in: directory).finish()
+        return (status, error)
     }
 
     @Test(arguments: [
@@ -55,10 +43,10 @@ import Testing
         let server = try LiveServer(db: db, ["--no-pool"])
         defer { server.stop() }
         // In `dir`, so that a worker ignoring SLUICE_DB would open dir/sluice.db and never see the task.
-        let (worker, _, _) = try Self.start(["worker", "--concurrency", "1", "--log-level", "warning"], environment: ["SLUICE_DB": db], in: dir.path(""))
+        let worker = try Self.start(["worker", "--concurrency", "1", "--log-level", "warning"], environment: ["SLUICE_DB": db], in: dir.path(""))
         defer {
-            kill(worker.processIdentifier, SIGTERM)
-            worker.waitUntilExit()
+            worker.signal(SIGTERM)
+            worker.wait()
         }
         let done = try await server.client.enqueue(["kind": "echo", "args": ["n": 1]], wait: 30)
         #expect(done["state"] == "succeeded")

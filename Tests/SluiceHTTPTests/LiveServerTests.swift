@@ -20,12 +20,13 @@ final class LiveServer: @unchecked Sendable {
     }
 
     func stop() {
-        kill(process.process.processIdentifier, SIGTERM)
-        if process.wait() != 0 { Issue.record("the server exited with \(process.process.terminationStatus)") }
+        process.signal(SIGTERM)
+        let status = process.wait()
+        if status != 0 { Issue.record("the server exited with \(status): \(process.errorOutput().suffix(3000))") }
     }
 }
 
-@Suite(.serialized) struct LiveServerTests {
+@Suite(.serialized, .timeLimit(.minutes(4))) struct LiveServerTests {
     @Test func enqueueWaitResultAndFireAndForget() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
@@ -69,7 +70,7 @@ final class LiveServer: @unchecked Sendable {
         let dir = try TempDir()
         defer { dir.remove() }
         let server = try LiveServer(db: dir.path("resize.db"), ["--concurrency", "2"])
-        for _ in 0..<16 { try await server.client.enqueue(["kind": "sleep", "args": ["seconds": 1]]) }
+        for _ in 0..<16 { _ = try await server.client.enqueue(["kind": "sleep", "args": ["seconds": 1]]) }
         func pool() async throws -> JSONValue { try await server.client.send("GET", "/v1/pools").body["pools"]?[0] ?? .null }
         #expect(await eventually { (try? await pool()["busy"]) == 2 })
         #expect(try await pool()["target"] == 2)
@@ -106,10 +107,10 @@ final class LiveServer: @unchecked Sendable {
         let db = dir.path("logs.db")
         let token = "token-\(UUID().uuidString)", secret = "secret-\(UUID().uuidString)"
         let serve = try ChildProcess("sluice", ["serve", "--port", "0", "--db", db, "--log-level", "trace", "--token", token,
-                                                "--concurrency", "2"], captureError: true)
+                                                "--concurrency", "2"])
         let line = try #require(serve.line(startingWith: "sluice: listening on "))
         let url = try #require(line.split(separator: " ").dropFirst(3).first.flatMap { URL(string: String($0)) })
-        let worker = try ChildProcess("sluice", ["worker", "--db", db, "--log-level", "trace", "--concurrency", "2"], captureError: true)
+        let worker = try ChildProcess("sluice", ["worker", "--db", db, "--log-level", "trace", "--concurrency", "2"])
         let client = SluiceClient(baseURL: url, token: token)
         for durable in [true, false] {
             let done = try await client.enqueue(["kind": "echo", "args": ["password": .string(secret)], "durable": .bool(durable)], wait: 10)
@@ -128,9 +129,9 @@ final class LiveServer: @unchecked Sendable {
         _ = await eventually { (try? await client.send("GET", "/v1/tasks", query: ["state": "queued"]).body["tasks"]) == [] }
         var logs = ""
         for child in [worker, serve] {
-            kill(child.process.processIdentifier, SIGTERM)
-            logs += child.errorOutput()  // read to the end while it exits, so a full pipe cannot stall it
-            _ = child.wait()
+            child.signal(SIGTERM)
+            child.wait()
+            logs += child.errorOutput()
         }
         #expect(logs.contains("worker"), "trace logging wrote something to check")
         #expect(!logs.contains(token), "a token reached the logs")
@@ -188,7 +189,7 @@ final class LiveServer: @unchecked Sendable {
     @Test func refusesToListenBeyondLoopbackWithoutAToken() throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let child = try ChildProcess("sluice", ["serve", "--host", "0.0.0.0", "--port", "0", "--db", dir.path("x.db")], captureError: true)
+        let child = try ChildProcess("sluice", ["serve", "--host", "0.0.0.0", "--port", "0", "--db", dir.path("x.db")])
         #expect(child.wait() == 1)
         #expect(child.errorOutput().contains("is not a loopback address: give --token"))
     }

@@ -6,7 +6,7 @@ import Testing
 
 /// `/metrics` of `sluice serve` and `sluice worker --metrics-port`, scraped as Prometheus would,
 /// after tasks ran: the task counters and histograms moved, and promtool finds nothing to fault.
-@Suite(.serialized) struct MetricsTests {
+@Suite(.serialized, .timeLimit(.minutes(4))) struct MetricsTests {
     /// Checks what every Sluice process's /metrics must show after `succeeded` successes and
     /// `failed` failures in its pool `default`.
     static func check(_ text: String, succeeded: Double, failed: Double) throws {
@@ -46,7 +46,7 @@ import Testing
         defer { server.stop() }
         let worker = try ChildProcess("sluice", ["worker", "--db", db, "--concurrency", "2", "--metrics-port", "0", "--log-level", "warning"])
         defer {
-            kill(worker.process.processIdentifier, SIGTERM)
+            worker.signal(SIGTERM)
             #expect(worker.wait() == 0)
         }
         let line = try #require(worker.line(startingWith: "sluice: metrics on "))
@@ -71,7 +71,7 @@ import Testing
         let client = server.client
         async let answer = within(.seconds(60)) { try await client.task(id, wait: 300) }
         #expect(await eventually { (try? fetch(port: client.baseURL.port!, "/metrics")).flatMap { sample($0.body, "sluice_http_waiting_requests") } == 1 })
-        kill(server.process.process.processIdentifier, SIGTERM)
+        server.process.signal(SIGTERM)
         let task = try #require(try await answer, "the waiting request was not answered within 60 s of SIGTERM")
         #expect(task["state"] == "scheduled")
         #expect(server.process.wait() == 0)

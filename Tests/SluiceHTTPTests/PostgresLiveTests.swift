@@ -6,7 +6,7 @@ import Testing
 
 /// `sluice serve` and `sluice worker` on one PostgreSQL database, as a team past one host runs them
 /// (`--database postgres://…`): the built binaries, over HTTP. Each test takes a schema of its own.
-@Suite(.serialized) struct PostgresLiveTests {
+@Suite(.serialized, .timeLimit(.minutes(4))) struct PostgresLiveTests {
     static let url = ProcessInfo.processInfo.environment["SLUICE_TEST_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
 
     /// The test server's URL with a fresh schema (the store creates it).
@@ -52,9 +52,9 @@ import Testing
         let counts = try await client.send("GET", "/v1/queues").body["durable"]?[0]?["counts"]
         #expect(counts?["succeeded"] == 40)
 
-        kill(worker.process.processIdentifier, SIGTERM)
+        worker.signal(SIGTERM)
         #expect(worker.wait() == 0)
-        kill(serve.process.processIdentifier, SIGTERM)
+        serve.signal(SIGTERM)
         #expect(serve.wait() == 0)
     }
 
@@ -82,7 +82,7 @@ import Testing
             leaderPID = list.first { $0["leader"] == true }?["pid"]?.intValue
             return list.count == 4 && leaderPID != nil
         })
-        let leader = try #require(workers.first { Int64($0.process.processIdentifier) == leaderPID })
+        let leader = try #require(workers.first { Int64($0.pid) == leaderPID })
 
         let body: JSONValue = .array((0..<400).map { n in ["kind": "sleep", "args": ["seconds": 0.03, "n": .int(Int64(n))]] })
         let created = try await client.send("POST", "/v1/tasks/batch", body: body).body["tasks"]
@@ -115,17 +115,17 @@ import Testing
         #expect(ranOn.count >= 3, "tasks ran on \(ranOn)")
         #expect(await eventually { await live().filter { $0["leader"] == true }.count == 1 })
         for worker in workers where worker !== leader {
-            kill(worker.process.processIdentifier, SIGTERM)
+            worker.signal(SIGTERM)
             #expect(worker.wait() == 0)
         }
-        kill(serve.process.processIdentifier, SIGTERM)
+        serve.signal(SIGTERM)
         #expect(serve.wait() == 0)
     }
 
     @Test func anUnreachableServerIsOneClearLineAndANonZeroExit() throws {
         // Port 1 on loopback: nothing listens there, so the connection is refused at once.
         let port = 1
-        let child = try ChildProcess("sluice", ["worker", "--database", "postgres://sluice:x@127.0.0.1:\(port)/sluice"], captureError: true)
+        let child = try ChildProcess("sluice", ["worker", "--database", "postgres://sluice:x@127.0.0.1:\(port)/sluice"])
         #expect(child.wait() != 0)
         let message = child.errorOutput()
         #expect(message.hasPrefix("error: ") && message.split(separator: "\n").count == 1, "\(message)")

@@ -5,11 +5,7 @@ import Testing
 /// `sluice cron next` and `sluice serve --schedules`, run as a user runs them.
 @Suite struct ScheduleCommandTests {
     static func output(_ arguments: [String], in directory: String) throws -> (Int32, String, String) {
-        let (process, out, err) = try CommandLineTests.start(arguments, in: directory)
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text, error)
+        try CommandLineTests.start(arguments, in: directory).finish()
     }
 
     @Test func cronNextPrintsLocalAndUTCTimesAcrossASpringChange() throws {

@@ -126,20 +126,10 @@ func closedByPeer(_ fd: Int32) -> Bool {
     }
 }
 
-/// Runs a program and returns its exit status (-1 when it could not start or was killed).
-/// posix_spawn and waitpid, not Foundation's `Process`: a CI run hung for good in
-/// `waitUntilExit` after a `mount` child had already exited and been reaped.
+/// Runs a program to its end (at most a minute) and returns its exit status, -1 when it could not
+/// start. A `ChildProcess`, not Foundation's `Process`: a CI run hung for good in `waitUntilExit`.
 func run(_ path: String, _ arguments: String...) -> Int32 {
-    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-    defer { for pointer in argv { free(pointer) } }
-    var pid: pid_t = 0
-    guard posix_spawn(&pid, path, nil, nil, argv, environ) == 0 else { return -1 }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) == -1 {
-        guard errno == EINTR else { return -1 }
-    }
-    // WIFEXITED and WEXITSTATUS, which Swift does not import.
-    return status & 0x7f == 0 ? (status >> 8) & 0xff : -1
+    (try? ChildProcess(executable: path, arguments).wait()) ?? -1
 }
 
 /// The first of `operation` and a `bound`: nil when the bound passed first. A bound, not a wait: a
@@ -207,17 +197,6 @@ func promtoolCheck(_ text: String) throws -> (Int32, String)? {
         print("SKIPPED: promtool not installed (Debian package prometheus); the metrics output was not linted")
         return nil
     }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = ["check", "metrics"]
-    let input = Pipe(), output = Pipe()
-    process.standardInput = input
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    input.fileHandleForWriting.write(Data(text.utf8))
-    try input.fileHandleForWriting.close()
-    let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return (process.terminationStatus, said)
+    let (status, output, error) = try ChildProcess(executable: path, ["check", "metrics"], input: text).finish()
+    return (status, output + error)
 }

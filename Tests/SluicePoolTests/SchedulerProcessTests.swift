@@ -7,7 +7,7 @@ import SluiceTestSupport
 import Testing
 
 /// Schedules under real `sluice worker` processes and a SIGKILL of the leader.
-@Suite(.serialized) struct SchedulerProcessTests {
+@Suite(.serialized, .timeLimit(.minutes(4))) struct SchedulerProcessTests {
     @Test func killingTheLeaderNeitherLosesNorDoublesASlotUnderAnyMisfirePolicy() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
@@ -22,7 +22,7 @@ import Testing
         let arguments = ["worker", "--db", path, "--queues", "elsewhere", "--concurrency", "1", "--lease", "3", "--log-level", "warning"]
         let first = try ChildProcess("sluice", arguments)
         defer { first.kill9() }
-        #expect(try await eventually { try await leaderPID(store) == first.process.processIdentifier })
+        #expect(try await eventually { try await leaderPID(store) == first.pid })
         let second = try ChildProcess("sluice", arguments)
         defer { second.kill9() }
         let started = try await eventually(timeout: .seconds(30)) {
@@ -37,7 +37,7 @@ import Testing
         first.kill9()
         _ = first.wait()
         let killedAt = Date()
-        #expect(try await eventually(timeout: .seconds(20)) { try await leaderPID(store) == second.process.processIdentifier })
+        #expect(try await eventually(timeout: .seconds(20)) { try await leaderPID(store) == second.pid })
         // The survivor catches up on the slots of the change (well within the 60 s grace) and goes on.
         #expect(try await eventually(timeout: .seconds(20)) {
             try await fired().values.allSatisfy { slots in slots.last.map { SchedulerTests.iso($0) > killedAt.addingTimeInterval(3) } ?? false }

@@ -7,7 +7,7 @@ import SluiceTestSupport
 import Testing
 
 /// The built `sluice worker` binary, as an operator runs it.
-@Suite(.serialized) struct WorkerProcessTests {
+@Suite(.serialized, .timeLimit(.minutes(4))) struct WorkerProcessTests {
     @Test func sigtermFinishesRunningTasksAndHandsTheRestBack() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
@@ -17,8 +17,8 @@ import Testing
 
         let worker = try ChildProcess("sluice", ["worker", "--db", path, "--concurrency", "4", "--grace", "10", "--log-level", "warning"])
         #expect(await eventually { (try? await store.counts().first?.counts[.running]) == 4 })
-        kill(worker.process.processIdentifier, SIGTERM)
-        let exited = await eventually(timeout: .seconds(15)) { !worker.process.isRunning }
+        worker.signal(SIGTERM)
+        let exited = await eventually(timeout: .seconds(15)) { !worker.isRunning }
         #expect(exited)
         if !exited { worker.kill9() }
         #expect(worker.wait() == 0)
@@ -43,11 +43,11 @@ import Testing
         let arguments = ["worker", "--db", path, "--queues", "elsewhere", "--concurrency", "1", "--lease", "3", "--log-level", "warning"]
         let first = try ChildProcess("sluice", arguments)
         defer { first.kill9() }
-        #expect(try await eventually { try await leaderPID(store) == first.process.processIdentifier })
+        #expect(try await eventually { try await leaderPID(store) == first.pid })
         let second = try ChildProcess("sluice", arguments)
         defer { second.kill9() }
         #expect(await eventually { ((try? await store.workers(seenWithin: .seconds(5)))?.count ?? 0) == 2 })
-        #expect(try await leaderPID(store) == first.process.processIdentifier)
+        #expect(try await leaderPID(store) == first.pid)
 
         // Tasks whose worker died: their leases expire in 2 s, while the leader is already dead.
         let ids = try await store.enqueue(batch: (0..<3).map { _ in EnqueueRequest(kind: "echo", queue: "orphans") }).map(\.task.id)
@@ -56,7 +56,7 @@ import Testing
         _ = first.wait()
 
         // The survivor takes the lease within two lease periods and rescues them.
-        #expect(try await eventually(timeout: .seconds(20)) { try await leaderPID(store) == second.process.processIdentifier })
+        #expect(try await eventually(timeout: .seconds(20)) { try await leaderPID(store) == second.pid })
         #expect(try await eventually(timeout: .seconds(20)) {
             try await ids.asyncAllSatisfy { try await store.require($0).state == .queued }
         })
@@ -69,7 +69,7 @@ import Testing
     @Test func badOptionsGiveOneLineAndExitNonZero() throws {
         for arguments in [["--pool", "nonsense"], ["--concurrency", "0"], ["--allow-exec", "relative/path"], ["--sync", "sometimes"],
                           ["--db", "/nonexistent-dir/x.db"], ["--autoscale", "5"]] {
-            let child = try ChildProcess("sluice", ["worker"] + arguments, captureError: true)
+            let child = try ChildProcess("sluice", ["worker"] + arguments)
             let status = child.wait()
             let message = child.errorOutput()
             #expect(status != 0, "\(arguments)")

@@ -6,7 +6,7 @@ import SluiceTestSupport
 import Testing
 
 /// Many claimers on one database file: every task is claimed exactly once and none is left behind.
-@Suite(.serialized) struct ClaimExclusivityTests {
+@Suite(.serialized, .timeLimit(.minutes(4))) struct ClaimExclusivityTests {
     static let taskCount = 5000
 
     func prefilled(_ dir: TempDir) async throws -> (String, Set<TaskID>) {
