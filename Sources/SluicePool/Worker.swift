@@ -69,6 +69,8 @@ public final class Worker: Service, Sendable {
     let outcomes = OutcomeBuffer()
     let elector: LeaderElector
     private let stopping = Atomic<Bool>(false)
+    /// Wakes a worker without pools (a pure front's) when shutdown begins.
+    private let shutdown = WakeSignal()
     /// Queues an operator paused, as last read from the store (every second) or set here.
     private let paused = Mutex<Set<String>>([])
     /// Called with each task a pool starts.
@@ -207,6 +209,11 @@ public final class Worker: Service, Sendable {
                     background.addTask { await Maintenance(worker: self).run() }
                     await withDiscardingTaskGroup { fetchers in
                         for pool in self.pools { fetchers.addTask { await Fetcher(pool: pool, worker: self).run { self.isStopping } } }
+                        // Without pools (`serve --no-pool`) the process still registers, takes its
+                        // turn as leader and runs maintenance until it is told to stop.
+                        if self.pools.isEmpty {
+                            fetchers.addTask { while !self.isStopping { await self.shutdown.wait(timeout: .seconds(1)) } }
+                        }
                     }
                     // Fetchers end only when shutting down.
                     await self.drain()
@@ -228,6 +235,7 @@ public final class Worker: Service, Sendable {
         guard !stopping.exchange(true, ordering: .relaxed) else { return }
         logger.info("shutting down: no new claims; running tasks get \(options.grace.seconds) s", metadata: ["worker": "\(id)"])
         for pool in pools { pool.wake.signal() }
+        shutdown.signal()
     }
 
     var isStopping: Bool { stopping.load(ordering: .relaxed) || Task.isCancelled }

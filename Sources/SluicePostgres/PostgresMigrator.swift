@@ -131,6 +131,11 @@ public struct PostgresMigrator: Sendable {
                 // Held until COMMIT: a second process starting now waits here, then finds the
                 // migration applied and skips it.
                 try await connection.query(PostgresQuery(unsafeSQL: SQL.lock, binds: try Binds("sluice migrations \(schema ?? "(default schema)")").bindings), logger: logger)
+                // The catalog as the other process left it: this transaction began before that
+                // process committed, and the lookups below (to_regclass, CREATE … IF NOT EXISTS)
+                // take no lock, so nothing would refresh this connection's catalog cache; without
+                // this, two processes on an empty database both created the tables, and one failed.
+                try await connection.query(SQL.refreshCatalog, logger: logger)
                 if let schema {
                     try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(PostgresStoreConfiguration.quoteIdentifier(schema))"), logger: logger)
                 }
@@ -159,6 +164,8 @@ public struct PostgresMigrator: Sendable {
         static let version: PostgresQuery = "SELECT coalesce(max(version), 0)::bigint FROM sluice_migrations"
         static let checksums: PostgresQuery = "SELECT version::bigint, checksum FROM sluice_migrations ORDER BY version"
         static let lock = "SELECT pg_advisory_xact_lock(hashtext($1))"
+        /// Taking a relation lock makes PostgreSQL apply the catalog changes others committed.
+        static let refreshCatalog: PostgresQuery = "LOCK TABLE pg_catalog.pg_class IN ACCESS SHARE MODE"
         static let record = """
             INSERT INTO sluice_migrations (version, name, applied_at, checksum) VALUES ($1, $2, coalesce($3::timestamptz, now()), $4)
             """

@@ -43,10 +43,8 @@ public final class PostgresTaskStore: TaskStore, Service {
                     while !self.opened.load(ordering: .acquiring) {
                         guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return }
                     }
-                    await self.wakeups.listen(self.configuration, events: self.events, logger: self.logger) {
-                        try await self.connection { connection in
-                            Set(try await self.rows(connection, SQL.readyQueues, Binds()).map { try $0[0].decode(String.self) })
-                        }
+                    await self.wakeups.listen(self.configuration, events: self.events, logger: self.logger) { connection in
+                        Set(try await self.rows(connection, SQL.readyQueues, Binds()).map { try $0[0].decode(String.self) })
                     }
                 }
             }
@@ -263,6 +261,11 @@ public final class PostgresTaskStore: TaskStore, Service {
             let fast = outcomes.indices.filter { index in
                 if case .complete = outcomes[index] { named[outcomes[index].lease.taskID] == 1 } else { false }
             }
+            // Outcomes for the general path lock their rows one by one: lock them all first, in id
+            // order, so that this batch and a heartbeat never wait for each other in a cycle.
+            if fast.count < outcomes.count {
+                _ = try await self.rows(connection, SQL.lockInOrder, Binds(Array(Set(outcomes.map(\.lease.taskID.rawValue)))))
+            }
             if !fast.isEmpty {
                 let binds = try Binds(
                     Timestamp(now), fast.map { outcomes[$0].lease.taskID.rawValue }, fast.map { outcomes[$0].lease.owner },
@@ -305,7 +308,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         try await transaction { connection in
             let now = try await self.now(connection)
             var counts = CountDeltas()
-            for lease in leases {
+            for lease in leases.sorted(by: { $0.taskID.rawValue < $1.taskID.rawValue }) {  // id order, as every batch locks
                 // A lease already lost (or a task gone) has nothing to hand back.
                 do {
                     _ = try await self.move(connection, lease.taskID, counts: &counts) { try $0.release(lease, now: now) }
@@ -630,22 +633,38 @@ extension PostgresTaskStore {
             RETURNING \(PostgresTaskRow.columns)
             """
         /// Every lease of the batch renewed in one statement; a lease missing from the answer is lost.
+        /// Rows are locked in id order, as every batch that writes several tasks locks them: an
+        /// `UPDATE … FROM unnest` locks in whatever order its join runs, and a heartbeat and a
+        /// completion batch of the same worker deadlocked so.
         static let heartbeat = """
+            WITH mine AS (
+                SELECT t.id FROM tasks t
+                JOIN unnest($3::text[], $4::text[], $5::bigint[]) AS l(id, owner, token) ON t.id = l.id
+                WHERE t.state = 'running' AND t.lease_owner = l.owner AND t.lease_token = l.token
+                ORDER BY t.id
+                FOR UPDATE OF t
+            )
             UPDATE tasks t SET lease_expires_at = coalesce($1::timestamptz, now()) + $2::bigint * interval '1 microsecond'
-            FROM unnest($3::text[], $4::text[], $5::bigint[]) AS l(id, owner, token)
-            WHERE t.id = l.id AND t.state = 'running' AND t.lease_owner = l.owner AND t.lease_token = l.token
+            FROM mine WHERE t.id = mine.id
             RETURNING t.id, t.cancel_requested
             """
+        /// Locks the named tasks in id order, before a batch's other statements write them.
+        static let lockInOrder = "SELECT 1 FROM tasks WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
         /// Every fast-path completion of a batch, fenced by owner and token; returns the outcome's
         /// index (`ord`) after the task's columns.
         static let completeBatch = """
+            WITH done AS (
+                SELECT t.id, c.result, c.ord FROM tasks t
+                JOIN unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[]) AS c(id, owner, token, result, ord) ON t.id = c.id
+                WHERE t.state = 'running' AND t.lease_owner = c.owner AND t.lease_token = c.token AND NOT t.cancel_requested
+                ORDER BY t.id
+                FOR UPDATE OF t
+            )
             UPDATE tasks t
-            SET state = 'succeeded', result = c.result::jsonb, error = NULL, finished_at = $1, lease_owner = NULL,
+            SET state = 'succeeded', result = done.result::jsonb, error = NULL, finished_at = $1, lease_owner = NULL,
                 lease_expires_at = NULL, lease_token = NULL
-            FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[]) AS c(id, owner, token, result, ord)
-            WHERE t.id = c.id AND t.state = 'running' AND t.lease_owner = c.owner AND t.lease_token = c.token
-              AND NOT t.cancel_requested
-            RETURNING \(PostgresTaskRow.columns), c.ord
+            FROM done WHERE t.id = done.id
+            RETURNING \(PostgresTaskRow.columns), done.ord
             """
         static let save = """
             UPDATE tasks

@@ -68,9 +68,11 @@ final class PostgresWakeups: Sendable {
     }
 
     /// LISTENs until the task is cancelled, reconnecting with backoff; each queue heard, and the
-    /// queues `readyQueues` names after every (re)connect, go to `events`.
+    /// queues `readyQueues` names after every (re)connect, go to `events`. `readyQueues` runs on the
+    /// listening connection itself, never on the store's pool: the pool stops when the store does,
+    /// and a poll that borrowed from a stopped pool would wait for good (a test run hung so).
     func listen(_ configuration: PostgresStoreConfiguration, events: StoreEvents, logger: Logger,
-                readyQueues: @Sendable () async throws -> Set<String>) async {
+                readyQueues: @Sendable (PostgresConnection) async throws -> Set<String>) async {
         var backoff = Duration.milliseconds(100)
         var attempt = 0
         while !Task.isCancelled {
@@ -85,7 +87,7 @@ final class PostgresWakeups: Sendable {
                     if attempt > 1 { logger.info("listening for enqueues on \(configuration.place) again") }
                     backoff = .milliseconds(100)
                     do {
-                        events.heard(enqueuesIn: try await readyQueues())
+                        events.heard(enqueuesIn: try await readyQueues(opened))
                     } catch {
                         // Before the first migration there is no table, and so nothing ready.
                         logger.debug("polling for ready queues failed: \(PostgresErrors.describe(error))")

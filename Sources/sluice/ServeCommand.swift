@@ -36,7 +36,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var poolOptions: PoolOptions
 
-    @Flag(name: .customLong("no-pool"), help: "Run no pool here: a pure front; durable tasks wait for `sluice worker` processes.")
+    @Flag(name: .customLong("no-pool"), help: "Run no pool here: a pure front; durable tasks wait for `sluice worker` or remote workers. It still takes its turn at leading maintenance (rescue, staging, pruning, schedules).")
     var noPool = false
 
     @Option(name: .customLong("token"), help: ArgumentHelp("Require Authorization: Bearer TOKEN on every route but /healthz (repeatable; SLUICE_TOKEN).", valueName: "token"))
@@ -108,7 +108,7 @@ struct ServeCommand: AsyncParsableCommand {
     func serve(store: any Worker.Store, location: String, options: WorkerOptions, environment env: [String: String], logger: Logger) async throws {
         let host = host ?? env["SLUICE_HOST"] ?? "127.0.0.1"
         let api: SluiceAPI
-        let worker: Worker?
+        let worker: Worker
         let port: Int
         let tokens: [String]
         do {
@@ -137,7 +137,10 @@ struct ServeCommand: AsyncParsableCommand {
             let prometheus = SluiceMetricsFactory.bootstrapped
             let registry = HandlerRegistry.builtin(allowExec: try poolOptions.allowedPrograms())
             let memory = MemoryTaskStore(finishedLimit: memoryLimit)
-            worker = noPool ? nil : try Worker(store: store, ephemeral: memory, pools: pools, registry: registry, options: options, logger: logger)
+            // With --no-pool a worker without pools: it registers, and may lead maintenance, so that a
+            // front with only remote workers still rescues their leases and fires schedules.
+            worker = try Worker(store: store, ephemeral: noPool ? nil : memory, pools: noPool ? [] : pools, registry: registry,
+                                options: options, logger: logger)
             var limits = SluiceAPI.Limits()
             limits.maxBody = maxBody
             limits.remoteLease = options.leaseDuration
@@ -169,7 +172,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger)
         // Shut down last to first: requests waiting with ?wait= are answered at once, then HTTP stops
         // taking requests and finishes those in flight, then the pool drains.
-        try await runServices((worker.map { [$0] } ?? []) + [app, OnGracefulShutdown { api.beginShutdown() }], logger: logger)
+        try await runServices([worker, app, OnGracefulShutdown { api.beginShutdown() }], logger: logger)
     }
 
     /// The bearer tokens from `--token` and `SLUICE_TOKEN` (comma-separated). An empty token is

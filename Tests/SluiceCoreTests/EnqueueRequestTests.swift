@@ -2,7 +2,7 @@ import Foundation
 import SluiceCore
 import Testing
 
-@Suite struct EnqueueRequestTests {
+@Suite(.timeLimit(.minutes(4))) struct EnqueueRequestTests {
     static let now = Date(timeIntervalSince1970: 1_750_000_000)
 
     @Test(arguments: [

@@ -3,7 +3,7 @@ import SluiceCore
 import Testing
 
 /// The advisor's maths on injected numbers and times: no pools, no sleeps.
-@Suite struct PoolAdvisorTests {
+@Suite(.timeLimit(.minutes(4))) struct PoolAdvisorTests {
     let start = Date(timeIntervalSince1970: 1_800_000_000)
 
     @Test func erlangCMatchesTextbookValues() {

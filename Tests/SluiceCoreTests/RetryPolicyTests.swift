@@ -1,7 +1,7 @@
 import SluiceCore
 import Testing
 
-@Suite struct RetryPolicyTests {
+@Suite(.timeLimit(.minutes(4))) struct RetryPolicyTests {
     @Test func ceilingDoublesUpToTheCap() {
         let policy = RetryPolicy(base: .seconds(2), cap: .seconds(30))
         #expect((1...6).map { policy.ceiling(afterAttempt: $0) } ==

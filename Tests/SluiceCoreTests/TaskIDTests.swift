@@ -2,7 +2,7 @@ import Foundation
 import SluiceCore
 import Testing
 
-@Suite struct TaskIDTests {
+@Suite(.timeLimit(.minutes(4))) struct TaskIDTests {
     @Test func idsSortByCreationEvenWithinOneMillisecondAndWhenTheClockStepsBack() {
         let clock = ManualClock()
         let generator = TaskIDGenerator(clock: clock)
@@ -33,7 +33,7 @@ import Testing
     }
 }
 
-@Suite struct JSONTextTests {
+@Suite(.timeLimit(.minutes(4))) struct JSONTextTests {
     static let samples: [JSONValue] = [
         .null, true, false, 0, -42, .int(Int64.max), .int(Int64.min), 0.5, -1e-7, 1e300, 3.0, 12345678.25,
         "", "plain", "quote \" backslash \\ slash /", "lines\nand\ttabs\r", "\u{0}\u{1}\u{1F}\u{7F}", "ünïcødé 🚀 \u{2028}",

@@ -12,7 +12,7 @@ private let expected: Set<String> = [
 
 private let allPairs = TaskState.allCases.flatMap { from in TaskState.allCases.map { (from, $0) } }
 
-@Suite struct TaskStateTests {
+@Suite(.timeLimit(.minutes(4))) struct TaskStateTests {
     @Test(arguments: allPairs)
     func everyPairIsAllowedOrRefused(from: TaskState, to: TaskState) throws {
         let allowed = expected.contains("\(from.rawValue)→\(to.rawValue)")

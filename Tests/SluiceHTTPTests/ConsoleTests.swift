@@ -10,7 +10,7 @@ import Testing
 
 /// The operator verbs (pause, delete, bulk, search, throughput, the advisor) and the console's
 /// pages, sessions and CSRF checks, through the router.
-@Suite struct ConsoleTests {
+@Suite(.timeLimit(.minutes(4))) struct ConsoleTests {
     @Test func pausedQueueAcceptsTasksButNoneStartUntilResumed() async throws {
         try await Harness().test(pool: 2) { client, _ in
             let paused = try await client.send(.post, "/v1/queues/default/pause")

@@ -1,6 +1,8 @@
 import Foundation
 import SluiceClient
 import SluiceCore
+import SluiceSQLite
+import SluiceStore
 import SluiceTestSupport
 import Testing
 
@@ -63,6 +65,42 @@ final class LiveServer: @unchecked Sendable {
         let rerun = tasks.filter { $0["attempt"] == 2 }
         #expect(rerun.count >= 3)
         #expect(rerun.allSatisfy { $0["attempt_errors"]?[0]?["message"]?.stringValue?.hasPrefix("lease expired") == true })
+        server.stop()
+    }
+
+    /// `serve --no-pool` runs no task, but it takes its turn as leader: alone after a worker was
+    /// killed with SIGKILL, it rescues that worker's expired leases and fires schedules, so a front
+    /// with only remote workers loses neither.
+    @Test func aPureFrontStillLeadsMaintenance() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let db = dir.path("front.db")
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: db))
+        _ = try await store.enqueue(batch: (0..<4).map { _ in EnqueueRequest(kind: "echo") })
+        let holder = try ChildProcess("sluice-testkit", ["hold", "--db", db, "--owner", "doomed", "--count", "4", "--lease", "3"])
+        let held = holder.lines(until: "ready")
+        try #require(held.count == 4, "the holder claimed \(held)")
+        holder.kill9()
+
+        let server = try LiveServer(db: db, ["--no-pool", "--lease", "3"])
+        _ = try await server.client.send("POST", "/v1/schedules",
+                                         body: ["name": "tick", "cron": "@every 1s", "task": ["kind": "echo", "queue": "ticks"]])
+        let rescued = await eventually(timeout: .seconds(20)) {
+            for id in held where (try? await server.client.task(id))?["state"] != "queued" { return false }
+            return true
+        }
+        #expect(rescued, "the front requeued the dead worker's tasks once their leases expired")
+        for id in held {
+            let task = try await server.client.task(id)
+            #expect(task["attempt_errors"]?[0]?["message"]?.stringValue?.hasPrefix("lease expired") == true, "\(task)")
+        }
+        let fired = await eventually(timeout: .seconds(15)) {
+            guard case .array(let ticks)? = try? await server.client.send("GET", "/v1/tasks", query: ["queue": "ticks"]).body["tasks"] else { return false }
+            return !ticks.isEmpty
+        }
+        #expect(fired, "the front's scheduler fired the schedule")
+        let me = try await server.client.send("GET", "/v1/workers").body["workers"]?[0]
+        #expect(me?["this_server"] == true && me?["leader"] == true, "\(me ?? .null)")
         server.stop()
     }
 

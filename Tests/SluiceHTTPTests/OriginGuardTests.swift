@@ -7,7 +7,7 @@ import SluiceTestSupport
 import Testing
 
 /// What a web page can make a browser send, refused; what curl and programs send, answered.
-@Suite struct OriginGuardTests {
+@Suite(.timeLimit(.minutes(4))) struct OriginGuardTests {
     static let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
 
     static func with(_ headers: HTTPFields, origin: String) -> HTTPFields {

@@ -63,15 +63,23 @@ import Testing
     /// new leader rescued them); every other task was claimed exactly once.
     @Test func fourWorkerProcessesShareTheQueueAndSurviveTheLeadersSIGKILL() async throws {
         let database = try databaseURL()
+        let workers = try (0..<4).map { _ in
+            try ChildProcess("sluice", ["worker", "--database", database, "--concurrency", "4", "--lease", "3", "--log-level", "error"])
+        }
+        defer { for worker in workers { worker.kill9() } }
+        // The front takes its turn at leading too: start it once a worker leads, so that the
+        // leader this test kills is a worker.
+        let schema = String(database.split(separator: "=").last!)
+        #expect(await eventually {
+            let (status, output, _) = (try? ChildProcess(executable: "/usr/bin/psql", [Self.url!, "-Atc",
+                "SELECT count(*) FROM \(schema).leadership WHERE expires_at > now()"]).finish(timeout: .seconds(10))) ?? (1, "", "")
+            return status == 0 && output.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+        }, "a worker was elected")
         let serve = try ChildProcess("sluice", ["serve", "--port", "0", "--database", database, "--no-pool", "--log-level", "error"])
         defer { serve.kill9() }
         let line = try #require(serve.line(startingWith: "sluice: listening on "))
         let address = try #require(line.split(separator: " ").dropFirst(3).first.flatMap { URL(string: String($0)) })
         let client = SluiceClient(baseURL: address)
-        let workers = try (0..<4).map { _ in
-            try ChildProcess("sluice", ["worker", "--database", database, "--concurrency", "4", "--lease", "3", "--log-level", "error"])
-        }
-        defer { for worker in workers { worker.kill9() } }
         func live() async -> [JSONValue] {
             guard case .array(let list)? = try? await client.send("GET", "/v1/workers").body["workers"] else { return [] }
             return list
@@ -80,7 +88,7 @@ import Testing
         #expect(await eventually {
             let list = await live()
             leaderPID = list.first { $0["leader"] == true }?["pid"]?.intValue
-            return list.count == 4 && leaderPID != nil
+            return list.count == 5 && leaderPID != nil
         })
         let leader = try #require(workers.first { Int64($0.pid) == leaderPID })
 

@@ -8,7 +8,7 @@ import Testing
 
 /// The remote worker protocol (docs/WORKER-PROTOCOL.md) through the router: register, long-poll
 /// claim, heartbeat, outcomes and release, over the same store verbs `sluice worker` uses.
-@Suite struct RemoteWorkerTests {
+@Suite(.timeLimit(.minutes(4))) struct RemoteWorkerTests {
     static let register = #"{"host":"py-1","pid":42,"kinds":["resize"],"pools":[{"name":"py","queues":["images"],"concurrency":4}]}"#
     static let claim = #"{"pools":[{"name":"py","queues":["images"],"free":4}],"wait":5}"#
 

@@ -8,7 +8,7 @@ import SluiceStore
 import SluiceTestSupport
 import Testing
 
-@Suite struct RouterTests {
+@Suite(.timeLimit(.minutes(4))) struct RouterTests {
     @Test func enqueueThenRead() async throws {
         try await Harness().test { client, _ in
             let created = try await client.send(.post, "/v1/tasks", #"{"kind":"echo","args":{"x":1},"queue":"mail","priority":7,"max_attempts":5,"timeout":2.5}"#)
@@ -296,7 +296,7 @@ import Testing
 
 /// Fire-and-forget tasks live only in this process: their number is bounded, and they count
 /// towards the queue-depth bound like durable ones.
-@Suite struct FireAndForgetBoundTests {
+@Suite(.timeLimit(.minutes(4))) struct FireAndForgetBoundTests {
     @Test func unfinishedTasksInMemoryAreBounded() async throws {
         var limits = SluiceAPI.Limits()
         limits.maxMemoryTasks = 3

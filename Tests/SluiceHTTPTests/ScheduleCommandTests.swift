@@ -3,7 +3,7 @@ import SluiceTestSupport
 import Testing
 
 /// `sluice cron next` and `sluice serve --schedules`, run as a user runs them.
-@Suite struct ScheduleCommandTests {
+@Suite(.timeLimit(.minutes(4))) struct ScheduleCommandTests {
     static func output(_ arguments: [String], in directory: String) throws -> (Int32, String, String) {
         try CommandLineTests.start(arguments, in: directory).finish()
     }

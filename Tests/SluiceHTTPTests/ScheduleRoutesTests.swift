@@ -7,7 +7,7 @@ import SluiceStore
 import SluiceTestSupport
 import Testing
 
-@Suite struct ScheduleRoutesTests {
+@Suite(.timeLimit(.minutes(4))) struct ScheduleRoutesTests {
     static let nightly = #"{"name":"nightly-report","cron":"30 2 * * *","timezone":"Europe/Paris","task":{"kind":"echo","args":{"to":"ops"},"queue":"reports","priority":2,"max_attempts":4,"timeout":60},"misfire":"latest","overlap":false}"#
 
     @Test func createShowPatchRunDelete() async throws {

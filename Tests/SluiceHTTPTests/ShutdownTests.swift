@@ -7,7 +7,7 @@ import SluiceTestSupport
 import Testing
 
 /// Shutdown does not wait for long polls: requests waiting with ?wait= answer at once.
-@Suite struct ShutdownTests {
+@Suite(.timeLimit(.minutes(4))) struct ShutdownTests {
     @Test func waitingRequestsAreAnsweredWhenShutdownBegins() async throws {
         try await Harness().testAPI { client, _, api in
             // No pool here: a task delayed ten minutes stays scheduled for the whole test.

@@ -7,7 +7,7 @@ import SluiceTestSupport
 import Synchronization
 import Testing
 
-@Suite(.serialized) struct PoolTests {
+@Suite(.serialized, .timeLimit(.minutes(4))) struct PoolTests {
     @Test func blockingHandlersRunOnThePoolsOwnThreads() async throws {
         let (store, dir) = try sqliteStore()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -274,7 +274,7 @@ import Testing
 }
 
 /// Where a test keeps its tasks.
-@Suite struct WorkerRoleTests {
+@Suite(.timeLimit(.minutes(4))) struct WorkerRoleTests {
     @Test func anOperatorsResizeStoredBeforeTheProcessStartedApplies() async throws {
         let (store, dir) = try sqliteStore()
         defer { try? FileManager.default.removeItem(at: dir) }

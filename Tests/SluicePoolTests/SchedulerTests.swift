@@ -7,7 +7,7 @@ import SluiceTestSupport
 import Testing
 
 /// The scheduler on a manual clock: hours of simulated time, several schedulers on one store.
-@Suite struct SchedulerTests {
+@Suite(.timeLimit(.minutes(4))) struct SchedulerTests {
     static func iso(_ text: String) -> Date {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime]

@@ -85,7 +85,7 @@ extension Array {
     }
 }
 
-@Suite(.serialized) struct ExecTests {
+@Suite(.serialized, .timeLimit(.minutes(4))) struct ExecTests {
     func run(_ args: JSONValue, timeout: Duration = .seconds(30), clock: ManualClock? = nil, monotonic: ManualMonotonicClock? = nil,
              whileRunning: (() async throws -> Void)? = nil) async throws -> TaskRecord {
         let (store, dir) = try sqliteStore(clock: clock ?? SystemClock())

@@ -64,7 +64,7 @@ import Testing
 }
 
 /// A worker process killed with SIGKILL: its tasks come back once the lease expires.
-@Suite struct CrashRecoveryTests {
+@Suite(.timeLimit(.minutes(4))) struct CrashRecoveryTests {
     @Test func killedWorkersTasksAreClaimedAgain() async throws {
         let dir = try TempDir()
         defer { dir.remove() }

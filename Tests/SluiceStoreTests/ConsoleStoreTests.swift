@@ -5,7 +5,7 @@ import Testing
 
 /// The store verbs behind the console, on every store: search, bounded scans with cursors,
 /// deleting finished tasks, and pausing queues.
-@Suite struct ConsoleStoreTests {
+@Suite(.timeLimit(.minutes(4))) struct ConsoleStoreTests {
     let lease = Duration.seconds(30)
 
     func withStore(_ kind: StoreKind, _ body: (any TaskStore & WorkerDirectory, ManualClock) async throws -> Void) async throws {

@@ -9,7 +9,7 @@ import Testing
 
 /// What only the PostgreSQL store has: its URL, its migrations, its connection errors, and claims
 /// from many connections at once. The conformance suite covers the rest.
-@Suite struct PostgresStoreTests {
+@Suite(.timeLimit(.minutes(4))) struct PostgresStoreTests {
     /// Shows in the output, as cancelled with the reason, when the conformance suite left PostgreSQL out.
     @Test func conformanceSuiteOnPostgreSQL() throws {
         _ = try TestPostgres.configuration()
@@ -72,6 +72,31 @@ import Testing
         }
         #expect(error?.message.contains("refused the login of user \(configuration.username)") == true, "\(error?.message ?? "")")
         #expect(error?.message.contains(configuration.place) == true)
+    }
+
+    /// The same on a new database in its default schema, as `sluice serve` and `sluice worker`
+    /// started together on a fresh server do. Each once found the other's tables missing from its
+    /// stale catalog cache and failed ("relation sluice_migrations already exists").
+    @Test func migrateOnceWhenFourProcessesOpenAnEmptyDatabaseAtOnce() async throws {
+        let base = try TestPostgres.configuration()
+        for round in 0..<3 {
+            let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
+            try await TestPostgres.execute(base, "CREATE DATABASE \(name)")
+            var fresh = base
+            fresh.database = String(name)
+            let configuration = fresh
+            do {
+                let reports = try await withThrowingTaskGroup(of: PostgresMigrator.Report?.self) { group in
+                    for _ in 0..<4 { group.addTask { try await PostgresTaskStore.withStore(configuration) { $0.migration } } }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                let applied = reports.compactMap { $0 }.flatMap(\.applied)
+                #expect(applied == Migration.postgres.map(\.name), "round \(round): each migration applied exactly once")
+            } catch {
+                Issue.record("round \(round): \(error)")
+            }
+            try await TestPostgres.execute(base, "DROP DATABASE \(name) WITH (FORCE)")
+        }
     }
 
     @Test func migrateOnceEvenWhenFourProcessesOpenAtOnce() async throws {
@@ -180,7 +205,7 @@ import Testing
     }
 }
 
-@Suite struct PostgresMigrationTextTests {
+@Suite(.timeLimit(.minutes(4))) struct PostgresMigrationTextTests {
     @Test func statementsAreSplitAtSemicolonsOutsideQuotesAndComments() {
         let migration = Migration(file: "0001_x.sql", sql: """
             -- a comment; with a semicolon
@@ -198,7 +223,7 @@ import Testing
 
 /// The reason to keep a queue in PostgreSQL: an application's row and its task commit or roll back
 /// together, in the application's own transaction.
-@Suite struct PostgresTransactionalEnqueueTests {
+@Suite(.timeLimit(.minutes(4))) struct PostgresTransactionalEnqueueTests {
     @Test func tasksEnqueuedInTheCallersTransactionCommitAndRollBackWithIt() async throws {
         try await TestPostgres.withSchema { configuration in
             try await PostgresTaskStore.withStore(configuration) { store in

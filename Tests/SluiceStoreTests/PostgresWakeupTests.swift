@@ -8,7 +8,7 @@ import Testing
 
 /// LISTEN/NOTIFY between processes: each `PostgresTaskStore` here stands for one process (its own
 /// pool and its own listening connection), as `sluice worker` on another host would.
-@Suite struct PostgresWakeupTests {
+@Suite(.timeLimit(.minutes(4))) struct PostgresWakeupTests {
     /// The queues a store's events announced.
     final class Heard: Sendable {
         private let queues = Mutex<[String]>([])
@@ -56,6 +56,29 @@ import Testing
                 try await worker.open()
                 #expect(await eventually { heard.contains("early") })
                 #expect(!heard.contains("later"), "a queue with only scheduled tasks has nothing ready")
+            }
+        }
+    }
+
+    /// A store stopped just after opening stops, whenever the stop lands: while its listener
+    /// connects, polls or listens. Its poll once borrowed from the store's own pool, which had
+    /// already stopped, and waited for good (a whole test run hung). A run that does not end is
+    /// reported here and left behind, instead of hanging the test.
+    @Test func aStoreStoppedJustAfterOpeningStopsPromptly() async throws {
+        try await TestPostgres.withSchema { configuration in
+            for round in 0..<40 {
+                let store = PostgresTaskStore(configuration)
+                let stopped = Atomic<Bool>(false)
+                let runner = Task {
+                    try? await store.run()
+                    stopped.store(true, ordering: .relaxed)
+                }
+                try await store.open()
+                // The listener waits up to 20 ms for the open, then connects, LISTENs and polls.
+                try await Task.sleep(for: .milliseconds(round % 20 * 3))
+                runner.cancel()
+                let ended = await eventually(timeout: .seconds(10)) { stopped.load(ordering: .relaxed) }
+                try #require(ended, "round \(round): the store's run() did not end within 10 s of being cancelled")
             }
         }
     }

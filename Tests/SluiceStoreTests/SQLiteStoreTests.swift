@@ -5,7 +5,7 @@ import SluiceStore
 import SluiceTestSupport
 import Testing
 
-@Suite struct SQLiteStoreTests {
+@Suite(.timeLimit(.minutes(4))) struct SQLiteStoreTests {
     @Test func pragmasAreSetForDurabilityAndConcurrency() async throws {
         let dir = try TempDir()
         defer { dir.remove() }

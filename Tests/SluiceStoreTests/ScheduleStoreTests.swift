@@ -5,7 +5,7 @@ import SluiceTestSupport
 import Testing
 
 /// The schedule half of the store contract, on every store.
-@Suite struct ScheduleStoreTests {
+@Suite(.timeLimit(.minutes(4))) struct ScheduleStoreTests {
     func withStore(_ kind: StoreKind, _ body: (any TaskStore & ScheduleStore, ManualClock) async throws -> Void) async throws {
         let clock = ManualClock(at("2026-03-01T00:00:00Z"))
         try await SluiceStoreTests.withStore(kind, clock: clock) { store in try await body(store as! any TaskStore & ScheduleStore, clock) }

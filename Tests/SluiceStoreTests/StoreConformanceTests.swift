@@ -5,7 +5,7 @@ import SluiceTestSupport
 import Testing
 
 /// One suite, every store: the in-memory, SQLite and PostgreSQL stores must behave alike.
-@Suite struct StoreConformanceTests {
+@Suite(.timeLimit(.minutes(4))) struct StoreConformanceTests {
     let lease = Duration.seconds(30)
 
     /// Runs `body` with a fresh store of `kind` on a manual clock.

@@ -9,7 +9,7 @@ examples=${2:-40}
 [ "${1:-}" = "--max-examples" ] || examples=40
 venv=${TMPDIR:-/tmp}/sluice-schemathesis-venv
 [ -x "$venv/bin/st" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q "schemathesis==4.32.5"; }
-swift build --product sluice >&2
+flock /tmp/sluice-build.lock swift build --product sluice >&2  # never beside another Swift build
 work=$(mktemp -d /tmp/sluice-fuzz.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 # --max-wait 2: a fuzzed ?wait may not hold requests for minutes (the spec's bound is 300 s).
