@@ -207,7 +207,7 @@ def main():
             killed = (processes, succeeded, began, gone, leader)
         if not enqueuer.is_alive() and finished >= a.tasks:
             break
-        time.sleep(0.1)
+        time.sleep(0.2)
     enqueued_in = None if enqueuer.is_alive() else "done"
     elapsed = time.time() - start
 
@@ -297,8 +297,11 @@ def main():
 
     done = max(1, sum(spread.values()))
     print(f"cluster: {a.tasks} sleep tasks of {a.seconds} s through {a.api}; worker hosts {', '.join(workers)}")
-    print(f"  killed        {kill_host} at {100 * succeeded_at_kill / a.tasks:.0f} % succeeded: {processes} process{'es' if processes != 1 else ''},"
-          f" {running_at_kill} tasks running there; it {'was' if leader_at_kill == kill_host else 'was not'} the maintenance leader")
+    if kill_began == float("inf"):
+        print(f"  killed        nothing: {kill_host} was never killed")
+    else:
+        print(f"  killed        {kill_host} at {100 * succeeded_at_kill / a.tasks:.0f} % succeeded: {processes} process{'es' if processes != 1 else ''},"
+              f" {running_at_kill} tasks running there; it {'was' if leader_at_kill == kill_host else 'was not'} the maintenance leader")
     print(f"  tasks         {len(ids)}")
     print(f"  succeeded     {len(ids) - len(lost)}")
     print(f"  lost          {len(lost)}")
