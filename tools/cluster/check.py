@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Drives and checks one run of tools/cluster/run (stdlib only).
 
-Enqueues the tasks through the API host, kills every process of one worker host with SIGKILL once
-a fraction of them has succeeded, waits for the rest, then checks every task as the API reports it
-against its claim history. The history comes from a trigger this script puts on the tasks table
+Enqueues the tasks through the API host into a paused queue and resumes it, kills every process of
+one worker host with SIGKILL once a fraction of them has succeeded, waits for the rest, then checks
+every task as the API reports it against its claim history. The history comes from a trigger this script puts on the tasks table
 before the first enqueue: the table keeps only a task's latest attempt, and "ran twice at once" is a
 question about all of them. Prints a report; exits 1 when a check fails.
 """
