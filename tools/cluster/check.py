@@ -256,7 +256,7 @@ def main():
     if unknown:
         failures.append(f"{len(unknown)} tasks listed that were never enqueued")
 
-    twice, wrong, reruns, rescue_delays = [], [], [], []
+    twice, wrong, reruns, rescue_delays, earlier_hosts = [], [], [], [], set()
     spread = {h: 0 for h in workers}
     for i, tid in enumerate(ids):
         t = tasks.get(tid)
@@ -289,6 +289,7 @@ def main():
         if overclaims.get(tid):
             overlap.append(f"claimed {overclaims[tid]} times over a live lease")
         for (owner, began, ended, how), nxt in zip(mine, mine[1:]):
+            earlier_hosts.add(host_of(owner))
             if host_of(owner) != kill_host or how != "queued":
                 overlap.append(f"attempt by {owner} ended {how} and was run again")
             elif ended < kill_done:
@@ -339,7 +340,7 @@ def main():
     print(f"  lost          {len(lost)}")
     print(f"  ran twice at once  {len(twice) + stale}")
     delays = f", rescued {min(rescue_delays):.1f}–{max(rescue_delays):.1f} s after the kill" if rescue_delays else ""
-    print(f"  reruns        {len(reruns)} (earlier attempts on {kill_host} only{delays})")
+    print(f"  reruns        {len(reruns)} (earlier attempts on {', '.join(sorted(earlier_hosts)) or 'no host'}{delays})")
     print(f"  wrong state   {len(wrong)}")
     print("  spread        " + "   ".join(f"{h} {n} ({100 * n / done:.1f} %)" for h, n in spread.items()))
     print(f"  elapsed       {elapsed:.1f} s from resuming the queue to the last task ({a.tasks / elapsed:.0f} tasks/s),"
