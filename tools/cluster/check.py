@@ -59,7 +59,7 @@ def parse_args():
     p.add_argument("--tasks", type=int, default=20000)
     p.add_argument("--seconds", type=float, default=0.05, help="each sleep task's length")
     p.add_argument("--kill-at", type=float, default=0.4, help="fraction succeeded when the host is killed")
-    p.add_argument("--timeout", type=float, default=150, help="seconds the run may take, enqueue to last task")
+    p.add_argument("--timeout", type=float, default=120, help="seconds the queue may take to drain")
     p.add_argument("--log", action="append", default=[], help="a sluice log to search for stale outcomes")
     return p.parse_args()
 
@@ -331,19 +331,19 @@ def main():
     done = max(1, sum(spread.values()))
     print(f"cluster: {a.tasks} sleep tasks of {a.seconds} s through {a.api}; worker hosts {', '.join(workers)}")
     if kill_began == float("inf"):
-        print(f"  killed        nothing: {kill_host} was never killed")
+        print(f"  killed             nothing: {kill_host} was never killed")
     else:
-        print(f"  killed        {kill_host} at {100 * succeeded_at_kill / a.tasks:.0f} % succeeded: {processes} process{'es' if processes != 1 else ''},"
+        print(f"  killed             {kill_host} at {100 * succeeded_at_kill / a.tasks:.0f} % succeeded: {processes} process{'es' if processes != 1 else ''},"
               f" {running_at_kill} tasks running there; it {'was' if leader_at_kill == kill_host else 'was not'} the maintenance leader")
-    print(f"  tasks         {len(ids)}")
-    print(f"  succeeded     {len(ids) - len(lost)}")
-    print(f"  lost          {len(lost)}")
+    print(f"  tasks              {len(ids)}")
+    print(f"  succeeded          {len(ids) - len(lost)}")
+    print(f"  lost               {len(lost)}")
     print(f"  ran twice at once  {len(twice) + stale}")
     delays = f", rescued {min(rescue_delays):.1f}–{max(rescue_delays):.1f} s after the kill" if rescue_delays else ""
-    print(f"  reruns        {len(reruns)} (earlier attempts on {', '.join(sorted(earlier_hosts)) or 'no host'}{delays})")
-    print(f"  wrong state   {len(wrong)}")
-    print("  spread        " + "   ".join(f"{h} {n} ({100 * n / done:.1f} %)" for h, n in spread.items()))
-    print(f"  elapsed       {elapsed:.1f} s from resuming the queue to the last task ({a.tasks / elapsed:.0f} tasks/s),"
+    print(f"  reruns             {len(reruns)} (earlier attempts on {', '.join(sorted(earlier_hosts)) or 'no host'}{delays})")
+    print(f"  wrong state        {len(wrong)}")
+    print("  spread             " + "   ".join(f"{h} {n} ({100 * n / done:.1f} %)" for h, n in spread.items()))
+    print(f"  elapsed            {elapsed:.1f} s from resuming the queue to the last task ({a.tasks / elapsed:.0f} tasks/s),"
           f" after {enqueued_in:.1f} s enqueueing into the paused queue")
     for f in failures:
         print(f"FAILED: {f}")
