@@ -40,6 +40,8 @@ enum ConsoleAssets {
     #live-status.bad { color: #ffb4b4; } #live-status { font-size: .8rem; color: #cfd8ea; }
     .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 1rem; }
     .pager { display: flex; gap: 1rem; margin-top: .6rem; }
+    ul.fires { margin: 0; padding: 0; list-style: none; white-space: nowrap; } .cron, td.policies div { white-space: nowrap; }
+    td.actions form { display: inline-block; margin: 0 .2rem .2rem 0; }
     @media (max-width: 640px) { main { padding: .5rem; } th, td { padding: .25rem .3rem; } .wide { display: none; } header .live { margin-left: 0; } }
     """#
 

@@ -48,8 +48,11 @@ extension SluiceAPI {
             return try await consolePage(request) { try await taskPage(id, $0) }
         }
         router.get("/ui/workers") { request, _ in try await consolePage(request) { try await workersPage($0) } }
+        router.get("/ui/schedules") { request, _ in try await consolePage(request) { try await schedulesPage($0) } }
         router.post("/ui/queues/pause") { request, _ in try await consolePost(request) { try await pauseFromConsole($0) } }
         router.post("/ui/pools/resize") { request, _ in try await consolePost(request) { try await resizeFromConsole($0) } }
+        router.post("/ui/schedules/run") { request, _ in try await consolePost(request) { try await runScheduleFromConsole($0) } }
+        router.post("/ui/schedules/enable") { request, _ in try await consolePost(request) { try await enableScheduleFromConsole($0) } }
         router.post("/ui/tasks/bulk") { request, _ in try await consolePost(request) { try await bulkFromConsole($0) } }
         router.post("/ui/tasks/{id}/{action}") { request, context in
             let id = context.parameters.get("id") ?? "", action = context.parameters.get("action") ?? ""
@@ -115,7 +118,8 @@ extension SluiceAPI {
     /// The whole page around a view.
     func layout(_ view: ConsoleView, _ request: ConsoleRequest) -> String {
         let sections = [("overview", "/ui/", "Overview"), ("queues", "/ui/queues", "Queues"), ("pools", "/ui/pools", "Pools"),
-                        ("tasks", "/ui/tasks", "Tasks"), ("workers", "/ui/workers", "Workers")]
+                        ("tasks", "/ui/tasks", "Tasks"), ("workers", "/ui/workers", "Workers"),
+                        ("schedules", "/ui/schedules", "Schedules")]
         let nav = sections.map { "<a href=\"\($0.1)\"\($0.0 == view.section ? " class=\"active\" aria-current=\"page\"" : "")>\($0.2)</a>" }.joined()
         let signOut = request.signedIn ? HTML.button("Sign out", action: "/ui/sign-out", csrf: request.csrf) : ""
         let notice = request.get("notice").map { "<div class=\"notice\" role=\"status\">\(HTML.escape($0))</div>" } ?? ""
