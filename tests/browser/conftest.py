@@ -138,8 +138,8 @@ def server(make_server):
     return make_server()
 
 
-def chromium(width=1280, height=1000):
-    """Headless Chromium at a window of `width`×`height`."""
+def chromium(width=1280, height=1000, prefs=None):
+    """Headless Chromium at a window of `width`×`height`, with Chromium preferences `prefs`."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -147,6 +147,8 @@ def chromium(width=1280, height=1000):
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", f"--window-size={width},{height}"]:
         options.add_argument(argument)
+    if prefs:
+        options.add_experimental_option("prefs", prefs)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
     driver = webdriver.Chrome(service=service, options=options)
@@ -157,6 +159,14 @@ def chromium(width=1280, height=1000):
 @pytest.fixture
 def browser():
     driver = chromium()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def no_js_browser():
+    """A browser with JavaScript off, as a user or a policy may set it."""
+    driver = chromium(prefs={"profile.managed_default_content_settings.javascript": 2})
     yield driver
     driver.quit()
 

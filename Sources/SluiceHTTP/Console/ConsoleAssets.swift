@@ -54,6 +54,8 @@ enum ConsoleAssets {
       var toggle = document.getElementById('live-toggle');
       var status = document.getElementById('live-status');
       if (!live || !toggle) return;
+      toggle.hidden = false;
+      status.hidden = false;
       var paused = window.localStorage.getItem('sluice-live') === 'off';
       function show() { toggle.textContent = paused ? 'Resume live' : 'Pause live'; toggle.setAttribute('aria-pressed', String(paused)); if (paused) status.textContent = 'paused'; }
       show();
