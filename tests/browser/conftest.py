@@ -138,8 +138,9 @@ def server(make_server):
     return make_server()
 
 
-def chromium(width=1280, height=1000, prefs=None):
-    """Headless Chromium at a window of `width`×`height`, with Chromium preferences `prefs`."""
+def chromium(width=1280, height=1000, prefs=None, phone=False):
+    """Headless Chromium at a window of `width`×`height`, with Chromium preferences `prefs`; with
+    `phone`, a phone's viewport of that size (headless windows are at least 500 px wide)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -149,6 +150,9 @@ def chromium(width=1280, height=1000, prefs=None):
         options.add_argument(argument)
     if prefs:
         options.add_experimental_option("prefs", prefs)
+    if phone:
+        options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": width, "height": height, "pixelRatio": 3.0,
+                                                                              "touch": True, "mobile": True}})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
     driver = webdriver.Chrome(service=service, options=options)
@@ -159,6 +163,14 @@ def chromium(width=1280, height=1000, prefs=None):
 @pytest.fixture
 def browser():
     driver = chromium()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def phone():
+    """A phone-width window: 390×844 CSS pixels, an iPhone 12 to 15's."""
+    driver = chromium(390, 844, phone=True)
     yield driver
     driver.quit()
 

@@ -4,8 +4,9 @@ enum ConsoleAssets {
     :root { --fg: #1d2330; --muted: #6b7280; --line: #d8dde6; --bg: #f7f8fa; --card: #fff; --accent: #2457c5;
             --ok: #1f8a4c; --warn: #b7791f; --bad: #c53030; --idle: #6b7280; }
     * { box-sizing: border-box; }
-    body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
+    body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); overflow-wrap: break-word; }
     header { display: flex; flex-wrap: wrap; align-items: center; gap: .5rem 1rem; padding: .6rem 1rem; background: #1d2330; color: #fff; }
+    header nav { display: flex; flex-wrap: wrap; gap: .2rem; }
     header a { color: #cfd8ea; text-decoration: none; padding: .2rem .4rem; border-radius: 4px; }
     header a.active, header a:hover { color: #fff; background: #34405a; }
     header .brand { font-weight: 700; color: #fff; }
