@@ -123,6 +123,12 @@ public struct Schedule: Sendable, Hashable {
         return definition.cron.next(count, after: date, in: zone)
     }
 
+    /// The next `count` times this schedule will fire, as of `now`: none when disabled; never a
+    /// slot at or before the cursor, which is settled.
+    public func upcomingFires(now: Date, count: Int) -> [Date] {
+        definition.enabled ? nextFires(after: max(now, cursor), count: count) : []
+    }
+
     /// ISO 8601 in UTC, to the second.
     public static func format(_ date: Date) -> String {
         let formatter = ISO8601DateFormatter()

@@ -96,8 +96,7 @@ public enum ScheduleJSON {
     public static func encode(_ schedule: Schedule, now: Date, lastTask: TaskRecord?, upcoming: Int = 5) -> [String: JSONValue] {
         var object = encode(schedule.definition)
         object["revision"] = .int(schedule.revision)
-        object["next_fires"] = .array(schedule.definition.enabled
-            ? schedule.nextFires(after: max(now, schedule.cursor), count: upcoming).map { .string(TaskJSON.time($0)) } : [])
+        object["next_fires"] = .array(schedule.upcomingFires(now: now, count: upcoming).map { .string(TaskJSON.time($0)) })
         object["last_slot"] = schedule.lastSlot.map { .string(TaskJSON.time($0)) } ?? .null
         object["last_task"] = schedule.lastTaskID.map { id in
             ["id": .string(id.rawValue), "state": lastTask.map { .string($0.state.rawValue) } ?? .null]

@@ -55,15 +55,30 @@ extension SluiceAPI {
 
     /// `POST /v1/schedules/{name}/run`: one task now, outside the slots (they fire as usual).
     func runSchedule(_ context: BasicRequestContext) async throws -> Response {
-        let schedule = try await namedSchedule(context)
-        var request = schedule.definition.enqueueRequest(slot: clock.now())
-        request.idempotencyKey = nil
-        let task = try await store.enqueue(request).task
+        let task = try await runScheduleNow(try await namedSchedule(context))
         return jsonResponse(TaskJSON.encode(task, durable: true), status: .accepted, headers: [.location: "/v1/tasks/\(task.id)"])
     }
 
+    /// One task of `schedule`, now: no idempotency key, so it touches no slot (the API's and the console's run).
+    func runScheduleNow(_ schedule: Schedule) async throws -> TaskRecord {
+        var request = schedule.definition.enqueueRequest(slot: clock.now())
+        request.idempotencyKey = nil
+        return try await store.enqueue(request).task
+    }
+
+    /// Enables or disables schedule `name`: the console's equivalent of `PATCH {"enabled": …}`.
+    func setScheduleEnabled(_ name: String, _ enabled: Bool) async throws -> Schedule {
+        var definition = try await namedSchedule(name).definition
+        definition.enabled = enabled
+        return try await scheduleStore().saveSchedule(definition).0
+    }
+
     private func namedSchedule(_ context: BasicRequestContext) async throws -> Schedule {
-        let name = context.parameters.get("name") ?? ""
+        try await namedSchedule(context.parameters.get("name") ?? "")
+    }
+
+    /// The schedule called `name`, or 404.
+    func namedSchedule(_ name: String) async throws -> Schedule {
         guard let schedule = try await scheduleStore().schedule(name) else {
             throw APIError(.notFound, "not_found", "no schedule is called \(name.prefix(128))")
         }
@@ -71,8 +86,12 @@ extension SluiceAPI {
     }
 
     private func scheduleJSON(_ schedule: Schedule, now: Date) async throws -> [String: JSONValue] {
-        let last = try await schedule.lastTaskID.asyncMap { try await store.task($0) } ?? nil
-        return ScheduleJSON.encode(schedule, now: now, lastTask: last)
+        ScheduleJSON.encode(schedule, now: now, lastTask: try await lastTask(of: schedule))
+    }
+
+    /// The task the schedule's newest slot fired, or `nil` (none yet, or pruned since).
+    func lastTask(of schedule: Schedule) async throws -> TaskRecord? {
+        try await schedule.lastTaskID.asyncMap { try await store.task($0) } ?? nil
     }
 }
 

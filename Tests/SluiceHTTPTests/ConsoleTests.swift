@@ -107,7 +107,7 @@ import Testing
     @Test func pagesRenderAndRefreshFragmentsWithoutTokens() async throws {
         try await Harness().test(pool: 1) { client, _ in
             let id = try #require(try await client.send(.post, "/v1/tasks?wait=10", #"{"kind":"echo","args":{"customer":42}}"#).json["id"]?.stringValue)
-            for path in ["/ui/", "/ui/queues", "/ui/pools", "/ui/tasks", "/ui/tasks?args.customer=42&state=succeeded", "/ui/tasks/\(id)", "/ui/workers"] {
+            for path in ["/ui/", "/ui/queues", "/ui/pools", "/ui/tasks", "/ui/tasks?args.customer=42&state=succeeded", "/ui/tasks/\(id)", "/ui/workers", "/ui/schedules"] {
                 let page = try await client.send(.get, path)
                 #expect(page.status == .ok, "\(path)")
                 #expect(page.headers[.contentType] == "text/html; charset=utf-8")
@@ -135,6 +135,96 @@ import Testing
             #expect(done.status == .seeOther && done.headers[.location]?.hasPrefix("/ui/queues?notice=") == true)
             #expect(try await client.send(.get, "/v1/queues").json["paused"] == ["mail"])
         }
+    }
+
+    @Test func schedulesPageShowsEverySchedulesStateAndLastTask() async throws {
+        let harness = try Harness()
+        try await harness.test { client, _ in
+            #expect(try await client.send(.post, "/v1/schedules", ScheduleRoutesTests.nightly).status == .created)
+            let heartbeat = #"{"name":"heartbeat","cron":"@every 30s","task":{"kind":"echo"},"enabled":false}"#
+            #expect(try await client.send(.post, "/v1/schedules", heartbeat).status == .created)
+            // Fire nightly-report's next slot as the leader's scheduler would: its task becomes the last task.
+            let stored = try #require(try await harness.store.schedule("nightly-report"))
+            guard case .fired(let task) = try await harness.store.fire(ScheduleFire(schedule: stored, slot: try #require(stored.nextFire))) else {
+                Issue.record("the slot did not fire"); return
+            }
+            let api = try await client.send(.get, "/v1/schedules/nightly-report").json
+            guard case .array(let next)? = api["next_fires"], let lastSlot = api["last_slot"]?.stringValue else { Issue.record("no firing state"); return }
+
+            let page = String(buffer: try await client.send(.get, "/ui/schedules").body)
+            #expect(page.contains(#"<a href="/ui/schedules" class="active" aria-current="page">Schedules</a>"#))
+            let nightly = try #require(Self.row(page, "nightly-report"))
+            for part in [#"<div class="mono cron">30 2 * * *</div><div class="muted zone">Europe/Paris</div>"#,
+                         #"<span class="badge ok">enabled</span>"#, #"<span class="misfire">latest</span>"#,
+                         #"<span class="overlap">no</span>"#, #"<div class="last-fire"><time datetime="\#(lastSlot)">"#,
+                         #"<a class="mono" href="/ui/tasks/\#(task.id)">\#(task.id)</a> <span class="badge queued">queued</span>"#,
+                         #"value="nightly-report"><button type="submit" class="primary">Run now</button>"#,
+                         #"<input type="hidden" name="enabled" value="false"><button type="submit" class="">Disable</button>"#] {
+                #expect(nightly.contains(part), "\(part)")
+            }
+            // The next three fires, the API's own, after the slot just fired.
+            let shown = nightly.components(separatedBy: "<li><time datetime=\"").dropFirst().map { String($0.prefix { $0 != "\"" }) }
+            #expect(shown == next.prefix(3).compactMap(\.stringValue) && shown.count == 3)
+            #expect(shown.allSatisfy { $0 > lastSlot })
+
+            let off = try #require(Self.row(page, "heartbeat"))
+            for part in [#"<span class="badge paused">disabled</span>"#, "none while disabled", "none yet", "@every 30s",
+                         #"<input type="hidden" name="enabled" value="true"><button type="submit" class="">Enable</button>"#] {
+                #expect(off.contains(part), "\(part)")
+            }
+            #expect(!off.contains("<li>"))
+
+            // The live refresh: only the table, without the layout.
+            let fragment = String(buffer: try await client.send(.get, "/ui/schedules", headers: [.init("X-Sluice-Fragment")!: "1"]).body)
+            #expect(!fragment.contains("<!doctype") && fragment.contains(#"data-schedule="nightly-report""#))
+        }
+    }
+
+    @Test func scheduleButtonsNeedTheCSRFTokenAndActAsTheAPI() async throws {
+        try await Harness().test { client, _ in
+            #expect(try await client.send(.post, "/v1/schedules", ScheduleRoutesTests.nightly).status == .created)
+            let page = try await client.send(.get, "/ui/schedules")
+            let cookie = try #require(page.headers[values: .setCookie].first { $0.hasPrefix("sluice_csrf=") })
+            let token = String(cookie.dropFirst("sluice_csrf=".count).prefix { $0 != ";" })
+            let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded", .cookie: "sluice_csrf=\(token)"]
+            func tasks() async throws -> Int {
+                guard case .array(let all)? = try await client.send(.get, "/v1/tasks").json["tasks"] else { return -1 }
+                return all.count
+            }
+
+            for body in ["schedule=nightly-report&enabled=false", "schedule=nightly-report&enabled=false&csrf=wrong"] {
+                #expect(try await client.send(.post, "/ui/schedules/enable", body, headers: form).status == .forbidden, "\(body)")
+            }
+            #expect(try await client.send(.post, "/ui/schedules/run", "schedule=nightly-report", headers: form).status == .forbidden)
+            #expect(try await client.send(.get, "/v1/schedules/nightly-report").json["enabled"] == true)
+            #expect(try await tasks() == 0)
+
+            let disabled = try await client.send(.post, "/ui/schedules/enable", "schedule=nightly-report&enabled=false&csrf=\(token)", headers: form)
+            #expect(disabled.status == .seeOther && disabled.headers[.location]?.hasPrefix("/ui/schedules?notice=") == true)
+            let after = try await client.send(.get, "/v1/schedules/nightly-report").json
+            #expect(after["enabled"] == false && after["next_fires"] == [] && after["revision"] == 2)
+
+            let run = try await client.send(.post, "/ui/schedules/run", "schedule=nightly-report&csrf=\(token)", headers: form)
+            let location = try #require(run.headers[.location])
+            #expect(run.status == .seeOther && location.hasPrefix("/ui/tasks/"))
+            let id = String(location.dropFirst("/ui/tasks/".count).prefix { $0 != "?" })
+            let task = try await client.send(.get, "/v1/tasks/\(id)").json
+            // Run now fires outside the slots: the schedule's task, with no slot's idempotency key.
+            #expect(task["kind"] == "echo" && task["queue"] == "reports" && task["idempotency_key"] == .null)
+            #expect(try await client.send(.get, "/v1/schedules/nightly-report").json["last_task"] == .null)
+
+            let missing = try await client.send(.post, "/ui/schedules/run", "schedule=nope&csrf=\(token)", headers: form)
+            #expect(missing.status == .notFound && String(buffer: missing.body).contains("no schedule is called nope"))
+            let bad = try await client.send(.post, "/ui/schedules/enable", "schedule=nightly-report&enabled=maybe&csrf=\(token)", headers: form)
+            #expect(bad.status == .badRequest)
+        }
+    }
+
+    /// The `<tr>` of schedule `name` in a schedules page.
+    static func row(_ page: String, _ name: String) -> String? {
+        guard let start = page.range(of: "<tr data-schedule=\"\(name)\">") else { return nil }
+        guard let end = page.range(of: "</tr>", range: start.upperBound..<page.endIndex) else { return nil }
+        return String(page[start.lowerBound..<end.upperBound])
     }
 
     @Test func withTokensTheConsoleNeedsASignIn() async throws {

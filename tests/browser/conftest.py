@@ -138,23 +138,89 @@ def server(make_server):
     return make_server()
 
 
-@pytest.fixture
-def browser():
+def chromium(width=1280, height=1000, prefs=None, phone=False):
+    """Headless Chromium at a window of `width`×`height`, with Chromium preferences `prefs`; with
+    `phone`, a phone's viewport of that size (headless windows are at least 500 px wide)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000"]:
+    for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", f"--window-size={width},{height}"]:
         options.add_argument(argument)
+    if prefs:
+        options.add_experimental_option("prefs", prefs)
+    if phone:
+        options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": width, "height": height, "pixelRatio": 3.0,
+                                                                              "touch": True, "mobile": True}})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
     driver = webdriver.Chrome(service=service, options=options)
     driver.implicitly_wait(0)
+    return driver
+
+
+@pytest.fixture
+def browser():
+    driver = chromium()
     yield driver
     driver.quit()
+
+
+@pytest.fixture
+def phone():
+    """A phone-width window: 390×844 CSS pixels, an iPhone 12 to 15's."""
+    driver = chromium(390, 844, phone=True)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def no_js_browser():
+    """A browser with JavaScript off, as a user or a policy may set it."""
+    driver = chromium(prefs={"profile.managed_default_content_settings.javascript": 2})
+    yield driver
+    driver.quit()
+
+
+def wait(driver, seconds=15):
+    """A wait that looks again rather than fail: the live refresh swaps the page's live part every
+    2 s, and a click that submits a form returns before the next page is there."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, seconds, poll_frequency=0.1,
+                         ignored_exceptions=[NoSuchElementException, StaleElementReferenceException])
 
 
 def console_errors(driver):
     """Errors the page logged to the browser console (failed loads, script errors, CSP refusals)."""
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def fill(server):
+    """Puts something on every page, long names and unbroken text included (what overflows a
+    narrow screen), and returns the pages as (name, path, title, a selector for its main content)."""
+    server.enqueue("echo", {"customer": 42}, wait=10)
+    failed = server.enqueue("fail", {"message": "export failed: https://reports.example.com/v1/customers/42/invoices/2026-11?format=pdf",
+                                     "times": 5}, wait=10, max_attempts=1)
+    # No pool drains this queue: its task stays queued.
+    server.enqueue("echo", {"note": "n" * 300}, queue="customer-invoices-monthly-export")
+    status, _ = server.request("POST", "/v1/schedules", {
+        "name": "nightly-invoice-export", "cron": "30 2 * * MON-FRI", "timezone": "America/Argentina/Buenos_Aires",
+        "task": {"kind": "echo", "queue": "customer-invoices-monthly-export"}, "misfire": "latest", "overlap": False})
+    assert status == 201
+    assert server.request("POST", "/v1/schedules", {"name": "heartbeat", "cron": "@every 1s", "task": {"kind": "echo"}})[0] == 201
+    # The leader's scheduler fires it within a second or two; then it is disabled, a last task kept.
+    deadline = time.time() + 20
+    while server.request("GET", "/v1/schedules/heartbeat")[1]["last_task"] is None:
+        assert time.time() < deadline, "the heartbeat schedule never fired"
+        time.sleep(0.2)
+    assert server.request("PATCH", "/v1/schedules/heartbeat", {"enabled": False})[0] == 200
+    return [("overview", "/ui/", "Overview", "figure.chart"),
+            ("queues", "/ui/queues", "Queues", 'tr[data-queue="customer-invoices-monthly-export"]'),
+            ("pools", "/ui/pools", "Pools", '[data-pool="default"] input[name="concurrency"]'),
+            ("tasks", "/ui/tasks", "Tasks", f'table.tasks tr[data-task="{failed["id"]}"]'),
+            ("task", f"/ui/tasks/{failed['id']}", "Task", ".task-state"),
+            ("workers", "/ui/workers", "Workers", "section.card table tbody tr"),
+            ("schedules", "/ui/schedules", "Schedules", 'tr[data-schedule="nightly-invoice-export"]')]

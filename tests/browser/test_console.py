@@ -1,27 +1,19 @@
-"""The console in a real browser: every page opens without console errors, counts change as tasks
-run, a pool resized in the console reads back from the API, a paused queue stops claims, a failed
-task is retried from its page, a search by an args field, bulk retry with a confirmation, sign-in
-with a token, and the live refresh coming back after a restart."""
+"""The console in a real browser: every page opens without console errors, a schedule is run now and
+enabled again from its page, counts change as tasks run, a pool resized in the console reads back
+from the API, a paused queue stops claims, a failed task is retried from its page, a search by an
+args field, bulk retry with a confirmation, sign-in with a token, and the live refresh coming back
+after a restart."""
 
 import os
 import time
 
 import pytest
-from conftest import console_errors
+from conftest import console_errors, fill, wait
 
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
 SCREENSHOTS = os.environ.get("SLUICE_CONSOLE_SCREENSHOTS")
-
-
-def wait(driver, seconds=15):
-    # The live refresh swaps the page's live part every 2 s: an element found a moment ago may be
-    # gone, so look again rather than fail.
-    return WebDriverWait(driver, seconds, poll_frequency=0.1,
-                         ignored_exceptions=[NoSuchElementException, StaleElementReferenceException])
 
 
 def cell(driver, selector):
@@ -29,19 +21,44 @@ def cell(driver, selector):
 
 
 def test_every_page_opens_without_console_errors(server, browser):
-    task = server.enqueue("echo", {"customer": 42}, wait=10)
-    failed = server.enqueue("fail", {"message": "boom", "times": 5}, wait=10, max_attempts=1)
-    for name, path, title in [("overview", "/ui/", "Overview"), ("queues", "/ui/queues", "Queues"), ("pools", "/ui/pools", "Pools"),
-                              ("tasks", "/ui/tasks", "Tasks"), ("task", f"/ui/tasks/{failed['id']}", "Task"),
-                              ("workers", "/ui/workers", "Workers")]:
+    for name, path, title, content in fill(server):
         browser.get(server.url + path)
         assert browser.find_element(By.TAG_NAME, "h1").text.startswith(title)
-        # One refresh cycle ran without errors too.
+        assert browser.find_elements(By.CSS_SELECTOR, content), f"{path}: no {content}"
+        # One refresh cycle ran without errors too, and kept the content.
         wait(browser).until(lambda d: d.find_element(By.ID, "live-status").text.startswith("live,"))
+        assert browser.find_elements(By.CSS_SELECTOR, content), f"{path}: no {content} after a refresh"
         assert console_errors(browser) == [], path
         if SCREENSHOTS:
             browser.save_screenshot(os.path.join(SCREENSHOTS, f"console-{name}.png"))
-    assert task["state"] == "succeeded"
+
+
+def test_schedules_page_runs_and_enables_a_schedule(server, browser):
+    fill(server)
+    browser.get(server.url + "/ui/schedules")
+    row = 'tr[data-schedule="heartbeat"]'
+    # The fired schedule links its last task, whose page shows that task.
+    last = server.request("GET", "/v1/schedules/heartbeat")[1]["last_task"]
+    link = browser.find_element(By.CSS_SELECTOR, f"{row} .last-task a")
+    assert link.text == last["id"] and browser.find_element(By.CSS_SELECTOR, f"{row} td.enabled").text == "disabled"
+    nightly = 'tr[data-schedule="nightly-invoice-export"]'
+    fires = [cell.get_attribute("datetime") for cell in browser.find_elements(By.CSS_SELECTOR, f"{nightly} td.next time")]
+    assert fires == server.request("GET", "/v1/schedules/nightly-invoice-export")[1]["next_fires"][:3]
+    browser.find_element(By.CSS_SELECTOR, f"{nightly} button.primary").click()   # run now
+    wait(browser).until(lambda d: "enqueued now" in d.find_element(By.CSS_SELECTOR, ".notice").text)
+    task_id = browser.current_url.split("/ui/tasks/")[1].split("?")[0]
+    task = server.request("GET", f"/v1/tasks/{task_id}")[1]
+    assert task["queue"] == "customer-invoices-monthly-export" and task["idempotency_key"] is None
+    browser.get(server.url + "/ui/schedules")
+    browser.find_element(By.XPATH, '//tr[@data-schedule="heartbeat"]//button[text()="Enable"]').click()
+    wait(browser).until(lambda d: "heartbeat enabled" in d.find_element(By.CSS_SELECTOR, ".notice").text)
+    assert server.request("GET", "/v1/schedules/heartbeat")[1]["enabled"] is True
+    wait(browser).until(lambda d: d.find_element(By.CSS_SELECTOR, f"{row} td.enabled").text == "enabled")
+    # Enabled again, it fires again: the live refresh brings the new last task without a reload.
+    wait(browser, 20).until(lambda d: d.find_element(By.CSS_SELECTOR, f"{row} .last-task a").text != last["id"])
+    browser.find_element(By.CSS_SELECTOR, f"{row} .last-task a").click()
+    wait(browser).until(lambda d: d.find_element(By.TAG_NAME, "h1").text.startswith("Task "))
+    assert "schedule:heartbeat@" in browser.page_source
 
 
 def test_counts_change_as_tasks_run(server, browser):

@@ -4,8 +4,9 @@ enum ConsoleAssets {
     :root { --fg: #1d2330; --muted: #6b7280; --line: #d8dde6; --bg: #f7f8fa; --card: #fff; --accent: #2457c5;
             --ok: #1f8a4c; --warn: #b7791f; --bad: #c53030; --idle: #6b7280; }
     * { box-sizing: border-box; }
-    body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
+    body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); overflow-wrap: break-word; }
     header { display: flex; flex-wrap: wrap; align-items: center; gap: .5rem 1rem; padding: .6rem 1rem; background: #1d2330; color: #fff; }
+    header nav { display: flex; flex-wrap: wrap; gap: .2rem; }
     header a { color: #cfd8ea; text-decoration: none; padding: .2rem .4rem; border-radius: 4px; }
     header a.active, header a:hover { color: #fff; background: #34405a; }
     header .brand { font-weight: 700; color: #fff; }
@@ -40,6 +41,8 @@ enum ConsoleAssets {
     #live-status.bad { color: #ffb4b4; } #live-status { font-size: .8rem; color: #cfd8ea; }
     .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 1rem; }
     .pager { display: flex; gap: 1rem; margin-top: .6rem; }
+    ul.fires { margin: 0; padding: 0; list-style: none; white-space: nowrap; } .cron, td.policies div { white-space: nowrap; }
+    td.actions form { display: inline-block; margin: 0 .2rem .2rem 0; }
     @media (max-width: 640px) { main { padding: .5rem; } th, td { padding: .25rem .3rem; } .wide { display: none; } header .live { margin-left: 0; } }
     """#
 
@@ -52,6 +55,8 @@ enum ConsoleAssets {
       var toggle = document.getElementById('live-toggle');
       var status = document.getElementById('live-status');
       if (!live || !toggle) return;
+      toggle.hidden = false;
+      status.hidden = false;
       var paused = window.localStorage.getItem('sluice-live') === 'off';
       function show() { toggle.textContent = paused ? 'Resume live' : 'Pause live'; toggle.setAttribute('aria-pressed', String(paused)); if (paused) status.textContent = 'paused'; }
       show();

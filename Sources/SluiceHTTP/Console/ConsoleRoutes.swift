@@ -11,6 +11,8 @@ struct ConsoleRequest: Sendable {
     var newCSRF: Bool
     var fragment: Bool
     var signedIn: Bool
+    /// This page's address without its notice: the reload link shown when JavaScript is off.
+    var reload = "/ui/"
 
     func get(_ name: String) -> String? { parameters.last { $0.0 == name }?.1 }
     func all(_ name: String) -> [String] { parameters.filter { $0.0 == name }.map(\.1) }
@@ -48,8 +50,11 @@ extension SluiceAPI {
             return try await consolePage(request) { try await taskPage(id, $0) }
         }
         router.get("/ui/workers") { request, _ in try await consolePage(request) { try await workersPage($0) } }
+        router.get("/ui/schedules") { request, _ in try await consolePage(request) { try await schedulesPage($0) } }
         router.post("/ui/queues/pause") { request, _ in try await consolePost(request) { try await pauseFromConsole($0) } }
         router.post("/ui/pools/resize") { request, _ in try await consolePost(request) { try await resizeFromConsole($0) } }
+        router.post("/ui/schedules/run") { request, _ in try await consolePost(request) { try await runScheduleFromConsole($0) } }
+        router.post("/ui/schedules/enable") { request, _ in try await consolePost(request) { try await enableScheduleFromConsole($0) } }
         router.post("/ui/tasks/bulk") { request, _ in try await consolePost(request) { try await bulkFromConsole($0) } }
         router.post("/ui/tasks/{id}/{action}") { request, context in
             let id = context.parameters.get("id") ?? "", action = context.parameters.get("action") ?? ""
@@ -69,9 +74,9 @@ extension SluiceAPI {
             return Self.redirect("/ui/sign-in")
         }
         let existing = cookies[ConsoleSessions.csrfCookie].flatMap { $0.count == 32 ? $0 : nil }
-        let console = ConsoleRequest(parameters: request.uri.queryParameters.map { (String($0.key), String($0.value)) },
-                                     csrf: existing ?? ConsoleSessions.newCSRF(), newCSRF: existing == nil,
-                                     fragment: fragment, signedIn: sessions.required)
+        let parameters = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
+        let console = ConsoleRequest(parameters: parameters, csrf: existing ?? ConsoleSessions.newCSRF(), newCSRF: existing == nil,
+                                     fragment: fragment, signedIn: sessions.required, reload: Self.withoutNotice(request.uri.path, parameters))
         let view: ConsoleView
         do {
             view = try await render(console)
@@ -115,12 +120,16 @@ extension SluiceAPI {
     /// The whole page around a view.
     func layout(_ view: ConsoleView, _ request: ConsoleRequest) -> String {
         let sections = [("overview", "/ui/", "Overview"), ("queues", "/ui/queues", "Queues"), ("pools", "/ui/pools", "Pools"),
-                        ("tasks", "/ui/tasks", "Tasks"), ("workers", "/ui/workers", "Workers")]
+                        ("tasks", "/ui/tasks", "Tasks"), ("workers", "/ui/workers", "Workers"),
+                        ("schedules", "/ui/schedules", "Schedules")]
         let nav = sections.map { "<a href=\"\($0.1)\"\($0.0 == view.section ? " class=\"active\" aria-current=\"page\"" : "")>\($0.2)</a>" }.joined()
         let signOut = request.signedIn ? HTML.button("Sign out", action: "/ui/sign-out", csrf: request.csrf) : ""
         let notice = request.get("notice").map { "<div class=\"notice\" role=\"status\">\(HTML.escape($0))</div>" } ?? ""
+        // The script shows the live controls; without it they would promise a refresh that never
+        // comes, so the page offers a plain reload instead.
         let liveControls = view.refreshes
-            ? "<span id=\"live-status\" aria-live=\"polite\">live</span><button type=\"button\" id=\"live-toggle\">Pause live</button>" : ""
+            ? "<span id=\"live-status\" aria-live=\"polite\" hidden>live</span><button type=\"button\" id=\"live-toggle\" hidden>Pause live</button>"
+              + "<noscript><a id=\"reload\" href=\"\(HTML.escape(request.reload))\">Reload</a></noscript>" : ""
         return """
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -168,6 +177,12 @@ extension SluiceAPI {
         var response = Self.redirect("/ui/")
         response.headers[values: .setCookie].append("\(ConsoleSessions.sessionCookie)=\(session); Path=/ui; HttpOnly; SameSite=Strict")
         return response
+    }
+
+    /// `path` with the query `parameters` but the notice, which a reload should not show again.
+    static func withoutNotice(_ path: String, _ parameters: [(String, String)]) -> String {
+        let kept = parameters.filter { $0.0 != "notice" }.map { TaskQuery.escape($0.0) + "=" + TaskQuery.escape($0.1) }
+        return kept.isEmpty ? path : path + "?" + kept.joined(separator: "&")
     }
 
     /// A 303 to `location`.

@@ -39,9 +39,12 @@ enum HTML {
     /// A number as the advisor writes it, or a dash.
     static func number(_ value: Double?) -> String { value.map(PoolAdvisor.format) ?? "–" }
 
-    /// A time as RFC 3339, or a dash.
-    static func time(_ date: Date?) -> String {
-        date.map { "<time datetime=\"\(TaskJSON.time($0))\">\(TaskJSON.time($0).replacingOccurrences(of: "T", with: " "))</time>" } ?? "–"
+    /// A time as RFC 3339, or a dash; without `milliseconds`, shown to the second (a schedule's slots).
+    static func time(_ date: Date?, milliseconds: Bool = true) -> String {
+        date.map {
+            let text = TaskJSON.time($0).replacingOccurrences(of: "T", with: " ")
+            return "<time datetime=\"\(TaskJSON.time($0))\">\(milliseconds ? text : text.replacingOccurrences(of: ".000Z", with: "Z"))</time>"
+        } ?? "–"
     }
 
     /// JSON pretty-printed with sorted keys, escaped, in a collapsible block.
