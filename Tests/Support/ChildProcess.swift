@@ -8,6 +8,8 @@ import Synchronization
 public final class ChildProcess: Sendable {
     public let pid: pid_t
     private let directory: String
+    /// Whether the child leads a process group of its own, which `kill9()` and deinit kill whole.
+    private let ownGroup: Bool
     /// The exit status once reaped; nil while running.
     private let status = Mutex<Int32?>(nil)
     /// How far `line(startingWith:)` and `lines(until:)` have read standard output.
@@ -21,9 +23,12 @@ public final class ChildProcess: Sendable {
     }
 
     /// Starts `executable` with this process's environment, minus `removing`, plus `environment`;
-    /// `input` (if any) is its standard input, else /dev/null.
+    /// `input` (if any) is its standard input, else /dev/null. With `ownGroup`, the child leads a
+    /// process group of its own and `kill9()` kills the whole group: for wrappers that fork the
+    /// program they run instead of exec'ing it (faketime), whose program would outlive them.
     public init(executable: String, _ arguments: [String], environment: [String: String] = [:],
-                removing: [String] = [], in workingDirectory: String? = nil, input: String? = nil) throws {
+                removing: [String] = [], in workingDirectory: String? = nil, input: String? = nil, ownGroup: Bool = false) throws {
+        self.ownGroup = ownGroup
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-child-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let stdin = directory + "/stdin"
@@ -49,8 +54,15 @@ public final class ChildProcess: Sendable {
         let cArgv = argv.map { strdup($0) } + [nil]
         let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (cArgv + cEnv).forEach { free($0) } }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        if ownGroup {
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
         var pid: pid_t = 0
-        let failed = posix_spawn(&pid, path, &actions, nil, cArgv, cEnv)
+        let failed = posix_spawn(&pid, path, &actions, &attributes, cArgv, cEnv)
         guard failed == 0 else {
             try? FileManager.default.removeItem(atPath: directory)
             throw POSIXError(POSIXErrorCode(rawValue: failed) ?? .EIO)
@@ -60,7 +72,7 @@ public final class ChildProcess: Sendable {
 
     /// A test that fails before stopping its child must not leave it behind.
     deinit {
-        if isRunning { kill9() }
+        if isRunning || ownGroup { kill9() }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -86,8 +98,15 @@ public final class ChildProcess: Sendable {
     }
 
     public func kill9() {
+        if ownGroup { kill(-pid, SIGKILL) }  // the group's id is the child's pid; harmless once it is empty
         signal(SIGKILL)
         _ = wait()
+    }
+
+    /// The processes the child has started and not yet reaped (Linux: /proc/PID/task/PID/children).
+    public var childPIDs: [pid_t] {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap { pid_t($0) }
     }
 
     /// Waits up to `timeout` for the child to exit; a child still running then is SIGKILLed, so the
