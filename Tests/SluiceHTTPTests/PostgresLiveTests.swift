@@ -69,12 +69,7 @@ import Testing
         defer { for worker in workers { worker.kill9() } }
         // The front takes its turn at leading too: start it once a worker leads, so that the
         // leader this test kills is a worker.
-        let schema = String(database.split(separator: "=").last!)
-        #expect(await eventually {
-            let (status, output, _) = (try? ChildProcess(executable: "/usr/bin/psql", [Self.url!, "-Atc",
-                "SELECT count(*) FROM \(schema).leadership WHERE expires_at > now()"]).finish(timeout: .seconds(10))) ?? (1, "", "")
-            return status == 0 && output.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
-        }, "a worker was elected")
+        #expect(await eventually { postgresLeaderElected(database) }, "a worker was elected")
         let serve = try ChildProcess("sluice", ["serve", "--port", "0", "--database", database, "--no-pool", "--log-level", "error"])
         defer { serve.kill9() }
         let line = try #require(serve.line(startingWith: "sluice: listening on "))

@@ -200,3 +200,15 @@ func promtoolCheck(_ text: String) throws -> (Int32, String)? {
     let (status, output, error) = try ChildProcess(executable: path, ["check", "metrics"], input: text).finish()
     return (status, output + error)
 }
+
+/// Whether some process holds the leader's lease in the PostgreSQL database and schema (its
+/// `?search_path=`) that `database` names. Asked with psql, so that no Sluice front need run: a
+/// test that wants a worker to lead starts the front, which takes its turn too, only after this.
+func postgresLeaderElected(_ database: String) -> Bool {
+    let parts = database.split(separator: "?", maxSplits: 1).map(String.init)
+    let schema = parts.count > 1 ? parts[1].split(separator: "&").first { $0.hasPrefix("search_path=") }.map { $0.dropFirst("search_path=".count) } : nil
+    let table = schema.map { "\($0).leadership" } ?? "leadership"
+    guard let answer = try? ChildProcess(executable: "/usr/bin/psql", [parts[0], "-Atc", "SELECT count(*) FROM \(table) WHERE expires_at > now()"])
+        .finish(timeout: .seconds(10)) else { return false }
+    return answer.status == 0 && answer.output.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+}
