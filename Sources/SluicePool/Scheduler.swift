@@ -53,16 +53,17 @@ public struct Scheduler: Chore {
     @discardableResult
     public func pass() async throws -> SchedulerReport {
         var report = SchedulerReport()
+        // The database's clock where hosts share one, so a leader whose own clock is off fires on time.
+        let now = try await store.sharedTime() ?? clock.now()
         // Only the schedules due (an index walk): thousands of idle ones cost nothing. Capped per
         // pass; the rest are due at the next.
-        for schedule in try await store.dueSchedules(at: clock.now(), limit: 1000) where schedule.definition.enabled {
-            try await fireDue(schedule, report: &report)
+        for schedule in try await store.dueSchedules(at: now, limit: 1000) where schedule.definition.enabled {
+            try await fireDue(schedule, now: now, report: &report)
         }
         return report
     }
 
-    private func fireDue(_ schedule: Schedule, report: inout SchedulerReport) async throws {
-        let now = clock.now()
+    private func fireDue(_ schedule: Schedule, now: Date, report: inout SchedulerReport) async throws {
         guard let zone = try? schedule.definition.zone() else { return }
         let onTimeSince = now.addingTimeInterval(-grace.seconds)
         // The newest `catchUp` due slots, and how many there were in all.

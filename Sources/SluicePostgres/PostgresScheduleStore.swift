@@ -7,6 +7,11 @@ import SluiceStore
 /// schedule take turns, and stores the task, its slot's row (the primary key refuses a second one)
 /// and the schedule's new cursor in one transaction.
 extension PostgresTaskStore: ScheduleStore {
+    /// The database's `now()` (or the configured clock's, in tests), as leases and due times use.
+    public func sharedTime() async throws -> Date? {
+        try await connection { connection in try await self.now(connection) }
+    }
+
     public func saveSchedule(_ definition: ScheduleDefinition) async throws -> (Schedule, ScheduleChange) {
         try definition.validate()
         return try await transaction { connection in

@@ -30,4 +30,12 @@ public protocol ScheduleStore: Sendable {
     func advanceSchedule(_ name: String, revision: Int64, to cursor: Date) async throws -> Bool
     /// Deletes at most `limit` slot records older than `date`; returns how many.
     func pruneScheduleSlots(before date: Date, limit: Int) async throws -> Int
+    /// The time slots fall due by, when the store has a clock that every host shares (PostgreSQL's
+    /// `now()`): a leader whose own clock is off then fires no slot early or late. `nil` for a
+    /// store on one host, where the scheduler's clock serves.
+    func sharedTime() async throws -> Date?
+}
+
+extension ScheduleStore {
+    public func sharedTime() async throws -> Date? { nil }
 }

@@ -168,6 +168,15 @@ import Testing
             #expect(skew.map { abs($0 - hours * 3600) < 120 } == true, "\(hours) h: \(String(describing: worker))")
         }
 
+        // A daily slot half an hour from now: the leader, an hour ahead by its own clock, would think
+        // it past and fire it (misfire "latest") if it judged slots by that clock and not the database's.
+        let slot = Date().addingTimeInterval(1800)
+        var utc = Calendar(identifier: .gregorian)
+        utc.timeZone = TimeZone(identifier: "UTC")!
+        let (hour, minute) = (utc.component(.hour, from: slot), utc.component(.minute, from: slot))
+        _ = try await client.send("POST", "/v1/schedules", body: ["name": "not-yet", "cron": .string("\(minute) \(hour) * * *"),
+                                                                  "misfire": "latest", "task": ["kind": "echo", "queue": "not-yet"]])
+
         let body: JSONValue = .array((0..<18).map { n in ["kind": "sleep", "args": ["seconds": .double(2 + Double(n % 4) * 0.5), "n": .int(Int64(n))]] })
         let created = try await client.send("POST", "/v1/tasks/batch", body: body).body["tasks"]
         guard case .array(let list)? = created else { Issue.record("no tasks in \(String(describing: created))"); return }
@@ -190,6 +199,9 @@ import Testing
         // Both skewed processes claimed and completed tasks; the one ahead led throughout.
         #expect((ranOn[Int64(aheadPID)] ?? 0) > 0 && (ranOn[Int64(behindPID)] ?? 0) > 0 && (ranOn[Int64(normal.pid)] ?? 0) > 0, "tasks per pid: \(ranOn)")
         #expect(await leader() == Int64(aheadPID))
+        // Many scheduler passes of the skewed leader later, the slot half an hour away has not fired.
+        let early = try await client.send("GET", "/v1/tasks", query: ["queue": "not-yet"]).body["tasks"]
+        #expect(early == [], "a slot fired by the leader's clock, an hour early: \(String(describing: early))")
         let counts = try await client.send("GET", "/v1/queues").body["durable"]?[0]?["counts"]
         #expect(counts?["succeeded"] == 18 && counts?["queued"] == 0 && counts?["running"] == 0, "\(String(describing: counts))")
         for log in [ahead.wrapper.errorOutput(), behind.wrapper.errorOutput(), normal.errorOutput()] {
