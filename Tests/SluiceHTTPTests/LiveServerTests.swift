@@ -48,11 +48,15 @@ final class LiveServer: @unchecked Sendable {
         let db = dir.path("crash.db")
         var server = try LiveServer(db: db, ["--concurrency", "3", "--lease", "3"])
         var ids: [String] = []
+        // Tasks of 2 s: none of the three seen running can finish before the kill that follows at once
+        // (with 0.5 s, one sometimes did under load, and only two ran again).
         for _ in 0..<12 {
-            ids.append(try #require(try await server.client.enqueue(["kind": "sleep", "args": ["seconds": 0.5]])["id"]?.stringValue))
+            ids.append(try #require(try await server.client.enqueue(["kind": "sleep", "args": ["seconds": 2]])["id"]?.stringValue))
         }
+        var running: [String] = []
         #expect(await eventually {
-            guard case .array(let running)? = try? await server.client.send("GET", "/v1/tasks", query: ["state": "running"]).body["tasks"] else { return false }
+            guard case .array(let list)? = try? await server.client.send("GET", "/v1/tasks", query: ["state": "running"]).body["tasks"] else { return false }
+            running = list.compactMap { $0["id"]?.stringValue }
             return running.count == 3
         })
         server.process.kill9()
@@ -63,6 +67,7 @@ final class LiveServer: @unchecked Sendable {
         #expect(tasks.allSatisfy { $0["state"] == "succeeded" }, "\(tasks.map { $0["state"] ?? .null })")
         // The three that were running when the server died ran again, and say why.
         let rerun = tasks.filter { $0["attempt"] == 2 }
+        #expect(Set(running).isSubset(of: Set(rerun.compactMap { $0["id"]?.stringValue })), "running at the kill: \(running)")
         #expect(rerun.count >= 3)
         #expect(rerun.allSatisfy { $0["attempt_errors"]?[0]?["message"]?.stringValue?.hasPrefix("lease expired") == true })
         server.stop()

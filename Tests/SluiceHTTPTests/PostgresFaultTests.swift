@@ -184,12 +184,7 @@ import Testing
         #expect(ids.count == 18)
         var ranOn: [Int64: Int] = [:]
         for id in ids {
-            var done: JSONValue?
-            #expect(await eventually(timeout: .seconds(60)) {
-                done = try? await client.task(id, wait: 5)
-                return done?["state"] == "succeeded"
-            }, "task \(id) ended \(done?["state"] ?? "unknown")")
-            guard let done else { continue }
+            guard let done = await succeeded(id, on: client) else { continue }
             // Claimed once and never rescued: no lease was stolen or lost.
             #expect(done["attempt"] == 1 && done["attempt_errors"] == [], "\(done)")
             if let worker = done["worker"]?.stringValue, let pid = worker.split(separator: ":").dropFirst().first.flatMap({ Int64($0) }) {

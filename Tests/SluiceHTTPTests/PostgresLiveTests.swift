@@ -101,12 +101,7 @@ import Testing
 
         var ranOn = Set<String>(), twice = 0
         for id in ids {
-            var done: JSONValue?
-            #expect(await eventually(timeout: .seconds(60)) {
-                done = try? await client.task(id, wait: 5)
-                return done?["state"] == "succeeded"
-            }, "task \(id) ended \(done?["state"] ?? "unknown")")
-            guard let done else { continue }
+            guard let done = await succeeded(id, on: client) else { continue }
             if let worker = done["worker"]?.stringValue { ranOn.insert(worker) }
             if done["attempt"] != 1 {
                 twice += 1

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import SluiceClient
 import SluiceCore
 import SluiceHTTP
 import SluicePool
@@ -211,4 +212,15 @@ func postgresLeaderElected(_ database: String) -> Bool {
     guard let answer = try? ChildProcess(executable: "/usr/bin/psql", [parts[0], "-Atc", "SELECT count(*) FROM \(table) WHERE expires_at > now()"])
         .finish(timeout: .seconds(10)) else { return false }
     return answer.status == 0 && answer.output.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+}
+
+/// Task `id` as it stands once it has succeeded, or after `timeout` (an issue is recorded then).
+func succeeded(_ id: String, on client: SluiceClient, timeout: Duration = .seconds(60)) async -> JSONValue? {
+    var done: JSONValue?
+    let ok = await eventually(timeout: timeout) {
+        done = try? await client.task(id, wait: 5)
+        return done?["state"] == "succeeded"
+    }
+    if !ok { Issue.record("task \(id) ended \(done?["state"] ?? "unknown")") }
+    return done
 }
