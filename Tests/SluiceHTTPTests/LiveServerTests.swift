@@ -48,11 +48,16 @@ final class LiveServer: @unchecked Sendable {
         let db = dir.path("crash.db")
         var server = try LiveServer(db: db, ["--concurrency", "3", "--lease", "3"])
         var ids: [String] = []
-        // Tasks of 2 s: none of the three seen running can finish before the kill that follows at once
-        // (with 0.5 s, one sometimes did under load, and only two ran again).
-        for _ in 0..<12 {
-            ids.append(try #require(try await server.client.enqueue(["kind": "sleep", "args": ["seconds": 2]])["id"]?.stringValue))
+        // One batch of 5 s tasks: the first three start together, and none of them can finish before
+        // the kill that follows at once (one by one, with shorter tasks, the first sometimes finished
+        // under load before the kill, and another ran again in its place).
+        let batch: JSONValue = .array(Array(repeating: ["kind": "sleep", "args": ["seconds": 5]], count: 12))
+        guard case .array(let created)? = try await server.client.send("POST", "/v1/tasks/batch", body: batch).body["tasks"] else {
+            Issue.record("the batch was not created")
+            return
         }
+        ids = created.compactMap { $0["id"]?.stringValue }
+        try #require(ids.count == 12)
         var running: [String] = []
         #expect(await eventually {
             guard case .array(let list)? = try? await server.client.send("GET", "/v1/tasks", query: ["state": "running"]).body["tasks"] else { return false }
@@ -63,7 +68,7 @@ final class LiveServer: @unchecked Sendable {
 
         server = try LiveServer(db: db, ["--concurrency", "3", "--lease", "3"])
         var tasks: [JSONValue] = []
-        for id in ids { tasks.append(try await server.client.task(id, wait: 30)) }
+        for id in ids { tasks.append(try await server.client.task(id, wait: 60)) }
         #expect(tasks.allSatisfy { $0["state"] == "succeeded" }, "\(tasks.map { $0["state"] ?? .null })")
         // The three that were running when the server died ran again, and say why.
         let rerun = tasks.filter { $0["attempt"] == 2 }
