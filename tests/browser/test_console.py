@@ -150,7 +150,9 @@ def test_sign_in_with_a_token(make_server, browser):
     assert browser.current_url.endswith("/ui/sign-in")
     browser.find_element(By.ID, "token").send_keys("wrong")
     browser.find_element(By.ID, "sign-in").click()
-    assert "not one of this server's tokens" in browser.find_element(By.CSS_SELECTOR, ".error").text
+    # The answer is a new page: wait for it, the click does not (a CI run read the old page).
+    error = wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".error"))[0]
+    assert "not one of this server's tokens" in error.text
     browser.find_element(By.ID, "token").send_keys("console-s3cret")
     browser.find_element(By.ID, "sign-in").click()
     wait(browser).until(lambda d: d.find_element(By.TAG_NAME, "h1").text == "Overview")
