@@ -69,8 +69,8 @@ final class PostgresWakeups: Sendable {
 
     /// LISTENs until the task is cancelled, reconnecting with backoff; each queue heard, and the
     /// queues `readyQueues` names after every (re)connect, go to `events`. `readyQueues` runs on the
-    /// listening connection itself, never on the store's pool: the pool stops when the store does,
-    /// and a poll that borrowed from a stopped pool would wait for good (a test run hung so).
+    /// listening connection itself, never on the store's pool, which may already be stopping when the
+    /// listener connects; the listener then depends on nothing but its own connection.
     func listen(_ configuration: PostgresStoreConfiguration, events: StoreEvents, logger: Logger,
                 readyQueues: @Sendable (PostgresConnection) async throws -> Set<String>) async {
         var backoff = Duration.milliseconds(100)
