@@ -38,6 +38,9 @@ public struct PostgresStoreConfiguration: Sendable {
     /// How long a statement waits for another transaction's lock before failing (the session's
     /// `lock_timeout`): a heartbeat may take that long, so leases must last several times longer.
     public var lockTimeout: Duration = .seconds(10)
+    /// How long the store waits for a statement's answer before it gives up on it, closes its
+    /// connection and fails the call (which its caller retries). Longer than `lockTimeout`.
+    public var statementTimeout: Duration = .seconds(30)
     /// `nil` (the default): every time comes from the database's `now()`, shared by every host.
     /// A clock (tests use a `ManualClock`): every statement takes its time from it instead.
     public var clock: (any WallClock)?
@@ -118,12 +121,13 @@ public struct PostgresStoreConfiguration: Sendable {
         }
         configuration.options.maximumConnections = max(1, maximumConnections)
         configuration.options.connectTimeout = connectTimeout
-        configuration.options.additionalStartupParameters = startupParameters
+        configuration.options.additionalStartupParameters = startupParameters(applicationName: "sluice")
         return configuration
     }
 
-    /// The single connection `open` makes to check reachability and the login before anything else.
-    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+    /// A connection of its own, outside the pool: the one `open` makes to check reachability and the
+    /// login, and the listener's. `application_name` tells them apart in `pg_stat_activity`.
+    func connectionConfiguration(applicationName: String = "sluice") throws -> PostgresConnection.Configuration {
         var configuration: PostgresConnection.Configuration
         switch endpoint {
         case .tcp(let host, let port):
@@ -137,12 +141,12 @@ public struct PostgresStoreConfiguration: Sendable {
             configuration = .init(unixSocketPath: path, username: username, password: password, database: database)
         }
         configuration.options.connectTimeout = .milliseconds(connectTimeout.milliseconds)
-        configuration.options.additionalStartupParameters = startupParameters
+        configuration.options.additionalStartupParameters = startupParameters(applicationName: applicationName)
         return configuration
     }
 
-    private var startupParameters: [(String, String)] {
-        var parameters = [("application_name", "sluice"), ("lock_timeout", "\(max(1, lockTimeout.milliseconds))ms")]
+    private func startupParameters(applicationName: String) -> [(String, String)] {
+        var parameters = [("application_name", applicationName), ("lock_timeout", "\(max(1, lockTimeout.milliseconds))ms")]
         if let schema { parameters.append(("search_path", Self.quoteIdentifier(schema))) }
         return parameters
     }

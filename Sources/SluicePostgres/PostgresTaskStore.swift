@@ -161,7 +161,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             try existing.checkReplay(of: request)
             results.append(EnqueueResult(task: existing, created: false))
         }
-        try await counts.flush(connection, logger: self.logger)
+        try await counts.flush(connection, on: self)
         // Delivered at commit, to every process listening (a rollback sends nothing).
         let payloads = wakeups.payloads(for: Set(results.lazy.filter(\.created).map(\.task.queue)))
         if !payloads.isEmpty {
@@ -222,7 +222,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         return try await transaction { connection in
             var counts = CountDeltas()
             let claimed = try await self.claim(connection, request, now: now, counts: &counts)
-            try await counts.flush(connection, logger: self.logger)
+            try await counts.flush(connection, on: self)
             return claimed
         }
     }
@@ -296,7 +296,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             }
             var claimed: [[TaskRecord]] = []
             for claim in claims { claimed.append(try await self.claim(connection, claim, now: Timestamp(now), counts: &counts)) }
-            try await counts.flush(connection, logger: self.logger)
+            try await counts.flush(connection, on: self)
             return RecordResult(recorded: recorded.map { $0! }, claimed: claimed)
         }
         for case .success(let task) in result.recorded { _ = announce(task) }
@@ -316,7 +316,7 @@ public final class PostgresTaskStore: TaskStore, Service {
                     continue
                 }
             }
-            try await counts.flush(connection, logger: self.logger)
+            try await counts.flush(connection, on: self)
         }
     }
 
@@ -347,7 +347,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             _ = try await self.rows(connection, SQL.delete, Binds(id.rawValue))
             var counts = CountDeltas()
             counts.add(task.queue, task.state, -1)
-            try await counts.flush(connection, logger: self.logger)
+            try await counts.flush(connection, on: self)
             return task
         }
     }
@@ -357,7 +357,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         return try await transaction { connection in
             var counts = CountDeltas()
             let staged = try await self.stageDue(connection, now: now, limit: limit, counts: &counts)
-            try await counts.flush(connection, logger: self.logger)
+            try await counts.flush(connection, on: self)
             return staged
         }
     }
@@ -379,7 +379,7 @@ public final class PostgresTaskStore: TaskStore, Service {
                 default: report.cancelled.append(task.id)
                 }
             }
-            try await counts.flush(connection, logger: self.logger)
+            try await counts.flush(connection, on: self)
             return (report, finished)
         }
         finished.forEach { _ = announce($0) }
@@ -398,7 +398,7 @@ public final class PostgresTaskStore: TaskStore, Service {
                 for row in rows {
                     if let state = TaskState(rawValue: try row[1].decode(String.self)) { counts.add(try row[0].decode(String.self), state, -1) }
                 }
-                try await counts.flush(connection, logger: self.logger)
+                try await counts.flush(connection, on: self)
                 return rows.count
             }
             total += deleted
@@ -479,7 +479,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             let now = try await self.now(connection)
             var counts = CountDeltas()
             let task = try await self.move(connection, id, counts: &counts) { task in try move(&task, now, unit) }
-            try await counts.flush(connection, logger: self.logger)
+            try await counts.flush(connection, on: self)
             return task
         })
     }
@@ -540,13 +540,13 @@ public final class PostgresTaskStore: TaskStore, Service {
     func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         try await mapErrors {
             try await client.withConnection { connection in
-                try await connection.query("BEGIN", logger: logger)
+                _ = try await rows(connection, "BEGIN", Binds())
                 do {
                     let value = try await body(connection)
-                    try await connection.query("COMMIT", logger: logger)
+                    _ = try await rows(connection, "COMMIT", Binds())
                     return value
                 } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    if !connection.isClosed { _ = try? await rows(connection, "ROLLBACK", Binds()) }
                     throw error
                 }
             }
@@ -563,7 +563,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             return try await body()
         } catch let error as SluiceError {
             throw error
-        } catch let error as PSQLError where error.code == .poolClosed || error.code == .clientClosedConnection {
+        } catch let error as PSQLError where error.code == .poolClosed {
             throw SluiceError(.closed, "the store is closed")
         } catch {
             throw SluiceError(.storage, "\(location): \(PostgresErrors.describe(error))")
@@ -571,7 +571,8 @@ public final class PostgresTaskStore: TaskStore, Service {
     }
 
     func rows(_ connection: PostgresConnection, _ sql: String, _ binds: Binds) async throws -> [PostgresRandomAccessRow] {
-        try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds.bindings), logger: logger).collect().map { $0.makeRandomAccess() }
+        try await StatementWatch.rows(PostgresQuery(unsafeSQL: sql, binds: binds.bindings), on: connection, limit: configuration.statementTimeout,
+                                      place: location, logger: logger).map { $0.makeRandomAccess() }
     }
 
     func tasks(_ connection: PostgresConnection, _ sql: String, _ binds: Binds) async throws -> [TaskRecord] {

@@ -24,6 +24,8 @@ final class PostgresWakeups: Sendable {
     /// This store instance, so that it ignores its own notifications (it announced them already).
     let sender: String
     static let notifyInterval: Duration = .milliseconds(5)
+    /// The listening connection's `application_name`, as `pg_stat_activity` shows it.
+    static let applicationName = "sluice listener"
     private let lastSent = Mutex<[String: ContinuousClock.Instant]>([:])
     private let listening = Atomic<Bool>(false)
 
@@ -79,7 +81,7 @@ final class PostgresWakeups: Sendable {
             attempt += 1
             var connection: PostgresConnection?
             do {
-                let opened = try await PostgresConnection.connect(configuration: try configuration.connectionConfiguration(),
+                let opened = try await PostgresConnection.connect(configuration: try configuration.connectionConfiguration(applicationName: Self.applicationName),
                                                                   id: attempt, logger: logger)
                 connection = opened
                 try await opened.listen(on: channel) { notifications in

@@ -1,4 +1,3 @@
-import Logging
 import PostgresNIO
 import SluiceCore
 import SluiceStore
@@ -7,10 +6,10 @@ import SluiceStore
 /// statement, in the order `changes` gives.
 extension CountDeltas {
     /// Writes the changes inside the caller's transaction.
-    func flush(_ connection: PostgresConnection, logger: Logger) async throws {
+    func flush(_ connection: PostgresConnection, on store: PostgresTaskStore) async throws {
         let changes = self.changes
         guard !changes.isEmpty else { return }
-        let binds = try Binds(changes.map(\.queue), changes.map(\.state.rawValue), changes.map { Int64($0.delta) })
-        try await connection.query(PostgresQuery(unsafeSQL: PostgresTaskStore.SQL.addCounts, binds: binds.bindings), logger: logger)
+        _ = try await store.rows(connection, PostgresTaskStore.SQL.addCounts,
+                                 Binds(changes.map(\.queue), changes.map(\.state.rawValue), changes.map { Int64($0.delta) }))
     }
 }

@@ -1,0 +1,103 @@
+import Logging
+import PostgresNIO
+import SluiceCore
+import Synchronization
+
+/// Runs one statement and stops waiting for it when its connection closes or it outlasts a limit.
+///
+/// postgres-nio 1.33 can lose a statement written to a connection that is closing: its result never
+/// comes and the caller waits forever (seen after a server restart: an enqueue that never answered, a
+/// worker whose heartbeats stopped and which could not shut down; vapor/postgres-nio#487 fixed this
+/// and was reverted). So the statement runs in a task of its own, and the caller gets a `storage`
+/// error, which every caller retries, when the connection is found closed or the limit passes. A
+/// statement abandoned that way is left to finish, or not, on its own; past the limit its
+/// connection is closed, so the pool replaces it.
+enum StatementWatch {
+    /// How often a waiting statement checks its connection.
+    static let checkEvery: Duration = .milliseconds(250)
+
+    static func rows(_ query: PostgresQuery, on connection: PostgresConnection, limit: Duration, place: String,
+                     logger: Logger) async throws -> [PostgresRow] {
+        if connection.isClosed { throw closed(place) }
+        let waiter = Waiter()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                waiter.start(continuation)
+                let statement = Task {
+                    do {
+                        waiter.finish(.success(try await connection.query(query, logger: logger).collect()))
+                    } catch {
+                        waiter.finish(.failure(error))
+                    }
+                }
+                waiter.watch(Task {
+                    let deadline = ContinuousClock.now + limit
+                    while (try? await Task.sleep(for: checkEvery)) != nil {
+                        if connection.isClosed {
+                            waiter.finish(.failure(closed(place)))
+                            statement.cancel()
+                            return
+                        }
+                        if ContinuousClock.now >= deadline {
+                            if waiter.finish(.failure(SluiceError(.storage, "\(place): no answer from PostgreSQL within \(limit); the connection was closed, try again"))) {
+                                logger.warning("a statement got no answer within \(limit); closing its connection", metadata: ["sql": "\(query.sql.prefix(80))"])
+                                connection.close().whenComplete { _ in }
+                            }
+                            statement.cancel()
+                            return
+                        }
+                    }
+                })
+            }
+        } onCancel: {
+            waiter.finish(.failure(CancellationError()))
+        }
+    }
+
+    static func closed(_ place: String) -> SluiceError {
+        SluiceError(.storage, "\(place): the connection to PostgreSQL closed (the server restarted or the network failed); try again")
+    }
+
+    /// The caller's continuation, resumed once by whichever comes first; the watch stops then.
+    final class Waiter: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<[PostgresRow], any Error>?
+            var early: Result<[PostgresRow], any Error>?
+            var watch: Task<Void, Never>?
+            var done = false
+        }
+        private let state = Mutex(State())
+
+        func start(_ continuation: CheckedContinuation<[PostgresRow], any Error>) {
+            let early = state.withLock { state -> Result<[PostgresRow], any Error>? in
+                if let early = state.early { return early }
+                state.continuation = continuation
+                return nil
+            }
+            if let early { continuation.resume(with: early) }
+        }
+
+        func watch(_ task: Task<Void, Never>) {
+            let stop = state.withLock { state in
+                state.watch = task
+                return state.done
+            }
+            if stop { task.cancel() }
+        }
+
+        /// Resumes the caller with `result` unless something else did; whether this call did.
+        @discardableResult
+        func finish(_ result: Result<[PostgresRow], any Error>) -> Bool {
+            let (continuation, watch, first) = state.withLock { state in
+                guard !state.done else { return (nil as CheckedContinuation<[PostgresRow], any Error>?, nil as Task<Void, Never>?, false) }
+                state.done = true
+                if state.continuation == nil { state.early = result }
+                defer { state.continuation = nil; state.watch = nil }
+                return (state.continuation, state.watch, true)
+            }
+            continuation?.resume(with: result)
+            watch?.cancel()
+            return first
+        }
+    }
+}
