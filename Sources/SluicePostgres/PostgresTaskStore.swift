@@ -22,6 +22,7 @@ public final class PostgresTaskStore: TaskStore, Service {
     let ids: TaskIDGenerator
     private let migrationReport = Mutex<PostgresMigrator.Report?>(nil)
     private let wakeups: PostgresWakeups
+    private let group: EnqueueGroup
     /// Set once `open()` succeeded: the listener waits for it, so a wrong URL is one error, not two.
     private let opened = Atomic<Bool>(false)
 
@@ -32,6 +33,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         ids = TaskIDGenerator(clock: configuration.clock ?? SystemClock())
         client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: logger)
         wakeups = PostgresWakeups(schema: configuration.schema)
+        group = EnqueueGroup(transactions: max(1, configuration.maximumConnections / 2))
     }
 
     /// Runs the connection pool, and the connection that listens for other processes' enqueues
@@ -115,9 +117,18 @@ public final class PostgresTaskStore: TaskStore, Service {
 
     // MARK: - TaskStore
 
+    /// One task. Enqueues that arrive together share a transaction (`EnqueueGroup`): with many
+    /// clients at once, one commit serves them all instead of each waiting for its own.
     public func enqueue(_ request: EnqueueRequest) async throws -> EnqueueResult {
-        try await enqueue(batch: [request])[0]
+        try await group.enqueue(request) { requests in
+            let results = try await self.transaction { connection in try await self.insert(requests, on: connection, each: true) }
+            _ = self.announce(enqueued: results.compactMap { try? $0.get() })
+            return results
+        }
     }
+
+    /// Single enqueues so far and the transactions that carried them (group commit at work).
+    public var groupCommits: (enqueues: Int, transactions: Int) { (group.stats.enqueues, group.stats.transactions) }
 
     public func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult] {
         guard !requests.isEmpty else { return [] }
@@ -135,39 +146,58 @@ public final class PostgresTaskStore: TaskStore, Service {
         return try await mapErrors { try await insert(requests, on: connection) }
     }
 
-    /// Inserts tasks (or finds the live task an idempotency key names) and counts them, on a
-    /// connection inside a transaction.
+    /// Inserts a batch all or nothing: the first refusal is thrown before anything is inserted or,
+    /// for an idempotency key that names a different task, after (the caller rolls back).
     func insert(_ requests: [EnqueueRequest], on connection: PostgresConnection) async throws -> [EnqueueResult] {
+        try await insert(requests, on: connection, each: false).map { try $0.get() }
+    }
+
+    /// Inserts tasks (or finds the live task an idempotency key names) and counts them, on a
+    /// connection inside a transaction. With `each`, a request refused (invalid, or an idempotency
+    /// key naming a different task) gets its own error and the others go in; without, the first
+    /// refusal is thrown.
+    func insert(_ requests: [EnqueueRequest], on connection: PostgresConnection, each: Bool) async throws -> [Result<EnqueueResult, SluiceError>] {
         let ids = self.ids
         let now = try await self.now(connection)
-        for request in requests { try request.validate(now: now) }
+        var results = [Result<EnqueueResult, SluiceError>?](repeating: nil, count: requests.count)
+        for (index, request) in requests.enumerated() {
+            do { try request.validate(now: now) } catch { if each { results[index] = .failure(error) } else { throw error } }
+        }
+        let valid = requests.indices.filter { results[$0] == nil }
+        let tasks = valid.map { TaskRecord(id: ids.next(), request: requests[$0], now: now) }
+        // One statement for the whole batch; a row an idempotency key refused is not returned.
+        let inserted = Set(try await self.rows(connection, SQL.insertBatch, Binds(
+            tasks.map(\.id.rawValue), tasks.map(\.queue), tasks.map(\.kind), tasks.map { $0.args.jsonText() },
+            tasks.map { Int64($0.priority) }, tasks.map(\.state.rawValue), tasks.map { $0.runAt.microsecondsSince1970 },
+            tasks.map { Int64($0.maxAttempts) }, tasks.map { Int64($0.timeout.milliseconds) },
+            tasks.map { Int64($0.retryPolicy.base.milliseconds) }, tasks.map { Int64($0.retryPolicy.cap.milliseconds) },
+            tasks.map { $0.idempotencyKey ?? "" }, tasks.map { $0.createdAt.microsecondsSince1970 })).map { try $0[0].decode(String.self) })
         var counts = CountDeltas()
-        var results: [EnqueueResult] = []
-        for request in requests {
-            let task = TaskRecord(id: ids.next(), request: request, now: now)
-            let inserted = try await self.rows(connection, SQL.insert, Binds(
-                task.id.rawValue, task.queue, task.kind, task.args.jsonText(), task.priority, task.state.rawValue,
-                Timestamp(task.runAt), task.maxAttempts, task.timeout.milliseconds, task.retryPolicy.base.milliseconds,
-                task.retryPolicy.cap.milliseconds, task.idempotencyKey, Timestamp(task.createdAt)))
-            if !inserted.isEmpty {
+        for (index, task) in zip(valid, tasks) {
+            if inserted.contains(task.id.rawValue) {
                 counts.add(task.queue, task.state, 1)
-                results.append(EnqueueResult(task: task, created: true))
+                results[index] = .success(EnqueueResult(task: task, created: true))
                 continue
             }
             guard let key = task.idempotencyKey,
                   let existing = try await self.tasks(connection, SQL.byIdempotencyKey, Binds(task.queue, key)).first else {
                 throw SluiceError(.storage, "task \(task.id) was not inserted and no idempotency key explains why")
             }
-            try existing.checkReplay(of: request)
-            results.append(EnqueueResult(task: existing, created: false))
+            do {
+                try existing.checkReplay(of: requests[index])
+                results[index] = .success(EnqueueResult(task: existing, created: false))
+            } catch {
+                if each { results[index] = .failure(error) } else { throw error }
+            }
         }
         try await counts.flush(connection, on: self)
         // Delivered at commit, to every process listening (a rollback sends nothing).
-        let payloads = wakeups.payloads(for: Set(results.lazy.filter(\.created).map(\.task.queue)))
+        let created = results.compactMap { try? $0?.get() }.filter(\.created)
+        let payloads = wakeups.payloads(for: Set(created.map(\.task.queue)))
         if !payloads.isEmpty {
             _ = try await self.rows(connection, SQL.notify, Binds(wakeups.channel, payloads))
         }
-        return results
+        return results.map { $0! }
     }
 
     public func task(_ id: TaskID) async throws -> TaskRecord? {
@@ -251,7 +281,6 @@ public final class PostgresTaskStore: TaskStore, Service {
         guard !outcomes.isEmpty || !claims.isEmpty else { return RecordResult(recorded: [], claimed: []) }
         let units = outcomes.map { _ in configuration.unitRandom() }
         let result = try await transaction { connection in
-            let now = try await self.now(connection)
             var counts = CountDeltas()
             var recorded = [Result<TaskRecord, SluiceError>?](repeating: nil, count: outcomes.count)
             // The hot path: every completion of a task named once in the batch, in one fenced
@@ -261,6 +290,9 @@ public final class PostgresTaskStore: TaskStore, Service {
             let fast = outcomes.indices.filter { index in
                 if case .complete = outcomes[index] { named[outcomes[index].lease.taskID] == 1 } else { false }
             }
+            // The statements take the database's time themselves; the general path computes in
+            // Swift and needs it first (one more round trip), so it is read only then.
+            var knownNow: Date? = fast.count < outcomes.count ? try await self.now(connection) : self.nowParameter?.date
             // Outcomes for the general path lock their rows one by one: lock them all first, in id
             // order, so that this batch and a heartbeat never wait for each other in a cycle.
             if fast.count < outcomes.count {
@@ -268,7 +300,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             }
             if !fast.isEmpty {
                 let binds = try Binds(
-                    Timestamp(now), fast.map { outcomes[$0].lease.taskID.rawValue }, fast.map { outcomes[$0].lease.owner },
+                    knownNow.map(Timestamp.init), fast.map { outcomes[$0].lease.taskID.rawValue }, fast.map { outcomes[$0].lease.owner },
                     fast.map { outcomes[$0].lease.token },
                     fast.map { index -> String in if case .complete(_, let value) = outcomes[index] { value.jsonText() } else { "null" } },
                     fast.map { Int64($0) })
@@ -279,6 +311,9 @@ public final class PostgresTaskStore: TaskStore, Service {
                 }
             }
             for (index, outcome) in outcomes.enumerated() where recorded[index] == nil {
+                // A completion the fast statement refused lands here too: read the time then.
+                if knownNow == nil { knownNow = try await self.now(connection) }
+                let now = knownNow!
                 do {
                     switch outcome {
                     case .complete(let lease, let value):
@@ -295,7 +330,7 @@ public final class PostgresTaskStore: TaskStore, Service {
                 }
             }
             var claimed: [[TaskRecord]] = []
-            for claim in claims { claimed.append(try await self.claim(connection, claim, now: Timestamp(now), counts: &counts)) }
+            for claim in claims { claimed.append(try await self.claim(connection, claim, now: knownNow.map(Timestamp.init), counts: &counts)) }
             try await counts.flush(connection, on: self)
             return RecordResult(recorded: recorded.map { $0! }, claimed: claimed)
         }
@@ -592,12 +627,20 @@ extension PostgresTaskStore {
         static let now = "SELECT now()"
         static let notify = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
         static let readyQueues = "SELECT queue FROM queue_counts WHERE state = 'queued' GROUP BY queue HAVING sum(n) > 0"
-        static let insert = """
+        /// A batch as one statement: the columns as arrays, times as microseconds since 1970 (exact,
+        /// unlike a float), no idempotency key as ''. Returns the ids inserted.
+        static let insertBatch = """
             INSERT INTO tasks (id, queue, kind, args, priority, state, run_at, max_attempts, timeout_ms,
                                backoff_base_ms, backoff_cap_ms, idempotency_key, created_at)
-            VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            SELECT id, queue, kind, args::jsonb, priority, state, timestamptz 'epoch' + run_at * interval '1 microsecond',
+                   max_attempts, timeout_ms, backoff_base_ms, backoff_cap_ms, nullif(idempotency_key, ''),
+                   timestamptz 'epoch' + created_at * interval '1 microsecond'
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[],
+                        $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[])
+                 AS r(id, queue, kind, args, priority, state, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_cap_ms,
+                      idempotency_key, created_at)
             ON CONFLICT DO NOTHING
-            RETURNING 1
+            RETURNING id
             """
         static let byID = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = $1"
         static let byIDForUpdate = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = $1 FOR UPDATE"
@@ -662,7 +705,7 @@ extension PostgresTaskStore {
                 FOR UPDATE OF t
             )
             UPDATE tasks t
-            SET state = 'succeeded', result = done.result::jsonb, error = NULL, finished_at = $1, lease_owner = NULL,
+            SET state = 'succeeded', result = done.result::jsonb, error = NULL, finished_at = coalesce($1::timestamptz, now()), lease_owner = NULL,
                 lease_expires_at = NULL, lease_token = NULL
             FROM done WHERE t.id = done.id
             RETURNING \(PostgresTaskRow.columns), done.ord
