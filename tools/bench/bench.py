@@ -6,6 +6,7 @@ Results go to OUT/bench/results/<scenario>.json; OUT/BENCHMARKS.md and OUT/img/*
 every result file present, so one scenario can be re-run without losing the others.
 """
 import argparse
+import concurrent.futures
 import datetime
 import http.client
 import json
@@ -28,7 +29,8 @@ from dataclasses import dataclass, field
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PEERS = os.path.join(ROOT, "tools", "bench", "peers")
-SCENARIOS = ["seed", "seed-python", "burst", "enqueue", "drain", "latency", "resources", "health", "scale", "store", "postgres"]
+SCENARIOS = ["seed", "seed-python", "burst", "enqueue", "drain", "latency", "resources", "health", "scale", "store", "postgres",
+             "console"]
 FINISHED = "state IN ('succeeded', 'failed', 'cancelled')"  # as the partial index tasks_finished has it
 
 
@@ -55,6 +57,8 @@ class Sizes:
     pg_tasks: int = 100_000   # the postgres scenario: tasks each drain (Sluice, raw SKIP LOCKED, pgqueuer)
     pg_procrastinate_tasks: int = 3_000  # procrastinate drains ~150-400/s, slower as its queue grows
     pg_latency_tasks: int = 200
+    console_tasks: int = 1_000_000  # the console scenario: tasks in the store while its pages are timed
+    console_requests: int = 15      # requests per page and per fragment, each repeat
 
 
 MODES = {
@@ -63,11 +67,11 @@ MODES = {
     "quick": Sizes(seed_n=200, seed_sleep=0.2, seed_pools=(6, 12, 50, 200), wrk_seconds=3, huey_enqueue=2000,
                    drain=10_000, huey_drain=2000, latency_seconds=2.0, queued=10_000, health_seconds=2,
                    store_scale=0.05, history=100_000, reads=1000, pg_tasks=10_000, pg_procrastinate_tasks=1000,
-                   pg_latency_tasks=50),
+                   pg_latency_tasks=50, console_tasks=100_000, console_requests=5),
     "smoke": Sizes(seed_n=50, seed_sleep=0.02, seed_pools=(6, 50), burst_tasks=20, burst_sleep=0.05, wrk_seconds=1,
                    huey_enqueue=100, batch_size=10, drain=500, huey_drain=100, latency_seconds=0.3, queued=1000,
                    busy=50, health_seconds=1, store_scale=0.02, history=2000, reads=100, pg_tasks=500,
-                   pg_procrastinate_tasks=50, pg_latency_tasks=10),
+                   pg_procrastinate_tasks=50, pg_latency_tasks=10, console_tasks=3000, console_requests=2),
 }
 
 
@@ -160,6 +164,18 @@ def now_ms():
 
 
 # ---------------------------------------------------------------- numbers
+
+def console_bytes(bin_dir):
+    """Text and data of the console's object files (Console/*.swift, a file per page) in a SwiftPM build
+    directory, by `size`; None when the objects are not there (a bare sluice binary was given)."""
+    objects = os.path.join(bin_dir, "SluiceHTTP.build")
+    names = [n for n in os.listdir(os.path.join(ROOT, "Sources", "SluiceHTTP", "Console")) if n.endswith(".swift")]
+    paths = [os.path.join(objects, n + ".o") for n in names]
+    if not os.path.isdir(objects) or not all(os.path.exists(p) for p in paths):
+        return None
+    out = subprocess.run(["size", *paths], capture_output=True, text=True, check=True).stdout.splitlines()[1:]
+    return sum(int(line.split()[3]) for line in out)
+
 
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
@@ -753,6 +769,51 @@ class Bench:
         import pgbench
         return pgbench.run_postgres(self)
 
+    # ------------------------------------------------------------ the console (issue 14)
+
+    CONSOLE_PAGES = ["/ui/", "/ui/queues", "/ui/pools", "/ui/tasks", "/ui/tasks?queue=mail&state=queued",
+                     "/ui/tasks?args.customer=42", "/ui/tasks?args=order%20999", "/ui/tasks/{id}", "/ui/workers", "/ui/schedules"]
+
+    def console(self):
+        """Each console page and its 2-second refresh fragment, timed with console_tasks tasks in the store."""
+        z = self.sizes
+        out = {"tasks": z.console_tasks, "requests": z.console_requests, "pages": {}, "fill_seconds": [],
+               "console_bytes": console_bytes(self.bin)}
+        for _ in range(self.repeats):
+            s = self.serve("--no-pool", "--max-body", "10000000")
+            began = time.monotonic()
+
+            def batch(i):
+                n = min(1000, z.console_tasks - i * 1000)
+                body = [{"kind": "echo", "queue": ["default", "mail", "reports"][j % 3],
+                         "args": {"customer": (i * 1000 + j) % 5000, "note": "order %d" % (i * 1000 + j)}} for j in range(n)]
+                client = Client(s.port)
+                client.call("POST", "/v1/tasks/batch", body)
+                client.close()
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                list(pool.map(batch, range((z.console_tasks + 999) // 1000)))
+            out["fill_seconds"].append(time.monotonic() - began)
+            client = Client(s.port)
+            task_id = client.call("GET", "/v1/tasks?limit=1")["tasks"][0]["id"]
+            for page in self.CONSOLE_PAGES:
+                path = page.replace("{id}", task_id)
+                for fragment in (False, True):
+                    times = []
+                    for _ in range(z.console_requests):
+                        began = time.perf_counter()
+                        client.conn.request("GET", path, headers={"X-Sluice-Fragment": "1"} if fragment else {})
+                        r = client.conn.getresponse()
+                        body = r.read()
+                        times.append((time.perf_counter() - began) * 1000)
+                        if r.status != 200 or not body:
+                            raise SystemExit(f"console: GET {path} answered {r.status}, {len(body)} bytes")
+                    out["pages"].setdefault(page, {"page": [], "fragment": []})["fragment" if fragment else "page"].append(statistics.median(times))
+            client.close()
+            self.procs.stop(s)
+        slowest = max(max(med(v["page"]), med(v["fragment"])) for v in out["pages"].values())
+        self.say(f"console: slowest page or fragment {slowest:.1f} ms with {z.console_tasks} tasks")
+        return out
+
     def say(self, text):
         print(f"  {text}", file=sys.stderr, flush=True)
 
@@ -767,7 +828,8 @@ Issue 10, with 1,000,000 finished and 1,000,000 scheduled tasks in the file: `/h
 `GET /v1/tasks/{id}` p99 < 5 ms, `GET /v1/queues` < 50 ms, durable enqueue and drain ≥ 0.9 × an empty
 file's in the same run. Issue 11 (PostgreSQL): drain ≥ 15,000 tasks/s with one worker process, ≥ 1.3 × the faster
 of pgqueuer and procrastinate and ≥ 0.5 × PostgreSQL's own SKIP LOCKED claim+complete limit in the same run; HTTP
-enqueue ≥ 10,000/s; enqueue→start p50 < 5 ms on an idle worker."""
+enqueue ≥ 10,000/s; enqueue→start p50 < 5 ms on an idle worker. Issue 14 (console), with 1,000,000 tasks in the
+store: every page < 50 ms, every refresh fragment < 20 ms, < 2 MB of binary."""
 
 
 def render_seed(r, meta):
@@ -1023,13 +1085,32 @@ def render_postgres(r, meta):
     return lines
 
 
+def render_console(r, meta):
+    lines = [f"`sluice serve --no-pool` on a SQLite file that {r['tasks']:,} `echo` tasks filled through `POST /v1/tasks/batch` "
+             f"(three queues, args `{{\"customer\", \"note\"}}`; {med(r['fill_seconds']):.0f} s), then each page asked "
+             f"{r['requests']} times in a row and its refresh fragment (`X-Sluice-Fragment: 1`, what the 2-second refresh asks) "
+             "as many, on one keep-alive connection; the median of each repeat, then the median over the repeats.", "",
+             "| page | page ms | fragment ms |", "|---|---:|---:|"]
+    for page, v in r["pages"].items():
+        lines.append(f"| `{page}` | {summary(v['page'], '{:.1f}')} | {summary(v['fragment'], '{:.1f}')} |")
+    page = max(med(v["page"]) for v in r["pages"].values())
+    fragment = max(med(v["fragment"]) for v in r["pages"].values())
+    lines += ["", f"- Every page < 50 ms: slowest {page:.1f} ms — {verdict(page < 50, f'{page - 50:.1f} ms')}.",
+              f"- Every fragment < 20 ms: slowest {fragment:.1f} ms — {verdict(fragment < 20, f'{fragment - 20:.1f} ms')}."]
+    if r.get("console_bytes") is not None:
+        kb = r["console_bytes"] / 1024
+        lines.append(f"- Console < 2 MB of the binary: its object files (`Sources/SluiceHTTP/Console/*.swift`, by `size`) "
+                     f"come to {kb:.0f} KB — {verdict(kb < 2048, f'{kb - 2048:.0f} KB')}; it runs in `sluice serve`, no extra process.")
+    return lines
+
+
 TITLES = {"seed": "1. The seed, reproduced", "seed-python": "1b. The seed through Python workers", "burst": "2. Blocking burst", "enqueue": "3. Enqueue throughput",
           "drain": "4. Drain throughput", "latency": "5. Latency", "resources": "6. Resources",
           "health": "7. Event-loop health", "scale": "8. Scale: a file with a long history", "store": "Store micro-benchmark",
-          "postgres": "9. PostgreSQL (issue 11)"}
+          "postgres": "9. PostgreSQL (issue 11)", "console": "10. The console (issue 14)"}
 RENDER = {"seed": render_seed, "seed-python": render_seed_python, "burst": render_burst, "enqueue": render_enqueue, "drain": render_drain,
           "latency": render_latency, "resources": render_resources, "health": render_health, "scale": render_scale,
-          "store": render_store, "postgres": render_postgres}
+          "store": render_store, "postgres": render_postgres, "console": render_console}
 
 
 def plot(results, imgdir):
@@ -1218,6 +1299,10 @@ def check_smoke(out, names, z, text, meta):
                 for x in r["enqueue"][key]:
                     enqueue_ok(f"postgres enqueue {key}", x, z.batch_size if key == "batch" else 1)
             need(r["latency"]["tasks"] == z.pg_latency_tasks, f"postgres: latency ran {r['latency']['tasks']} of {z.pg_latency_tasks}")
+        elif name == "console":
+            need(r["tasks"] == z.console_tasks and len(r["pages"]) == len(Bench.CONSOLE_PAGES), f"console: {len(r['pages'])} pages timed")
+            for page, v in r["pages"].items():
+                need(len(v["page"]) == len(v["fragment"]) == len(r["fill_seconds"]) > 0, f"console: {page}: {v}")
         elif name == "store":
             for sync in ("full", "normal"):
                 need(sum(l.startswith("| ") for l in r.get(sync, "").splitlines()) >= 4, f"store: no table for synchronous={sync}")
