@@ -62,12 +62,16 @@ public struct SluiceClient: Sendable {
     /// server's idle timeout just as it is reused; a read is then sent once more on a new
     /// connection. A write is not: the server may have taken it.
     private func exchange(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> (HTTPClientResponse, Data) {
-        var mayRetry = request.method == .GET
+        // Once, on a pooled connection the server had closed (its idle timeout): a GET may have
+        // reached it and is safe to repeat; a write to a closed channel reached nobody, whatever it was.
+        var mayRetry = true
         while true {
             do {
                 let response = try await HTTPClient.shared.execute(request, timeout: timeout)
                 return (response, Data(try await response.body.collect(upTo: 64 << 20).readableBytesView))
-            } catch let error as HTTPClientError where error == .remoteConnectionClosed && mayRetry {
+            } catch let error as HTTPClientError where error == .remoteConnectionClosed && mayRetry && request.method == .GET {
+                mayRetry = false
+            } catch let error as ChannelError where error == .ioOnClosedChannel && mayRetry {
                 mayRetry = false
             } catch {
                 throw Failure(status: 0, code: "unreachable", message: "cannot reach \(baseURL.absoluteString): \(error)")
