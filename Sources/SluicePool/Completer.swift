@@ -11,12 +11,10 @@ struct Completer {
     let worker: Worker
     /// The most outcomes one transaction carries.
     static let batchLimit = 1024
-    /// Batches written at once: while one commits, the next is already on its way to the store
-    /// (whose group commit may merge them), so the pools never wait for a commit to get work.
-    static let inFlight = 4
-
     func run() async {
-        let slots = FlushSlots(Self.inFlight)
+        // Batches written at once: while one commits, the next is already on its way to the store,
+        // as many as the durable store says pay (`TaskStore.outcomeBatchesInFlight`).
+        let slots = FlushSlots(max(1, worker.store.outcomeBatchesInFlight))
         await withDiscardingTaskGroup { group in
             while let batch = await worker.outcomes.next(limit: Self.batchLimit) {
                 await slots.acquire()
@@ -25,6 +23,7 @@ struct Completer {
                         let mine = batch.filter { $0.source == source }
                         if !mine.isEmpty { await record(mine, source: source) }
                     }
+                    worker.outcomes.settle(batch)
                     slots.release()
                 }
             }

@@ -18,7 +18,12 @@ struct Heartbeater {
 
     func beat() async {
         for (source, store) in worker.sources {
-            let leases = worker.pools.flatMap { $0.leases(from: source) }
+            // Finished tasks whose outcome is not yet written keep their leases too, unless a newer
+            // attempt of the same task runs here (a timed-out run's late outcome): statuses are per
+            // task, and that run's must not be read as the late one's "lost".
+            let running = worker.pools.flatMap { $0.leases(from: source) }
+            let runningIDs = Set(running.map(\.taskID))
+            let leases = running + worker.outcomes.leases(from: source).filter { !runningIDs.contains($0.taskID) }
             guard !leases.isEmpty else { continue }
             do {
                 let statuses = try await store.heartbeat(leases, leaseDuration: worker.options.leaseDuration)

@@ -55,6 +55,9 @@ public final class PostgresTaskStore: TaskStore, Service {
         }
     }
 
+    /// Outcome batches a worker writes at once: see `configuration.outcomeBatchesInFlight`.
+    public var outcomeBatchesInFlight: Int { configuration.outcomeBatchesInFlight }
+
     /// True while the listening connection is up: pools then poll only as a backstop.
     public var hearsEveryEnqueue: Bool { configuration.listen && wakeups.isListening }
 

@@ -175,6 +175,10 @@ public protocol TaskStore: Sendable {
     /// connection is up; the memory store, which no other process reaches): pools then poll only
     /// as a backstop. Read often; must be cheap.
     var hearsEveryEnqueue: Bool { get }
+    /// How many outcome batches a worker's completer should write at once. Several pay where the
+    /// store merges concurrent writes into one commit (SQLite's group commit); one pays where each
+    /// is a transaction of its own that would contend with the others (PostgreSQL).
+    var outcomeBatchesInFlight: Int { get }
     /// Stores one task, or returns the live task its idempotency key already names.
     func enqueue(_ request: EnqueueRequest) async throws -> EnqueueResult
     /// Stores many tasks atomically: all of them or none.
@@ -225,6 +229,8 @@ extension TaskStore {
 
     /// Other processes' enqueues are found by polling, by default.
     public var hearsEveryEnqueue: Bool { false }
+
+    public var outcomeBatchesInFlight: Int { 4 }
 
     /// Nothing to refresh, by default.
     public func optimize() async throws {}

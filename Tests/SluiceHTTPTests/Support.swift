@@ -206,12 +206,18 @@ func promtoolCheck(_ text: String) throws -> (Int32, String)? {
 /// `?search_path=`) that `database` names. Asked with psql, so that no Sluice front need run: a
 /// test that wants a worker to lead starts the front, which takes its turn too, only after this.
 func postgresLeaderElected(_ database: String) -> Bool {
+    postgresQuery(database, "SELECT count(*) FROM %s.leadership WHERE expires_at > now()") == "1"
+}
+
+/// The one value `sql` answers on the database (and schema, from `?search_path=`) that `database`
+/// names, asked with psql; `%s.` before a table name becomes the schema (or nothing). Nil on failure.
+func postgresQuery(_ database: String, _ sql: String) -> String? {
     let parts = database.split(separator: "?", maxSplits: 1).map(String.init)
     let schema = parts.count > 1 ? parts[1].split(separator: "&").first { $0.hasPrefix("search_path=") }.map { $0.dropFirst("search_path=".count) } : nil
-    let table = schema.map { "\($0).leadership" } ?? "leadership"
-    guard let answer = try? ChildProcess(executable: "/usr/bin/psql", [parts[0], "-Atc", "SELECT count(*) FROM \(table) WHERE expires_at > now()"])
-        .finish(timeout: .seconds(10)) else { return false }
-    return answer.status == 0 && answer.output.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+    let query = sql.replacingOccurrences(of: "%s.", with: schema.map { "\($0)." } ?? "")
+    guard let answer = try? ChildProcess(executable: "/usr/bin/psql", [parts[0], "-Atc", query]).finish(timeout: .seconds(10)),
+          answer.status == 0 else { return nil }
+    return answer.output.trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
 /// Task `id` as it stands once it has succeeded, or after `timeout` (an issue is recorded then).

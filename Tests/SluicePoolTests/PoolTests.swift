@@ -343,3 +343,28 @@ enum StoreChoice: String, CustomStringConvertible, Sendable {
         }
     }
 }
+
+/// A finished task keeps its lease until its outcome is written: the outcome buffer hands the
+/// heartbeater the leases of outcomes waiting and being written, and forgets each once settled.
+@Suite(.timeLimit(.minutes(1))) struct OutcomeBufferTests {
+    @Test func outcomesKeepTheirLeasesUntilSettled() async throws {
+        let ids = TaskIDGenerator(clock: SystemClock())
+        func outcome(_ source: TaskSource) -> Outcome {
+            let lease = TaskLease(taskID: ids.next(), owner: "w", attempt: 1, token: TaskLease.newToken(), expiresAt: Date())
+            return Outcome(source: source, result: .complete(lease, nil), pool: "default")
+        }
+        let buffer = OutcomeBuffer()
+        let (a, b, c) = (outcome(.durable), outcome(.durable), outcome(.memory))
+        buffer.add(a)
+        buffer.add(b)
+        buffer.add(c)
+        #expect(Set(buffer.leases(from: .durable)) == [a.result.lease, b.result.lease], "waiting")
+        let batch = try #require(await buffer.next(limit: 2))
+        #expect(batch.count == 2 && buffer.count == 1)
+        #expect(Set(buffer.leases(from: .durable)) == [a.result.lease, b.result.lease], "being written")
+        #expect(buffer.leases(from: .memory) == [c.result.lease])
+        buffer.settle(batch)
+        #expect(buffer.leases(from: .durable).isEmpty, "written")
+        #expect(buffer.leases(from: .memory) == [c.result.lease], "still waiting")
+    }
+}

@@ -13,10 +13,13 @@ import Testing
         defer { dir.remove() }
         let path = dir.path("w.db")
         let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
-        let ids = try await store.enqueue(batch: (0..<40).map { _ in EnqueueRequest(kind: "sleep", args: ["seconds": 0.4]) }).map(\.task.id)
+        let ids = try await store.enqueue(batch: (0..<40).map { _ in EnqueueRequest(kind: "sleep", args: ["seconds": 1.5]) }).map(\.task.id)
 
         let worker = try ChildProcess("sluice", ["worker", "--db", path, "--concurrency", "4", "--grace", "10", "--log-level", "warning"])
         #expect(await eventually { (try? await store.counts().first?.counts[.running]) == 4 })
+        // Claimed is not yet started: a claim not started at SIGTERM is handed back (a CI-like run
+        // under load saw all four handed back). Half a second lets the pool start them; each runs 1.5 s.
+        try await Task.sleep(for: .milliseconds(500))
         worker.signal(SIGTERM)
         let exited = await eventually(timeout: .seconds(15)) { !worker.isRunning }
         #expect(exited)
