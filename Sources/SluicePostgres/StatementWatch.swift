@@ -12,6 +12,10 @@ import Synchronization
 /// error, which every caller retries, when the connection is found closed or the limit passes. A
 /// statement abandoned that way is left to finish, or not, on its own; past the limit its
 /// connection is closed, so the pool replaces it.
+///
+/// Cancelling the caller does not abandon the statement: the connection would go back to the pool
+/// with a statement or a transaction still open on it. The caller waits for the answer, as a plain
+/// `query` makes it do.
 enum StatementWatch {
     /// How often a waiting statement checks its connection.
     static let checkEvery: Duration = .milliseconds(250)
@@ -19,38 +23,33 @@ enum StatementWatch {
     static func rows(_ query: PostgresQuery, on connection: PostgresConnection, limit: Duration, place: String,
                      logger: Logger) async throws -> [PostgresRow] {
         if connection.isClosed { throw closed(place) }
-        let waiter = Waiter()
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                waiter.start(continuation)
-                let statement = Task {
-                    do {
-                        waiter.finish(.success(try await connection.query(query, logger: logger).collect()))
-                    } catch {
-                        waiter.finish(.failure(error))
+        return try await withCheckedThrowingContinuation { continuation in
+            let waiter = Waiter(continuation)
+            let statement = Task {
+                do {
+                    waiter.finish(.success(try await connection.query(query, logger: logger).collect()))
+                } catch {
+                    waiter.finish(.failure(error))
+                }
+            }
+            waiter.watch(Task {
+                let deadline = ContinuousClock.now + limit
+                while (try? await Task.sleep(for: checkEvery)) != nil {
+                    if connection.isClosed {
+                        waiter.finish(.failure(closed(place)))
+                        statement.cancel()
+                        return
+                    }
+                    if ContinuousClock.now >= deadline {
+                        if waiter.finish(.failure(SluiceError(.storage, "\(place): no answer from PostgreSQL within \(limit); the connection was closed, try again"))) {
+                            logger.warning("a statement got no answer within \(limit); closing its connection", metadata: ["sql": "\(query.sql.prefix(80))"])
+                            connection.close().whenComplete { _ in }
+                        }
+                        statement.cancel()
+                        return
                     }
                 }
-                waiter.watch(Task {
-                    let deadline = ContinuousClock.now + limit
-                    while (try? await Task.sleep(for: checkEvery)) != nil {
-                        if connection.isClosed {
-                            waiter.finish(.failure(closed(place)))
-                            statement.cancel()
-                            return
-                        }
-                        if ContinuousClock.now >= deadline {
-                            if waiter.finish(.failure(SluiceError(.storage, "\(place): no answer from PostgreSQL within \(limit); the connection was closed, try again"))) {
-                                logger.warning("a statement got no answer within \(limit); closing its connection", metadata: ["sql": "\(query.sql.prefix(80))"])
-                                connection.close().whenComplete { _ in }
-                            }
-                            statement.cancel()
-                            return
-                        }
-                    }
-                })
-            }
-        } onCancel: {
-            waiter.finish(.failure(CancellationError()))
+            })
         }
     }
 
@@ -62,42 +61,32 @@ enum StatementWatch {
     final class Waiter: Sendable {
         private struct State {
             var continuation: CheckedContinuation<[PostgresRow], any Error>?
-            var early: Result<[PostgresRow], any Error>?
             var watch: Task<Void, Never>?
-            var done = false
         }
-        private let state = Mutex(State())
+        private let state: Mutex<State>
 
-        func start(_ continuation: CheckedContinuation<[PostgresRow], any Error>) {
-            let early = state.withLock { state -> Result<[PostgresRow], any Error>? in
-                if let early = state.early { return early }
-                state.continuation = continuation
-                return nil
-            }
-            if let early { continuation.resume(with: early) }
-        }
+        init(_ continuation: CheckedContinuation<[PostgresRow], any Error>) { state = Mutex(State(continuation: continuation)) }
 
+        /// The task watching the connection, stopped at once when the statement already finished.
         func watch(_ task: Task<Void, Never>) {
-            let stop = state.withLock { state in
+            let finished = state.withLock { state in
                 state.watch = task
-                return state.done
+                return state.continuation == nil
             }
-            if stop { task.cancel() }
+            if finished { task.cancel() }
         }
 
         /// Resumes the caller with `result` unless something else did; whether this call did.
         @discardableResult
         func finish(_ result: Result<[PostgresRow], any Error>) -> Bool {
-            let (continuation, watch, first) = state.withLock { state in
-                guard !state.done else { return (nil as CheckedContinuation<[PostgresRow], any Error>?, nil as Task<Void, Never>?, false) }
-                state.done = true
-                if state.continuation == nil { state.early = result }
+            let (continuation, watch) = state.withLock { state in
                 defer { state.continuation = nil; state.watch = nil }
-                return (state.continuation, state.watch, true)
+                return (state.continuation, state.watch)
             }
-            continuation?.resume(with: result)
+            guard let continuation else { return false }
+            continuation.resume(with: result)
             watch?.cancel()
-            return first
+            return true
         }
     }
 }
