@@ -59,11 +59,10 @@ public struct SluiceClient: Sendable {
     }
 
     /// One request and its whole answer. A pooled keep-alive connection can be closed by the
-    /// server's idle timeout just as it is reused; a read is then sent once more on a new
-    /// connection. A write is not: the server may have taken it.
+    /// server's idle timeout just as it is reused; the request is then sent once more on a new
+    /// connection when that is safe: a read always, and any request whose write found the channel
+    /// already closed (it reached nobody). A write the server may have taken is not sent again.
     private func exchange(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> (HTTPClientResponse, Data) {
-        // Once, on a pooled connection the server had closed (its idle timeout): a GET may have
-        // reached it and is safe to repeat; a write to a closed channel reached nobody, whatever it was.
         var mayRetry = true
         while true {
             do {

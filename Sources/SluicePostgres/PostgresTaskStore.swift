@@ -293,9 +293,9 @@ public final class PostgresTaskStore: TaskStore, Service {
             let fast = outcomes.indices.filter { index in
                 if case .complete = outcomes[index] { named[outcomes[index].lease.taskID] == 1 } else { false }
             }
-            // The statements take the database's time themselves; the general path computes in
-            // Swift and needs it first (one more round trip), so it is read only then.
-            var knownNow: Date? = fast.count < outcomes.count ? try await self.now(connection) : self.nowParameter?.date
+            // The statements take the database's time themselves (`now()`, the same all through the
+            // transaction); the general path computes in Swift and reads it first, only when it runs.
+            var knownNow = configuration.clock?.now().storedPrecision
             // Outcomes for the general path lock their rows one by one: lock them all first, in id
             // order, so that this batch and a heartbeat never wait for each other in a cycle.
             if fast.count < outcomes.count {
@@ -314,7 +314,6 @@ public final class PostgresTaskStore: TaskStore, Service {
                 }
             }
             for (index, outcome) in outcomes.enumerated() where recorded[index] == nil {
-                // A completion the fast statement refused lands here too: read the time then.
                 if knownNow == nil { knownNow = try await self.now(connection) }
                 let now = knownNow!
                 do {
