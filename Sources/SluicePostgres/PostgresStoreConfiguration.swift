@@ -44,7 +44,8 @@ public struct PostgresStoreConfiguration: Sendable {
     /// Outcome batches a worker's completer writes at once, each its own transaction. One drained
     /// faster on 2026-11-28 (a 50,000-task drain of one worker: 4,900 to 6,300 tasks/s against
     /// 3,700 to 4,200 with four, alternating runs on one server), but the clock-skew test then lost
-    /// a lease in 2 runs of 3, not yet explained; four stays the default until it is.
+    /// a lease in 2 runs of 3. That test loses one now and then with four too (1 run in 5 to 8, the
+    /// same before this setting existed), not yet explained; four stays the default until it is.
     public var outcomeBatchesInFlight = 4
     /// `nil` (the default): every time comes from the database's `now()`, shared by every host.
     /// A clock (tests use a `ManualClock`): every statement takes its time from it instead.
