@@ -18,15 +18,17 @@ struct Heartbeater {
 
     func beat() async {
         for (source, store) in worker.sources {
-            // Finished tasks whose outcome is not yet written keep their leases too, unless a newer
-            // attempt of the same task runs here (a timed-out run's late outcome): statuses are per
-            // task, and that run's must not be read as the late one's "lost".
+            // Finished tasks whose outcome is not yet written keep their leases too. Statuses are
+            // per task, so only those of the pools' own leases go back to the pools: a timed-out
+            // run's late outcome is "lost" while a newer attempt of the same task runs here (or is
+            // about to), and that run must not read it as its own.
             let running = worker.pools.flatMap { $0.leases(from: source) }
             let runningIDs = Set(running.map(\.taskID))
             let leases = running + worker.outcomes.leases(from: source).filter { !runningIDs.contains($0.taskID) }
             guard !leases.isEmpty else { continue }
             do {
                 let statuses = try await store.heartbeat(leases, leaseDuration: worker.options.leaseDuration)
+                    .filter { runningIDs.contains($0.key) }
                 for pool in worker.pools { pool.apply(statuses, from: source) }
             } catch {
                 worker.logger.warning("heartbeat failed: \(error)", metadata: ["worker": "\(worker.id)"])
