@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import httpx
 
-from support import until
+from support import WorkerProcess, until
 from sluice import Client
 
 
@@ -74,6 +74,29 @@ def test_sigterm_finishes_running_tasks_and_hands_back_the_rest(client: Client, 
     assert states.count("succeeded") == 2 and states.count("queued") == 4, states
     start_worker("--pool", "py=py:4")
     assert all(client.status(i, wait=20).state == "succeeded" for i in ids)
+
+
+def test_prefetch_holds_tasks_beyond_the_slots_runs_no_more_at_once_and_hands_them_back(client: Client, start_worker) -> None:
+    worker = start_worker("--pool", "py=py:2", "--prefetch", "3", "--grace", "20")
+    ids = [client.enqueue("hold", {"seconds": 3}, queue="py").id for _ in range(8)]
+    # Two slots and three tasks waiting for them: five leases, the rest still queued.
+    until(lambda: [client.status(i).state for i in ids].count("running") == 5, 10, "5 tasks claimed")
+    until(lambda: next(p for p in client.pools() if p["name"] == "py")["busy"] == 2, 5, "2 busy")
+    states = [client.status(i).state for i in ids]
+    assert states.count("running") == 5 and states.count("queued") == 3, states
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, worker.output()
+    done = [client.status(i) for i in ids]
+    assert [t.state for t in done].count("succeeded") == 2 and [t.state for t in done].count("queued") == 6, done
+    # What ran, ran two at a time.
+    assert max(t.result["high_water"] for t in done if t.state == "succeeded") == 2
+    start_worker("--pool", "py=py:8")
+    assert all(client.status(i, wait=20).state == "succeeded" for i in ids)
+
+
+def test_a_bad_prefetch_is_refused_with_a_clear_message(server, tmp_path) -> None:
+    worker = WorkerProcess(server.url, "--pool", "py=py:2", "--prefetch", "-1", log=tmp_path / "worker.log")
+    assert worker.wait(10) != 0 and "--prefetch must be from 0 to 10000" in worker.output()
 
 
 def test_a_killed_worker_s_task_is_rescued_and_runs_again(client: Client, start_worker) -> None:

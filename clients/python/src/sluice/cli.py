@@ -36,6 +36,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--token", help="bearer token (default $SLUICE_TOKEN)")
     parser.add_argument("--pool", action="append", default=[], metavar="NAME=QUEUES:N",
                         help="a pool, e.g. images=images,bulk:20 (repeatable; default: the worker's own, else default=default:10)")
+    parser.add_argument("--prefetch", type=int, metavar="N",
+                        help="tasks each pool claims beyond its free slots, for short tasks (default 0: a task is claimed only for a free slot)")
     parser.add_argument("--grace", type=float, help="seconds running tasks get to finish on SIGTERM (default 30)")
     parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
     args = parser.parse_args(argv)
@@ -50,6 +52,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         worker.url = args.url.rstrip("/")
     if args.token:
         worker.token = args.token
+    if args.prefetch is not None:
+        if not 0 <= args.prefetch <= 10_000:
+            raise SystemExit("sluice-worker: --prefetch must be from 0 to 10000")
+        worker.prefetch = args.prefetch
     if args.grace is not None:
         if args.grace < 0:
             raise SystemExit("sluice-worker: --grace must be 0 or more seconds")

@@ -33,13 +33,19 @@ class PoolSpec:
 
 
 class Pool:
-    """Slots and threads of one pool. `lock` is the worker's: the claimer waits on it for a free slot."""
+    """Slots and threads of one pool. `lock` is the worker's: the claimer waits on it for a free slot.
+    The pool's threads wait on a condition of their own over the same mutex, so that a task ending
+    wakes the claimer and the completer, not every idle thread of every pool."""
 
-    def __init__(self, spec: PoolSpec, lock: threading.Condition, run: Callable[[Any], None]) -> None:
+    def __init__(self, spec: PoolSpec, lock: threading.Condition, mutex: threading.RLock, run: Callable[[Any], None],
+                 prefetch: int = 0) -> None:
         self.name = spec.name
         self.queues = list(spec.queues)
         self.target = spec.concurrency
+        #: Claimed tasks the pool may hold beyond its slots, waiting for a thread.
+        self.prefetch = prefetch
         self._lock = lock
+        self._work = threading.Condition(mutex)
         self._run = run
         self._inbox: Deque[Any] = collections.deque()
         self.busy = 0
@@ -56,8 +62,8 @@ class Pool:
 
     @property
     def free(self) -> int:
-        """Tasks it can take now: concurrency − running − stuck − claimed but not started − asked for."""
-        return max(0, self.target - self.busy - self.stuck - len(self._inbox) - self.reserved)
+        """Tasks to claim now: concurrency + prefetch − running − stuck − claimed but not started − asked for."""
+        return max(0, self.target + self.prefetch - self.busy - self.stuck - len(self._inbox) - self.reserved)
 
     def submit_sync(self, item: Any) -> None:
         """Queues a plain function's task and starts a thread for it when none is idle."""
@@ -66,7 +72,7 @@ class Pool:
         if idle < len(self._inbox) and self.threads - self.stuck < self.target:
             self.threads += 1
             threading.Thread(target=self._thread, name=f"sluice-{self.name}-{self.threads}", daemon=True).start()
-        self._lock.notify_all()
+        self._work.notify()
 
     def started(self) -> None:
         """An `async def` task took a slot."""
@@ -98,7 +104,9 @@ class Pool:
 
     def resize(self, concurrency: int) -> None:
         self.target = concurrency
-        # Idle threads beyond the new size see it and end; more start as tasks arrive.
+        # Idle threads beyond the new size see it and end; more start as tasks arrive, which the
+        # claimer now asks for.
+        self._work.notify_all()
         self._lock.notify_all()
 
     def figures(self) -> Dict[str, Any]:
@@ -117,9 +125,11 @@ class Pool:
         while True:
             with self._lock:
                 while not self._inbox and self.threads - self.stuck <= self.target:
-                    self._lock.wait(5.0)
+                    self._work.wait(5.0)
                 if not self._inbox or self.threads - self.stuck > self.target:
                     self.threads -= 1  # the pool shrank (or no work came): this thread ends
+                    if self._inbox:
+                        self._work.notify()  # the wake-up it took was meant for a thread that works
                     self._lock.notify_all()
                     return
                 item = self._inbox.popleft()

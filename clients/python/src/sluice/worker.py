@@ -66,17 +66,25 @@ class Worker:
     `GET /v1/pools` and changes with `PATCH /v1/pools/NAME`."""
 
     def __init__(self, url: Optional[str] = None, token: Optional[str] = None, *,
-                 pools: Optional[Sequence[PoolSpec]] = None, grace: float = 30.0, worker_id: Optional[str] = None) -> None:
+                 pools: Optional[Sequence[PoolSpec]] = None, grace: float = 30.0, worker_id: Optional[str] = None,
+                 prefetch: int = 0) -> None:
         self.url = (url or os.environ.get("SLUICE_URL") or "http://127.0.0.1:8000").rstrip("/")
         self.token = token or os.environ.get("SLUICE_TOKEN")
         self.pool_specs: List[PoolSpec] = list(pools or [PoolSpec("default", ["default"], 10)])
         self.grace = grace
+        if prefetch < 0:
+            raise ValueError(f"prefetch must be 0 or more, not {prefetch}")
+        #: Tasks each pool claims beyond its free slots, so that its threads find the next task
+        #: waiting instead of waiting a round trip for it (Celery's prefetch). They hold their leases
+        #: meanwhile, and another worker with free slots cannot take them: keep it 0 for long tasks.
+        self.prefetch = prefetch
         host = socket.gethostname()
         # The server accepts letters, digits and _ - . : in names.
         self.id = worker_id or re.sub(r"[^A-Za-z0-9_.:-]", "-", f"py:{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}")[:128]
         self._host = host
         self._functions: Dict[str, Callable[..., Any]] = {}
-        self._lock = threading.Condition()
+        self._mutex = threading.RLock()
+        self._lock = threading.Condition(self._mutex)
         self._pools: Dict[str, Pool] = {}
         self._held: Dict[str, _Claimed] = {}
         self._outbox: List[Dict[str, Any]] = []
@@ -129,7 +137,7 @@ class Worker:
         if not self._functions:
             raise ValueError("no task functions registered: decorate functions with @worker.task(\"kind\")")
         for spec in self.pool_specs:
-            self._pools[spec.name] = Pool(spec, self._lock, self._run_sync)
+            self._pools[spec.name] = Pool(spec, self._lock, self._mutex, self._run_sync, self.prefetch)
         api = WorkerAPI(self.url, self.token, self.id)
         try:
             answer = api.register(self._description())
