@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PEERS = os.path.join(ROOT, "tools", "bench", "peers")
 SCENARIOS = ["seed", "seed-python", "burst", "enqueue", "drain", "latency", "resources", "health", "scale", "store", "postgres",
-             "console"]
+             "console", "python-drain"]
 FINISHED = "state IN ('succeeded', 'failed', 'cancelled')"  # as the partial index tasks_finished has it
 
 
@@ -59,6 +59,7 @@ class Sizes:
     pg_latency_tasks: int = 200
     console_tasks: int = 1_000_000  # the console scenario: tasks in the store while its pages are timed
     console_requests: int = 15      # requests per page and per fragment, each repeat
+    python_drain: int = 20_000      # no-op tasks the Python worker and Huey's consumer each drain
 
 
 MODES = {
@@ -67,11 +68,11 @@ MODES = {
     "quick": Sizes(seed_n=200, seed_sleep=0.2, seed_pools=(6, 12, 50, 200), wrk_seconds=3, huey_enqueue=2000,
                    drain=10_000, huey_drain=2000, latency_seconds=2.0, queued=10_000, health_seconds=2,
                    store_scale=0.05, history=100_000, reads=1000, pg_tasks=10_000, pg_procrastinate_tasks=1000,
-                   pg_latency_tasks=50, console_tasks=100_000, console_requests=5),
+                   pg_latency_tasks=50, console_tasks=100_000, console_requests=5, python_drain=5000),
     "smoke": Sizes(seed_n=50, seed_sleep=0.02, seed_pools=(6, 50), burst_tasks=20, burst_sleep=0.05, wrk_seconds=1,
                    huey_enqueue=100, batch_size=10, drain=500, huey_drain=100, latency_seconds=0.3, queued=1000,
                    busy=50, health_seconds=1, store_scale=0.02, history=2000, reads=100, pg_tasks=500,
-                   pg_procrastinate_tasks=50, pg_latency_tasks=10, console_tasks=3000, console_requests=2),
+                   pg_procrastinate_tasks=50, pg_latency_tasks=10, console_tasks=3000, console_requests=2, python_drain=200),
 }
 
 
@@ -388,6 +389,60 @@ class Bench:
                 self.procs.stop(p)
         for endpoint, runs in out["endpoints"].items():
             self.say(f"seed-python: /test/{endpoint}: {summary([r['seconds'] for r in runs])} s")
+        return out
+
+    # ------------------------------------------------------------ 11. drain through a Python worker
+
+    PYTHON_THREADS = 16
+    # None; Celery's default hold (4 × the threads, running ones included); 16 × the threads.
+    PYTHON_PREFETCH = (0, 48, 240)
+
+    def python_drain(self):
+        """Issue 13: no-op tasks pre-filled, then drained by one Python worker process (the package's
+        `sluice-worker`, 16 threads) without and with prefetch, and by Huey's thread consumer with 16
+        threads: tasks/s from spawning the worker to the queue's last task done."""
+        z, threads = self.sizes, self.PYTHON_THREADS
+        out = {"tasks": z.python_drain, "threads": threads, "sluice": {}, "drained": {}, "huey": [], "huey_drained": []}
+        for prefetch in self.PYTHON_PREFETCH:
+            runs, drained = [], []
+            for _ in range(self.repeats):
+                s = self.serve("--no-pool")
+                client = Client(s.port)
+                # A registration naming the kind, so that the enqueues are accepted before the worker runs.
+                client.call("PUT", "/v1/workers/bench-kinds", {"kinds": ["noop"], "pools": []})
+                self.fill(s.port, z.python_drain, {"kind": "noop"}, queue="py")
+                client.call("DELETE", "/v1/workers/bench-kinds")
+                start = time.monotonic()
+                w = self.procs.start("python-worker", [sys.executable, "-m", "sluice.cli", "python_worker:worker",
+                                                       "--url", f"http://127.0.0.1:{s.port}", "--pool", f"py=py:{threads}",
+                                                       "--prefetch", str(prefetch), "--log-level", "warning"], cwd=PEERS)
+                while client.call("GET", "/v1/tasks?queue=py&state=queued,running&limit=1")["tasks"]:
+                    if w.poll() is not None or time.monotonic() > start + 600:
+                        raise SystemExit(f"the Python worker stopped draining:\n{self.procs.tail(w)}")
+                    time.sleep(0.01)
+                runs.append(z.python_drain / (time.monotonic() - start))
+                counts = client.call("GET", "/v1/queues")["durable"]
+                drained.append(sum(q["counts"].get("succeeded", 0) for q in counts if q["queue"] == "py"))
+                client.close()
+                for p in (w, s):
+                    self.procs.stop(p)
+            out["sluice"][str(prefetch)], out["drained"][str(prefetch)] = runs, drained
+            self.say(f"python-drain: sluice-worker {threads} threads, prefetch {prefetch}: {summary(runs, '{:.0f}')} tasks/s")
+        for _ in range(self.repeats):
+            db = self.fresh_db("huey")
+            huey_app = self.huey(db)
+            for i in range(z.python_drain):
+                huey_app.echo(i)
+            start = time.monotonic()
+            consumer = self.huey_consumer(db, threads)
+            while huey_app.huey.result_count() < z.python_drain:
+                if time.monotonic() > start + 600 or consumer.poll() is not None:
+                    raise SystemExit(f"huey drain stopped:\n{self.procs.tail(consumer)}")
+                time.sleep(0.01)
+            out["huey"].append(z.python_drain / (time.monotonic() - start))
+            out["huey_drained"].append(huey_app.huey.result_count())
+            self.procs.stop(consumer)
+        self.say(f"python-drain: huey -w {threads}: {summary(out['huey'], '{:.0f}')} tasks/s")
         return out
 
     # ------------------------------------------------------------ 2. blocking burst
@@ -829,7 +884,9 @@ Issue 10, with 1,000,000 finished and 1,000,000 scheduled tasks in the file: `/h
 file's in the same run. Issue 11 (PostgreSQL): drain ≥ 15,000 tasks/s with one worker process, ≥ 1.3 × the faster
 of pgqueuer and procrastinate and ≥ 0.5 × PostgreSQL's own SKIP LOCKED claim+complete limit in the same run; HTTP
 enqueue ≥ 10,000/s; enqueue→start p50 < 5 ms on an idle worker. Issue 14 (console), with 1,000,000 tasks in the
-store: every page < 50 ms, every refresh fragment < 20 ms, < 2 MB of binary."""
+store: every page < 50 ms, every refresh fragment < 20 ms, < 2 MB of binary. Issue 13 (Python workers): no-op
+drain through one Python worker process with 16 threads ≥ 5,000 tasks/s and ≥ 2 × Huey's thread consumer with
+16 threads in the same run; the seed through Python workers within 2% of the ab floor."""
 
 
 def render_seed(r, meta):
@@ -883,6 +940,23 @@ def render_seed_python(r, meta):
     if worst is not None:
         lines += ["", f"- Target (issue 13), every endpoint within 2% of the ab floor: worst {worst:.2f} s = {worst / floor:.3f} × floor: "
                   f"{verdict(worst <= 1.02 * floor, f'{(worst / floor / 1.02 - 1) * 100:.1f}%')}."]
+    return lines
+
+
+def render_python_drain(r, meta):
+    n, threads = r["tasks"], r["threads"]
+    huey = med(r["huey"])
+    lines = [f"{n:,} no-op tasks pre-filled, then drained by one Python worker process (`sluice-worker`, the package in "
+             f"`clients/python`, one pool of {threads} threads, against `sluice serve --no-pool`) and by Huey's consumer "
+             f"(`SqliteHuey`, `-k thread -w {threads}`): tasks/s from spawning the worker to the last task done. "
+             f"Celery (Redis broker) is not measured: no Redis server among the peers yet.", "",
+             "| worker | tasks/s, median (min–max) | × Huey |", "|---|---:|---:|"]
+    for prefetch, runs in r["sluice"].items():
+        lines.append(f"| Sluice Python worker, {threads} threads, `--prefetch {prefetch}` | {summary(runs, '{:.0f}')} | {med(runs) / huey:.2f} |")
+    lines.append(f"| Huey thread consumer, {threads} threads | {summary(r['huey'], '{:.0f}')} | 1.00 |")
+    best = max(med(v) for v in r["sluice"].values())
+    lines += ["", f"- Target (issue 13) ≥ 5,000 tasks/s: best {best:,.0f}/s — {verdict(best >= 5000, f'{(1 - best / 5000) * 100:.0f}%')}.",
+              f"- Target ≥ 2 × Huey's thread consumer: {best / huey:.2f} × — {verdict(best >= 2 * huey, f'{(1 - best / huey / 2) * 100:.0f}%')}."]
     return lines
 
 
@@ -1107,10 +1181,11 @@ def render_console(r, meta):
 TITLES = {"seed": "1. The seed, reproduced", "seed-python": "1b. The seed through Python workers", "burst": "2. Blocking burst", "enqueue": "3. Enqueue throughput",
           "drain": "4. Drain throughput", "latency": "5. Latency", "resources": "6. Resources",
           "health": "7. Event-loop health", "scale": "8. Scale: a file with a long history", "store": "Store micro-benchmark",
-          "postgres": "9. PostgreSQL (issue 11)", "console": "10. The console (issue 14)"}
+          "postgres": "9. PostgreSQL (issue 11)", "console": "10. The console (issue 14)",
+          "python-drain": "11. Drain through a Python worker (issue 13)"}
 RENDER = {"seed": render_seed, "seed-python": render_seed_python, "burst": render_burst, "enqueue": render_enqueue, "drain": render_drain,
           "latency": render_latency, "resources": render_resources, "health": render_health, "scale": render_scale,
-          "store": render_store, "postgres": render_postgres, "console": render_console}
+          "store": render_store, "postgres": render_postgres, "console": render_console, "python-drain": render_python_drain}
 
 
 def plot(results, imgdir):
@@ -1251,6 +1326,10 @@ def check_smoke(out, names, z, text, meta):
             need(sorted(r["endpoints"]) == sorted(["sync", "async", "sync_async", "sync_async_fastapi"]), f"seed-python: endpoints {sorted(r['endpoints'])}")
             for endpoint, runs in r["endpoints"].items():
                 ab_ok(f"Python workers /test/{endpoint}", runs, r["n"])
+        elif name == "python-drain":
+            for prefetch, drained in r["drained"].items():
+                need(drained and all(d == r["tasks"] for d in drained), f"python-drain: prefetch {prefetch} drained {drained} of {r['tasks']}")
+            need(r["huey_drained"] and all(d == r["tasks"] for d in r["huey_drained"]), f"python-drain: Huey drained {r['huey_drained']} of {r['tasks']}")
         elif name == "burst":
             need(r["tasks"] == z.burst_tasks and r["sluice"] and r["huey"], f"burst: {r['tasks']} tasks, {len(r['sluice'])} Sluice and {len(r['huey'])} Huey runs")
         elif name == "enqueue":
