@@ -38,6 +38,8 @@ public final class Pool: @unchecked Sendable {
     private let clock: any WallClock
     private let monotonic: any MonotonicClock
     private let idleTimeout: Duration
+    /// Claimed tasks the pool may hold beyond its slots, waiting for a thread.
+    private let prefetch: Int
 
     /// Guards everything below; threads wait on it for work.
     private let condition = NSCondition()
@@ -99,7 +101,7 @@ public final class Pool: @unchecked Sendable {
     }
 
     init(configuration: PoolConfiguration, registry: HandlerRegistry, clock: any WallClock,
-         monotonic: any MonotonicClock = SystemMonotonicClock(), idleTimeout: Duration,
+         monotonic: any MonotonicClock = SystemMonotonicClock(), idleTimeout: Duration, prefetch: Int = 0,
          report: @escaping @Sendable (Outcome) -> Void, onStart: @escaping @Sendable (TaskRecord) -> Void = { _ in }) {
         name = configuration.name
         self.onStart = onStart
@@ -111,6 +113,7 @@ public final class Pool: @unchecked Sendable {
         self.clock = clock
         self.monotonic = monotonic
         self.idleTimeout = idleTimeout
+        self.prefetch = max(0, prefetch)
         self.report = report
         let pool = configuration.name
         outcomeCounters = Dictionary(uniqueKeysWithValues: ["succeeded", "failed", "dropped"].map {
@@ -122,8 +125,8 @@ public final class Pool: @unchecked Sendable {
 
     // MARK: - Capacity
 
-    /// Tasks the pool can take now. The fetcher claims at most this many, so claimed tasks never
-    /// wait in this process while another process has free threads.
+    /// Slots no task holds or is being claimed for. Without prefetch the fetcher claims at most
+    /// this many, so claimed tasks never wait in this process while another has free threads.
     public var freeSlots: Int {
         condition.lock()
         defer { condition.unlock() }
@@ -135,12 +138,16 @@ public final class Pool: @unchecked Sendable {
 
     private var freeSlotsLocked: Int { max(0, unusedSlotsLocked - reserved) }
 
-    /// Takes every free slot for a claim about to be made, so that two claimers (the fetcher and
-    /// the completer) never claim the same slot. `submit` or `unreserve` gives them back.
+    /// Tasks a claim may take now: the free slots plus room in the prefetch, reserved ones aside.
+    private var claimableLocked: Int { accepting ? max(0, target + prefetch - busy - stuck - jobs.count - reserved) : 0 }
+
+    /// Takes every free slot (and the prefetch's room) for a claim about to be made, so that two
+    /// claimers (the fetcher and the completer) never claim the same slot. `submit` or `unreserve`
+    /// gives them back.
     func reserveSlots() -> Int {
         condition.lock()
         defer { condition.unlock() }
-        let n = freeSlotsLocked
+        let n = claimableLocked
         reserved += n
         return n
     }

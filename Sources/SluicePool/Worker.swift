@@ -41,6 +41,10 @@ public struct WorkerOptions: Sendable {
     public var quietPeriod: Duration = .seconds(30)
     /// Graceful shutdown lets running tasks finish for this long.
     public var grace: Duration = .seconds(30)
+    /// Tasks each pool claims beyond its free slots, waiting here for a thread: claims carry more
+    /// tasks, and a thread finds its next task without a round trip to the store. 0 (the default)
+    /// claims only for free slots, so no task waits here while another process has a free thread.
+    public var prefetch = 0
 
     public init() {}
 }
@@ -112,7 +116,7 @@ public final class Worker: Service, Sendable {
         let startObservers = self.startObservers
         self.pools = pools.map {
             Pool(configuration: $0, registry: registry, clock: clock, monotonic: monotonic, idleTimeout: options.idleTimeout,
-                 report: { outcomes.add($0) },
+                 prefetch: options.prefetch, report: { outcomes.add($0) },
                  onStart: { startObservers.notify($0) })
         }
         elector = LeaderElector(store: store, owner: id, lease: options.leaderLease, logger: logger)

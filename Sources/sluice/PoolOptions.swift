@@ -27,11 +27,16 @@ struct PoolOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds a claim's lease lasts without renewal (renewed every 2 s): after a crash, the process's running tasks are retried this long after its last heartbeat.", valueName: "seconds"))
     var lease: Double = 30
 
+    @Option(help: ArgumentHelp("Tasks each pool claims beyond its free slots, so a thread finds its next task waiting (for many short tasks). Default 0: tasks are claimed only for free slots, so none waits in this process while another has a free thread.", valueName: "n"))
+    var prefetch: Int = 0
+
     /// Worker timings from these options.
     func workerOptions(grace: Double) throws -> WorkerOptions {
         guard lease >= 3, lease <= 3600 else { throw SluiceError(.invalidArgument, "--lease must be from 3 to 3600 seconds", field: "lease") }
         guard grace >= 0, grace <= 86_400 else { throw SluiceError(.invalidArgument, "--grace must be from 0 to 86400 seconds", field: "grace") }
+        guard (0...10_000).contains(prefetch) else { throw SluiceError(.invalidArgument, "--prefetch must be from 0 to 10000", field: "prefetch") }
         var options = WorkerOptions()
+        options.prefetch = prefetch
         options.leaseDuration = .milliseconds(Int64(lease * 1000))
         options.heartbeatInterval = min(.seconds(2), options.leaseDuration / 3)
         options.rescueInterval = min(.seconds(5), options.leaseDuration / 2)

@@ -36,6 +36,15 @@ import Testing
         #expect(error.contains(message), "\(error)")
     }
 
+    @Test(arguments: [["--prefetch=-1"], ["--prefetch", "10001"]])
+    func workerRefusesAPrefetchOutOfRange(arguments: [String]) throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let (status, error) = try Self.run(["worker", "--db", dir.path("x.db")] + arguments, in: dir.path(""))
+        #expect(status == 1, "\(arguments): exit \(status)")
+        #expect(error.contains("--prefetch must be from 0 to 10000"), "\(error)")
+    }
+
     @Test func workerUsesSluiceDBLikeServe() async throws {
         let dir = try TempDir()
         defer { dir.remove() }

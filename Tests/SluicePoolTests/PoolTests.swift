@@ -53,6 +53,46 @@ import Testing
         #expect(mark.max == 20)
     }
 
+    @Test func prefetchHoldsTasksBeyondTheSlotsRunsNoMoreAtOnceAndHandsThemBack() async throws {
+        let (store, dir) = try sqliteStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let mark = HighWaterMark()
+        let gate = Gate()
+        var registry = HandlerRegistry()
+        registry.register("hold", .blocking { _ in
+            mark.enter()
+            gate.wait()
+            mark.leave()
+            return nil
+        })
+        var options = fastOptions()
+        options.prefetch = 3
+        let ids = try await store.enqueue(batch: (0..<8).map { _ in EnqueueRequest(kind: "hold") }).map(\.task.id)
+        func states() async throws -> [TaskState] {
+            var states: [TaskState] = []
+            for id in ids { states.append(try await store.require(id).state) }
+            return states
+        }
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 2)],
+                             registry: registry, options: options) { worker in
+            // Two run and three wait claimed in the pool: five leases; the other three stay queued.
+            let claimedFive = try await eventually { try await states().filter { $0 == .running }.count == 5 }
+            let runningTwo = await eventually { mark.current == 2 }
+            let queued = try await states().filter { $0 == .queued }.count
+            #expect(claimedFive && runningTwo && queued == 3)
+            #expect(worker.pools[0].freeSlots == 0)
+            // The drain hands the prefetched tasks back before the running two may end.
+            worker.beginShutdown()
+            let handedBack = try await eventually { try await states().filter { $0 == .queued }.count == 6 }
+            #expect(handedBack)
+            gate.release()
+        }
+        // The two that ran finished; the three prefetched went back to the queue with the other three.
+        let after = try await states()
+        #expect(after.filter { $0 == .succeeded }.count == 2 && after.filter { $0 == .queued }.count == 6, "\(after)")
+        #expect(mark.max == 2)
+    }
+
     @Test func liveResizeFollowsTheNewLimitWithoutInterruptingTasks() async throws {
         let (store, dir) = try sqliteStore()
         defer { try? FileManager.default.removeItem(at: dir) }
