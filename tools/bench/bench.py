@@ -429,19 +429,9 @@ class Bench:
             out["sluice"][str(prefetch)], out["drained"][str(prefetch)] = runs, drained
             self.say(f"python-drain: sluice-worker {threads} threads, prefetch {prefetch}: {summary(runs, '{:.0f}')} tasks/s")
         for _ in range(self.repeats):
-            db = self.fresh_db("huey")
-            huey_app = self.huey(db)
-            for i in range(z.python_drain):
-                huey_app.echo(i)
-            start = time.monotonic()
-            consumer = self.huey_consumer(db, threads)
-            while huey_app.huey.result_count() < z.python_drain:
-                if time.monotonic() > start + 600 or consumer.poll() is not None:
-                    raise SystemExit(f"huey drain stopped:\n{self.procs.tail(consumer)}")
-                time.sleep(0.01)
-            out["huey"].append(z.python_drain / (time.monotonic() - start))
-            out["huey_drained"].append(huey_app.huey.result_count())
-            self.procs.stop(consumer)
+            rate, drained = self.huey_drain_once(z.python_drain, threads)
+            out["huey"].append(rate)
+            out["huey_drained"].append(drained)
         self.say(f"python-drain: huey -w {threads}: {summary(out['huey'], '{:.0f}')} tasks/s")
         return out
 
@@ -566,23 +556,30 @@ class Bench:
         for workers in (4, 8):
             runs, out["huey_drained"][str(workers)] = [], []
             for _ in range(self.repeats):
-                db = self.fresh_db("huey")
-                huey_app = self.huey(db)
-                for i in range(z.huey_drain):
-                    huey_app.echo(i)
-                start = time.monotonic()
-                consumer = self.huey_consumer(db, workers)
-                deadline = start + 600
-                while huey_app.huey.result_count() < z.huey_drain:
-                    if time.monotonic() > deadline or consumer.poll() is not None:
-                        raise SystemExit(f"huey drain stopped:\n{self.procs.tail(consumer)}")
-                    time.sleep(0.05)
-                runs.append(z.huey_drain / (time.monotonic() - start))
-                out["huey_drained"][str(workers)].append(huey_app.huey.result_count())
-                self.procs.stop(consumer)
+                rate, drained = self.huey_drain_once(z.huey_drain, workers)
+                runs.append(rate)
+                out["huey_drained"][str(workers)].append(drained)
             out["huey"][str(workers)] = runs
             self.say(f"drain: huey -w {workers}: {summary(runs, '{:.0f}')} tasks/s")
         return out
+
+    def huey_drain_once(self, count, workers):
+        """Pre-fills count `echo` tasks into a fresh Huey file, then drains them with one thread consumer of
+        `workers` threads: tasks/s from spawning it until every result is stored, and how many were."""
+        db = self.fresh_db("huey")
+        huey_app = self.huey(db)
+        for i in range(count):
+            huey_app.echo(i)
+        start = time.monotonic()
+        consumer = self.huey_consumer(db, workers)
+        while huey_app.huey.result_count() < count:
+            if time.monotonic() > start + 600 or consumer.poll() is not None:
+                raise SystemExit(f"huey drain stopped:\n{self.procs.tail(consumer)}")
+            time.sleep(0.01)
+        rate = count / (time.monotonic() - start)
+        drained = huey_app.huey.result_count()
+        self.procs.stop(consumer)
+        return rate, drained
 
     def drain_once(self, processes, db=None, base=0):
         """Pre-fills z.drain `echo` tasks into db (fresh when None) through `serve --no-pool`, then drains
@@ -1107,11 +1104,13 @@ def render_postgres(r, meta):
         lines.append(f"| Sluice, {k} worker process{'es' if k != '1' else ''} | {summary(rate(runs), '{:.0f}')} | {med(rate(runs)) / raw:.2f} |")
     if r.get("wide"):
         lines.append(f"| Sluice, 1 worker process, `--concurrency {r['wide_concurrency']}` | {summary(rate(r['wide']), '{:.0f}')} | {med(rate(r['wide'])) / raw:.2f} |")
+    if r.get("prefetched"):
+        lines.append(f"| Sluice, 1 worker process, `--prefetch {r['prefetch']}` | {summary(rate(r['prefetched']), '{:.0f}')} | {med(rate(r['prefetched'])) / raw:.2f} |")
     if r["held"]:
         h = r["held"][0]
         lines.append(f"| Sluice, 1 worker, a transaction with an xid held open on another connection for the whole drain | "
                      f"{summary(rate(r['held']), '{:.0f}')} | {med(rate(r['held'])) / raw:.2f} |")
-    lost = [x for runs in r["sluice"].values() for x in runs] + r["held"] + r.get("wide", [])
+    lost = [x for runs in r["sluice"].values() for x in runs] + r["held"] + r.get("wide", []) + r.get("prefetched", [])
     lines += ["", f"Every Sluice drain finished all {n:,} tasks: {'yes' if all(x['succeeded'] == n and x['left'] == 0 for x in lost) else 'NO'}; "
               f"tasks that needed a second attempt: {sum(x['retried'] for x in lost)}."]
     for k, runs in r["sluice"].items():
@@ -1372,7 +1371,7 @@ def check_smoke(out, names, z, text, meta):
             for who in ("raw", "pgqueuer", "procrastinate"):
                 asked = z.pg_procrastinate_tasks if who == "procrastinate" else n
                 need(r[who] and all(x["done"] == asked and x["left"] == 0 for x in r[who]), f"postgres: {who} finished {[(x['done'], x['left']) for x in r[who]]}, asked {asked}")
-            for k, runs in list(r["sluice"].items()) + [("held", r["held"]), ("wide", r["wide"])]:
+            for k, runs in list(r["sluice"].items()) + [("held", r["held"]), ("wide", r["wide"]), ("prefetched", r["prefetched"])]:
                 need(runs and all(x["succeeded"] == n and x["left"] == 0 for x in runs), f"postgres: Sluice {k}: {[(x['succeeded'], x['left']) for x in runs]}, asked {n}")
             for key in ("single", "batch"):
                 for x in r["enqueue"][key]:

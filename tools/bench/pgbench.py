@@ -25,6 +25,7 @@ SERVER_SETTINGS = ("fsync=off, synchronous_commit=off, full_page_writes=off (too
                    "other settings PostgreSQL's defaults (shared_buffers 128 MB)")
 WORKER_CONCURRENCY = 64
 WIDE_CONCURRENCY = 256  # one more 1-worker drain with this many slots: a pool refills only its free slots
+PREFETCH = 192  # and one at the usual 64 slots with this prefetch: claims as large as the wide run's
 UNFINISHED = "('scheduled', 'queued', 'running', 'retrying')"
 
 
@@ -118,7 +119,7 @@ def run_postgres(bench):
     out = {"server": f"PostgreSQL {pg.version}", "settings": SERVER_SETTINGS, "tasks": z.pg_tasks,
            "procrastinate_tasks": z.pg_procrastinate_tasks, "worker_concurrency": WORKER_CONCURRENCY,
            "raw": [], "pgqueuer": [], "procrastinate": [], "sluice": {"1": [], "2": [], "4": []}, "held": [],
-           "wide_concurrency": WIDE_CONCURRENCY, "wide": [],
+           "wide_concurrency": WIDE_CONCURRENCY, "wide": [], "prefetch": PREFETCH, "prefetched": [],
            "fill": [], "enqueue": {}, "latency": {}, "statements": {}, "versions": peer_versions(),
            "load": [os.getloadavg()[0]]}
     try:
@@ -139,6 +140,9 @@ def run_postgres(bench):
             r = sluice_drain(bench, pg, template, 1, concurrency=WIDE_CONCURRENCY)
             out["wide"].append(r)
             bench.say(f"postgres: sluice 1 worker --concurrency {WIDE_CONCURRENCY}: {r['tasks_per_s']:.0f}/s ({r['succeeded']} of {z.pg_tasks})")
+            r = sluice_drain(bench, pg, template, 1, prefetch=PREFETCH)
+            out["prefetched"].append(r)
+            bench.say(f"postgres: sluice 1 worker --prefetch {PREFETCH}: {r['tasks_per_s']:.0f}/s ({r['succeeded']} of {z.pg_tasks})")
         r = sluice_drain(bench, pg, template, 1, held=True)
         out["held"].append(r)
         bench.say(f"postgres: sluice 1 worker, snapshot held: {r['tasks_per_s']:.0f}/s, dead rows {r.get('dead_rows')}")
@@ -203,7 +207,7 @@ def peer_drain(bench, pg, peer, n):
     return r
 
 
-def sluice_drain(bench, pg, template, processes, held=False, profile=False, concurrency=WORKER_CONCURRENCY):
+def sluice_drain(bench, pg, template, processes, held=False, profile=False, concurrency=WORKER_CONCURRENCY, prefetch=0):
     """Drains a clone of the template with `processes` workers: tasks/s from spawning them to the last
     finished_at. With held, another connection keeps a transaction with an xid open for the whole
     drain (what a long report or a forgotten BEGIN does), so no dead row can be vacuumed or pruned."""
@@ -220,7 +224,8 @@ def sluice_drain(bench, pg, template, processes, held=False, profile=False, conc
         server_cpu = pg.cpu_seconds()
         start = time.time()
         workers = [bench.procs.start("worker-pg", [bench.sluice, "worker", "--database", pg.url(db), "--concurrency",
-                                                   str(concurrency), "--log-level", "error"]) for _ in range(processes)]
+                                                   str(concurrency), "--prefetch", str(prefetch), "--log-level", "error"])
+                   for _ in range(processes)]
         wait_drained(bench, pg, db, workers)
         cpu = {"workers": sum(cpu_of(w.pid) for w in workers), "server": pg.cpu_seconds() - server_cpu}
         stats = pg.top_statements() if profile else None
