@@ -94,6 +94,12 @@ def test_prefetch_holds_tasks_beyond_the_slots_runs_no_more_at_once_and_hands_th
     assert all(client.status(i, wait=20).state == "succeeded" for i in ids)
 
 
+def test_a_prefetch_beyond_the_server_s_claim_limit_still_claims(client: Client, start_worker) -> None:
+    # 2 slots + 2,000 prefetched is more than one claim may ask for (1,000): the worker asks for at most that.
+    start_worker("--pool", "py=py:2", "--prefetch", "2000")
+    assert [client.run("add", {"a": n, "b": 1}, queue="py", timeout=20) for n in range(3)] == [1, 2, 3]
+
+
 def test_a_bad_prefetch_is_refused_with_a_clear_message(server, tmp_path) -> None:
     worker = WorkerProcess(server.url, "--pool", "py=py:2", "--prefetch", "-1", log=tmp_path / "worker.log")
     assert worker.wait(10) != 0 and "--prefetch must be from 0 to 10000" in worker.output()

@@ -38,6 +38,8 @@ log = logging.getLogger("sluice.worker")
 
 #: How long one claim waits on the server for tasks; also the most a shutdown waits for the claimer.
 CLAIM_WAIT = 2.0
+#: The most tasks one claim may ask for, all pools together (the server refuses more).
+MAX_CLAIM = 1000
 
 
 @dataclass
@@ -259,10 +261,16 @@ class Worker:
         api.close()
 
     def _reserve(self) -> List[Dict[str, Any]]:
-        """Asks for every pool's free slots, and counts them taken until the answer (lock held)."""
-        asks: List[Dict[str, Any]] = [{"name": p.name, "queues": p.queues, "free": p.free} for p in self._pools.values() if p.free]
-        for ask in asks:
-            self._pools[ask["name"]].reserved += ask["free"]
+        """Asks for every pool's free slots (at most MAX_CLAIM in all), and counts them taken until the
+        answer (lock held)."""
+        asks: List[Dict[str, Any]] = []
+        room = MAX_CLAIM
+        for pool in self._pools.values():
+            free = min(pool.free, room)
+            if free:
+                asks.append({"name": pool.name, "queues": pool.queues, "free": free})
+                pool.reserved += free
+                room -= free
         return asks
 
     def _received(self, api: WorkerAPI, asks: List[Dict[str, Any]], tasks: List[Dict[str, Any]]) -> None:
