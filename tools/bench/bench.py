@@ -553,6 +553,10 @@ class Bench:
             out["sluice"][str(processes)] = [r["tasks_per_s"] for r in runs]
             out["drained"][str(processes)] = [r["drained"] for r in runs]
             self.say(f"drain: sluice {processes} worker(s): {summary(out['sluice'][str(processes)], '{:.0f}')} tasks/s")
+        runs = [self.drain_once(1, prefetch=self.DRAIN_PREFETCH) for _ in range(self.repeats)]
+        out["prefetch"], out["prefetched"] = self.DRAIN_PREFETCH, [r["tasks_per_s"] for r in runs]
+        out["prefetched_drained"] = [r["drained"] for r in runs]
+        self.say(f"drain: sluice 1 worker --prefetch {self.DRAIN_PREFETCH}: {summary(out['prefetched'], '{:.0f}')} tasks/s")
         for workers in (4, 8):
             runs, out["huey_drained"][str(workers)] = [], []
             for _ in range(self.repeats):
@@ -581,7 +585,10 @@ class Bench:
         self.procs.stop(consumer)
         return rate, drained
 
-    def drain_once(self, processes, db=None, base=0):
+    # One more 1-worker drain with claims as large as 256 slots would make (as the postgres scenario's).
+    DRAIN_PREFETCH = 192
+
+    def drain_once(self, processes, db=None, base=0, prefetch=0):
         """Pre-fills z.drain `echo` tasks into db (fresh when None) through `serve --no-pool`, then drains
         them with `processes` workers: tasks/s from spawning the workers to the last `finished_at`, and
         how many finished (beside the base finished tasks the file held before)."""
@@ -590,7 +597,7 @@ class Bench:
         self.fill(s.port, z.drain, {"kind": "echo"})
         self.procs.stop(s)
         start = time.time()
-        workers = [self.worker(s.db, "--concurrency", "64") for _ in range(processes)]
+        workers = [self.worker(s.db, "--concurrency", "64", "--prefetch", str(prefetch)) for _ in range(processes)]
         drained = self.wait_drained(s.db, z.drain, workers, base=base)
         last = self.query(s.db, f"SELECT max(finished_at) FROM tasks WHERE {FINISHED}")[0][0] / 1e6
         for w in workers:
@@ -990,10 +997,12 @@ def render_drain(r, meta):
     best_huey = max(med(v) for v in r["huey"].values())
     lines = [f"{r['tasks']:,} pre-filled `echo` tasks drained by `sluice worker --concurrency {r['worker_concurrency']}` processes "
              f"(time from spawning the workers to the last `finished_at`); Huey drains {r['huey_tasks']:,} pre-filled tasks "
-             "that each store a result (`-k thread`, poll 10 ms to 100 ms; time to the last result, counted every 50 ms).", "",
+             "that each store a result (`-k thread`, poll 10 ms to 100 ms; time to the last result, counted every 10 ms).", "",
              "| system | tasks/s, median (min–max) |", "|---|---:|"]
     for k, v in r["sluice"].items():
         lines.append(f"| Sluice, {k} worker process{'es' if k != '1' else ''} | {summary(v, '{:.0f}')} |")
+    if r.get("prefetched"):
+        lines.append(f"| Sluice, 1 worker process, `--prefetch {r['prefetch']}` | {summary(r['prefetched'], '{:.0f}')} |")
     for k, v in r["huey"].items():
         lines.append(f"| Huey SQLite, `-w {k}` | {summary(v, '{:.0f}')} |")
     lines += ["", f"- ≥ 25,000 tasks/s with one worker: {one:.0f} — {verdict(one >= 25_000, f'{(1 - one / 25_000) * 100:.0f}%')}.",
@@ -1342,6 +1351,7 @@ def check_smoke(out, names, z, text, meta):
             for who, tasks, drained in (("Sluice", r["tasks"], r["drained"]), ("Huey", r["huey_tasks"], r["huey_drained"])):
                 counts = [c for runs in drained.values() for c in runs]
                 need(len(drained) == 2 and counts and all(c == tasks for c in counts), f"drain: {who} finished {drained}, asked {tasks} a run")
+            need(r["prefetched_drained"] and all(c == r["tasks"] for c in r["prefetched_drained"]), f"drain: with prefetch Sluice finished {r['prefetched_drained']}")
             need(r["tasks"] == z.drain and r["huey_tasks"] == z.huey_drain, "drain: sizes are not the smoke's")
         elif name == "latency":
             asked = int(z.latency_seconds * 100)
