@@ -679,20 +679,29 @@ extension PostgresTaskStore {
             RETURNING \(PostgresTaskRow.columns)
             """
         /// Every lease of the batch renewed in one statement; a lease missing from the answer is lost.
-        /// Rows are locked in id order, as every batch that writes several tasks locks them: an
-        /// `UPDATE … FROM unnest` locks in whatever order its join runs, and a heartbeat and a
-        /// completion batch of the same worker deadlocked so.
+        /// Rows are locked in id order, as every batch that writes several tasks locks them. A row
+        /// another transaction holds (the worker's own completion batch, a cancel, the rescuer) is
+        /// skipped, not waited for: it is answered from the statement's snapshot, still held but
+        /// renewed at the next beat. Waiting would let one busy row hold up every lease of the
+        /// process until `lock_timeout` failed them all, and leases then expired on a live worker.
         static let heartbeat = """
-            WITH mine AS (
-                SELECT t.id FROM tasks t
-                JOIN unnest($3::text[], $4::text[], $5::bigint[]) AS l(id, owner, token) ON t.id = l.id
+            WITH l AS (
+                SELECT * FROM unnest($3::text[], $4::text[], $5::bigint[]) AS l(id, owner, token)
+            ), mine AS (
+                SELECT t.id FROM tasks t JOIN l ON t.id = l.id
                 WHERE t.state = 'running' AND t.lease_owner = l.owner AND t.lease_token = l.token
                 ORDER BY t.id
-                FOR UPDATE OF t
+                FOR UPDATE OF t SKIP LOCKED
+            ), renewed AS (
+                UPDATE tasks t SET lease_expires_at = coalesce($1::timestamptz, now()) + $2::bigint * interval '1 microsecond'
+                FROM mine WHERE t.id = mine.id
+                RETURNING t.id, t.cancel_requested
             )
-            UPDATE tasks t SET lease_expires_at = coalesce($1::timestamptz, now()) + $2::bigint * interval '1 microsecond'
-            FROM mine WHERE t.id = mine.id
-            RETURNING t.id, t.cancel_requested
+            SELECT id, cancel_requested FROM renewed
+            UNION ALL
+            SELECT t.id, t.cancel_requested FROM tasks t JOIN l ON t.id = l.id
+            WHERE t.state = 'running' AND t.lease_owner = l.owner AND t.lease_token = l.token
+              AND NOT EXISTS (SELECT FROM mine WHERE mine.id = t.id)
             """
         /// Locks the named tasks in id order, before a batch's other statements write them.
         static let lockInOrder = "SELECT 1 FROM tasks WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"

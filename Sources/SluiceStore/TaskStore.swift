@@ -100,9 +100,10 @@ public struct QueueCounts: Sendable, Hashable {
 
 /// What a heartbeat learned about one lease.
 public enum LeaseStatus: Sendable, Hashable {
-    /// Renewed.
+    /// Renewed; or, in a store whose heartbeat skips rows another transaction holds (PostgreSQL),
+    /// still ours and renewed by the next beat.
     case held
-    /// Renewed, and someone asked to cancel the task: stop it.
+    /// As `held`, and someone asked to cancel the task: stop it.
     case cancelRequested
     /// No longer ours (expired and recovered, or finished): stop and do not report.
     case lost

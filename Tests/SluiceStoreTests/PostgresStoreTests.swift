@@ -172,6 +172,48 @@ import Testing
         }
     }
 
+    /// A heartbeat never waits for a row another transaction holds: it renews the other leases at
+    /// once and answers the busy one `held`, renewing it at the next beat. Waiting held up every
+    /// lease of the process until `lock_timeout` failed the whole heartbeat (the cluster run saw
+    /// leases expire on a live worker so, and its tasks run twice at once).
+    @Test func aHeartbeatSkipsARowAnotherTransactionHoldsAndRenewsTheRest() async throws {
+        try await TestPostgres.withSchema { base in
+            var configuration = base
+            configuration.lockTimeout = .seconds(3)
+            try await PostgresTaskStore.withStore(configuration) { store in
+                let logger = Logger(label: "sluice.test")
+                _ = try await store.enqueue(batch: (0..<4).map { EnqueueRequest(kind: "k", args: ["i": .int(Int64($0))]) })
+                let claimed = try await store.claim(queues: ["default"], limit: 4, owner: "w", leaseDuration: .seconds(60))
+                try #require(claimed.count == 4)
+                let leases = claimed.map { $0.lease! }
+                let busy = claimed[0], done = claimed[3]
+                _ = try await store.complete(done.lease!, result: nil)
+                let other = try await PostgresConnection.connect(configuration: try configuration.connectionConfiguration(), id: 9, logger: logger)
+                do {
+                    try await other.query("BEGIN", logger: logger)
+                    try await other.query("SELECT 1 FROM tasks WHERE id = \(busy.id.rawValue) FOR UPDATE", logger: logger)
+                    let statuses = try await store.heartbeat(leases, leaseDuration: .seconds(3600))
+                    #expect(statuses[busy.id] == .held, "the busy row is still ours")
+                    #expect(statuses[done.id] == .lost, "a finished task's lease is lost, busy rows or not")
+                    #expect(statuses[claimed[1].id] == .held && statuses[claimed[2].id] == .held)
+                    for task in claimed[1...2] {
+                        let expires = try #require(try await store.task(task.id)?.lease?.expiresAt)
+                        #expect(expires > busy.lease!.expiresAt.addingTimeInterval(1800), "renewed for an hour")
+                    }
+                    #expect(try await store.task(busy.id)?.lease?.expiresAt == busy.lease!.expiresAt, "not renewed while held")
+                    try await other.query("ROLLBACK", logger: logger)
+                    try await other.close()
+                } catch {
+                    try? await other.close()
+                    throw error
+                }
+                _ = try await store.heartbeat(leases, leaseDuration: .seconds(3600))
+                let renewed = try #require(try await store.task(busy.id)?.lease?.expiresAt)
+                #expect(renewed > busy.lease!.expiresAt.addingTimeInterval(1800), "renewed at the next beat")
+            }
+        }
+    }
+
     /// Single enqueues from many callers at once share transactions, and a refusal stays with its
     /// own caller: an invalid request and a reused idempotency key with other args fail alone,
     /// every other enqueue is stored once.
