@@ -433,7 +433,50 @@ class Bench:
             out["huey"].append(rate)
             out["huey_drained"].append(drained)
         self.say(f"python-drain: huey -w {threads}: {summary(out['huey'], '{:.0f}')} tasks/s")
+        out["celery"], out["celery_drained"] = [], []
+        redis_port = free_port()
+        redis = self.procs.start("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                           "--appendonly", "no"])
+        wait_tcp(self.procs, redis, redis_port)
+        for _ in range(self.repeats):
+            rate, drained = self.celery_drain_once(z.python_drain, threads, redis_port)
+            out["celery"].append(rate)
+            out["celery_drained"].append(drained)
+        self.procs.stop(redis)
+        self.say(f"python-drain: celery --pool threads --concurrency {threads}: {summary(out['celery'], '{:.0f}')} tasks/s")
         return out
+
+    def celery_drain_once(self, count, threads, redis_port):
+        """Pre-fills count `echo` tasks into Redis (database 0; results go to database 1, both emptied
+        first), then drains them with one Celery worker, `--pool threads --concurrency threads`, at
+        Celery's default prefetch (4 a thread): tasks/s from spawning it until every result is
+        stored, and how many were."""
+        import importlib
+        import redis
+        env = {"CELERY_BROKER": f"redis://127.0.0.1:{redis_port}/0", "CELERY_RESULTS": f"redis://127.0.0.1:{redis_port}/1"}
+        os.environ.update(env)
+        if PEERS not in sys.path:
+            sys.path.insert(0, PEERS)
+        import celery_app
+        importlib.reload(celery_app)
+        results = redis.Redis(port=redis_port, db=1)
+        results.flushall()
+        for i in range(count):
+            celery_app.echo.delay(i)
+        start = time.monotonic()
+        worker = self.procs.start("celery", [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "threads",
+                                             "--concurrency", str(threads), "--loglevel", "warning", "--without-gossip",
+                                             "--without-mingle", "--without-heartbeat"], env=env)
+        while results.dbsize() < count:  # one key a stored result
+            if time.monotonic() > start + 600 or worker.poll() is not None:
+                raise SystemExit(f"celery drain stopped:\n{self.procs.tail(worker)}")
+            time.sleep(0.01)
+        rate = count / (time.monotonic() - start)
+        drained = results.dbsize()
+        self.procs.stop(worker)
+        celery_app.app.close()
+        results.close()
+        return rate, drained
 
     # ------------------------------------------------------------ 2. blocking burst
 
@@ -949,18 +992,25 @@ def render_seed_python(r, meta):
 
 def render_python_drain(r, meta):
     n, threads = r["tasks"], r["threads"]
-    huey = med(r["huey"])
+    huey, celery = med(r["huey"]), med(r["celery"]) if r.get("celery") else None
     lines = [f"{n:,} no-op tasks pre-filled, then drained by one Python worker process (`sluice-worker`, the package in "
-             f"`clients/python`, one pool of {threads} threads, against `sluice serve --no-pool`) and by Huey's consumer "
-             f"(`SqliteHuey`, `-k thread -w {threads}`): tasks/s from spawning the worker to the last task done. "
-             f"Celery (Redis broker) is not measured: no Redis server among the peers yet.", "",
+             f"`clients/python`, one pool of {threads} threads, against `sluice serve --no-pool`), by Huey's consumer "
+             f"(`SqliteHuey`, `-k thread -w {threads}`) and by one Celery worker (Redis broker and results, "
+             f"`--pool threads --concurrency {threads}`, its default prefetch of 4 a thread, without gossip, mingle "
+             f"and heartbeat): tasks/s from spawning the worker to the last task done (its result stored).", "",
              "| worker | tasks/s, median (min–max) | × Huey |", "|---|---:|---:|"]
     for prefetch, runs in r["sluice"].items():
         lines.append(f"| Sluice Python worker, {threads} threads, `--prefetch {prefetch}` | {summary(runs, '{:.0f}')} | {med(runs) / huey:.2f} |")
     lines.append(f"| Huey thread consumer, {threads} threads | {summary(r['huey'], '{:.0f}')} | 1.00 |")
+    if celery:
+        lines.append(f"| Celery thread pool, {threads} threads, Redis | {summary(r['celery'], '{:.0f}')} | {celery / huey:.2f} |")
     best = max(med(v) for v in r["sluice"].values())
     lines += ["", f"- Target (issue 13) ≥ 5,000 tasks/s: best {best:,.0f}/s — {verdict(best >= 5000, f'{(1 - best / 5000) * 100:.0f}%')}.",
               f"- Target ≥ 2 × Huey's thread consumer: {best / huey:.2f} × — {verdict(best >= 2 * huey, f'{(1 - best / huey / 2) * 100:.0f}%')}."]
+    if celery:
+        lines.append(f"- Target ≥ 2 × Celery's thread pool: {best / celery:.2f} × — {verdict(best >= 2 * celery, f'{(1 - best / celery / 2) * 100:.0f}%')}.")
+    else:
+        lines.append("- Celery (Redis broker) was not measured in this run.")
     return lines
 
 
@@ -1338,6 +1388,7 @@ def check_smoke(out, names, z, text, meta):
             for prefetch, drained in r["drained"].items():
                 need(drained and all(d == r["tasks"] for d in drained), f"python-drain: prefetch {prefetch} drained {drained} of {r['tasks']}")
             need(r["huey_drained"] and all(d == r["tasks"] for d in r["huey_drained"]), f"python-drain: Huey drained {r['huey_drained']} of {r['tasks']}")
+            need(r["celery_drained"] and all(d == r["tasks"] for d in r["celery_drained"]), f"python-drain: Celery drained {r['celery_drained']} of {r['tasks']}")
         elif name == "burst":
             need(r["tasks"] == z.burst_tasks and r["sluice"] and r["huey"], f"burst: {r['tasks']} tasks, {len(r['sluice'])} Sluice and {len(r['huey'])} Huey runs")
         elif name == "enqueue":
@@ -1423,8 +1474,9 @@ def versions():
     sqlite = run(["dpkg-query", "-W", "-f", "${Version}", "libsqlite3-0"], r"(\S+)")
     ab = run(["ab", "-V"], r"Version (\S+)")
     wrk = run(["wrk", "-v"], r"wrk (\S+)")
+    redis = run(["redis-server", "--version"], r"v=(\S+)")
     return (f"Swift {swift}, SQLite {sqlite}, Python {platform.python_version()}, FastAPI {py('fastapi')}, "
-            f"uvicorn {py('uvicorn')}, AnyIO {py('anyio')}, Huey {py('huey')}, ab {ab}, wrk {wrk}")
+            f"uvicorn {py('uvicorn')}, AnyIO {py('anyio')}, Huey {py('huey')}, Celery {py('celery')}, Redis {redis}, ab {ab}, wrk {wrk}")
 
 
 def main():
