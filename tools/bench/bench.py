@@ -366,11 +366,13 @@ class Bench:
     def seed_python(self):
         """examples/fastapi: the seed's four endpoints each enqueue and await; the blocking call runs
         in a Python worker's pool of 50 (the Python package, clients/python). One server, worker and
-        app per repeat, serving the four endpoints in turn."""
+        app per repeat, serving the four endpoints in turn; then the seed's own app, unchanged (FastAPI's
+        defaults), on the same four, so that both are measured in the same run."""
         z = self.sizes
         example = os.path.join(ROOT, "examples", "fastapi")
         endpoints = ("sync", "async", "sync_async", "sync_async_fastapi")
-        out = {"n": z.seed_n, "c": 50, "sleep": z.seed_sleep, "endpoints": {e: [] for e in endpoints}}
+        out = {"n": z.seed_n, "c": 50, "sleep": z.seed_sleep, "endpoints": {e: [] for e in endpoints},
+               "originals": {e: [] for e in endpoints}}
         for _ in range(self.repeats):
             s = self.serve()
             env = {"SEED_SLEEP": str(z.seed_sleep), "SLUICE_URL": f"http://127.0.0.1:{s.port}"}
@@ -387,8 +389,13 @@ class Bench:
                 out["endpoints"][endpoint].append(run_ab(f"http://127.0.0.1:{u.port}/test/{endpoint}", z.seed_n, 50))
             for p in (u, w, s):
                 self.procs.stop(p)
+            for endpoint in endpoints:
+                u = self.uvicorn({"SEED_SLEEP": str(z.seed_sleep), "SEED_TUNED": "0"})
+                out["originals"][endpoint].append(run_ab(f"http://127.0.0.1:{u.port}/test/{endpoint}", z.seed_n, 50))
+                self.procs.stop(u)
         for endpoint, runs in out["endpoints"].items():
-            self.say(f"seed-python: /test/{endpoint}: {summary([r['seconds'] for r in runs])} s")
+            self.say(f"seed-python: /test/{endpoint}: {summary([r['seconds'] for r in runs])} s, "
+                     f"the seed's original {summary([r['seconds'] for r in out['originals'][endpoint]])} s")
         return out
 
     # ------------------------------------------------------------ 11. drain through a Python worker
@@ -932,8 +939,9 @@ file's in the same run. Issue 11 (PostgreSQL): drain ≥ 15,000 tasks/s with one
 of pgqueuer and procrastinate and ≥ 0.5 × PostgreSQL's own SKIP LOCKED claim+complete limit in the same run; HTTP
 enqueue ≥ 10,000/s; enqueue→start p50 < 5 ms on an idle worker. Issue 14 (console), with 1,000,000 tasks in the
 store: every page < 50 ms, every refresh fragment < 20 ms, < 2 MB of binary. Issue 13 (Python workers): no-op
-drain through one Python worker process with 16 threads ≥ 5,000 tasks/s and ≥ 2 × Huey's thread consumer with
-16 threads in the same run; the seed through Python workers within 2% of the ab floor."""
+drain through one Python worker process with 16 threads ≥ 5,000 tasks/s and ≥ 2 × Huey's thread consumer and
+Celery's thread pool (Redis broker) with 16 threads in the same run; the seed through Python workers within 2% of
+the ab floor, beside the seed's four originals in the same run."""
 
 
 def render_seed(r, meta):
@@ -976,12 +984,14 @@ def render_seed_python(r, meta):
     ideal, floor = n / c * s, n / c * s + s
     lines = [f"examples/fastapi: the seed's app on Sluice, each endpoint enqueuing and awaiting its call, which runs in "
              f"one Python worker process (`sluice-worker`, pool of 50). `ab -n {n} -c {c}`, {s:g} s a call; ideal {ideal:g} s, "
-             f"ab floor {floor:g} s. The seed's own four endpoints are in section 1 when both ran in the same run "
-             f"(`--only seed --only seed-python`).", "",
+             f"ab floor {floor:g} s. Beside each, the seed's own app unchanged (FastAPI's defaults: AnyIO's 40 "
+             f"tokens, the default executor's min(32, cores + 4) threads) in the same run, when the run has it.", "",
              "| endpoint | total s, median (min–max) | requests/s | × ideal | × ab floor | failed |", "|---|---:|---:|---:|---:|---:|"]
-    for endpoint, runs in r["endpoints"].items():
+    rows = [(f"`GET /test/{e}` through Sluice", runs) for e, runs in r["endpoints"].items()]
+    rows += [(f"`GET /test/{e}`, the seed's original", runs) for e, runs in r.get("originals", {}).items() if runs]
+    for label, runs in rows:
         t = [x["seconds"] for x in runs]
-        lines.append(f"| `GET /test/{endpoint}` | {summary(t)} | {med([x['rps'] for x in runs]):.2f} | {med(t) / ideal:.3f} | "
+        lines.append(f"| {label} | {summary(t)} | {med([x['rps'] for x in runs]):.2f} | {med(t) / ideal:.3f} | "
                      f"{med(t) / floor:.3f} | {sum(x['failed'] for x in runs)} |")
     worst = max(med([x["seconds"] for x in runs]) for runs in r["endpoints"].values()) if r["endpoints"] else None
     if worst is not None:
@@ -1384,6 +1394,8 @@ def check_smoke(out, names, z, text, meta):
             need(sorted(r["endpoints"]) == sorted(["sync", "async", "sync_async", "sync_async_fastapi"]), f"seed-python: endpoints {sorted(r['endpoints'])}")
             for endpoint, runs in r["endpoints"].items():
                 ab_ok(f"Python workers /test/{endpoint}", runs, r["n"])
+            for endpoint, runs in r["originals"].items():
+                ab_ok(f"the seed's original /test/{endpoint}", runs, r["n"])
         elif name == "python-drain":
             for prefetch, drained in r["drained"].items():
                 need(drained and all(d == r["tasks"] for d in drained), f"python-drain: prefetch {prefetch} drained {drained} of {r['tasks']}")
