@@ -120,11 +120,12 @@ public final class PostgresTaskStore: TaskStore, Service {
 
     // MARK: - TaskStore
 
-    /// One task. Enqueues that arrive together share a transaction (`EnqueueGroup`): with many
+    /// One task. Enqueues that arrive together share a statement (`EnqueueGroup`): with many
     /// clients at once, one commit serves them all instead of each waiting for its own.
     public func enqueue(_ request: EnqueueRequest) async throws -> EnqueueResult {
         try await group.enqueue(request) { requests in
-            let results = try await self.transaction { connection in try await self.insert(requests, on: connection, each: true) }
+            // One statement, so no BEGIN and COMMIT: it commits alone, all or nothing.
+            let results = try await self.connection { connection in try await self.insert(requests, on: connection, each: true) }
             _ = self.announce(enqueued: results.compactMap { try? $0.get() })
             return results
         }
@@ -155,33 +156,42 @@ public final class PostgresTaskStore: TaskStore, Service {
         try await insert(requests, on: connection, each: false).map { try $0.get() }
     }
 
-    /// Inserts tasks (or finds the live task an idempotency key names) and counts them, on a
-    /// connection inside a transaction. With `each`, a request refused (invalid, or an idempotency
-    /// key naming a different task) gets its own error and the others go in; without, the first
-    /// refusal is thrown.
+    /// Inserts tasks (or finds the live task an idempotency key names), counts them and wakes the
+    /// listeners, in one statement (`SQL.insertBatch`) that takes its time from the database. With
+    /// `each`, a request refused (invalid, or an idempotency key naming a different task) gets its
+    /// own error and the others go in, and the statement may run outside a transaction: it commits
+    /// alone. Without, the first refusal is thrown (inside a transaction, which the caller rolls back).
     func insert(_ requests: [EnqueueRequest], on connection: PostgresConnection, each: Bool) async throws -> [Result<EnqueueResult, SluiceError>] {
         let ids = self.ids
-        let now = try await self.now(connection)
+        // Only for the limit on how far ahead a task may be due (a year): the host's clock is
+        // close enough for that, and asking the database first would cost a round trip.
+        let hostNow = configuration.clock?.now() ?? Date()
         var results = [Result<EnqueueResult, SluiceError>?](repeating: nil, count: requests.count)
         for (index, request) in requests.enumerated() {
-            do { try request.validate(now: now) } catch { if each { results[index] = .failure(error) } else { throw error } }
+            do { try request.validate(now: hostNow) } catch { if each { results[index] = .failure(error) } else { throw error } }
         }
         let valid = requests.indices.filter { results[$0] == nil }
-        let tasks = valid.map { TaskRecord(id: ids.next(), request: requests[$0], now: now) }
-        // One statement for the whole batch; a row an idempotency key refused is not returned.
-        let inserted = Set(try await self.rows(connection, SQL.insertBatch, Binds(
-            tasks.map(\.id.rawValue), tasks.map(\.queue), tasks.map(\.kind), tasks.map { $0.args.jsonText() },
-            tasks.map { Int64($0.priority) }, tasks.map(\.state.rawValue), tasks.map { $0.runAt.microsecondsSince1970 },
+        guard !valid.isEmpty else { return results.map { $0! } }
+        // Built for the columns the request implies (defaults filled in); the times are the database's.
+        let tasks = valid.map { TaskRecord(id: ids.next(), request: requests[$0], now: hostNow) }
+        // Delivered at commit, to every process listening (a rollback sends nothing).
+        let payloads = wakeups.payloads(for: Set(tasks.map(\.queue)))
+        var inserted: [String: TaskRecord] = [:]
+        for row in try await self.rows(connection, SQL.insertBatch, Binds(
+            nowParameter, tasks.map(\.id.rawValue), tasks.map(\.queue), tasks.map(\.kind), tasks.map { $0.args.jsonText() },
+            tasks.map { Int64($0.priority) }, valid.map { requests[$0].runAt?.storedPrecision.microsecondsSince1970 ?? 0 },
             tasks.map { Int64($0.maxAttempts) }, tasks.map { Int64($0.timeout.milliseconds) },
             tasks.map { Int64($0.retryPolicy.base.milliseconds) }, tasks.map { Int64($0.retryPolicy.cap.milliseconds) },
-            tasks.map { $0.idempotencyKey ?? "" }, tasks.map { $0.createdAt.microsecondsSince1970 })).map { try $0[0].decode(String.self) })
-        var counts = CountDeltas()
+            tasks.map { $0.idempotencyKey ?? "" }, wakeups.channel, payloads)) {
+            let task = try PostgresTaskRow.decode(row)
+            inserted[task.id.rawValue] = task
+        }
         for (index, task) in zip(valid, tasks) {
-            if inserted.contains(task.id.rawValue) {
-                counts.add(task.queue, task.state, 1)
-                results[index] = .success(EnqueueResult(task: task, created: true))
+            if let stored = inserted[task.id.rawValue] {
+                results[index] = .success(EnqueueResult(task: stored, created: true))
                 continue
             }
+            // Not inserted: an idempotency key named a live task (committed before this statement).
             guard let key = task.idempotencyKey,
                   let existing = try await self.tasks(connection, SQL.byIdempotencyKey, Binds(task.queue, key)).first else {
                 throw SluiceError(.storage, "task \(task.id) was not inserted and no idempotency key explains why")
@@ -192,13 +202,6 @@ public final class PostgresTaskStore: TaskStore, Service {
             } catch {
                 if each { results[index] = .failure(error) } else { throw error }
             }
-        }
-        try await counts.flush(connection, on: self)
-        // Delivered at commit, to every process listening (a rollback sends nothing).
-        let created = results.compactMap { try? $0?.get() }.filter(\.created)
-        let payloads = wakeups.payloads(for: Set(created.map(\.task.queue)))
-        if !payloads.isEmpty {
-            _ = try await self.rows(connection, SQL.notify, Binds(wakeups.channel, payloads))
         }
         return results.map { $0! }
     }
@@ -629,20 +632,33 @@ extension PostgresTaskStore {
         static let now = "SELECT now()"
         static let notify = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
         static let readyQueues = "SELECT queue FROM queue_counts WHERE state = 'queued' GROUP BY queue HAVING sum(n) > 0"
-        /// A batch as one statement: the columns as arrays, times as microseconds since 1970 (exact,
-        /// unlike a float), no idempotency key as ''. Returns the ids inserted.
+        /// A batch as one statement: the columns as arrays, due times as microseconds since 1970
+        /// (exact, unlike a float; 0 for none, which is "now" as any past time is), no idempotency
+        /// key as ''. The tasks' times are `$1` or the database's `now()`. It also adds the inserted
+        /// rows to the counters (as `addCounts`, in key order) and sends the wake-ups `$14` on
+        /// channel `$13` when anything was inserted. Returns the rows inserted.
         static let insertBatch = """
-            INSERT INTO tasks (id, queue, kind, args, priority, state, run_at, max_attempts, timeout_ms,
-                               backoff_base_ms, backoff_cap_ms, idempotency_key, created_at)
-            SELECT id, queue, kind, args::jsonb, priority, state, timestamptz 'epoch' + run_at * interval '1 microsecond',
-                   max_attempts, timeout_ms, backoff_base_ms, backoff_cap_ms, nullif(idempotency_key, ''),
-                   timestamptz 'epoch' + created_at * interval '1 microsecond'
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[],
-                        $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[])
-                 AS r(id, queue, kind, args, priority, state, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_cap_ms,
-                      idempotency_key, created_at)
-            ON CONFLICT DO NOTHING
-            RETURNING id
+            WITH clock AS (SELECT coalesce($1::timestamptz, now()) AS now),
+            ins AS (
+                INSERT INTO tasks AS t (id, queue, kind, args, priority, state, run_at, max_attempts, timeout_ms,
+                                        backoff_base_ms, backoff_cap_ms, idempotency_key, created_at)
+                SELECT r.id, r.queue, r.kind, r.args::jsonb, r.priority,
+                       CASE WHEN timestamptz 'epoch' + r.run_at * interval '1 microsecond' > clock.now THEN 'scheduled' ELSE 'queued' END,
+                       greatest(timestamptz 'epoch' + r.run_at * interval '1 microsecond', clock.now),
+                       r.max_attempts, r.timeout_ms, r.backoff_base_ms, r.backoff_cap_ms, nullif(r.idempotency_key, ''), clock.now
+                FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
+                            $10::bigint[], $11::bigint[], $12::text[])
+                     AS r(id, queue, kind, args, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_cap_ms,
+                          idempotency_key), clock
+                ON CONFLICT DO NOTHING
+                RETURNING \(PostgresTaskRow.columns)
+            ), counted AS (
+                INSERT INTO queue_counts (queue, state, shard, n)
+                SELECT queue, state, pg_backend_pid() % 16, count(*) FROM ins GROUP BY 1, 2 ORDER BY 1, 2
+                ON CONFLICT (queue, state, shard) DO UPDATE SET n = queue_counts.n + excluded.n
+            )
+            SELECT ins.*, (SELECT count(*) FROM (SELECT pg_notify($13, payload) FROM unnest($14::text[]) AS payload) sent)
+            FROM ins
             """
         static let byID = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = $1"
         static let byIDForUpdate = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = $1 FOR UPDATE"
