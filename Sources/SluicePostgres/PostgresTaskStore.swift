@@ -46,7 +46,7 @@ public final class PostgresTaskStore: TaskStore, Service {
                         guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return }
                     }
                     await self.wakeups.listen(self.configuration, events: self.events, logger: self.logger) { connection in
-                        Set(try await self.rows(connection, SQL.readyQueues, Binds()).map { try $0[0].decode(String.self) })
+                        Set(try await self.rows(connection, SQL.ReadyQueues.self, Binds()).map { try $0[0].decode(String.self) })
                     }
                 }
             }
@@ -177,7 +177,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         // Delivered at commit, to every process listening (a rollback sends nothing).
         let payloads = wakeups.payloads(for: Set(tasks.map(\.queue)))
         var inserted: [String: TaskRecord] = [:]
-        for row in try await self.rows(connection, SQL.insertBatch, Binds(
+        for row in try await self.rows(connection, SQL.InsertBatch.self, Binds(
             nowParameter, tasks.map(\.id.rawValue), tasks.map(\.queue), tasks.map(\.kind), tasks.map { $0.args.jsonText() },
             tasks.map { Int64($0.priority) }, valid.map { requests[$0].runAt?.storedPrecision.microsecondsSince1970 ?? 0 },
             tasks.map { Int64($0.maxAttempts) }, tasks.map { Int64($0.timeout.milliseconds) },
@@ -207,7 +207,7 @@ public final class PostgresTaskStore: TaskStore, Service {
     }
 
     public func task(_ id: TaskID) async throws -> TaskRecord? {
-        try await connection { connection in try await self.tasks(connection, SQL.byID, Binds(id.rawValue)).first }
+        try await connection { connection in try await self.tasks(connection, SQL.ByID.self, Binds(id.rawValue)).first }
     }
 
     public func list(_ filter: TaskFilter, limit: Int, after cursor: TaskID?) async throws -> TaskPage {
@@ -266,7 +266,7 @@ public final class PostgresTaskStore: TaskStore, Service {
     public func heartbeat(_ leases: [TaskLease], leaseDuration: Duration) async throws -> [TaskID: LeaseStatus] {
         guard !leases.isEmpty else { return [:] }
         let binds = try Binds(nowParameter, leaseDuration.microseconds, leases.map(\.taskID.rawValue), leases.map(\.owner), leases.map(\.token))
-        let renewed = try await connection { connection in try await self.rows(connection, SQL.heartbeat, binds) }
+        let renewed = try await connection { connection in try await self.rows(connection, SQL.Heartbeat.self, binds) }
         var statuses = Dictionary(leases.map { ($0.taskID, LeaseStatus.lost) }, uniquingKeysWith: { a, _ in a })
         for row in renewed {
             guard let id = TaskID(try row[0].decode(String.self)) else { continue }
@@ -302,7 +302,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             // Outcomes for the general path lock their rows one by one: lock them all first, in id
             // order, so that this batch and a heartbeat never wait for each other in a cycle.
             if fast.count < outcomes.count {
-                _ = try await self.rows(connection, SQL.lockInOrder, Binds(Array(Set(outcomes.map(\.lease.taskID.rawValue)))))
+                _ = try await self.rows(connection, SQL.LockInOrder.self, Binds(Array(Set(outcomes.map(\.lease.taskID.rawValue)))))
             }
             if !fast.isEmpty {
                 let binds = try Binds(
@@ -310,7 +310,7 @@ public final class PostgresTaskStore: TaskStore, Service {
                     fast.map { outcomes[$0].lease.token },
                     fast.map { index -> String in if case .complete(_, let value) = outcomes[index] { value.jsonText() } else { "null" } },
                     fast.map { Int64($0) })
-                for row in try await self.rows(connection, SQL.completeBatch, binds) {
+                for row in try await self.rows(connection, SQL.CompleteBatch.self, binds) {
                     let task = try PostgresTaskRow.decode(row)
                     recorded[try row[PostgresTaskRow.columnCount].decode(Int.self)] = .success(task)
                     counts.move(task.queue, from: .running, to: .succeeded)
@@ -372,7 +372,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         try await connection { connection in
             var heads: [String: Date] = [:]
             for queue in queues {
-                if let row = try await self.rows(connection, SQL.nextReady, Binds(queue)).first { heads[queue] = try row[0].decode(Timestamp.self).date }
+                if let row = try await self.rows(connection, SQL.NextReady.self, Binds(queue)).first { heads[queue] = try row[0].decode(Timestamp.self).date }
             }
             return heads
         }
@@ -500,7 +500,7 @@ public final class PostgresTaskStore: TaskStore, Service {
     /// transaction's start, the same for every statement in it).
     func now(_ connection: PostgresConnection) async throws -> Date {
         if let clock = configuration.clock { return clock.now().storedPrecision }
-        return try await rows(connection, SQL.now, Binds())[0][0].decode(Timestamp.self).date
+        return try await rows(connection, SQL.Now.self, Binds())[0][0].decode(Timestamp.self).date
     }
 
     private func byQueue(_ sql: String) async throws -> [QueueCounts] {
@@ -557,7 +557,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         try await stageDue(connection, now: now, limit: 1000, counts: &counts)
         var claimed: [TaskRecord] = []
         for queue in request.queues where claimed.count < request.limit {
-            let rows = try await tasks(connection, SQL.claim, Binds(
+            let rows = try await tasks(connection, SQL.Claim.self, Binds(
                 now, request.owner, request.leaseDuration.microseconds, queue, request.limit - claimed.count))
             counts.move(queue, from: .queued, to: .running, rows.count)
             // RETURNING gives no order: restore the claim order.
@@ -569,7 +569,7 @@ public final class PostgresTaskStore: TaskStore, Service {
     /// Moves at most `limit` scheduled and retrying tasks whose time has come to `queued`.
     @discardableResult
     private func stageDue(_ connection: PostgresConnection, now: Timestamp?, limit: Int, counts: inout CountDeltas) async throws -> Int {
-        let rows = try await rows(connection, SQL.stage, Binds(now, max(1, limit)))
+        let rows = try await rows(connection, SQL.Stage.self, Binds(now, max(1, limit)))
         for row in rows {
             if let state = TaskState(rawValue: try row[1].decode(String.self)) { counts.move(try row[0].decode(String.self), from: state, to: .queued) }
         }
@@ -618,6 +618,31 @@ public final class PostgresTaskStore: TaskStore, Service {
     func tasks(_ connection: PostgresConnection, _ sql: String, _ binds: Binds) async throws -> [TaskRecord] {
         try await rows(connection, sql, binds).map(PostgresTaskRow.decode)
     }
+
+    /// A hot statement, prepared on `connection` at its first use there (see `PreparedSQL`).
+    func rows<Key: PreparedSQL>(_ connection: PostgresConnection, _ key: Key.Type, _ binds: Binds) async throws -> [PostgresRandomAccessRow] {
+        try await StatementWatch.rows(PreparedStatement<Key>(bindings: binds.bindings), on: connection, limit: configuration.statementTimeout,
+                                      place: location, logger: logger).map { $0.makeRandomAccess() }
+    }
+
+    func tasks<Key: PreparedSQL>(_ connection: PostgresConnection, _ key: Key.Type, _ binds: Binds) async throws -> [TaskRecord] {
+        try await rows(connection, key, binds).map(PostgresTaskRow.decode)
+    }
+}
+
+extension PostgresTaskStore.SQL {
+    // The hot statements, prepared per connection (`PreparedSQL`); every parameter in them is cast.
+    enum InsertBatch: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.insertBatch } }
+    enum Claim: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.claim } }
+    enum Stage: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.stage } }
+    enum Heartbeat: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.heartbeat } }
+    enum CompleteBatch: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.completeBatch } }
+    enum LockInOrder: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.lockInOrder } }
+    enum AddCounts: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.addCounts } }
+    enum ByID: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.byID } }
+    enum NextReady: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.nextReady } }
+    enum ReadyQueues: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.readyQueues } }
+    enum Now: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.now } }
 }
 
 extension Duration {
@@ -657,10 +682,10 @@ extension PostgresTaskStore {
                 SELECT queue, state, pg_backend_pid() % 16, count(*) FROM ins GROUP BY 1, 2 ORDER BY 1, 2
                 ON CONFLICT (queue, state, shard) DO UPDATE SET n = queue_counts.n + excluded.n
             )
-            SELECT ins.*, (SELECT count(*) FROM (SELECT pg_notify($13, payload) FROM unnest($14::text[]) AS payload) sent)
+            SELECT ins.*, (SELECT count(*) FROM (SELECT pg_notify($13::text, payload) FROM unnest($14::text[]) AS payload) sent)
             FROM ins
             """
-        static let byID = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = $1"
+        static let byID = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = $1::text"
         static let byIDForUpdate = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = $1 FOR UPDATE"
         static let byIdempotencyKey = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.queue = $1 AND t.idempotency_key = $2"
         /// Scheduled and retrying tasks whose time has come, oldest first (walks `tasks_due`);
@@ -669,7 +694,7 @@ extension PostgresTaskStore {
             WITH due AS (
                 SELECT id, state FROM tasks
                 WHERE state IN ('scheduled', 'retrying') AND run_at <= coalesce($1::timestamptz, now())
-                ORDER BY run_at LIMIT $2
+                ORDER BY run_at LIMIT $2::bigint
                 FOR UPDATE SKIP LOCKED
             )
             UPDATE tasks t SET state = 'queued' FROM due WHERE t.id = due.id
@@ -681,13 +706,13 @@ extension PostgresTaskStore {
         static let claim = """
             WITH ready AS (
                 SELECT id FROM tasks
-                WHERE state = 'queued' AND queue = $4
+                WHERE state = 'queued' AND queue = $4::text
                 ORDER BY priority DESC, run_at, id
-                LIMIT $5
+                LIMIT $5::bigint
                 FOR UPDATE SKIP LOCKED
             ), clock AS (SELECT coalesce($1::timestamptz, now()) AS now)
             UPDATE tasks t
-            SET state = 'running', attempt = t.attempt + 1, started_at = clock.now, worker = $2, lease_owner = $2,
+            SET state = 'running', attempt = t.attempt + 1, started_at = clock.now, worker = $2::text, lease_owner = $2::text,
                 lease_expires_at = clock.now + $3::bigint * interval '1 microsecond',
                 lease_token = 1 + (random() * 9.2e18)::bigint
             FROM ready, clock
@@ -772,7 +797,7 @@ extension PostgresTaskStore {
         }
         static let delete = "DELETE FROM tasks WHERE id = $1"
         /// The head of a queue in claim order: one seek into `tasks_ready`.
-        static let nextReady = "SELECT run_at FROM tasks WHERE state = 'queued' AND queue = $1 ORDER BY priority DESC, run_at, id LIMIT 1"
+        static let nextReady = "SELECT run_at FROM tasks WHERE state = 'queued' AND queue = $1::text ORDER BY priority DESC, run_at, id LIMIT 1"
         /// The counters, not the tasks: a few rows whatever the table's size.
         /// The counters are sharded by connection (migration 0003): a queue and state is the sum.
         static let counts = "SELECT queue, state, sum(n)::bigint FROM queue_counts GROUP BY queue, state HAVING sum(n) <> 0"

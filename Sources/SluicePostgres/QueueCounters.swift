@@ -9,7 +9,7 @@ extension CountDeltas {
     func flush(_ connection: PostgresConnection, on store: PostgresTaskStore) async throws {
         let changes = self.changes
         guard !changes.isEmpty else { return }
-        _ = try await store.rows(connection, PostgresTaskStore.SQL.addCounts,
+        _ = try await store.rows(connection, PostgresTaskStore.SQL.AddCounts.self,
                                  Binds(changes.map(\.queue), changes.map(\.state.rawValue), changes.map { Int64($0.delta) }))
     }
 }

@@ -22,12 +22,27 @@ enum StatementWatch {
 
     static func rows(_ query: PostgresQuery, on connection: PostgresConnection, limit: Duration, place: String,
                      logger: Logger) async throws -> [PostgresRow] {
+        try await rows(sql: query.sql, on: connection, limit: limit, place: place, logger: logger) {
+            try await connection.query(query, logger: logger).collect()
+        }
+    }
+
+    /// A prepared statement, watched the same way.
+    static func rows<Key: PreparedSQL>(_ statement: PreparedStatement<Key>, on connection: PostgresConnection, limit: Duration,
+                                       place: String, logger: Logger) async throws -> [PostgresRow] {
+        try await rows(sql: Key.sql, on: connection, limit: limit, place: place, logger: logger) {
+            try await connection.execute(statement, logger: logger).reduce(into: []) { $0.append($1) }
+        }
+    }
+
+    private static func rows(sql: String, on connection: PostgresConnection, limit: Duration, place: String, logger: Logger,
+                             _ run: @escaping @Sendable () async throws -> [PostgresRow]) async throws -> [PostgresRow] {
         if connection.isClosed { throw closed(place) }
         return try await withCheckedThrowingContinuation { continuation in
             let waiter = Waiter(continuation)
             let statement = Task {
                 do {
-                    waiter.finish(.success(try await connection.query(query, logger: logger).collect()))
+                    waiter.finish(.success(try await run()))
                 } catch {
                     waiter.finish(.failure(error))
                 }
@@ -42,7 +57,7 @@ enum StatementWatch {
                     }
                     if ContinuousClock.now >= deadline {
                         if waiter.finish(.failure(SluiceError(.storage, "\(place): no answer from PostgreSQL within \(limit); the connection was closed, try again"))) {
-                            logger.warning("a statement got no answer within \(limit); closing its connection", metadata: ["sql": "\(query.sql.prefix(80))"])
+                            logger.warning("a statement got no answer within \(limit); closing its connection", metadata: ["sql": "\(sql.prefix(80))"])
                             connection.close().whenComplete { _ in }
                         }
                         statement.cancel()
