@@ -30,6 +30,7 @@ public final class PostgresTaskStore: TaskStore, Service {
     public init(_ configuration: PostgresStoreConfiguration, logger: Logger = Logger(label: "sluice.postgres")) {
         self.configuration = configuration
         self.logger = logger
+        location = "PostgreSQL database \(configuration.database) at \(configuration.place)" + (configuration.schema.map { " (schema \($0))" } ?? "")
         ids = TaskIDGenerator(clock: configuration.clock ?? SystemClock())
         client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: logger)
         wakeups = PostgresWakeups(schema: configuration.schema)
@@ -76,10 +77,8 @@ public final class PostgresTaskStore: TaskStore, Service {
     /// Lock waits are bounded by the session's `lock_timeout`.
     public var longestWriteWait: Duration { configuration.lockTimeout }
 
-    /// Where the store lives, for messages.
-    public var location: String {
-        "PostgreSQL database \(configuration.database) at \(configuration.place)" + (configuration.schema.map { " (schema \($0))" } ?? "")
-    }
+    /// Where the store lives, for messages: built once, since every statement carries it.
+    public let location: String
 
     /// What opening the store migrated (`nil` before `open()` or with `migrate = false`).
     public var migration: PostgresMigrator.Report? { migrationReport.withLock { $0 } }
