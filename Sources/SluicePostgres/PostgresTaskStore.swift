@@ -654,6 +654,9 @@ extension PostgresTaskStore {
     /// configured clock's time or NULL; `coalesce($1::timestamptz, now())` then takes the database's.
     enum SQL {
         static let now = "SELECT now()"
+        /// The counter row a connection adds to (migration 0003): one of 16 per queue and state, so
+        /// that writers on different connections seldom wait for each other's.
+        static let countShard = "pg_backend_pid() % 16"
         static let notify = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
         static let readyQueues = "SELECT queue FROM queue_counts WHERE state = 'queued' GROUP BY queue HAVING sum(n) > 0"
         /// A batch as one statement: the columns as arrays, due times as microseconds since 1970
@@ -678,7 +681,7 @@ extension PostgresTaskStore {
                 RETURNING \(PostgresTaskRow.columns)
             ), counted AS (
                 INSERT INTO queue_counts (queue, state, shard, n)
-                SELECT queue, state, pg_backend_pid() % 16, count(*) FROM ins GROUP BY 1, 2 ORDER BY 1, 2
+                SELECT queue, state, \(countShard), count(*) FROM ins GROUP BY 1, 2 ORDER BY 1, 2
                 ON CONFLICT (queue, state, shard) DO UPDATE SET n = queue_counts.n + excluded.n
             )
             SELECT ins.*, (SELECT count(*) FROM (SELECT pg_notify($13::text, payload) FROM unnest($14::text[]) AS payload) sent)
@@ -804,7 +807,7 @@ extension PostgresTaskStore {
         /// One transaction's counter changes, in key order (see `CountDeltas`).
         static let addCounts = """
             INSERT INTO queue_counts (queue, state, shard, n)
-            SELECT queue, state, pg_backend_pid() % 16, n FROM unnest($1::text[], $2::text[], $3::bigint[]) AS c(queue, state, n) ORDER BY 1, 2
+            SELECT queue, state, \(countShard), n FROM unnest($1::text[], $2::text[], $3::bigint[]) AS c(queue, state, n) ORDER BY 1, 2
             ON CONFLICT (queue, state, shard) DO UPDATE SET n = queue_counts.n + excluded.n
             """
         static let analyze = "ANALYZE tasks, queue_counts"
