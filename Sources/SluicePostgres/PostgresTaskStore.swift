@@ -175,15 +175,24 @@ public final class PostgresTaskStore: TaskStore, Service {
         let tasks = valid.map { TaskRecord(id: ids.next(), request: requests[$0], now: hostNow) }
         // Delivered at commit, to every process listening (a rollback sends nothing).
         let payloads = wakeups.payloads(for: Set(tasks.map(\.queue)))
+        // The database answers what it decided (state and times) for each row inserted; the rest is
+        // what was sent, so nothing is parsed back (the args above all).
         var inserted: [String: TaskRecord] = [:]
+        let byID = Dictionary(uniqueKeysWithValues: tasks.map { ($0.id.rawValue, $0) })
         for row in try await self.rows(connection, SQL.InsertBatch.self, Binds(
             nowParameter, tasks.map(\.id.rawValue), tasks.map(\.queue), tasks.map(\.kind), tasks.map { $0.args.jsonText() },
             tasks.map { Int64($0.priority) }, valid.map { requests[$0].runAt?.storedPrecision.microsecondsSince1970 ?? 0 },
             tasks.map { Int64($0.maxAttempts) }, tasks.map { Int64($0.timeout.milliseconds) },
             tasks.map { Int64($0.retryPolicy.base.milliseconds) }, tasks.map { Int64($0.retryPolicy.cap.milliseconds) },
             tasks.map { $0.idempotencyKey ?? "" }, wakeups.channel, payloads)) {
-            let task = try PostgresTaskRow.decode(row)
-            inserted[task.id.rawValue] = task
+            let id = try row[0].decode(String.self)
+            guard var task = byID[id], let state = TaskState(rawValue: try row[1].decode(String.self)) else {
+                throw SluiceError(.storage, "the database inserted a task this enqueue did not send: \(id)")
+            }
+            task.state = state
+            task.runAt = try row[2].decode(Timestamp.self).date
+            task.createdAt = try row[3].decode(Timestamp.self).date
+            inserted[id] = task
         }
         for (index, task) in zip(valid, tasks) {
             if let stored = inserted[task.id.rawValue] {
@@ -663,7 +672,8 @@ extension PostgresTaskStore {
         /// (exact, unlike a float; 0 for none, which is "now" as any past time is), no idempotency
         /// key as ''. The tasks' times are `$1` or the database's `now()`. It also adds the inserted
         /// rows to the counters (as `addCounts`, in key order) and sends the wake-ups `$14` on
-        /// channel `$13` when anything was inserted. Returns the rows inserted.
+        /// channel `$13` when anything was inserted. Returns what the database decided for each row
+        /// inserted: id, state, due time and creation time.
         static let insertBatch = """
             WITH clock AS (SELECT coalesce($1::timestamptz, now()) AS now),
             ins AS (
@@ -678,13 +688,14 @@ extension PostgresTaskStore {
                      AS r(id, queue, kind, args, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_cap_ms,
                           idempotency_key), clock
                 ON CONFLICT DO NOTHING
-                RETURNING \(PostgresTaskRow.columns)
+                RETURNING t.id, t.queue, t.state, t.run_at, t.created_at
             ), counted AS (
                 INSERT INTO queue_counts (queue, state, shard, n)
                 SELECT queue, state, \(countShard), count(*) FROM ins GROUP BY 1, 2 ORDER BY 1, 2
                 ON CONFLICT (queue, state, shard) DO UPDATE SET n = queue_counts.n + excluded.n
             )
-            SELECT ins.*, (SELECT count(*) FROM (SELECT pg_notify($13::text, payload) FROM unnest($14::text[]) AS payload) sent)
+            SELECT ins.id, ins.state, ins.run_at, ins.created_at,
+                   (SELECT count(*) FROM (SELECT pg_notify($13::text, payload) FROM unnest($14::text[]) AS payload) sent)
             FROM ins
             """
         static let byID = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = $1::text"
