@@ -70,6 +70,8 @@ public struct SluiceClient: Sendable {
                 return (response, Data(try await response.body.collect(upTo: 64 << 20).readableBytesView))
             } catch let error as HTTPClientError where error == .remoteConnectionClosed && mayRetry && request.method == .GET {
                 mayRetry = false
+            } catch let error as IOError where error.errnoCode == ECONNRESET && mayRetry && request.method == .GET {
+                mayRetry = false  // the same race, when the server's close came as a reset
             } catch let error as ChannelError where error == .ioOnClosedChannel && mayRetry {
                 mayRetry = false
             } catch {
