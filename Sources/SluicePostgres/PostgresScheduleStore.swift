@@ -50,7 +50,7 @@ extension PostgresTaskStore: ScheduleStore {
         let outcome = try await transaction { connection -> FireOutcome in
             let stored = try await self.schedules(connection, PostgresScheduleSQL.byNameForUpdate, Binds(fire.schedule)).first
             var last: TaskState?
-            if let id = stored?.lastTaskID { last = try await self.tasks(connection, SQL.byID, Binds(id.rawValue)).first?.state }
+            if let id = stored?.lastTaskID { last = try await self.tasks(connection, SQL.ByID.self, Binds(id.rawValue)).first?.state }
             if let refusal = Schedule.refusal(of: fire, stored: stored, lastTaskState: last) {
                 if case .overlapping = refusal {
                     _ = try await self.rows(connection, PostgresScheduleSQL.update, try PostgresScheduleRow.binds(stored!.settled(slot: fire.slot, task: nil)))

@@ -666,7 +666,6 @@ extension PostgresTaskStore {
         /// The counter row a connection adds to (migration 0003): one of 16 per queue and state, so
         /// that writers on different connections seldom wait for each other's.
         static let countShard = "pg_backend_pid() % 16"
-        static let notify = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
         static let readyQueues = "SELECT queue FROM queue_counts WHERE state = 'queued' GROUP BY queue HAVING sum(n) > 0"
         /// A batch as one statement: the columns as arrays, due times as microseconds since 1970
         /// (exact, unlike a float; 0 for none, which is "now" as any past time is), no idempotency

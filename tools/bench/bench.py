@@ -313,13 +313,15 @@ class Bench:
                                 env={"HUEY_DB": db})
 
     def huey(self, db):
-        os.environ["HUEY_DB"] = db
+        return self.peer_module("huey_app", {"HUEY_DB": db})
+
+    def peer_module(self, name, env):
+        """A peer's app module from tools/bench/peers, loaded afresh under env (which it reads at import)."""
+        import importlib
+        os.environ.update(env)
         if PEERS not in sys.path:
             sys.path.insert(0, PEERS)
-        import importlib
-        import huey_app
-        importlib.reload(huey_app)
-        return huey_app
+        return importlib.reload(importlib.import_module(name))
 
     def query(self, db, sql):
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
@@ -458,14 +460,9 @@ class Bench:
         first), then drains them with one Celery worker, `--pool threads --concurrency threads`, at
         Celery's default prefetch (4 a thread): tasks/s from spawning it until every result is
         stored, and how many were."""
-        import importlib
         import redis
         env = {"CELERY_BROKER": f"redis://127.0.0.1:{redis_port}/0", "CELERY_RESULTS": f"redis://127.0.0.1:{redis_port}/1"}
-        os.environ.update(env)
-        if PEERS not in sys.path:
-            sys.path.insert(0, PEERS)
-        import celery_app
-        importlib.reload(celery_app)
+        celery_app = self.peer_module("celery_app", env)
         results = redis.Redis(port=redis_port, db=1)
         results.flushall()
         for i in range(count):

@@ -8,7 +8,7 @@ from celery import Celery
 
 app = Celery("sluice-bench", broker=os.environ.get("CELERY_BROKER", "redis://127.0.0.1:6379/0"),
              backend=os.environ.get("CELERY_RESULTS", "redis://127.0.0.1:6379/1"))
-# Prefetch per thread: Celery's default is 4; the scenario sets it from CELERY_PREFETCH.
+# Prefetch per thread: Celery's default, 4, unless CELERY_PREFETCH says otherwise (for trying others by hand).
 app.conf.worker_prefetch_multiplier = int(os.environ.get("CELERY_PREFETCH", "4"))
 
 
