@@ -87,8 +87,16 @@ public enum JSONValue: Sendable, Hashable, Codable {
         case .int(let i): out.append(contentsOf: String(i).utf8)
         case .double(let d):
             // JSON has no NaN or infinity; integral values keep a fraction so they read back as doubles.
-            let text = d.isFinite ? (d == d.rounded() && abs(d) < 1e15 ? String(format: "%.1f", d) : "\(d)") : "null"
-            out.append(contentsOf: text.utf8)
+            // (`String(format:)` cost more than the rest of a task's encoding together.)
+            if !d.isFinite {
+                out.append(contentsOf: "null".utf8)
+            } else if d == d.rounded() && abs(d) < 1e15 {
+                if d == 0 && d.sign == .minus { out.append(UInt8(ascii: "-")) }
+                out.append(contentsOf: String(Int64(d)).utf8)
+                out.append(contentsOf: ".0".utf8)
+            } else {
+                out.append(contentsOf: "\(d)".utf8)
+            }
         case .string(let text): JSONValue.writeString(text, to: &out)
         case .array(let items):
             out.append(UInt8(ascii: "["))
@@ -163,7 +171,12 @@ public enum JSONValue: Sendable, Hashable, Codable {
     }
 
     private init(foundation object: Any) throws {
+        // Containers and strings first: testing a Swift dictionary against a class (`is NSNull`,
+        // `as NSNumber`) bridges the whole dictionary to Foundation just to say no.
         switch object {
+        case let members as [String: Any]: self = .object(try members.mapValues(JSONValue.init(foundation:)))
+        case let string as String: self = .string(string)
+        case let items as [Any]: self = .array(try items.map(JSONValue.init(foundation:)))
         case is NSNull: self = .null
         case let number as NSNumber:
             // JSONSerialization keeps the kind in the number's type code: c is a boolean, d a number
@@ -174,9 +187,6 @@ public enum JSONValue: Sendable, Hashable, Codable {
             case "Q" where number.uint64Value > UInt64(Int64.max): self = .double(number.doubleValue)
             default: self = .int(number.int64Value)
             }
-        case let string as String: self = .string(string)
-        case let items as [Any]: self = .array(try items.map(JSONValue.init(foundation:)))
-        case let members as [String: Any]: self = .object(try members.mapValues(JSONValue.init(foundation:)))
         default: throw SluiceError(.invalidArgument, "a JSON value of an unknown kind: \(type(of: object))")
         }
     }

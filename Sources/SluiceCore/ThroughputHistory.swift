@@ -23,6 +23,13 @@ public final class ThroughputHistory: Sendable {
             seconds = Array(repeating: -1, count: capacity)
             counts = Array(repeating: Array(repeating: 0, count: capacity), count: Event.allCases.count)
         }
+        mutating func add(_ n: Int, event: Int, second: Int64, slot: Int) {
+            if seconds[slot] != second {
+                seconds[slot] = second
+                for e in counts.indices { counts[e][slot] = 0 }
+            }
+            counts[event][slot] += n
+        }
     }
 
     public init(clock: any WallClock = SystemClock(), capacity: Int = 3600) {
@@ -36,15 +43,9 @@ public final class ThroughputHistory: Sendable {
         let second = Int64(clock.now().timeIntervalSince1970.rounded(.down))
         let slot = Int(second % Int64(capacity))
         let index = Event.allCases.firstIndex(of: event)!
-        buckets.withLock { buckets in
-            var ring = buckets[queue] ?? Ring(capacity: capacity)
-            if ring.seconds[slot] != second {
-                ring.seconds[slot] = second
-                for e in ring.counts.indices { ring.counts[e][slot] = 0 }
-            }
-            ring.counts[index][slot] += n
-            buckets[queue] = ring
-        }
+        // In place: a copy out of the dictionary and back would copy the whole ring (an hour of
+        // seconds) on every call, which was a measurable part of each HTTP enqueue.
+        buckets.withLock { buckets in buckets[queue, default: Ring(capacity: capacity)].add(n, event: index, second: second, slot: slot) }
     }
 
     /// The queues seen so far, sorted.

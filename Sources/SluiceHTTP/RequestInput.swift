@@ -10,7 +10,7 @@ extension SluiceAPI {
         // Form-urlencoded only without an Origin header: a browser sends Origin with every cross-site
         // POST, and a form is the one body a page of another origin can post without asking first.
         if let header = request.headers[.contentType]?.lowercased(),
-           case let type = header.split(separator: ";").first.map({ $0.trimmingCharacters(in: .whitespaces) }) ?? "",
+           case let type = Self.mediaType(header),
            type != "application/json", type != "application/x-www-form-urlencoded" || request.headers[.origin] != nil,
            !(type.hasPrefix("application/") && type.hasSuffix("+json")) {
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "send JSON with Content-Type: application/json, not \(header.prefix(100))")
@@ -23,6 +23,16 @@ extension SluiceAPI {
         } catch {
             throw APIError(.badRequest, "malformed_json", "the body is not valid JSON: \(Self.describe(error))")
         }
+    }
+
+    /// `application/json` of `application/json; charset=utf-8`. (Foundation's `trimmingCharacters`
+    /// bridged to NSString on every request.)
+    static func mediaType(_ header: String) -> Substring {
+        if header == "application/json" { return header[...] }
+        var type = header.prefix { $0 != ";" }
+        while let first = type.first, first == " " || first == "\t" { type.removeFirst() }
+        while let last = type.last, last == " " || last == "\t" { type.removeLast() }
+        return type
     }
 
     /// A short description of a JSON parse error.

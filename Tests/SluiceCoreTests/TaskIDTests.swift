@@ -49,6 +49,21 @@ import Testing
         #expect(!text.contains("\n") && !text.unicodeScalars.contains { $0.value < 0x20 })
     }
 
+    /// Sluice's own parser gives back exactly what was written: `3.0` a double, `3` an int, `true` a bool.
+    /// (Not `Int64.min`: Foundation's JSONSerialization reads -9223372036854775808 as a double, in
+    /// every store alike.)
+    @Test(arguments: samples.filter { $0 != .int(.min) })
+    func roundTripsThroughItsOwnParserKeepingEachKind(value: JSONValue) throws {
+        let back = try JSONValue(jsonText: value.jsonText())
+        #expect(back == value, "\(value.jsonText()) came back as \(back)")
+    }
+
+    @Test func wholeDoublesKeepAFraction() {
+        #expect(JSONValue.double(3).jsonText() == "3.0" && JSONValue.double(-2).jsonText() == "-2.0")
+        #expect(JSONValue.double(-0.0).jsonText() == "-0.0" && JSONValue.double(1e14).jsonText() == "100000000000000.0")
+        #expect(JSONValue.double(1e16).jsonText() == "1e+16")
+    }
+
     @Test func keysAreSortedAndOutputIsCompact() {
         let value: JSONValue = ["b": 1, "a": ["d": true, "c": nil]]
         #expect(value.jsonText() == #"{"a":{"c":null,"d":true},"b":1}"#)

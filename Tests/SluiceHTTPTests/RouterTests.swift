@@ -31,6 +31,11 @@ import Testing
             let soon = Date().addingTimeInterval(3600).formatted(.iso8601)
             let ok = try await client.send(.post, "/v1/tasks", #"{"kind":"echo","run_at":"\#(soon)"}"#)
             #expect(ok.status == .accepted && ok.json["state"] == "scheduled")
+            // Times come back in RFC 3339 with milliseconds, UTC, exactly as sent in that form.
+            let precise = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+                .format(Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 7200).rounded(.down) + 0.045))
+            let exact = try await client.send(.post, "/v1/tasks", #"{"kind":"echo","run_at":"\#(precise)"}"#)
+            #expect(exact.json["run_at"] == .string(precise) && precise.hasSuffix(".045Z"), "\(precise)")
         }
     }
 
@@ -93,6 +98,8 @@ import Testing
             #expect(lookalike.status == .unsupportedMediaType)
             let charset = try await client.send(.post, "/v1/tasks", #"{"kind":"echo"}"#, headers: [.contentType: "application/json; charset=utf-8"])
             #expect(charset.status == .accepted)
+            let spaced = try await client.send(.post, "/v1/tasks", #"{"kind":"echo"}"#, headers: [.contentType: " Application/Problem+JSON ;charset=utf-8"])
+            #expect(spaced.status == .accepted)
             let xml = try await client.send(.post, "/v1/tasks", "<task/>", headers: [.contentType: "text/xml"])
             #expect(xml.status == .unsupportedMediaType && xml.errorCode == "unsupported_media_type")
             let curlDefault = try await client.send(.post, "/v1/tasks", #"{"kind":"echo"}"#, headers: [.contentType: "application/x-www-form-urlencoded"])
