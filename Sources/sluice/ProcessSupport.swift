@@ -16,6 +16,18 @@ func openStore(_ path: String, sync: String, lease: Duration) throws -> SQLiteTa
     return try SQLiteTaskStore(configuration)
 }
 
+/// glibc gives freed memory back to the kernel once 128 KB lie free at the top of a thread's heap,
+/// and faults it back in at the next allocation: with dozens of pool threads on short tasks, that
+/// `madvise` and page-fault churn took a third of a draining worker's time (20,000 → 30,000 tasks/s
+/// with it off; docs/BENCHMARKS.md). Up to 4 MB free at a heap's top now stays. `mallopt` is not in
+/// Swift's Glibc module, so it is looked up; without it (another libc) nothing changes.
+func keepFreedMemory() {
+    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+    let trimThreshold: Int32 = -1  // M_TRIM_THRESHOLD in <malloc.h>
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }  // RTLD_DEFAULT
+    _ = unsafeBitCast(symbol, to: Mallopt.self)(trimThreshold, 4 << 20)
+}
+
 /// Sets up logging to standard error at `level`.
 func bootstrapLogging(_ level: String) throws -> Logger {
     guard let parsed = Logger.Level(rawValue: level) else {

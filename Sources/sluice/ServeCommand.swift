@@ -78,6 +78,7 @@ struct ServeCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func run() async throws {
+        keepFreedMemory()
         let env = ProcessInfo.processInfo.environment
         let logger = try bootstrapLogging(logLevel)
         let target: DatabaseOptions.Target

@@ -51,6 +51,7 @@ struct WorkerCommand: AsyncParsableCommand {
     var host: String = "127.0.0.1"
 
     func run() async throws {
+        keepFreedMemory()
         let logger = try bootstrapLogging(logLevel)
         // The same database as `sluice serve` started with the same environment; a flag wins.
         let target: DatabaseOptions.Target
