@@ -1153,7 +1153,9 @@ def render_postgres(r, meta):
     one = med(rate(r["sluice"]["1"]))
     peer, peer_name = max((pgq, "pgqueuer"), (pcr, "procrastinate"))
     lines = [f"Peers: {r['versions']}.", "", f"One {r['server']} server for every system in the run, started by the scenario on loopback: "
-             f"{r['settings']}. fsync is off, so no commit waits for the disk (this disk's fdatasync takes about 3 ms): "
+             f"{r['settings']}. fsync is off, so no commit waits for the disk"
+             + (f" (this disk's fdatasync took {r['fdatasync_ms']:.2f} ms, median of 100 at the start of the run)" if r.get("fdatasync_ms") else "")
+             + ": "
              "the figures are CPU and round-trip costs, the same for every system. "
              + (f"The machine's 1-minute load average, sampled at the start, at each repeat and at the end: "
                 f"{', '.join(f'{x:.1f}' for x in r['load'])} (other sessions' builds share the {os.cpu_count()} cores). " if r.get("load") else "")

@@ -111,6 +111,24 @@ def cpu_of(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def fdatasync_ms(directory, count=100):
+    """The median time of one fdatasync of a 4 KB write in directory, in ms: what a commit that
+    waits for this disk would pay."""
+    path = os.path.join(directory, "fdatasync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    times = []
+    try:
+        for i in range(count):
+            os.pwrite(fd, b"x" * 4096, (i % 16) * 4096)
+            start = time.perf_counter()
+            os.fdatasync(fd)
+            times.append((time.perf_counter() - start) * 1000)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return sorted(times)[count // 2]
+
+
 def run_postgres(bench):
     """The scenario; bench is tools/bench/bench.py's Bench (its processes, sizes, binaries)."""
     z = bench.sizes
@@ -121,7 +139,7 @@ def run_postgres(bench):
            "raw": [], "pgqueuer": [], "procrastinate": [], "sluice": {"1": [], "2": [], "4": []}, "held": [],
            "wide_concurrency": WIDE_CONCURRENCY, "wide": [], "prefetch": PREFETCH, "prefetched": [],
            "fill": [], "enqueue": {}, "latency": {}, "statements": {}, "versions": peer_versions(),
-           "load": [os.getloadavg()[0]]}
+           "load": [os.getloadavg()[0]], "fdatasync_ms": fdatasync_ms(bench.work)}
     try:
         template = fill_template(bench, pg, z.pg_tasks, out)
         for rep in range(bench.repeats):
