@@ -1089,7 +1089,7 @@ def render_resources(r, meta):
              f"| `sluice serve` with {r['queued']:,} tasks queued | {summary(r['serve_queued'], '{:.1f}')} |",
              f"| `sluice worker --queues parked --concurrency 1`, 2 s into draining them | {summary(r['worker_queued'], '{:.1f}')} |", ""]
     s, w = med(r["serve_idle"]), med(r["worker_idle"])
-    lines += [f"- Idle server < 40 MB: {s:.1f} — {verdict(s < 40, f'{s - 40:.1f} MB')}; idle worker < 30 MB: {w:.1f} — {verdict(w < 30, f'{w - 30:.1f} MB')}.",
+    lines += [f"- Idle server < 40 MB: {s:.2f} — {verdict(s < 40, f'{s - 40:.2f} MB')}; idle worker < 30 MB: {w:.2f} — {verdict(w < 30, f'{w - 30:.2f} MB')}.",
               "- The pool of 1,000 busy threads is measured under *Event-loop health*."]
     return lines
 
