@@ -25,8 +25,8 @@ extension SluiceAPI {
         }
     }
 
-    /// `application/json` of `application/json; charset=utf-8`. (Foundation's `trimmingCharacters`
-    /// bridged to NSString on every request.)
+    /// The media type of a Content-Type value, parameters and spaces dropped: `application/json` for
+    /// `application/json; charset=utf-8`. (Foundation's `trimmingCharacters` went through NSString.)
     static func mediaType(_ header: String) -> Substring {
         if header == "application/json" { return header[...] }
         var type = header.prefix { $0 != ";" }
