@@ -61,7 +61,8 @@ def test_the_seed_app_through_python_workers(tmp_path: Path) -> None:
         def seed_pool() -> dict:
             return next(p for p in httpx.get(server.url + "/v1/pools").json()["pools"] if p["name"] == "seed")
         until(lambda: seed_pool()["processed"] >= 4 * REQUESTS, 10, f"the seed pool reporting {4 * REQUESTS} tasks processed")
-        assert seed_pool()["processed"] == 4 * REQUESTS and seed_pool()["failed"] == 0
+        pool = seed_pool()
+        assert pool["processed"] == 4 * REQUESTS and pool["failed"] == 0
     finally:
         app.terminate()
         app.wait(10)
