@@ -186,11 +186,24 @@ def no_js_browser():
 def wait(driver, seconds=15):
     """A wait that looks again rather than fail: the live refresh swaps the page's live part every
     2 s, and a click that submits a form returns before the next page is there."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, seconds, poll_frequency=0.1,
-                         ignored_exceptions=[NoSuchElementException, StaleElementReferenceException])
+    class LookingAgain(WebDriverWait):
+        def until(self, method, message=""):
+            # chromedriver sometimes reports a stale element, read while the page was being
+            # replaced, as this inspector error instead of StaleElementReferenceException.
+            def looking(d):
+                try:
+                    return method(d)
+                except WebDriverException as error:
+                    if "does not belong to the document" in (error.msg or ""):
+                        return False
+                    raise
+            return super().until(looking, message)
+
+    return LookingAgain(driver, seconds, poll_frequency=0.1,
+                        ignored_exceptions=[NoSuchElementException, StaleElementReferenceException])
 
 
 def console_errors(driver):
