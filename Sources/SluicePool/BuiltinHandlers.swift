@@ -17,17 +17,12 @@ extension HandlerRegistry {
 
 /// The built-in kinds' bodies.
 enum BuiltinHandlers {
-    /// `{"seconds": S}`: a blocking sleep, like the seed's `time.sleep(3)`. Sleeps in slices so a
-    /// cancel or timeout stops it within 50 ms.
+    /// `{"seconds": S}`: a blocking sleep, like the seed's `time.sleep(3)`, that a cancel or
+    /// timeout ends at once.
     static func sleep(_ context: TaskContext) throws -> JSONValue {
         let seconds = try number(context.args, "seconds", in: 0...86_400)
-        let end = Date().addingTimeInterval(seconds)
-        while true {
-            try context.checkCancellation()
-            let left = end.timeIntervalSinceNow
-            if left <= 0 { break }
-            Thread.sleep(forTimeInterval: min(left, 0.05))
-        }
+        try context.checkCancellation()
+        try context.sleep(seconds: seconds)
         return ["slept": .double(seconds)]
     }
 

@@ -1,6 +1,5 @@
 import Foundation
 import SluiceCore
-import Synchronization
 
 /// What a handler knows about the task it runs, and how it learns it should stop.
 public struct TaskContext: Sendable {
@@ -23,6 +22,13 @@ public struct TaskContext: Sendable {
         if isCancelled { throw TaskFailure(cancellation.reason ?? "cancelled", disposition: .cancel) }
     }
 
+    /// Sleeps for `seconds`, or less when the task is cancelled, times out or loses its lease
+    /// meanwhile: then it throws the same cancelling failure as `checkCancellation()`, at once.
+    /// A blocking handler's way to wait without holding its slot past a cancel.
+    public func sleep(seconds: Double) throws {
+        if cancellation.wait(seconds: seconds) { try checkCancellation() }
+    }
+
     public init(id: TaskID, kind: String, args: JSONValue, attempt: Int, maxAttempts: Int, deadline: Date) {
         self.init(id: id, kind: kind, args: args, attempt: attempt, maxAttempts: maxAttempts, deadline: deadline,
                   cancellation: CancellationFlag())
@@ -34,12 +40,41 @@ public struct TaskContext: Sendable {
     }
 }
 
-/// A thread-safe, set-once stop request.
-final class CancellationFlag: Sendable {
-    private let state = Mutex<String?>(nil)
-    var isSet: Bool { state.withLock { $0 != nil } }
-    var reason: String? { state.withLock { $0 } }
-    func set(_ reason: String) { state.withLock { if $0 == nil { $0 = reason } } }
+/// A thread-safe, set-once stop request that a blocking handler can wait on.
+final class CancellationFlag: @unchecked Sendable {
+    /// Guards `stored`; broadcast when it is set.
+    private let condition = NSCondition()
+    private var stored: String?
+
+    var isSet: Bool { reason != nil }
+    var reason: String? {
+        condition.lock()
+        defer { condition.unlock() }
+        return stored
+    }
+
+    func set(_ reason: String) {
+        condition.lock()
+        if stored == nil { stored = reason }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Blocks until the flag is set or `seconds` have passed (on the monotonic clock); true when set.
+    func wait(seconds: Double) -> Bool {
+        let clock = ContinuousClock()
+        let end = clock.now.advanced(by: .nanoseconds(Int64(max(0, seconds) * 1e9)))
+        condition.lock()
+        defer { condition.unlock() }
+        while stored == nil {
+            let left = clock.now.duration(to: end)
+            if left <= .zero { return false }
+            // The timed wait runs on the wall clock: slices of at most a second bound what a clock
+            // step can do to it, and the monotonic end above decides when it is over.
+            _ = condition.wait(until: Date().addingTimeInterval(min(left.seconds, 1)))
+        }
+        return true
+    }
 }
 
 /// Runs tasks of one kind. Throw a `TaskFailure` to choose what follows (retry after backoff,
