@@ -15,7 +15,7 @@ ap.add_argument("--sluice", default=os.path.join(os.path.dirname(__file__), "../
 args = ap.parse_args()
 sluice = os.path.abspath(args.sluice)
 if not os.access(sluice, os.X_OK):
-    sys.exit(f"build it first: swift build -c release --scratch-path .build-release --product sluice ({sluice})")
+    sys.exit(f"build it first: swift build -c release --static-swift-stdlib --scratch-path .build-release --product sluice ({sluice})")
 
 work = tempfile.mkdtemp(prefix="sluice-soak-")
 db, log, runs = f"{work}/soak.db", f"{work}/soak.log", f"{work}/executions"
