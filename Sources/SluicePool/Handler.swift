@@ -61,9 +61,12 @@ final class CancellationFlag: @unchecked Sendable {
     }
 
     /// Blocks until the flag is set or `seconds` have passed (on the monotonic clock); true when set.
+    /// A negative or NaN time waits not at all; a longer one than about 31 years (infinity too) is
+    /// waited as 31 years, so that no value traps in the conversion.
     func wait(seconds: Double) -> Bool {
         let clock = ContinuousClock()
-        let end = clock.now.advanced(by: .nanoseconds(Int64(max(0, seconds) * 1e9)))
+        let bounded = seconds > 0 ? min(seconds, 1e9) : 0
+        let end = clock.now.advanced(by: .nanoseconds(Int64(bounded * 1e9)))
         condition.lock()
         defer { condition.unlock() }
         while stored == nil {

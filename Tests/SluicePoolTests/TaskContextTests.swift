@@ -47,6 +47,16 @@ import Testing
         #expect(took < .seconds(30))
     }
 
+    @Test func anyLengthIsAcceptedWithoutTrapping() throws {
+        // Negative and NaN lengths return at once; infinity sleeps until the cancel, which is
+        // already there here.
+        try context(CancellationFlag()).sleep(seconds: -1)
+        try context(CancellationFlag()).sleep(seconds: .nan)
+        let flag = CancellationFlag()
+        flag.set("cancelled by request")
+        #expect(throws: TaskFailure.self) { try context(flag).sleep(seconds: .infinity) }
+    }
+
     @Test func aFlagSetBeforeTheSleepThrowsWithoutWaiting() {
         let flag = CancellationFlag()
         flag.set("lease lost")
