@@ -22,8 +22,10 @@ extension SluiceAPI {
                             headers: [.location: "/v1/tasks/\(task.id)"])
     }
 
-    /// `POST /v1/tasks/batch`: many tasks, stored in one transaction.
+    /// `POST /v1/tasks/batch`: many tasks, stored in one transaction, answered at once or, with
+    /// `?wait=`, when all are final (a Celery group's `get()`).
     func enqueueBatch(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let wait = try waitSeconds(request)
         guard case .array(let items) = try await readJSON(request) else { throw APIError.badRequest("body", "must be a JSON array of tasks") }
         guard !items.isEmpty, items.count <= limits.maxBatch else { throw APIError.badRequest("body", "must hold 1 to \(limits.maxBatch) tasks") }
         let now = clock.now()
@@ -36,7 +38,10 @@ extension SluiceAPI {
         for (index, body) in parsed.enumerated() { target = try await storeFor(body, prefix: "[\(index)].") }
         if !target!.durable { try await admitToMemory(parsed.count) }
         let results = try await target!.store.enqueue(batch: parsed.map(\.request))
-        return jsonResponse(["tasks": .array(results.map { TaskJSON.encode($0.task, durable: target!.durable) })], status: .accepted)
+        var tasks = results.map(\.task)
+        if let wait, !tasks.allSatisfy(\.state.isFinal) { tasks = try await waiter.wait(for: tasks.map(\.id), in: target!.store, timeout: wait) }
+        let status: HTTPResponse.Status = wait != nil && tasks.allSatisfy(\.state.isFinal) ? .ok : .accepted
+        return jsonResponse(["tasks": .array(tasks.map { TaskJSON.encode($0, durable: target!.durable) })], status: status)
     }
 
     /// `GET /v1/tasks/{id}`: one task, at once or, with `?wait=`, when final.

@@ -9,11 +9,11 @@ import Synchronization
 /// process is seen by polling the store with a backoff capped at 250 ms. On shutdown every wait
 /// answers at once with the task as it stands, so that a long poll never holds up the pool's drain.
 final class TaskWaiter: Sendable {
-    /// One waiting request.
+    /// One waiting request, for one task or a batch.
     private final class Waiter: Sendable {
         let signal = WakeSignal()
-        /// The task as the store that finished it announced it.
-        let finished = Mutex<TaskRecord?>(nil)
+        /// Tasks as the store that finished them announced them.
+        let finished = Mutex<[TaskID: TaskRecord]>([:])
     }
     private struct State {
         var waiting: [TaskID: [Waiter]] = [:]
@@ -29,7 +29,7 @@ final class TaskWaiter: Sendable {
 
     private func wake(_ task: TaskRecord) {
         for waiter in state.withLock({ $0.waiting[task.id] ?? [] }) {
-            waiter.finished.withLock { $0 = task }
+            waiter.finished.withLock { $0[task.id] = task }
             waiter.signal.signal()
         }
     }
@@ -48,29 +48,65 @@ final class TaskWaiter: Sendable {
 
     /// The task once final, or as it stands when `timeout` passes or shutdown begins.
     func wait(for id: TaskID, in store: any TaskStore, timeout: Duration) async throws -> TaskRecord {
+        try await wait(for: [id], in: store, timeout: timeout)[0]
+    }
+
+    /// The tasks, in the order given, once all are final, or as they stand when `timeout` passes
+    /// or shutdown begins.
+    func wait(for ids: [TaskID], in store: any TaskStore, timeout: Duration) async throws -> [TaskRecord] {
         let waiter = Waiter()
-        state.withLock { $0.waiting[id, default: []].append(waiter) }
+        state.withLock { state in
+            for id in ids { state.waiting[id, default: []].append(waiter) }
+        }
         defer {
             state.withLock { state in
-                state.waiting[id]?.removeAll { $0 === waiter }
-                if state.waiting[id]?.isEmpty == true { state.waiting[id] = nil }
+                for id in ids {
+                    state.waiting[id]?.removeAll { $0 === waiter }
+                    if state.waiting[id]?.isEmpty == true { state.waiting[id] = nil }
+                }
             }
         }
         let deadline = ContinuousClock.now + timeout
         var pause = Duration.milliseconds(10)
+        var known: [TaskID: TaskRecord] = [:]
+        var settled = 0  // ids[..<settled] are known to be final
+        var polling = true
         while true {
-            // The task as its store announced it once finished, rather than read back: one read
-            // fewer (a round trip on PostgreSQL), and a memory store may already have forgotten
-            // it to make room for later ones.
-            let task: TaskRecord
-            if let finished = waiter.finished.withLock({ $0 }) { task = finished } else { task = try await store.require(id) }
+            // Tasks as their store announced them once finished, rather than read back: one read
+            // fewer each (a round trip on PostgreSQL), and a memory store may already have
+            // forgotten them to make room for later ones.
+            let announced = waiter.finished.withLock { finished in
+                defer { finished = [:] }
+                return finished
+            }
+            known.merge(announced) { _, new in new }
+            // Tasks finished by another process (or before this wait began) are seen by reading
+            // the store in order up to the first one still unfinished: a tick costs about one read
+            // however large the batch, and catches up quickly once the batch is done.
+            while settled < ids.count {
+                if known[ids[settled]]?.state.isFinal != true {
+                    guard polling else { break }
+                    let task = try await store.require(ids[settled])
+                    known[task.id] = task
+                    if !task.state.isFinal { break }
+                }
+                settled += 1
+            }
             let left = deadline - ContinuousClock.now
             // Read after registering the signal: a shutdown that began before this read is seen here,
             // one that begins after it signals.
             let shuttingDown = state.withLock { $0.shutDown }
-            if task.state.isFinal || left <= .zero || Task.isCancelled || shuttingDown { return task }
+            if settled == ids.count || left <= .zero || Task.isCancelled || shuttingDown {
+                var answer: [TaskRecord] = []
+                for id in ids {
+                    if let task = known[id] { answer.append(task) } else { answer.append(try await store.require(id)) }
+                }
+                return answer
+            }
+            pause = announced.isEmpty ? min(pause * 2, .milliseconds(250)) : .milliseconds(10)
             await waiter.signal.wait(timeout: min(pause, left))
-            pause = min(pause * 2, .milliseconds(250))
+            // A wake with nothing newly announced was the pause running out: read the store then.
+            polling = waiter.finished.withLock { $0.isEmpty }
         }
     }
 }

@@ -215,6 +215,24 @@ import Testing
         }
     }
 
+    @Test func aBatchWaitHoldsTheRequestUntilEveryTaskIsFinal() async throws {
+        try await Harness().test(pool: 4) { client, _ in
+            let body = #"[{"kind":"sleep","args":{"seconds":0.2}},{"kind":"echo","args":{"n":2}},{"kind":"sleep","args":{"seconds":0.1}}]"#
+            let done = try await client.send(.post, "/v1/tasks/batch?wait=10", body)
+            guard case .array(let tasks)? = done.json["tasks"] else { Issue.record("no tasks: \(done.json)"); return }
+            #expect(done.status == .ok && tasks.map { $0["state"] } == ["succeeded", "succeeded", "succeeded"])
+            #expect(tasks.map { $0["result"] } == [["slept": 0.2], ["n": 2], ["slept": 0.1]], "in the order given")
+            // Not all final within the wait: 202, each task as it stands.
+            let pending = try await client.send(.post, "/v1/tasks/batch?wait=0.5", #"[{"kind":"echo"},{"kind":"sleep","args":{"seconds":5}}]"#)
+            guard case .array(let mixed)? = pending.json["tasks"] else { Issue.record("no tasks: \(pending.json)"); return }
+            #expect(pending.status == .accepted && mixed[0]["state"] == "succeeded")
+            #expect(mixed[1]["state"] == "running" || mixed[1]["state"] == "queued")
+            _ = try await client.send(.post, "/v1/tasks/\(mixed[1]["id"]?.stringValue ?? "")/cancel")
+            let bad = try await client.send(.post, "/v1/tasks/batch?wait=301", #"[{"kind":"echo"}]"#)
+            #expect(bad.status == .badRequest && bad.errorField == "wait")
+        }
+    }
+
     @Test func poolsShowCapacityAndResizeApplies() async throws {
         try await Harness().test(pool: 3) { client, worker in
             let pools = try await client.send(.get, "/v1/pools")

@@ -30,3 +30,51 @@ import Testing
         #expect(waiter.count == 0)
     }
 }
+
+/// Waiting on a batch: one request until every task of it is final.
+@Suite(.timeLimit(.minutes(1))) struct BatchWaitTests {
+    private func claimed(_ store: MemoryTaskStore, _ count: Int) async throws -> [TaskRecord] {
+        for _ in 0..<count { _ = try await store.enqueue(EnqueueRequest(kind: "echo", maxAttempts: 1)) }
+        return try await store.claim(queues: ["default"], limit: count, owner: "w1", leaseDuration: .seconds(30))
+    }
+
+    /// Finished in this process: the store's announcements answer the wait, in the order asked
+    /// for, whatever order the tasks finished in.
+    @Test func announcedTasksAnswerInTheOrderAsked() async throws {
+        let store = MemoryTaskStore(clock: ManualClock())
+        let tasks = try await claimed(store, 3)
+        let waiter = TaskWaiter(stores: [store])
+        async let answer = waiter.wait(for: tasks.map(\.id), in: store, timeout: .seconds(30))
+        #expect(await eventually { waiter.count == 3 })
+        for (index, task) in tasks.enumerated().reversed() { _ = try await store.complete(task.lease!, result: .int(Int64(index))) }
+        let done = try await answer
+        #expect(done.map(\.id) == tasks.map(\.id))
+        #expect(done.map(\.state) == [.succeeded, .succeeded, .succeeded] && done.map(\.result) == [0, 1, 2])
+        #expect(waiter.count == 0)
+    }
+
+    /// Finished by another process, which announces nothing here: the wait reads the store and
+    /// still sees every task, including ones finished out of order.
+    @Test func tasksFinishedElsewhereAreSeenByReadingTheStore() async throws {
+        let store = MemoryTaskStore(clock: ManualClock())
+        let tasks = try await claimed(store, 3)
+        let waiter = TaskWaiter(stores: [])
+        async let answer = waiter.wait(for: tasks.map(\.id), in: store, timeout: .seconds(30))
+        #expect(await eventually { waiter.count == 3 })
+        _ = try await store.complete(tasks[2].lease!, result: nil)
+        _ = try await store.fail(tasks[0].lease!, failure: TaskFailure("no"))
+        _ = try await store.complete(tasks[1].lease!, result: nil)
+        let done = try await answer
+        #expect(done.map(\.id) == tasks.map(\.id) && done.map(\.state) == [.failed, .succeeded, .succeeded])
+    }
+
+    /// Not all final within the time: every task as it stands, finished or not.
+    @Test func aTimeoutAnswersEveryTaskAsItStands() async throws {
+        let store = MemoryTaskStore(clock: ManualClock())
+        let tasks = try await claimed(store, 3)
+        _ = try await store.complete(tasks[1].lease!, result: nil)
+        let waiter = TaskWaiter(stores: [store])
+        let answer = try await waiter.wait(for: tasks.map(\.id), in: store, timeout: .milliseconds(50))
+        #expect(answer.map(\.id) == tasks.map(\.id) && answer.map(\.state) == [.running, .succeeded, .running])
+    }
+}

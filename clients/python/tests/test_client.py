@@ -16,6 +16,18 @@ def test_enqueue_wait_and_read_back(client: Client) -> None:
     assert client.run("echo", {"n": 1}, queue="swift-only", timeout=10) == {"n": 1}
 
 
+def test_enqueue_many_and_wait_for_all(client: Client) -> None:
+    tasks = client.enqueue_many([{"kind": "echo", "args": {"i": i}, "queue": "swift-only"} for i in range(5)], wait=10)
+    assert [task.state for task in tasks] == ["succeeded"] * 5
+    assert [task.result for task in tasks] == [{"i": i} for i in range(5)]
+    waiting = client.enqueue_many([{"kind": "echo", "queue": "swift-only", "delay": 60}])
+    assert len(waiting) == 1 and waiting[0].state == "scheduled"
+    client.cancel(waiting[0].id)
+    with pytest.raises(SluiceError) as bad:
+        client.enqueue_many([{"kind": "echo"}, {"kind": "echo", "priority": 5000}])
+    assert bad.value.status == 400 and bad.value.field == "[1].priority"
+
+
 def test_cancel_a_waiting_task(client: Client) -> None:
     task = client.enqueue("echo", queue="swift-only", delay=60)
     assert task.state == "scheduled"
@@ -45,6 +57,8 @@ def test_async_client(server) -> None:
         async with AsyncClient(server.url) as client:
             results = await asyncio.gather(*(client.run("echo", {"i": i}, queue="swift-only", timeout=20) for i in range(5)))
             assert results == [{"i": i} for i in range(5)]
+            many = await client.enqueue_many([{"kind": "echo", "args": {"i": i}, "queue": "swift-only"} for i in range(3)], wait=10)
+            assert [task.result for task in many] == [{"i": i} for i in range(3)]
             task = await client.enqueue("echo", queue="swift-only", delay=60)
             assert (await client.cancel(task.id)).state == "cancelled"
             assert (await client.status(task.id)).state == "cancelled"
