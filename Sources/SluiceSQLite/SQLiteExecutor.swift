@@ -8,12 +8,18 @@ import Synchronization
 /// A writer executor does **group commit**: it takes every operation waiting when it wakes, runs
 /// them in one `BEGIN IMMEDIATE` transaction (each in a savepoint, so one failing operation does not
 /// undo the others), commits once, and only then answers each caller. One fsync serves the batch.
+/// A batch in which no operation asked for durability (claims, heartbeats: bookkeeping that a power
+/// loss may undo harmlessly, since it also stops the process that held the claim) commits without
+/// the fsync; the next durable commit's fsync covers its pages too, the WAL being written in order.
 final class SQLiteExecutor: @unchecked Sendable {
     enum Mode { case writer, reader }
 
     private let connection: SQLiteConnection
     private let mode: Mode
     private let maxBatch: Int
+    /// Whether the connection syncs every commit (`synchronous = FULL`), so that a batch that asks
+    /// for no durability may skip it.
+    private let syncsEveryCommit: Bool
     /// Guards `pending` and `closed`; signalled when work arrives.
     private let condition = NSCondition()
     private var pending: [any PendingOperation] = []
@@ -26,10 +32,11 @@ final class SQLiteExecutor: @unchecked Sendable {
     /// Operations taken from the queue so far (committed or not), for tests that form a group.
     let taken = Atomic<Int>(0)
 
-    init(connection: SQLiteConnection, mode: Mode, name: String, maxBatch: Int = 4096) {
+    init(connection: SQLiteConnection, mode: Mode, name: String, maxBatch: Int = 4096, syncsEveryCommit: Bool = false) {
         self.connection = connection
         self.mode = mode
         self.maxBatch = maxBatch
+        self.syncsEveryCommit = syncsEveryCommit
         let thread = Thread { [self] in loop() }
         thread.name = name
         thread.start()
@@ -42,10 +49,11 @@ final class SQLiteExecutor: @unchecked Sendable {
         return pending.count
     }
 
-    /// Runs `body` on the executor's thread (inside the group's transaction for a writer).
-    func perform<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+    /// Runs `body` on the executor's thread (inside the group's transaction for a writer). With
+    /// `durable: false`, a power loss may undo the write (never a process crash).
+    func perform<T: Sendable>(durable: Bool = true, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            let operation = Operation(body: body, continuation: continuation)
+            let operation = Operation(body: body, continuation: continuation, durable: durable)
             condition.lock()
             if closed {
                 condition.unlock()
@@ -94,6 +102,10 @@ final class SQLiteExecutor: @unchecked Sendable {
     }
 
     private func runTransaction(_ batch: [any PendingOperation]) {
+        // Set per transaction, before it begins; a failure to switch only costs the fsync.
+        let relaxed = syncsEveryCommit && !batch.contains { $0.durable }
+        if relaxed { try? connection.run("PRAGMA synchronous = NORMAL") }
+        defer { if relaxed { try? connection.run("PRAGMA synchronous = FULL") } }
         do {
             try connection.run("BEGIN IMMEDIATE")
         } catch {
@@ -142,6 +154,7 @@ struct SQLiteStoreClosed: Error {}
 
 private protocol PendingOperation: AnyObject {
     func execute(_ connection: SQLiteConnection)
+    var durable: Bool { get }
     var failed: Bool { get }
     func finish()
     func finish(overriding error: any Error)
@@ -151,11 +164,13 @@ private protocol PendingOperation: AnyObject {
 private final class Operation<T: Sendable>: PendingOperation {
     let body: @Sendable (SQLiteConnection) throws -> T
     let continuation: CheckedContinuation<T, any Error>
+    let durable: Bool
     var result: Result<T, any Error>?
 
-    init(body: @escaping @Sendable (SQLiteConnection) throws -> T, continuation: CheckedContinuation<T, any Error>) {
+    init(body: @escaping @Sendable (SQLiteConnection) throws -> T, continuation: CheckedContinuation<T, any Error>, durable: Bool) {
         self.body = body
         self.continuation = continuation
+        self.durable = durable
     }
 
     func execute(_ connection: SQLiteConnection) {

@@ -77,7 +77,8 @@ public final class SQLiteTaskStore: TaskStore {
                 try read.execute("PRAGMA busy_timeout = \(configuration.busyTimeout.milliseconds); PRAGMA query_only = ON")
                 return SQLiteExecutor(connection: read, mode: .reader, name: "sluice-sqlite-reader-\(n)")
             }
-            writer = SQLiteExecutor(connection: write, mode: .writer, name: "sluice-sqlite-writer")
+            writer = SQLiteExecutor(connection: write, mode: .writer, name: "sluice-sqlite-writer",
+                                    syncsEveryCommit: configuration.synchronous == .full)
         } catch let error as SQLiteError {
             throw SluiceError(.storage, error.description)
         } catch let error as SluiceError {
@@ -234,14 +235,16 @@ public final class SQLiteTaskStore: TaskStore {
             guard mayHaveWork else { return [] }
         }
         let request = ClaimRequest(queues: queues, limit: limit, owner: owner, leaseDuration: leaseDuration)
-        let claimed = try await write { connection in
+        // Not synced: a claim a power loss undoes puts its tasks back in their queues, and the
+        // process that held them stopped with the machine.
+        let claimed = try await write(durable: false) { connection in
             let now = clock.now()
             var counts = CountDeltas()
             try Self.stageDue(connection, now: now, limit: 1000, counts: &counts)
             let claimed = try Self.claim(connection, request, now: now, counts: &counts)
             try counts.flush(connection)
             return claimed
-        }
+        }.map { try $0.decode() }
         expectWork.store(!claimed.isEmpty, ordering: .relaxed)
         return claimed
     }
@@ -249,7 +252,7 @@ public final class SQLiteTaskStore: TaskStore {
     public func heartbeat(_ leases: [TaskLease], leaseDuration: Duration) async throws -> [TaskID: LeaseStatus] {
         guard !leases.isEmpty else { return [:] }
         let clock = self.clock
-        return try await write { connection in
+        return try await write(durable: false) { connection in
             let expires = clock.now().addingTimeInterval(leaseDuration.seconds)
             var statuses: [TaskID: LeaseStatus] = [:]
             for lease in leases {
@@ -279,9 +282,10 @@ public final class SQLiteTaskStore: TaskStore {
         guard !outcomes.isEmpty || !claims.isEmpty else { return RecordResult(recorded: [], claimed: []) }
         let clock = self.clock
         let units = outcomes.map { _ in configuration.unitRandom() }
-        let result = try await write { connection in
+        // Rows of the hot paths come back as stored and are decoded after the commit (`TaskRow.Stored`).
+        let written = try await write { connection in
             let now = clock.now()
-            var recorded: [Result<TaskRecord, SluiceError>] = []
+            var recorded: [Result<Recorded, SluiceError>] = []
             var counts = CountDeltas()
             for (outcome, unit) in zip(outcomes, units) {
                 do {
@@ -290,16 +294,16 @@ public final class SQLiteTaskStore: TaskStore {
                         // The hot path: one fenced UPDATE doing what `TaskRecord.complete` does when no
                         // cancel is pending (checked by the state table's test). A refusal falls
                         // through to the general path, which applies the rule or explains why not.
-                        if let done = try Self.fetch(connection, SQL.complete, [
+                        if let done = try Self.fetchStored(connection, SQL.complete, [
                             .text(value.jsonText()), TaskRow.time(now), .text(lease.taskID.rawValue), .text(lease.owner), .integer(lease.token),
                         ]).first {
                             counts.move(done.queue, from: .running, to: .succeeded)
-                            recorded.append(.success(done))
+                            recorded.append(.success(.stored(done, result: value)))
                         } else {
-                            recorded.append(.success(try Self.move(connection, lease.taskID) { try $0.complete(lease, result: value, now: now) }))
+                            recorded.append(.success(.decoded(try Self.move(connection, lease.taskID) { try $0.complete(lease, result: value, now: now) })))
                         }
                     case .fail(let lease, let failure):
-                        recorded.append(.success(try Self.move(connection, lease.taskID) { try $0.fail(lease, failure: failure, now: now, unit: unit) }))
+                        recorded.append(.success(.decoded(try Self.move(connection, lease.taskID) { try $0.fail(lease, failure: failure, now: now, unit: unit) })))
                     }
                 } catch let error as SluiceError where [.leaseLost, .notFound, .invalidTransition].contains(error.code) {
                     recorded.append(.failure(error))
@@ -308,8 +312,16 @@ public final class SQLiteTaskStore: TaskStore {
             if !claims.isEmpty { try Self.stageDue(connection, now: now, limit: 1000, counts: &counts) }
             let claimed = try claims.map { try Self.claim(connection, $0, now: now, counts: &counts) }
             try counts.flush(connection)
-            return RecordResult(recorded: recorded, claimed: claimed)
+            return (recorded: recorded, claimed: claimed)
         }
+        let result = RecordResult(
+            recorded: try written.recorded.map { outcome in
+                switch outcome {
+                case .success(let row): .success(try row.decode())
+                case .failure(let error): .failure(error)
+                }
+            },
+            claimed: try written.claimed.map { try $0.map { try $0.decode() } })
         for case .success(let task) in result.recorded { _ = announce(task) }
         if !claims.isEmpty { expectWork.store(result.claimed.contains { !$0.isEmpty }, ordering: .relaxed) }
         return result
@@ -481,8 +493,11 @@ public final class SQLiteTaskStore: TaskStore {
         return task
     }
 
-    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try await Self.mapErrors { try await writer.perform(body) }
+    /// Runs `body` in a write transaction. `durable: false` is for bookkeeping that a power loss
+    /// may undo without harm (claims, lease and worker heartbeats, leadership): its commit skips
+    /// the fsync, and the next durable commit's fsync covers it.
+    func write<T: Sendable>(durable: Bool = true, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await Self.mapErrors { try await writer.perform(durable: durable, body) }
     }
 
     func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
@@ -492,12 +507,12 @@ public final class SQLiteTaskStore: TaskStore {
 
     /// Claims for `request` inside the caller's write transaction, which stages due tasks first, so
     /// that they are claimable on time without waiting for the leader's stager.
-    private static func claim(_ connection: SQLiteConnection, _ request: ClaimRequest, now: Date, counts: inout CountDeltas) throws -> [TaskRecord] {
+    private static func claim(_ connection: SQLiteConnection, _ request: ClaimRequest, now: Date, counts: inout CountDeltas) throws -> [TaskRow.Stored] {
         guard request.limit > 0, !request.queues.isEmpty else { return [] }
         let expires = now.addingTimeInterval(request.leaseDuration.seconds)
-        var claimed: [TaskRecord] = []
+        var claimed: [TaskRow.Stored] = []
         for queue in request.queues where claimed.count < request.limit {
-            let rows = try fetch(connection, SQL.claim, [
+            let rows = try fetchStored(connection, SQL.claim, [
                 TaskRow.time(now), .text(request.owner), TaskRow.time(expires), .text(queue), .integer(Int64(request.limit - claimed.count)),
             ])
             counts.move(queue, from: .queued, to: .running, rows.count)
@@ -529,6 +544,26 @@ public final class SQLiteTaskStore: TaskStore {
         } catch is SQLiteStoreClosed {
             throw SluiceError(.closed, "the store is closed")
         }
+    }
+
+    /// An outcome's task as the writer leaves it: still as stored (the hot path), or decoded
+    /// already because the transaction needed it (the general path).
+    enum Recorded: Sendable {
+        case stored(TaskRow.Stored, result: JSONValue)
+        case decoded(TaskRecord)
+
+        func decode() throws -> TaskRecord {
+            switch self {
+            case .stored(let row, let result): try row.decode(result: result)
+            case .decoded(let task): task
+            }
+        }
+    }
+
+    static func fetchStored(_ connection: SQLiteConnection, _ sql: String, _ parameters: [SQLiteValue]) throws -> [TaskRow.Stored] {
+        var rows: [TaskRow.Stored] = []
+        try connection.query(sql, parameters) { row in rows.append(TaskRow.Stored(row)) }
+        return rows
     }
 
     static func fetch(_ connection: SQLiteConnection, _ sql: String, _ parameters: [SQLiteValue]) throws -> [TaskRecord] {
@@ -644,7 +679,7 @@ extension SQLiteTaskStore: WorkerDirectory {
         let pools = String(decoding: try JSONCoders.encoder.encode(worker.pools), as: UTF8.self)
         let kinds = String(decoding: try JSONCoders.encoder.encode(worker.kinds), as: UTF8.self)
         let clock = self.clock
-        try await write { connection in
+        try await write(durable: false) { connection in
             try connection.run(SQL.recordWorker, [
                 .text(worker.id), .text(worker.host), .integer(Int64(worker.pid)), TaskRow.time(worker.startedAt),
                 TaskRow.time(clock.now()), .text(pools), .text(kinds),
@@ -718,7 +753,7 @@ extension SQLiteTaskStore {
 
     public func acquireLeadership(_ name: String, owner: String, for duration: Duration) async throws -> Bool {
         let clock = self.clock
-        return try await write { connection in
+        return try await write(durable: false) { connection in
             let now = clock.now()
             return try connection.scalar(SQL.acquireLeadership, [
                 .text(name), .text(owner), TaskRow.time(now.addingTimeInterval(duration.seconds)), TaskRow.time(now),

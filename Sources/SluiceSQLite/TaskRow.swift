@@ -17,28 +17,51 @@ enum TaskRow {
         var at: Int64
     }
 
-    static func decode(_ row: SQLiteRow) throws -> TaskRecord {
-        guard let id = TaskID(row.text(0)) else { throw SluiceError(.storage, "a stored task id is malformed: \(row.text(0))") }
-        let id0 = id
-        func date(_ c: Int32) -> Date? { row.optionalInt(c).map { Date(microsecondsSince1970: $0) } }
-        let errorsText = row.text(15)
-        let errors = errorsText == "[]" ? [] : try JSONCoders.decoder.decode([StoredAttemptError].self, from: Data(errorsText.utf8))
-        let attempt = Int(row.int(7))
-        let leaseOwner = row.optionalText(21)
-        let lease = leaseOwner.flatMap { owner in
-            date(22).map { TaskLease(taskID: id0, owner: owner, attempt: attempt, token: row.int(23), expiresAt: $0) }
+    static func decode(_ row: SQLiteRow) throws -> TaskRecord { try Stored(row).decode() }
+
+    /// A row as stored, JSON columns still text: what the writer thread copies out of a statement.
+    /// Decoding it (parsing the JSON) happens after the transaction, off the single writer thread
+    /// that every process's writes queue on; on the hot paths the parsing was most of its time.
+    struct Stored: Sendable {
+        let id, queue, kind, args, state, attemptErrors: String
+        let priority, runAt, attempt, maxAttempts, timeoutMS, backoffBaseMS, backoffCapMS, createdAt: Int64
+        let idempotencyKey, result, error, worker, leaseOwner: String?
+        let startedAt, finishedAt, leaseExpiresAt: Int64?
+        let leaseToken: Int64
+        let cancelRequested: Bool
+
+        init(_ row: SQLiteRow) {
+            id = row.text(0); queue = row.text(1); kind = row.text(2); args = row.text(3); priority = row.int(4)
+            state = row.text(5); runAt = row.int(6); attempt = row.int(7); maxAttempts = row.int(8); timeoutMS = row.int(9)
+            backoffBaseMS = row.int(10); backoffCapMS = row.int(11); idempotencyKey = row.optionalText(12)
+            result = row.optionalText(13); error = row.optionalText(14); attemptErrors = row.text(15)
+            cancelRequested = row.int(16) != 0; createdAt = row.int(17); startedAt = row.optionalInt(18)
+            finishedAt = row.optionalInt(19); worker = row.optionalText(20); leaseOwner = row.optionalText(21)
+            leaseExpiresAt = row.optionalInt(22); leaseToken = row.int(23)
         }
-        return TaskRecord(
-            id: id, queue: row.text(1), kind: row.text(2), args: try JSONValue(jsonText: row.text(3)),
-            priority: Int(row.int(4)), state: TaskState(rawValue: row.text(5)) ?? .failed,
-            runAt: date(6)!, attempt: attempt, maxAttempts: Int(row.int(8)),
-            timeout: .milliseconds(row.int(9)),
-            retryPolicy: RetryPolicy(base: .milliseconds(row.int(10)), cap: .milliseconds(row.int(11))),
-            idempotencyKey: row.optionalText(12), result: try row.optionalText(13).map(JSONValue.init(jsonText:)),
-            error: row.optionalText(14),
-            attemptErrors: errors.map { AttemptError(attempt: $0.attempt, message: $0.message, at: Date(microsecondsSince1970: $0.at)) },
-            cancelRequested: row.int(16) != 0, createdAt: date(17)!, startedAt: date(18), finishedAt: date(19),
-            worker: row.optionalText(20), lease: lease)
+
+        /// The task; `result`, when the caller already holds the value just stored, spares parsing
+        /// it back.
+        func decode(result known: JSONValue? = nil) throws -> TaskRecord {
+            guard let taskID = TaskID(id) else { throw SluiceError(.storage, "a stored task id is malformed: \(id)") }
+            func date(_ micros: Int64?) -> Date? { micros.map { Date(microsecondsSince1970: $0) } }
+            let errors = attemptErrors == "[]" ? [] : try JSONCoders.decoder.decode([StoredAttemptError].self, from: Data(attemptErrors.utf8))
+            let attempt = Int(self.attempt)
+            let lease = leaseOwner.flatMap { owner in
+                date(leaseExpiresAt).map { TaskLease(taskID: taskID, owner: owner, attempt: attempt, token: leaseToken, expiresAt: $0) }
+            }
+            return TaskRecord(
+                id: taskID, queue: queue, kind: kind, args: try JSONValue(jsonText: args),
+                priority: Int(priority), state: TaskState(rawValue: state) ?? .failed,
+                runAt: date(runAt)!, attempt: attempt, maxAttempts: Int(maxAttempts),
+                timeout: .milliseconds(timeoutMS),
+                retryPolicy: RetryPolicy(base: .milliseconds(backoffBaseMS), cap: .milliseconds(backoffCapMS)),
+                idempotencyKey: idempotencyKey, result: try known ?? result.map(JSONValue.init(jsonText:)),
+                error: error,
+                attemptErrors: errors.map { AttemptError(attempt: $0.attempt, message: $0.message, at: Date(microsecondsSince1970: $0.at)) },
+                cancelRequested: cancelRequested, createdAt: date(createdAt)!, startedAt: date(startedAt), finishedAt: date(finishedAt),
+                worker: worker, lease: lease)
+        }
     }
 
     static func encodeErrors(_ errors: [AttemptError]) -> String {
