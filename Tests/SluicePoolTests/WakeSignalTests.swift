@@ -1,0 +1,62 @@
+import Foundation
+import SluicePool
+import Testing
+
+/// The signal fetchers and the completer wait on: woken at once when signalled, otherwise when the
+/// timeout passes, with few timers however many waits are signalled first.
+@Suite(.timeLimit(.minutes(1))) struct WakeSignalTests {
+    @Test func aSignalBeforeTheWaitIsKeptForIt() async {
+        let signal = WakeSignal()
+        signal.signal()
+        let started = ContinuousClock.now
+        await signal.wait(timeout: .seconds(30))
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(signal.timersArmed == 0)
+    }
+
+    @Test func anUnsignalledWaitEndsWhenItsTimeoutPasses() async {
+        let signal = WakeSignal()
+        let started = ContinuousClock.now
+        await signal.wait(timeout: .milliseconds(50))
+        let waited = ContinuousClock.now - started
+        #expect(waited >= .milliseconds(50) && waited < .seconds(10), "\(waited)")
+    }
+
+    /// Waits signalled in time share the first one's timer instead of arming one each; and a short
+    /// wait after them still ends on time, not when that long timer fires.
+    @Test func signalledWaitsArmFewTimersAndAShortWaitStillEndsOnTime() async {
+        let signal = WakeSignal()
+        async let first: Void = signal.wait(timeout: .seconds(30))
+        while signal.timersArmed == 0 { await Task.yield() }  // it waits, with its timer armed
+        signal.signal()
+        await first
+        // Each of these is signalled while waiting or just before: with or without the wait begun,
+        // none needs a timer of its own.
+        for _ in 0..<1000 {
+            async let waited: Void = signal.wait(timeout: .seconds(30))
+            signal.signal()
+            await waited
+        }
+        #expect(signal.timersArmed == 1, "one 30 s timer serves every later 30 s wait")
+        let started = ContinuousClock.now
+        await signal.wait(timeout: .milliseconds(50))
+        let waited = ContinuousClock.now - started
+        #expect(waited >= .milliseconds(50) && waited < .seconds(10), "the 30 s timer does not hold up a 50 ms wait: \(waited)")
+        #expect(signal.timersArmed == 2)
+    }
+
+    /// A waiter that began after the armed timer is woken at its own deadline: the timer, firing
+    /// early for it, arms one for it.
+    @Test func aLaterWaiterIsWokenAtItsOwnDeadline() async {
+        let signal = WakeSignal()
+        async let first: Void = signal.wait(timeout: .milliseconds(100))
+        try? await Task.sleep(for: .milliseconds(20))
+        signal.signal()
+        await first
+        let started = ContinuousClock.now
+        await signal.wait(timeout: .milliseconds(300))
+        let waited = ContinuousClock.now - started
+        #expect(waited >= .milliseconds(300) && waited < .seconds(10), "\(waited)")
+        #expect(signal.timersArmed == 2, "the first timer fired early for this wait and armed one for its deadline")
+    }
+}
