@@ -35,7 +35,9 @@ final class TaskWaiter: Sendable {
     }
 
     /// Requests waiting now.
-    var count: Int { state.withLock { $0.waiting.values.reduce(0) { $0 + $1.count } } }
+    var count: Int {
+        state.withLock { state in Set(state.waiting.values.lazy.flatMap { $0.map(ObjectIdentifier.init) }).count }
+    }
 
     /// Wakes every waiter and makes later waits return at once; called when shutdown begins.
     func shutdown() {
@@ -97,9 +99,10 @@ final class TaskWaiter: Sendable {
             // one that begins after it signals.
             let shuttingDown = state.withLock { $0.shutDown }
             if settled == ids.count || left <= .zero || Task.isCancelled || shuttingDown {
+                // Final tasks as known; the others as they stand now, read again.
                 var answer: [TaskRecord] = []
                 for id in ids {
-                    if let task = known[id] { answer.append(task) } else { answer.append(try await store.require(id)) }
+                    if let task = known[id], task.state.isFinal { answer.append(task) } else { answer.append(try await store.require(id)) }
                 }
                 return answer
             }

@@ -20,6 +20,8 @@ final class SQLiteExecutor: @unchecked Sendable {
     /// Whether the connection syncs every commit (`synchronous = FULL`), so that a batch that asks
     /// for no durability may skip it.
     private let syncsEveryCommit: Bool
+    /// Whether the connection is switched to `synchronous = NORMAL` now (writer thread only).
+    private var relaxedNow = false
     /// Guards `pending` and `closed`; signalled when work arrives.
     private let condition = NSCondition()
     private var pending: [any PendingOperation] = []
@@ -102,10 +104,21 @@ final class SQLiteExecutor: @unchecked Sendable {
     }
 
     private func runTransaction(_ batch: [any PendingOperation]) {
-        // Set per transaction, before it begins; a failure to switch only costs the fsync.
+        // Set before the transaction begins (SQLite refuses it inside one), only when it changes;
+        // a switch that fails is tried again before the next transaction.
         let relaxed = syncsEveryCommit && !batch.contains { $0.durable }
-        if relaxed { try? connection.run("PRAGMA synchronous = NORMAL") }
-        defer { if relaxed { try? connection.run("PRAGMA synchronous = FULL") } }
+        if relaxed != relaxedNow {
+            do {
+                try connection.run(relaxed ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL")
+                relaxedNow = relaxed
+            } catch where !relaxed {
+                // Still NORMAL: a durable write must not commit without its fsync.
+                batch.forEach { $0.finish(overriding: error) }
+                return
+            } catch {
+                // Not relaxed after all: this batch commits with the fsync it did not need.
+            }
+        }
         do {
             try connection.run("BEGIN IMMEDIATE")
         } catch {
