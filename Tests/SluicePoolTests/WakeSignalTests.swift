@@ -46,17 +46,22 @@ import Testing
     }
 
     /// A waiter that began after the armed timer is woken at its own deadline: the timer, firing
-    /// early for it, arms one for it.
+    /// early for it, arms one for it. (The first wait is long enough to be signalled before its
+    /// timer fires even on a loaded machine, where the test's task may wait seconds for a thread;
+    /// a 100 ms one was not, on CI.)
     @Test func aLaterWaiterIsWokenAtItsOwnDeadline() async {
         let signal = WakeSignal()
-        async let first: Void = signal.wait(timeout: .milliseconds(100))
-        while signal.timersArmed == 0 { await Task.yield() }  // it waits, with its 100 ms timer armed
+        let began = ContinuousClock.now
+        async let first: Void = signal.wait(timeout: .seconds(5))
+        while signal.timersArmed == 0 { await Task.yield() }  // it waits, with its 5 s timer armed
         signal.signal()
         await first
+        let signalledAfter = ContinuousClock.now - began
         let started = ContinuousClock.now
-        await signal.wait(timeout: .milliseconds(300))
+        await signal.wait(timeout: .milliseconds(5500))
         let waited = ContinuousClock.now - started
-        #expect(waited >= .milliseconds(300) && waited < .seconds(10), "\(waited)")
+        #expect(signalledAfter < .seconds(5), "the first wait was signalled, not timed out: \(signalledAfter)")
+        #expect(waited >= .milliseconds(5500) && waited < .seconds(30), "\(waited)")
         #expect(signal.timersArmed == 2, "the first timer fired early for this wait and armed one for its deadline")
     }
 }
