@@ -73,6 +73,7 @@ final class TaskWaiter: Sendable {
         var known: [TaskID: TaskRecord] = [:]
         var settled = 0  // ids[..<settled] are known to be final
         var polling = true
+        var lastPoll = ContinuousClock.now
         while true {
             // Tasks as their store announced them once finished, rather than read back: one read
             // fewer each (a round trip on PostgreSQL), and a memory store may already have
@@ -88,6 +89,7 @@ final class TaskWaiter: Sendable {
             while settled < ids.count {
                 if known[ids[settled]]?.state.isFinal != true {
                     guard polling else { break }
+                    lastPoll = ContinuousClock.now
                     let task = try await store.require(ids[settled])
                     known[task.id] = task
                     if !task.state.isFinal { break }
@@ -109,7 +111,9 @@ final class TaskWaiter: Sendable {
             pause = announced.isEmpty ? min(pause * 2, .milliseconds(250)) : .milliseconds(10)
             await waiter.signal.wait(timeout: min(pause, left))
             // A wake with nothing newly announced was the pause running out: read the store then.
-            polling = waiter.finished.withLock { $0.isEmpty }
+            // (And at least every 250 ms however many local finishes keep announcing, so that a task
+            // another process finished at the head of the batch is not left unseen.)
+            polling = waiter.finished.withLock { $0.isEmpty } || ContinuousClock.now - lastPoll >= .milliseconds(250)
         }
     }
 }
