@@ -567,9 +567,7 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     static func fetch(_ connection: SQLiteConnection, _ sql: String, _ parameters: [SQLiteValue]) throws -> [TaskRecord] {
-        var tasks: [TaskRecord] = []
-        try connection.query(sql, parameters) { row in tasks.append(try TaskRow.decode(row)) }
-        return tasks
+        try fetchStored(connection, sql, parameters).map { try $0.decode() }
     }
 
     /// Writes a task's mutable columns, fenced on the state and attempt it was read with.

@@ -17,8 +17,6 @@ enum TaskRow {
         var at: Int64
     }
 
-    static func decode(_ row: SQLiteRow) throws -> TaskRecord { try Stored(row).decode() }
-
     /// A row as stored, JSON columns still text: what the writer thread copies out of a statement.
     /// Decoding it (parsing the JSON) happens after the transaction, off the single writer thread
     /// that every process's writes queue on; on the hot paths the parsing was most of its time.
