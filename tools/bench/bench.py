@@ -503,11 +503,15 @@ class Bench:
         self.say(f"burst: sluice {summary(out['sluice'], '{:.3f}')} s, huey {summary(out['huey'], '{:.3f}')} s")
         return out
 
+    @staticmethod
+    def burst_batch(count, seconds):
+        return [{"kind": "sleep", "args": {"seconds": seconds}}] * count
+
     def burst_sluice(self, port, count, seconds):
         """Seconds from the batch request to its answer, which `?wait=` holds until every task is final."""
         start = time.monotonic()
         client = Client(port)
-        answer = client.call("POST", "/v1/tasks/batch?wait=60", [{"kind": "sleep", "args": {"seconds": seconds}}] * count)
+        answer = client.call("POST", "/v1/tasks/batch?wait=60", self.burst_batch(count, seconds))
         client.close()
         if [t["state"] for t in answer["tasks"]] != ["succeeded"] * count:
             raise SystemExit(f"burst: not every task succeeded: {[t['state'] for t in answer['tasks']]}")
@@ -517,7 +521,7 @@ class Bench:
         """Seconds from the batch request to the last result, waiting on each task from 8 connections."""
         start = time.monotonic()
         client = Client(port)
-        ids = [t["id"] for t in client.call("POST", "/v1/tasks/batch", [{"kind": "sleep", "args": {"seconds": seconds}}] * count)["tasks"]]
+        ids = [t["id"] for t in client.call("POST", "/v1/tasks/batch", self.burst_batch(count, seconds))["tasks"]]
         client.close()
         def wait(part):
             c = Client(port)
