@@ -56,6 +56,12 @@ public final class Pool: @unchecked Sendable {
     /// Callers of `waitUntilIdle`: only they need a broadcast when a task ends (waking every idle
     /// thread of a large pool per task would cost dozens of context switches each).
     private var idleWaiters = 0
+    /// Threads asleep waiting for work, and signals sent to them that no thread has taken yet: a
+    /// job wakes a thread only when no signal already sent will bring one.
+    private var sleeping = 0
+    private var wakesPending = 0
+    /// Recent run time in seconds, smoothed; `nil` before the first task ends.
+    private var recentRunTime: Double?
     private var accepting = true
     /// Claimed, not yet started.
     private var jobs = Deque<Job>()
@@ -253,9 +259,7 @@ public final class Pool: @unchecked Sendable {
             thread.name = "sluice-pool-\(name)-\(threadNumber)"
             thread.start()
         }
-        // One wake-up per job: a single signal would leave the other idle threads asleep while one
-        // thread worked through the jobs alone.
-        for _ in tasks { condition.signal() }
+        wakeForJobs()
         return []
     }
 
@@ -349,6 +353,22 @@ public final class Pool: @unchecked Sendable {
     /// are cut to 15 bytes on Linux, too short to say which pool a thread serves.)
     public static let threadKey = "sluice.pool"
 
+    /// Below this recent run time, jobs wake sleeping threads one at a time rather than one each.
+    static let shortTask = 0.000_2
+
+    /// Wakes sleeping threads for the jobs waiting (called holding the lock). Long tasks get one
+    /// thread each at once. Short ones get one more at a time, and each thread that takes a job
+    /// while more wait wakes the next: a thread takes tens of microseconds to wake, in which the
+    /// threads already awake run several short tasks, so waking one per job would cost two context
+    /// switches a task for threads that mostly find the queue empty.
+    private func wakeForJobs() {
+        let wanted = (recentRunTime ?? .infinity) < Pool.shortTask ? 1 : jobs.count
+        let wakes = min(wanted, sleeping) - wakesPending
+        guard wakes > 0 else { return }
+        wakesPending += wakes
+        for _ in 0..<wakes { condition.signal() }
+    }
+
     /// A thread's life: take a task, run it, repeat; leave when surplus or idle too long.
     private func work() {
         Thread.current.threadDictionary[Pool.threadKey] = name
@@ -357,6 +377,7 @@ public final class Pool: @unchecked Sendable {
             if threads - stuck > target { break }
             if let job = jobs.popFirst() {
                 let task = job.task
+                if !jobs.isEmpty { wakeForJobs() }
                 idle -= 1
                 busy += 1
                 let run = Run(task: task, source: job.source, lease: task.lease!,
@@ -388,6 +409,7 @@ public final class Pool: @unchecked Sendable {
                 processed += 1
                 if case .fail? = outcome?.result { failed += 1 }
                 runTimes.add(elapsed.seconds)
+                recentRunTime = recentRunTime.map { $0 * 0.9 + elapsed.seconds * 0.1 } ?? elapsed.seconds
                 condition.unlock()
                 if reportable, let outcome { report(outcome) }
                 runTime.recordNanoseconds(Int64(elapsed.seconds * 1e9))
@@ -407,7 +429,11 @@ public final class Pool: @unchecked Sendable {
                 continue
             }
             if !accepting { break }
-            if !condition.wait(until: Date().addingTimeInterval(idleTimeout.seconds)) && jobs.isEmpty { break }
+            sleeping += 1
+            let signalled = condition.wait(until: Date().addingTimeInterval(idleTimeout.seconds))
+            sleeping -= 1
+            wakesPending = max(0, wakesPending - 1)
+            if !signalled && jobs.isEmpty { break }
         }
         idle -= 1
         threads -= 1

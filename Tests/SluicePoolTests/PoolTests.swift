@@ -33,6 +33,30 @@ import Testing
         #expect(names.withLock { $0 } == Array(repeating: "default", count: count))
     }
 
+    @Test func afterShortTasksAWaveOfBlockingTasksStillGetsAThreadEach() async throws {
+        let (store, dir) = try sqliteStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // Hundreds of no-op tasks make the pool wake its threads one at a time (`Pool.shortTask`);
+        // the wave after them can only finish if that chain still reaches every thread.
+        let count = 20
+        let arrived = Mutex(0)
+        let allHere = Gate()
+        var registry = HandlerRegistry()
+        registry.register("quick", .blocking { _ in nil })
+        registry.register("rendezvous", .blocking { _ in
+            if arrived.withLock({ $0 += 1; return $0 }) == count { allHere.release() }
+            return .bool(allHere.wait(timeout: 10))
+        })
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: count)], registry: registry) { _ in
+            let quick = try await store.enqueue(batch: (0..<500).map { _ in EnqueueRequest(kind: "quick") }).map(\.task.id)
+            #expect(try await finished(store, quick).allSatisfy { $0.state == .succeeded })
+            let ids = try await store.enqueue(batch: (0..<count).map { _ in EnqueueRequest(kind: "rendezvous") }).map(\.task.id)
+            let tasks = try await finished(store, ids)
+            #expect(tasks.allSatisfy { $0.state == .succeeded && $0.result == .bool(true) })
+        }
+        #expect(arrived.withLock { $0 } == count)
+    }
+
     @Test(arguments: [StoreChoice.sqlite, .memory])
     func highWaterMarkEqualsTheConcurrency(store choice: StoreChoice) async throws {
         let (store, cleanup) = try choice.make()

@@ -11,11 +11,14 @@ final class Gate: @unchecked Sendable {
     private let condition = NSCondition()
     private var open = false
 
-    func wait(timeout: TimeInterval = 20) {
+    /// Waits until released or `timeout` passes; whether it was released.
+    @discardableResult
+    func wait(timeout: TimeInterval = 20) -> Bool {
         condition.lock()
+        defer { condition.unlock() }
         let deadline = Date().addingTimeInterval(timeout)
         while !open && condition.wait(until: deadline) {}
-        condition.unlock()
+        return open
     }
 
     func release() {
