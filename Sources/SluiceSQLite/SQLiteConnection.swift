@@ -19,8 +19,13 @@ public final class SQLiteConnection: @unchecked Sendable {
     /// The file path, for messages.
     public let path: String
 
+    /// Set once per process, before its first connection opens: SQLite's own heap accounting,
+    /// which takes a process-wide mutex on every allocation, is off (Sluice reads none of it).
+    private static let heapAccountingOff: Bool = sluice_sqlite3_disable_memstatus() == SQLITE_OK
+
     /// Opens (and creates, when `create`) the database at `path`.
     public init(path: String, create: Bool = true, readOnly: Bool = false) throws(SQLiteError) {
+        _ = Self.heapAccountingOff
         var db: OpaquePointer?
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
         flags |= readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE

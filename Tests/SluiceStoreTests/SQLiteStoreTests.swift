@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 import SluiceCore
 import SluiceSQLite
@@ -13,6 +14,16 @@ import Testing
         #expect(try await full.pragmas() == ["journal_mode": "wal", "synchronous": "2", "busy_timeout": "10000", "foreign_keys": "1"])
         let normal = try SQLiteTaskStore(SQLiteStoreConfiguration(path: dir.path("normal.db"), synchronous: .normal))
         #expect(try await normal.pragmas()["synchronous"] == "1")
+    }
+
+    @Test func sqliteKeepsNoProcessWideHeapCount() async throws {
+        // Kept, the count takes one process-wide mutex on every allocation of every connection:
+        // several percent of the writer thread in a drain.
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: dir.path("heap.db")))
+        _ = try await store.enqueue(EnqueueRequest(kind: "echo", args: ["text": .string(String(repeating: "x", count: 10_000))]))
+        #expect(sqlite3_memory_used() == 0)
     }
 
     @Test func embeddedMigrationsMatchTheFilesInMigrations() throws {
