@@ -282,21 +282,33 @@ public final class SQLiteTaskStore: TaskStore {
         guard !outcomes.isEmpty || !claims.isEmpty else { return RecordResult(recorded: [], claimed: []) }
         let clock = self.clock
         let units = outcomes.map { _ in configuration.unitRandom() }
+        // The hot path: every completion in one fenced UPDATE, which does what `TaskRecord.complete`
+        // does when no cancel is pending. One statement instead of one per task: each statement
+        // with RETURNING builds a temporary table for its rows. A task named by two outcomes goes
+        // the general way with both, so that each gets its own answer.
+        var named: [TaskID: Int] = [:]
+        for outcome in outcomes { named[outcome.lease.taskID, default: 0] += 1 }
+        let batched = outcomes.compactMap { outcome -> JSONValue? in
+            guard case .complete(let lease, let value) = outcome, named[lease.taskID] == 1 else { return nil }
+            return .array([.string(lease.taskID.rawValue), .string(lease.owner), .int(lease.token), .string(value.jsonText())])
+        }
+        let completions: SQLiteValue? = batched.isEmpty ? nil : .text(JSONValue.array(batched).jsonText())
         // Rows of the hot paths come back as stored and are decoded after the commit (`TaskRow.Stored`).
         let written = try await write { connection in
             let now = clock.now()
             var recorded: [Result<Recorded, SluiceError>] = []
             var counts = CountDeltas()
+            var completed: [String: TaskRow.Stored] = [:]
+            if let completions {
+                for row in try Self.fetchStored(connection, SQL.complete, [TaskRow.time(now), completions]) { completed[row.id] = row }
+            }
             for (outcome, unit) in zip(outcomes, units) {
                 do {
                     switch outcome {
                     case .complete(let lease, let value):
-                        // The hot path: one fenced UPDATE doing what `TaskRecord.complete` does when no
-                        // cancel is pending (checked by the state table's test). A refusal falls
-                        // through to the general path, which applies the rule or explains why not.
-                        if let done = try Self.fetchStored(connection, SQL.complete, [
-                            .text(value.jsonText()), TaskRow.time(now), .text(lease.taskID.rawValue), .text(lease.owner), .integer(lease.token),
-                        ]).first {
+                        // A completion the batch refused goes the general way, which applies the
+                        // rule (a pending cancel wins) or explains why not.
+                        if let done = completed[lease.taskID.rawValue] {
                             counts.move(done.queue, from: .running, to: .succeeded)
                             recorded.append(.success(.stored(done, result: value)))
                         } else {
@@ -628,11 +640,17 @@ public final class SQLiteTaskStore: TaskStore {
             WHERE id = ? AND state = 'running' AND lease_owner = ? AND lease_token = ?
             RETURNING cancel_requested
             """
+        /// Completes a batch: ?2 is a JSON array of [task id, lease owner, lease token, result as JSON text].
+        /// `+tasks.state` keeps `tasks_leases` out of the plan: with statistics that say few tasks
+        /// run, the planner would otherwise walk every running task for each completion.
         static let complete = """
             UPDATE tasks
-            SET state = 'succeeded', result = ?, error = NULL, finished_at = ?, lease_owner = NULL, lease_expires_at = NULL,
-                lease_token = NULL
-            WHERE id = ? AND state = 'running' AND lease_owner = ? AND lease_token = ? AND cancel_requested = 0
+            SET state = 'succeeded', result = json_extract(done.value, '$[3]'), error = NULL, finished_at = ?1,
+                lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL
+            FROM json_each(?2) AS done
+            WHERE tasks.id = json_extract(done.value, '$[0]') AND +tasks.state = 'running'
+                AND tasks.lease_owner = json_extract(done.value, '$[1]') AND tasks.lease_token = json_extract(done.value, '$[2]')
+                AND tasks.cancel_requested = 0
             RETURNING \(TaskRow.columns)
             """
         static let save = """

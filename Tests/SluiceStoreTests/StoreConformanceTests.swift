@@ -460,6 +460,38 @@ import Testing
     }
 
     @Test(arguments: StoreKind.allCases)
+    func eachCompletionInABatchGetsItsOwnAnswerAndResult(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            for _ in 0..<5 { _ = try await store.enqueue(EnqueueRequest(kind: "k")) }
+            var tasks = try await store.claim(queues: ["default"], limit: 4, owner: "w", leaseDuration: lease)
+            _ = try await store.cancel(tasks[1].id)
+            let stale = tasks[2].lease!
+            try await store.release([stale])
+            let fresh = try await store.claim(queues: ["default"], limit: 5, owner: "w", leaseDuration: lease)
+            // The stale lease's task, claimed again, and the fifth task.
+            let again = try #require(fresh.first { $0.id == tasks[2].id })
+            let other = try #require(fresh.first { $0.id != tasks[2].id })
+            // Text that needs escaping on every layer, a number past a double's precision, a
+            // double that must stay one.
+            let awkward: JSONValue = ["quote": "a\"b\\c\n\u{1}é😀", "big": .int(9_007_199_254_740_993), "whole": .double(3)]
+            let outcomes: [TaskOutcome] = [
+                .complete(tasks[0].lease!, awkward), .complete(tasks[1].lease!, "late"), .complete(stale, "stale"),
+                .complete(tasks[3].lease!, nil), .complete(other.lease!, [1, 2]),
+            ]
+            let recorded = try await store.record(outcomes, thenClaim: []).recorded
+            #expect(try recorded[0].get().result == awkward)
+            #expect(try recorded[1].get().state == .cancelled)
+            #expect((try? recorded[2].get()) == nil)
+            #expect(try recorded[3].get().state == .succeeded && recorded[3].get().result == .null)
+            #expect(try recorded[4].get().result == [1, 2])
+            #expect(try await store.require(tasks[0].id).result == awkward)
+            #expect(try await store.require(tasks[1].id).state == .cancelled)
+            #expect(try await store.require(again.id).state == .running)
+            #expect(try await store.require(other.id).result == [1, 2])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func completeAndClaimInOneCall(kind: StoreKind) async throws {
         try await withStore(kind) { store, _ in
             for _ in 0..<5 { _ = try await store.enqueue(EnqueueRequest(kind: "k")) }
