@@ -56,7 +56,7 @@ extension SluiceAPI {
     /// `POST /v1/schedules/{name}/run`: one task now, outside the slots (they fire as usual).
     func runSchedule(_ context: BasicRequestContext) async throws -> Response {
         let task = try await runScheduleNow(try await namedSchedule(context))
-        return jsonResponse(TaskJSON.encode(task, durable: true), status: .accepted, headers: [.location: "/v1/tasks/\(task.id)"])
+        return jsonResponse(bytes: TaskJSON.bytes(task, durable: true), status: .accepted, headers: [.location: "/v1/tasks/\(task.id)"])
     }
 
     /// One task of `schedule`, now: no idempotency key, so it touches no slot (the API's and the console's run).

@@ -2,28 +2,90 @@ import Foundation
 import SluiceCore
 
 /// How a task looks in the API.
+///
+/// Written straight to bytes, its keys already in the sorted order `JSONValue` writes objects in
+/// (a test holds the two to the same text): building an 18-key dictionary per task and sorting it
+/// again was most of a 200-task batch answer's millisecond, and of a single enqueue's encoding.
 enum TaskJSON {
-    static func encode(_ task: TaskRecord, durable: Bool) -> JSONValue {
-        var object: [String: JSONValue] = [
-            "id": .string(task.id.rawValue), "kind": .string(task.kind), "queue": .string(task.queue),
-            "state": .string(task.state.rawValue), "attempt": .int(Int64(task.attempt)),
-            "max_attempts": .int(Int64(task.maxAttempts)), "priority": .int(Int64(task.priority)), "args": task.args,
-            "result": task.result ?? .null, "error": task.error.map { .string($0) } ?? .null,
-            "attempt_errors": .array(task.attemptErrors.map {
-                ["attempt": .int(Int64($0.attempt)), "message": .string($0.message), "at": .string(time($0.at))]
-            }),
-            "durable": .bool(durable), "timeout": .double(task.timeout.seconds),
-            "created_at": .string(time(task.createdAt)), "run_at": .string(time(task.runAt)),
-            "started_at": task.startedAt.map { .string(time($0)) } ?? .null,
-            "finished_at": task.finishedAt.map { .string(time($0)) } ?? .null,
-            "worker": task.worker.map { .string($0) } ?? .null,
-            "cancel_requested": .bool(task.cancelRequested),
-            "idempotency_key": task.idempotencyKey.map { .string($0) } ?? .null,
-        ]
-        if let lease = task.lease {
-            object["lease"] = ["owner": .string(lease.owner), "expires_at": .string(time(lease.expiresAt))]
+    /// One task as a JSON object.
+    static func bytes(_ task: TaskRecord, durable: Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(640)
+        write(task, durable: durable, to: &out)
+        return out
+    }
+
+    /// `{"tasks": [...]}` with `members` beside it, every key in sorted order.
+    static func page(_ tasks: [TaskRecord], durable: Bool, with members: [String: JSONValue] = [:]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + tasks.count * 640)
+        out.append(UInt8(ascii: "{"))
+        for (index, name) in (Array(members.keys) + ["tasks"]).sorted().enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            JSONValue.writeString(name, to: &out)
+            out.append(UInt8(ascii: ":"))
+            if let value = members[name] { value.write(to: &out); continue }
+            out.append(UInt8(ascii: "["))
+            for (position, task) in tasks.enumerated() {
+                if position > 0 { out.append(UInt8(ascii: ",")) }
+                write(task, durable: durable, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
         }
-        return .object(object)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    static func write(_ task: TaskRecord, durable: Bool, to out: inout [UInt8]) {
+        var first = true
+        func key(_ name: StaticString) {
+            out.append(UInt8(ascii: first ? "{" : ","))
+            first = false
+            out.append(UInt8(ascii: "\""))
+            name.withUTF8Buffer { out.append(contentsOf: $0) }
+            out.append(contentsOf: "\":".utf8)
+        }
+        func string(_ text: String?) {
+            if let text { JSONValue.writeString(text, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        }
+        func bool(_ value: Bool) { out.append(contentsOf: (value ? "true" : "false").utf8) }
+        func int(_ value: Int) { out.append(contentsOf: String(value).utf8) }
+        key("args"); task.args.write(to: &out)
+        key("attempt"); int(task.attempt)
+        key("attempt_errors")
+        out.append(UInt8(ascii: "["))
+        for (index, error) in task.attemptErrors.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: "{\"at\":".utf8); string(time(error.at))
+            out.append(contentsOf: ",\"attempt\":".utf8); int(error.attempt)
+            out.append(contentsOf: ",\"message\":".utf8); string(error.message)
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "]"))
+        key("cancel_requested"); bool(task.cancelRequested)
+        key("created_at"); string(time(task.createdAt))
+        key("durable"); bool(durable)
+        key("error"); string(task.error)
+        key("finished_at"); string(task.finishedAt.map(time))
+        key("id"); string(task.id.rawValue)
+        key("idempotency_key"); string(task.idempotencyKey)
+        key("kind"); string(task.kind)
+        if let lease = task.lease {
+            key("lease")
+            out.append(contentsOf: "{\"expires_at\":".utf8); string(time(lease.expiresAt))
+            out.append(contentsOf: ",\"owner\":".utf8); string(lease.owner)
+            out.append(UInt8(ascii: "}"))
+        }
+        key("max_attempts"); int(task.maxAttempts)
+        key("priority"); int(task.priority)
+        key("queue"); string(task.queue)
+        key("result"); (task.result ?? .null).write(to: &out)
+        key("run_at"); string(time(task.runAt))
+        key("started_at"); string(task.startedAt.map(time))
+        key("state"); string(task.state.rawValue)
+        key("timeout"); JSONValue.double(task.timeout.seconds).write(to: &out)
+        key("worker"); string(task.worker)
+        out.append(UInt8(ascii: "}"))
     }
 
     /// RFC 3339 with milliseconds, UTC (`2026-11-24T21:18:41.211Z`). Written out by hand, digit by

@@ -18,7 +18,7 @@ extension SluiceAPI {
         // With ?wait: 200 when final, 202 when still in flight. Without: 202 for a new task, 200 when an
         // idempotency key matched an existing one.
         let status: HTTPResponse.Status = wait != nil ? (task.state.isFinal ? .ok : .accepted) : (result.created ? .accepted : .ok)
-        return jsonResponse(TaskJSON.encode(task, durable: target.durable), status: status,
+        return jsonResponse(bytes: TaskJSON.bytes(task, durable: target.durable), status: status,
                             headers: [.location: "/v1/tasks/\(task.id)"])
     }
 
@@ -41,7 +41,7 @@ extension SluiceAPI {
         var tasks = results.map(\.task)
         if let wait, !tasks.allSatisfy(\.state.isFinal) { tasks = try await waiter.wait(for: tasks.map(\.id), in: target!.store, timeout: wait) }
         let status: HTTPResponse.Status = wait != nil && tasks.allSatisfy(\.state.isFinal) ? .ok : .accepted
-        return jsonResponse(["tasks": .array(tasks.map { TaskJSON.encode($0, durable: target!.durable) })], status: status)
+        return jsonResponse(bytes: TaskJSON.page(tasks, durable: target!.durable), status: status)
     }
 
     /// `GET /v1/tasks/{id}`: one task, at once or, with `?wait=`, when final.
@@ -50,16 +50,16 @@ extension SluiceAPI {
         let (found, durable, source) = try await find(context)
         var task = found
         if let wait, !task.state.isFinal { task = try await waiter.wait(for: task.id, in: source, timeout: wait) }
-        return jsonResponse(TaskJSON.encode(task, durable: durable), status: wait != nil && !task.state.isFinal ? .accepted : .ok)
+        return jsonResponse(bytes: TaskJSON.bytes(task, durable: durable), status: wait != nil && !task.state.isFinal ? .accepted : .ok)
     }
 
     /// `GET /v1/tasks`: a page of tasks, searched by the parameters of `TaskQuery`.
     func list(_ request: Request) async throws -> Response {
         let query = try TaskQuery.parse(request.uri.queryParameters.map { (String($0.key), String($0.value)) })
         let page = try await search(query)
-        return jsonResponse(["tasks": .array(page.tasks.map { TaskJSON.encode($0, durable: query.durable) }),
-                             "next_cursor": page.nextCursor.map { .string($0.rawValue) } ?? .null,
-                             "partial": .bool(page.partial)])
+        return jsonResponse(bytes: TaskJSON.page(page.tasks, durable: query.durable, with: [
+            "next_cursor": page.nextCursor.map { .string($0.rawValue) } ?? .null, "partial": .bool(page.partial),
+        ]))
     }
 
     /// One page of a search, durable or in memory.
@@ -175,7 +175,7 @@ extension SluiceAPI {
     /// Cancel, retry or delete the task named in the path.
     func change(_ context: BasicRequestContext, _ move: (any TaskStore, TaskID) async throws -> TaskRecord) async throws -> Response {
         let (task, durable, source) = try await find(context)
-        return jsonResponse(TaskJSON.encode(try await move(source, task.id), durable: durable))
+        return jsonResponse(bytes: TaskJSON.bytes(try await move(source, task.id), durable: durable))
     }
 
     /// The task named in the path, from memory (fire-and-forget) or the durable store.
