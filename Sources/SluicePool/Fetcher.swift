@@ -2,7 +2,8 @@ import SluiceCore
 import SluiceStore
 
 /// Claims tasks for one pool: never more than its free slots, memory first, then the durable
-/// store. Woken at once by enqueues its stores hear of and by freed slots; otherwise it polls with
+/// store. Woken at once by enqueues its stores hear of, by other processes' writes (SQLite) and by
+/// freed slots; otherwise it polls with
 /// a backoff capped at `maxPollInterval`, for tasks other processes enqueued, or at
 /// `backstopPollInterval` while its stores hear every enqueue (PostgreSQL's LISTEN).
 struct Fetcher {
@@ -31,9 +32,12 @@ struct Fetcher {
                 pool.unreserve(free - claimedCount, wakingFetcher: false)
                 if claimedCount == free { pause = .milliseconds(2); continue }
                 if claimedCount > 0 { pause = .milliseconds(2) }
-                await pool.wake.wait(timeout: pause)
+                // Signalled, it looks again soon even if this look finds nothing: another process's
+                // write is heard (`StoreEvents.onForeignWrite`) just before its commit is visible
+                // (the commit's fsync comes between).
+                let signalled = await pool.wake.wait(timeout: pause)
                 let hearsAll = worker.sources.allSatisfy { $0.1.hearsEveryEnqueue }
-                pause = min(pause * 2, hearsAll ? worker.options.backstopPollInterval : worker.options.maxPollInterval)
+                pause = signalled ? .milliseconds(1) : min(pause * 2, hearsAll ? worker.options.backstopPollInterval : worker.options.maxPollInterval)
             } catch {
                 pool.unreserve(free - claimedCount, wakingFetcher: false)
                 logger.warning("claiming for pool \(pool.name) failed: \(error)", metadata: ["worker": "\(worker.id)"])

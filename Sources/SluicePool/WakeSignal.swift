@@ -13,7 +13,7 @@ import Synchronization
 public final class WakeSignal: Sendable {
     private struct State {
         var pending = false
-        var waiter: CheckedContinuation<Void, Never>?
+        var waiter: CheckedContinuation<Bool, Never>?
         /// When the current waiter's timeout passes.
         var deadline = DispatchTime.distantFuture
         /// Fire times of the timers armed and not yet fired.
@@ -37,7 +37,7 @@ public final class WakeSignal: Sendable {
 
     /// Wakes the waiter, or the next one to wait.
     public func signal() {
-        let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
+        let waiter: CheckedContinuation<Bool, Never>? = state.withLock { state in
             guard let waiter = state.waiter else {
                 state.pending = true
                 return nil
@@ -45,12 +45,13 @@ public final class WakeSignal: Sendable {
             state.waiter = nil
             return waiter
         }
-        waiter?.resume()
+        waiter?.resume(returning: true)
     }
 
-    /// Returns when signalled or after `timeout`.
-    public func wait(timeout: Duration) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+    /// Returns when signalled (`true`) or after `timeout` (`false`).
+    @discardableResult
+    public func wait(timeout: Duration) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let deadline = DispatchTime.now() + timeout.seconds
             let outcome: (resume: Bool, arm: Bool) = state.withLock { state in
                 if state.pending {
@@ -61,7 +62,7 @@ public final class WakeSignal: Sendable {
                 state.deadline = deadline
                 return (false, state.arm(for: deadline))
             }
-            if outcome.resume { return continuation.resume() }
+            if outcome.resume { return continuation.resume(returning: true) }
             if outcome.arm { schedule(at: deadline) }
         }
     }
@@ -73,7 +74,7 @@ public final class WakeSignal: Sendable {
     /// A timer fired: wake the waiter if its time has come, else make sure a timer covers it.
     private func fire(armedFor time: DispatchTime) {
         let now = DispatchTime.now()
-        let (waiter, rearm): (CheckedContinuation<Void, Never>?, DispatchTime?) = state.withLock { state in
+        let (waiter, rearm): (CheckedContinuation<Bool, Never>?, DispatchTime?) = state.withLock { state in
             if let index = state.armed.firstIndex(of: time) { state.armed.remove(at: index) }
             guard let waiter = state.waiter else { return (nil, nil) }
             if state.deadline <= now {
@@ -82,7 +83,7 @@ public final class WakeSignal: Sendable {
             }
             return (nil, state.arm(for: state.deadline) ? state.deadline : nil)
         }
-        waiter?.resume()
+        waiter?.resume(returning: false)
         if let rearm { schedule(at: rearm) }
     }
 }

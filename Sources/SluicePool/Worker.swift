@@ -192,11 +192,15 @@ public final class Worker: Service, Sendable {
             logger.info("pool \(pool.name): queues \(pool.queues.joined(separator: ",")), concurrency \(c.target)\(c.autoscale.map { " (autoscale \($0.min)…\($0.max))" } ?? "")",
                         metadata: ["worker": "\(id)"])
         }
-        // Local enqueues wake the pools that drain those queues at once.
+        // Local enqueues wake the pools that drain those queues at once; another process's write
+        // may be an enqueue to any of them.
         let pools = self.pools
         for (_, source) in sources {
             source.events.onEnqueue { queues in
                 for pool in pools where pool.queues.contains(where: queues.contains) { pool.wake.signal() }
+            }
+            source.events.onForeignWrite {
+                for pool in pools { pool.wake.signal() }
             }
         }
         let registrar = Registrar(worker: self)

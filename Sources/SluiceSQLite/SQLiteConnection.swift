@@ -18,6 +18,8 @@ public final class SQLiteConnection: @unchecked Sendable {
     private var statements: [String: OpaquePointer] = [:]
     /// The file path, for messages.
     public let path: String
+    /// The write-ahead log's path, as SQLite names it.
+    var walPath: String { String(cString: sqlite3_filename_wal(sqlite3_db_filename(handle, "main"))) }
 
     /// Set once per process, before its first connection opens: SQLite's own heap accounting,
     /// which takes a process-wide mutex on every allocation, is off (Sluice reads none of it); and

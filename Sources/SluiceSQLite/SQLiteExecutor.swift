@@ -33,6 +33,10 @@ final class SQLiteExecutor: @unchecked Sendable {
     let operations = Atomic<Int>(0)
     /// Operations taken from the queue so far (committed or not), for tests that form a group.
     let taken = Atomic<Int>(0)
+    /// Whether a transaction is under way, and how many have ended: a write to the file heard
+    /// while one runs, or after one ended since the last write heard, is this executor's own.
+    let inTransaction = Atomic<Bool>(false)
+    let transactionsEnded = Atomic<Int>(0)
 
     init(connection: SQLiteConnection, mode: Mode, name: String, maxBatch: Int = 4096, syncsEveryCommit: Bool = false) {
         self.connection = connection
@@ -104,6 +108,11 @@ final class SQLiteExecutor: @unchecked Sendable {
     }
 
     private func runTransaction(_ batch: [any PendingOperation]) {
+        inTransaction.store(true, ordering: .sequentiallyConsistent)
+        defer {
+            transactionsEnded.add(1, ordering: .sequentiallyConsistent)
+            inTransaction.store(false, ordering: .sequentiallyConsistent)
+        }
         // Set before the transaction begins (SQLite refuses it inside one), only when it changes;
         // a switch that fails is tried again before the next transaction.
         let relaxed = syncsEveryCommit && !batch.contains { $0.durable }

@@ -24,6 +24,9 @@ public struct SQLiteStoreConfiguration: Sendable {
     public var clock: any WallClock = SystemClock()
     /// Draws backoff jitter, uniform in [0, 1].
     public var unitRandom: @Sendable () -> Double = { .random(in: 0...1) }
+    /// Hear other processes' writes to the file (`WALWatch`), so that pools look for work at once
+    /// rather than at their next poll: `sluice serve` and `sluice worker` do.
+    public var watchOtherProcesses = false
 
     public init(path: String, synchronous: Synchronous = .full) {
         self.path = path
@@ -44,6 +47,7 @@ public final class SQLiteTaskStore: TaskStore {
     /// Only idle polling pays the look-ahead, and it spares the write lock.
     private let expectWork = Atomic<Bool>(false)
     private let writer: SQLiteExecutor
+    private let watch: WALWatch?
     private let readers: [SQLiteExecutor]
     private let nextReader = Atomic<Int>(0)
     let ids: TaskIDGenerator
@@ -77,8 +81,16 @@ public final class SQLiteTaskStore: TaskStore {
                 try read.execute("PRAGMA busy_timeout = \(configuration.busyTimeout.milliseconds); PRAGMA query_only = ON")
                 return SQLiteExecutor(connection: read, mode: .reader, name: "sluice-sqlite-reader-\(n)")
             }
-            writer = SQLiteExecutor(connection: write, mode: .writer, name: "sluice-sqlite-writer",
-                                    syncsEveryCommit: configuration.synchronous == .full)
+            let writer = SQLiteExecutor(connection: write, mode: .writer, name: "sluice-sqlite-writer",
+                                        syncsEveryCommit: configuration.synchronous == .full)
+            self.writer = writer
+            let events = self.events
+            watch = configuration.watchOtherProcesses
+                ? WALWatch(walPath: write.walPath, name: "sluice-sqlite-watch", ownWrites: {
+                    (writer.inTransaction.load(ordering: .sequentiallyConsistent), writer.transactionsEnded.load(ordering: .sequentiallyConsistent))
+                },
+                           onForeignWrite: { events.heardForeignWrite() })
+                : nil
         } catch let error as SQLiteError {
             throw SluiceError(.storage, error.description)
         } catch let error as SluiceError {
@@ -95,6 +107,7 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     deinit {
+        watch?.stop()
         writer.close()
         readers.forEach { $0.close() }
     }
@@ -103,6 +116,9 @@ public final class SQLiteTaskStore: TaskStore {
 
     /// Writes waiting for the writer thread (for tests that need a group commit to form).
     public var pendingWrites: Int { writer.pendingCount }
+    /// Other processes' writes heard so far, and every write heard (`watchOtherProcesses`).
+    public var foreignWritesHeard: Int { watch?.heard.load(ordering: .relaxed) ?? 0 }
+    public var writesHeard: Int { watch?.batches.load(ordering: .relaxed) ?? 0 }
     /// Writes the writer thread has taken up so far.
     public var writesTaken: Int { writer.taken.load(ordering: .relaxed) }
 

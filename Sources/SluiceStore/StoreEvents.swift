@@ -4,13 +4,15 @@ import Synchronization
 /// In-process notices from a store, sent after the commit they describe: so that a pool in the
 /// same process starts a new task at once instead of at its next poll, and a request waiting for a
 /// task's result is answered when the task finishes. A store that hears of other processes'
-/// enqueues (PostgreSQL's LISTEN) sends those too, through `heard(enqueuesIn:)`; otherwise other
-/// processes learn by polling.
+/// enqueues (PostgreSQL's LISTEN) sends those too, through `heard(enqueuesIn:)`; one that hears only
+/// that another process wrote (SQLite, through the file) says so through `heardForeignWrite()`;
+/// otherwise other processes learn by polling.
 public final class StoreEvents: Sendable {
     private struct Observers {
         var enqueued: [@Sendable (Set<String>) -> Void] = []
         var enqueuedCounts: [@Sendable ([String: Int]) -> Void] = []
         var finished: [@Sendable (TaskRecord) -> Void] = []
+        var foreignWrite: [@Sendable () -> Void] = []
     }
     private let observers = Mutex(Observers())
 
@@ -45,6 +47,17 @@ public final class StoreEvents: Sendable {
     public func heard(enqueuesIn queues: Set<String>) {
         guard !queues.isEmpty else { return }
         for observer in observers.withLock({ $0.enqueued }) { observer(queues) }
+    }
+
+    /// Calls `observer` when another process wrote to the store (SQLite hears it through the file):
+    /// it may have enqueued, into any queue.
+    public func onForeignWrite(_ observer: @escaping @Sendable () -> Void) {
+        observers.withLock { $0.foreignWrite.append(observer) }
+    }
+
+    /// Tells the foreign-write observers that another process wrote to the store.
+    public func heardForeignWrite() {
+        for observer in observers.withLock({ $0.foreignWrite }) { observer() }
     }
 
     func finished(_ task: TaskRecord) {

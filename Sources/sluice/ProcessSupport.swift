@@ -13,6 +13,7 @@ func openStore(_ path: String, sync: String, lease: Duration) throws -> SQLiteTa
     }
     var configuration = SQLiteStoreConfiguration(path: path, synchronous: synchronous)
     configuration.busyTimeout = min(configuration.busyTimeout, lease / 3)
+    configuration.watchOtherProcesses = true
     return try SQLiteTaskStore(configuration)
 }
 

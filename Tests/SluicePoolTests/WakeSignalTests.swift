@@ -9,7 +9,7 @@ import Testing
         let signal = WakeSignal()
         signal.signal()
         let started = ContinuousClock.now
-        await signal.wait(timeout: .seconds(30))
+        #expect(await signal.wait(timeout: .seconds(30)), "signalled")
         #expect(ContinuousClock.now - started < .seconds(10))
         #expect(signal.timersArmed == 0)
     }
@@ -17,7 +17,7 @@ import Testing
     @Test func anUnsignalledWaitEndsWhenItsTimeoutPasses() async {
         let signal = WakeSignal()
         let started = ContinuousClock.now
-        await signal.wait(timeout: .milliseconds(50))
+        #expect(await signal.wait(timeout: .milliseconds(50)) == false, "timed out")
         let waited = ContinuousClock.now - started
         #expect(waited >= .milliseconds(50) && waited < .seconds(10), "\(waited)")
     }
@@ -26,16 +26,16 @@ import Testing
     /// wait after them still ends on time, not when that long timer fires.
     @Test func signalledWaitsArmFewTimersAndAShortWaitStillEndsOnTime() async {
         let signal = WakeSignal()
-        async let first: Void = signal.wait(timeout: .seconds(30))
+        async let first: Bool = signal.wait(timeout: .seconds(30))
         while signal.timersArmed == 0 { await Task.yield() }  // it waits, with its timer armed
         signal.signal()
-        await first
+        _ = await first
         // Each of these is signalled while waiting or just before: with or without the wait begun,
         // none needs a timer of its own.
         for _ in 0..<1000 {
-            async let waited: Void = signal.wait(timeout: .seconds(30))
+            async let waited: Bool = signal.wait(timeout: .seconds(30))
             signal.signal()
-            await waited
+            _ = await waited
         }
         #expect(signal.timersArmed == 1, "one 30 s timer serves every later 30 s wait")
         let started = ContinuousClock.now
@@ -52,10 +52,10 @@ import Testing
     @Test func aLaterWaiterIsWokenAtItsOwnDeadline() async {
         let signal = WakeSignal()
         let began = ContinuousClock.now
-        async let first: Void = signal.wait(timeout: .seconds(5))
+        async let first: Bool = signal.wait(timeout: .seconds(5))
         while signal.timersArmed == 0 { await Task.yield() }  // it waits, with its 5 s timer armed
         signal.signal()
-        await first
+        _ = await first
         let signalledAfter = ContinuousClock.now - began
         let started = ContinuousClock.now
         await signal.wait(timeout: .milliseconds(5500))

@@ -4,6 +4,7 @@ import SluiceCore
 import SluiceSQLite
 import SluiceStore
 import SluiceTestSupport
+import Synchronization
 import Testing
 
 @Suite(.timeLimit(.minutes(4))) struct SQLiteStoreTests {
@@ -24,6 +25,33 @@ import Testing
         let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: dir.path("heap.db")))
         _ = try await store.enqueue(EnqueueRequest(kind: "echo", args: ["text": .string(String(repeating: "x", count: 10_000))]))
         #expect(sqlite3_memory_used() == 0)
+    }
+
+    @Test func anotherConnectionsWritesAreHeardAndTheStoresOwnAreNot() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        var configuration = SQLiteStoreConfiguration(path: dir.path("watch.db"))
+        configuration.watchOtherProcesses = true
+        let watching = try SQLiteTaskStore(configuration)
+        let wakes = Mutex(0)
+        watching.events.onForeignWrite { wakes.withLock { $0 += 1 } }
+        // A store of its own, as another process has: its commits wake the watching store's listeners.
+        let other = try SQLiteTaskStore(SQLiteStoreConfiguration(path: dir.path("watch.db")))
+        _ = try await other.enqueue(EnqueueRequest(kind: "k"))
+        #expect(await eventually { wakes.withLock { $0 } >= 1 })
+        #expect(watching.foreignWritesHeard >= 1)
+        // The watching store's own commits are heard and not passed on. (Once one has been heard,
+        // nothing of the other store's is left unread.)
+        var heard = watching.writesHeard
+        _ = try await watching.enqueue(EnqueueRequest(kind: "k"))
+        #expect(await eventually { watching.writesHeard > heard })
+        let foreign = wakes.withLock { $0 }
+        for _ in 0..<5 {
+            heard = watching.writesHeard
+            _ = try await watching.enqueue(EnqueueRequest(kind: "k"))
+            #expect(await eventually { watching.writesHeard > heard }, "its own commit is heard")
+        }
+        #expect(wakes.withLock { $0 } == foreign, "and not passed on as another process's")
     }
 
     @Test func embeddedMigrationsMatchTheFilesInMigrations() throws {
