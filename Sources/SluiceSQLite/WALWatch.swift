@@ -38,7 +38,7 @@ final class WALWatch: @unchecked Sendable {
         thread.start()
     }
 
-    /// Stops the thread and waits for it (within the half second its wait lasts).
+    /// Stops the thread and waits for it (within the 100 ms its wait for events lasts).
     func stop() {
         stopping.store(true, ordering: .relaxed)
         stopped.lock()
@@ -65,7 +65,7 @@ final class WALWatch: @unchecked Sendable {
                 if !watching { usleep(200_000); continue }
             }
             var ready = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            guard poll(&ready, 1, 500) > 0 else { continue }
+            guard poll(&ready, 1, 100) > 0 else { continue }
             var modified = false
             readEvents(descriptor, &buffer, modified: &modified, watching: &watching)
             guard modified else { continue }
@@ -86,6 +86,7 @@ final class WALWatch: @unchecked Sendable {
                 }
                 var more = false
                 readEvents(descriptor, &buffer, modified: &more, watching: &watching)
+                if more { batches.add(1, ordering: .relaxed) }
             }
             seenEnded = own.ended
         }
