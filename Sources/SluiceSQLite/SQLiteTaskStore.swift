@@ -86,9 +86,9 @@ public final class SQLiteTaskStore: TaskStore {
             self.writer = writer
             let events = self.events
             watch = configuration.watchOtherProcesses
-                ? WALWatch(walPath: write.walPath, name: "sluice-sqlite-watch", ownWrites: {
-                    (writer.inTransaction.load(ordering: .sequentiallyConsistent), writer.transactionsEnded.load(ordering: .sequentiallyConsistent))
-                },
+                ? WALWatch(walPath: write.walPath, name: "sluice-sqlite-watch",
+                           ownWrites: { (writer.inTransaction.load(ordering: .sequentiallyConsistent),
+                                         writer.transactionsEnded.load(ordering: .sequentiallyConsistent)) },
                            onForeignWrite: { events.heardForeignWrite() })
                 : nil
         } catch let error as SQLiteError {
