@@ -3,9 +3,9 @@ import SluiceStore
 
 /// Claims tasks for one pool: never more than its free slots, memory first, then the durable
 /// store. Woken at once by enqueues its stores hear of, by other processes' writes (SQLite) and by
-/// freed slots; otherwise it polls with
-/// a backoff capped at `maxPollInterval`, for tasks other processes enqueued, or at
-/// `backstopPollInterval` while its stores hear every enqueue (PostgreSQL's LISTEN).
+/// freed slots; otherwise it polls with a backoff capped at `maxPollInterval`, for tasks other
+/// processes enqueued, or at `backstopPollInterval` while its stores hear every enqueue
+/// (PostgreSQL's LISTEN).
 struct Fetcher {
     let pool: Pool
     let worker: Worker

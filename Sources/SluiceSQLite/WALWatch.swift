@@ -38,7 +38,8 @@ final class WALWatch: @unchecked Sendable {
         thread.start()
     }
 
-    /// Stops the thread and waits for it (within the 100 ms its wait for events lasts).
+    /// Stops the thread and waits for it (within the 100 ms it waits at a time, for events or for
+    /// the log to appear).
     func stop() {
         stopping.store(true, ordering: .relaxed)
         stopped.lock()
@@ -62,7 +63,7 @@ final class WALWatch: @unchecked Sendable {
             // to the database closed and one reopened it.
             if !watching {
                 watching = inotify_add_watch(descriptor, walPath, UInt32(IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF)) >= 0
-                if !watching { usleep(200_000); continue }
+                if !watching { usleep(100_000); continue }
             }
             var ready = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
             guard poll(&ready, 1, 100) > 0 else { continue }
