@@ -45,8 +45,19 @@ public final class SQLiteConnection: @unchecked Sendable {
         self.path = path
     }
 
-    deinit {
+    deinit { close() }
+
+    private var isOpen = true
+
+    /// Finalizes the cached statements and closes the database; later calls do nothing. The last
+    /// connection of a file to close checkpoints it and removes its log, holding the file's lock
+    /// meanwhile, so an owner that must be done with the file when it returns closes here rather
+    /// than leave it to whichever thread drops the last reference.
+    func close() {
+        guard isOpen else { return }
+        isOpen = false
         for statement in statements.values { sqlite3_finalize(statement) }
+        statements = [:]
         sqlite3_close_v2(handle)
     }
 

@@ -101,6 +101,10 @@ final class SQLiteExecutor: @unchecked Sendable {
             case .reader: batch.forEach { $0.execute(connection); $0.finish() }
             }
         }
+        // Closed before `close()` returns: the thread's own reference to this executor (and so to
+        // the connection) outlives that return, and a file still open then holds its lock while
+        // the next opener (a restarting process, a test) reads it.
+        connection.close()
         finished.lock()
         running = false
         finished.signal()
