@@ -4,26 +4,43 @@ import SluicePool
 import SluiceStore
 import Synchronization
 
-/// Holds a request open until a task is final, without holding a thread: a task finished in this
-/// process wakes its waiters at once and hands them the finished task; one finished by another
-/// process is seen by polling the store with a backoff capped at 250 ms. On shutdown every wait
-/// answers at once with the task as it stands, so that a long poll never holds up the pool's drain.
+/// Holds a request open until a task is final, without holding a thread. A task finished in this
+/// process wakes its waiters at once and hands them the finished task. One finished by another
+/// process is seen by reading the store: at once when the store hears another process write
+/// (SQLite's watch on its file), one read of every awaited task however many requests wait; and
+/// otherwise, or as a backstop, by each request polling with a backoff capped at 250 ms. On
+/// shutdown every wait answers at once with the task as it stands, so that a long poll never holds
+/// up the pool's drain.
 final class TaskWaiter: Sendable {
     /// One waiting request, for one task or a batch.
     private final class Waiter: Sendable {
         let signal = WakeSignal()
+        /// The store the tasks live in, by its events (one per store).
+        let store: ObjectIdentifier
         /// Tasks as the store that finished them announced them.
         let finished = Mutex<[TaskID: TaskRecord]>([:])
+        init(store: ObjectIdentifier) { self.store = store }
     }
     private struct State {
         var waiting: [TaskID: [Waiter]] = [:]
         var shutDown = false
+        /// Requests waiting on each store.
+        var waitersIn: [ObjectIdentifier: Int] = [:]
+        /// Stores whose awaited tasks are being read after another process wrote, and whether
+        /// another write was heard during that read (then it reads once more).
+        var reading: [ObjectIdentifier: Bool] = [:]
     }
     private let state = Mutex(State())
+    private let stores: [any TaskStore]
+    /// Each request's own reads of the store: the first pause, and the longest it backs off to.
+    private let poll: (first: Duration, cap: Duration)
 
-    init(stores: [any TaskStore]) {
-        for store in stores {
+    init(stores: [any TaskStore], poll: (first: Duration, cap: Duration) = (.milliseconds(10), .milliseconds(250))) {
+        self.stores = stores
+        self.poll = poll
+        for (index, store) in stores.enumerated() {
             store.events.onFinish { [weak self] task in self?.wake(task) }
+            store.events.onForeignWrite { [weak self] in self?.heardForeignWrite(in: index) }
         }
     }
 
@@ -34,9 +51,51 @@ final class TaskWaiter: Sendable {
         }
     }
 
+    /// Another process wrote to `stores[index]`: it may have finished awaited tasks. One read at a
+    /// time per store; writes heard during it make one more.
+    private func heardForeignWrite(in index: Int) {
+        let key = ObjectIdentifier(stores[index].events)
+        let start = state.withLock { state -> Bool in
+            guard state.waitersIn[key, default: 0] > 0 else { return false }
+            if state.reading[key] != nil {
+                state.reading[key] = true
+                return false
+            }
+            state.reading[key] = false
+            return true
+        }
+        if start { Task { await readAwaitedTasks(in: index) } }
+    }
+
+    /// Reads every task awaited in `stores[index]` and hands the final ones to their waiters, as
+    /// if this process had finished them.
+    private func readAwaitedTasks(in index: Int) async {
+        let store = stores[index], key = ObjectIdentifier(store.events)
+        repeat {
+            // A commit is heard just before it becomes visible: read now, and again 1 ms later.
+            for pass in 0..<2 {
+                if pass == 1 { try? await Task.sleep(for: .milliseconds(1)) }
+                let ids = state.withLock { state in
+                    state.waiting.compactMap { id, waiters in waiters.contains { $0.store == key } ? id : nil }
+                }
+                if ids.isEmpty { break }
+                // A failed read is left to the waiters' own polls, which report their errors.
+                guard let found = try? await store.tasks(ids) else { break }
+                for task in found.values where task.state.isFinal { wake(task) }
+            }
+        } while state.withLock { state in
+            if state.reading[key] == true {
+                state.reading[key] = false
+                return true
+            }
+            state.reading[key] = nil
+            return false
+        }
+    }
+
     /// Requests waiting now.
     var count: Int {
-        state.withLock { state in Set(state.waiting.values.lazy.flatMap { $0.map(ObjectIdentifier.init) }).count }
+        state.withLock { state in state.waitersIn.values.reduce(0, +) }
     }
 
     /// Wakes every waiter and makes later waits return at once; called when shutdown begins.
@@ -56,9 +115,10 @@ final class TaskWaiter: Sendable {
     /// The tasks, in the order given, once all are final, or as they stand when `timeout` passes
     /// or shutdown begins.
     func wait(for ids: [TaskID], in store: any TaskStore, timeout: Duration) async throws -> [TaskRecord] {
-        let waiter = Waiter()
+        let waiter = Waiter(store: ObjectIdentifier(store.events))
         state.withLock { state in
             for id in ids { state.waiting[id, default: []].append(waiter) }
+            state.waitersIn[waiter.store, default: 0] += 1
         }
         defer {
             state.withLock { state in
@@ -66,54 +126,59 @@ final class TaskWaiter: Sendable {
                     state.waiting[id]?.removeAll { $0 === waiter }
                     if state.waiting[id]?.isEmpty == true { state.waiting[id] = nil }
                 }
+                state.waitersIn[waiter.store, default: 1] -= 1
+                if state.waitersIn[waiter.store] == 0 { state.waitersIn[waiter.store] = nil }
             }
         }
         let deadline = ContinuousClock.now + timeout
-        var pause = Duration.milliseconds(10)
+        var pause = poll.first
         var known: [TaskID: TaskRecord] = [:]
-        var settled = 0  // ids[..<settled] are known to be final
         var polling = true
         var lastPoll = ContinuousClock.now
-        while true {
-            // Tasks as their store announced them once finished, rather than read back: one read
-            // fewer each (a round trip on PostgreSQL), and a memory store may already have
-            // forgotten them to make room for later ones.
+        // Tasks as their store announced them once finished, rather than read back: one read fewer
+        // (a round trip on PostgreSQL), and a memory store may already have forgotten them to make
+        // room for later ones.
+        func takeAnnounced() -> Bool {
             let announced = waiter.finished.withLock { finished in
                 defer { finished = [:] }
                 return finished
             }
             known.merge(announced) { _, new in new }
-            // Tasks finished by another process (or before this wait began) are seen by reading
-            // the store in order up to the first one still unfinished: a tick costs about one read
-            // however large the batch, and catches up quickly once the batch is done.
-            while settled < ids.count {
-                if known[ids[settled]]?.state.isFinal != true {
-                    guard polling else { break }
-                    lastPoll = ContinuousClock.now
-                    let task = try await store.require(ids[settled])
-                    known[task.id] = task
-                    if !task.state.isFinal { break }
-                }
-                settled += 1
+            return !announced.isEmpty
+        }
+        func unfinished() -> [TaskID] { ids.filter { known[$0]?.state.isFinal != true } }
+        /// Reads the unfinished tasks, in one read; a task that no longer exists is an error.
+        func read() async throws {
+            let open = unfinished()
+            guard !open.isEmpty else { return }
+            let found = try await store.tasks(open)
+            known.merge(found) { _, new in new }
+            // Announced while being read, or gone: deleted, or finished and forgotten.
+            _ = takeAnnounced()
+            if let gone = open.first(where: { found[$0] == nil && known[$0]?.state.isFinal != true }) { throw SluiceError(.notFound, "no task has id \(gone)") }
+        }
+        while true {
+            let announced = takeAnnounced()
+            // Tasks finished by another process (or before this wait began): one read for all.
+            if polling, !unfinished().isEmpty {
+                lastPoll = ContinuousClock.now
+                try await read()
             }
             let left = deadline - ContinuousClock.now
             // Read after registering the signal: a shutdown that began before this read is seen here,
             // one that begins after it signals.
             let shuttingDown = state.withLock { $0.shutDown }
-            if settled == ids.count || left <= .zero || Task.isCancelled || shuttingDown {
+            if unfinished().isEmpty || left <= .zero || Task.isCancelled || shuttingDown {
                 // Final tasks as known; the others as they stand now, read again.
-                var answer: [TaskRecord] = []
-                for id in ids {
-                    if let task = known[id], task.state.isFinal { answer.append(task) } else { answer.append(try await store.require(id)) }
-                }
-                return answer
+                try await read()
+                return ids.map { known[$0]! }
             }
-            pause = announced.isEmpty ? min(pause * 2, .milliseconds(250)) : .milliseconds(10)
+            pause = announced ? poll.first : min(pause * 2, poll.cap)
             await waiter.signal.wait(timeout: min(pause, left))
             // A wake with nothing newly announced was the pause running out: read the store then.
-            // (And at least every 250 ms however many local finishes keep announcing, so that a task
-            // another process finished at the head of the batch is not left unseen.)
-            polling = waiter.finished.withLock { $0.isEmpty } || ContinuousClock.now - lastPoll >= .milliseconds(250)
+            // (And at least every `poll.cap` however many finishes keep being announced, so that a
+            // task another process finished is not left unseen.)
+            polling = waiter.finished.withLock { $0.isEmpty } || ContinuousClock.now - lastPoll >= poll.cap
         }
     }
 }

@@ -218,6 +218,14 @@ public final class PostgresTaskStore: TaskStore, Service {
         try await connection { connection in try await self.tasks(connection, SQL.ByID.self, Binds(id.rawValue)).first }
     }
 
+    public func tasks(_ ids: [TaskID]) async throws -> [TaskID: TaskRecord] {
+        guard !ids.isEmpty else { return [:] }
+        let found = try await connection { connection in
+            try await self.tasks(connection, SQL.ByIDs.self, Binds(ids.map(\.rawValue)))
+        }
+        return Dictionary(found.map { ($0.id, $0) }) { first, _ in first }
+    }
+
     public func list(_ filter: TaskFilter, limit: Int, after cursor: TaskID?) async throws -> TaskPage {
         let limit = max(1, limit)
         var values: [any PostgresThrowingDynamicTypeEncodable] = []
@@ -477,6 +485,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             let id = "01JD0000000000000000000000", now = Timestamp(Date(microsecondsSince1970: 1_750_000_000_000_000))
             return [
                 ("byID", SQL.byID, try Binds(id)),
+                ("byIDs", SQL.byIDs, try Binds([id, "01JD0000000000000000000001"])),
                 ("byIDForUpdate", SQL.byIDForUpdate, try Binds(id)),
                 ("byIdempotencyKey", SQL.byIdempotencyKey, try Binds("default", "key")),
                 ("stage", SQL.stage, try Binds(now, 1000)),
@@ -648,6 +657,7 @@ extension PostgresTaskStore.SQL {
     enum LockInOrder: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.lockInOrder } }
     enum AddCounts: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.addCounts } }
     enum ByID: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.byID } }
+    enum ByIDs: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.byIDs } }
     enum NextReady: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.nextReady } }
     enum ReadyQueues: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.readyQueues } }
     enum Now: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.now } }
@@ -698,6 +708,7 @@ extension PostgresTaskStore {
             FROM ins
             """
         static let byID = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = $1::text"
+        static let byIDs = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = ANY($1::text[])"
         static let byIDForUpdate = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = $1 FOR UPDATE"
         static let byIdempotencyKey = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.queue = $1 AND t.idempotency_key = $2"
         /// Scheduled and retrying tasks whose time has come, oldest first (walks `tasks_due`);

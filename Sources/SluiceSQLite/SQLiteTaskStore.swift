@@ -187,6 +187,13 @@ public final class SQLiteTaskStore: TaskStore {
         try await read { connection in try Self.fetch(connection, SQL.byID, [.text(id.rawValue)]).first }
     }
 
+    public func tasks(_ ids: [TaskID]) async throws -> [TaskID: TaskRecord] {
+        guard !ids.isEmpty else { return [:] }
+        let list = SQLiteValue.text(JSONValue.array(ids.map { .string($0.rawValue) }).jsonText())
+        let rows = try await read { connection in try Self.fetchStored(connection, SQL.byIDs, [list]) }
+        return Dictionary(try rows.map { try $0.decode() }.map { ($0.id, $0) }) { first, _ in first }
+    }
+
     public func list(_ filter: TaskFilter, limit: Int, after cursor: TaskID?) async throws -> TaskPage {
         let limit = max(1, limit)
         // Which rows the page may examine: after the cursor, within the id range, newest first.
@@ -483,7 +490,7 @@ public final class SQLiteTaskStore: TaskStore {
     /// pass: none may scan `tasks` (a test checks their plans).
     public static let hotStatements: [(name: String, sql: String)] = [
         ("nextReady", SQL.nextReady),
-        ("byID", SQL.byID), ("byIdempotencyKey", SQL.byIdempotencyKey), ("due", SQL.due), ("stage", SQL.stage),
+        ("byID", SQL.byID), ("byIDs", SQL.byIDs), ("byIdempotencyKey", SQL.byIdempotencyKey), ("due", SQL.due), ("stage", SQL.stage),
         ("claim", SQL.claim), ("anyReady", SQL.anyReady), ("heartbeat", SQL.heartbeat), ("complete", SQL.complete),
         ("save", SQL.save), ("expiredLeases", SQL.expiredLeases), ("prune", SQL.prune), ("counts", SQL.counts),
         ("addCount", SQL.addCount), ("acquireLeadership", SQL.acquireLeadership),
@@ -630,6 +637,8 @@ public final class SQLiteTaskStore: TaskStore {
             ON CONFLICT DO NOTHING
             """
         static let byID = "SELECT \(TaskRow.columns) FROM tasks WHERE id = ?"
+        /// Many tasks by id, the ids given as a JSON array: one primary-key seek each.
+        static let byIDs = "SELECT \(TaskRow.columns) FROM tasks WHERE id IN (SELECT value FROM json_each(?1))"
         static let byIdempotencyKey = "SELECT \(TaskRow.columns) FROM tasks WHERE queue = ? AND idempotency_key = ?"
         /// Scheduled and retrying tasks whose time has come, oldest first (walks `tasks_due`).
         static let due = """

@@ -118,6 +118,14 @@ public final class MemoryTaskStore: TaskStore {
         state.withLock { $0.tasks[id] }
     }
 
+    public func tasks(_ ids: [TaskID]) async throws -> [TaskID: TaskRecord] {
+        state.withLock { state in
+            var found: [TaskID: TaskRecord] = [:]
+            for id in ids { found[id] = state.tasks[id] }
+            return found
+        }
+    }
+
     public func list(_ filter: TaskFilter, limit: Int, after cursor: TaskID?) async throws -> TaskPage {
         let limit = max(1, limit)
         return state.withLock { state in

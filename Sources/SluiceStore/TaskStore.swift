@@ -186,6 +186,8 @@ public protocol TaskStore: Sendable {
     func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult]
     /// The task with this id, or `nil`.
     func task(_ id: TaskID) async throws -> TaskRecord?
+    /// The tasks of `ids` that exist, by id, in one read (one round trip however many).
+    func tasks(_ ids: [TaskID]) async throws -> [TaskID: TaskRecord]
     /// Tasks newest first, after `cursor` when given, examining at most the filter's `scanLimit` rows.
     func list(_ filter: TaskFilter, limit: Int, after cursor: TaskID?) async throws -> TaskPage
     /// Claims up to `limit` ready tasks of `queues` for `owner`: earlier queues first, then by

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceCore
 @testable import SluiceHTTP
+import SluiceSQLite
 import SluiceStore
 import SluiceTestSupport
 import Testing
@@ -81,5 +82,48 @@ import Testing
         let waiter = TaskWaiter(stores: [store])
         let answer = try await waiter.wait(for: tasks.map(\.id), in: store, timeout: .milliseconds(50))
         #expect(answer.map(\.id) == tasks.map(\.id) && answer.map(\.state) == [.running, .succeeded, .running])
+    }
+
+    /// A task deleted while awaited is an error at once, not a wait until the timeout.
+    @Test func aTaskDeletedWhileAwaitedIsNotFound() async throws {
+        let store = MemoryTaskStore(clock: ManualClock())
+        let tasks = try await claimed(store, 2)
+        let waiter = TaskWaiter(stores: [])
+        let answer = Task { try await waiter.wait(for: tasks.map(\.id), in: store, timeout: .seconds(20)) }
+        #expect(await eventually { waiter.count == 1 })
+        let started = ContinuousClock.now
+        _ = try await store.fail(tasks[1].lease!, failure: TaskFailure("no"))
+        _ = try await store.delete(tasks[1].id)
+        let error = await #expect(throws: SluiceError.self) { try await answer.value }
+        #expect(error?.code == .notFound)
+        #expect(ContinuousClock.now - started < .seconds(10), "at the next read, not at the timeout")
+    }
+
+    /// Another process finishes the tasks of a file this server watches: the waits are answered
+    /// when its commit is heard, with one read of every awaited task. The requests' own polls are
+    /// pushed out past the test's time here, so nothing else could answer them.
+    @Test func tasksAnotherProcessFinishesAnswerWhenItsWriteIsHeard() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        var configuration = SQLiteStoreConfiguration(path: dir.path("wait.db"))
+        configuration.watchOtherProcesses = true
+        let server = try SQLiteTaskStore(configuration)
+        let worker = try SQLiteTaskStore(SQLiteStoreConfiguration(path: dir.path("wait.db")))
+        for _ in 0..<3 { _ = try await server.enqueue(EnqueueRequest(kind: "echo", maxAttempts: 1)) }
+        let tasks = try await worker.claim(queues: ["default"], limit: 3, owner: "w1", leaseDuration: .seconds(30))
+        #expect(tasks.count == 3)
+        let waiter = TaskWaiter(stores: [server], poll: (.seconds(60), .seconds(60)))
+        async let batch = waiter.wait(for: [tasks[0].id, tasks[1].id], in: server, timeout: .seconds(20))
+        async let single = waiter.wait(for: tasks[2].id, in: server, timeout: .seconds(20))
+        #expect(await eventually { waiter.count == 2 })
+        let started = ContinuousClock.now
+        _ = try await worker.complete(tasks[1].lease!, result: "one")
+        _ = try await worker.fail(tasks[0].lease!, failure: TaskFailure("zero"))
+        _ = try await worker.complete(tasks[2].lease!, result: "two")
+        let (done, last) = try await (batch, single)
+        #expect(done.map(\.state) == [.failed, .succeeded] && done[1].result == "one")
+        #expect(last.state == .succeeded && last.result == "two")
+        #expect(ContinuousClock.now - started < .seconds(10), "answered by the write heard, not by the timeout")
+        #expect(waiter.count == 0)
     }
 }

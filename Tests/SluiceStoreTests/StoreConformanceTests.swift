@@ -30,6 +30,27 @@ import Testing
         }
     }
 
+    /// Many tasks in one read: each one that exists, as it stands; unknown ids and repeats are harmless.
+    @Test(arguments: StoreKind.allCases)
+    func manyTasksAreReadByIdInOneCall(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            var ids: [TaskID] = []
+            for n in 0..<3 { ids.append(try await store.enqueue(EnqueueRequest(kind: "echo", args: ["n": .int(Int64(n))])).task.id) }
+            let claimed = try await store.claim(queues: ["default"], limit: 1, owner: "w1", leaseDuration: lease)
+            let done = try await store.complete(claimed[0].lease!, result: ["ok": true])
+            let unknown = TaskIDGenerator(clock: clock).next()
+            let found = try await store.tasks([ids[2], unknown, ids[0], ids[1], ids[2]])
+            #expect(Set(found.keys) == Set(ids))
+            #expect(found[ids[0]] == done && found[ids[0]]?.result == ["ok": true])
+            for id in ids[1...] {
+                let alone = try await store.require(id)
+                #expect(found[id] == alone && alone.state == .queued)
+            }
+            let none = try await store.tasks([]), onlyUnknown = try await store.tasks([unknown])
+            #expect(none.isEmpty && onlyUnknown.isEmpty)
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func invalidRequestsStoreNothing(kind: StoreKind) async throws {
         try await withStore(kind) { store, _ in
