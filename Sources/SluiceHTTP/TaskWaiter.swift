@@ -68,10 +68,14 @@ final class TaskWaiter: Sendable {
     }
 
     /// Reads every task awaited in `stores[index]` and hands the final ones to their waiters, as
-    /// if this process had finished them.
+    /// if this process had finished them. Rounds are at least 5 ms apart, so that a busy file
+    /// (writes heard continuously) costs at most a few hundred reads a second however many wait.
     private func readAwaitedTasks(in index: Int) async {
         let store = stores[index], key = ObjectIdentifier(store.events)
+        var round = 0
         repeat {
+            if round > 0 { try? await Task.sleep(for: .milliseconds(5)) }
+            round += 1
             // A commit is heard just before it becomes visible: read now, and again 1 ms later.
             for pass in 0..<2 {
                 if pass == 1 { try? await Task.sleep(for: .milliseconds(1)) }
@@ -80,8 +84,8 @@ final class TaskWaiter: Sendable {
                 }
                 if ids.isEmpty { break }
                 // A failed read is left to the waiters' own polls, which report their errors.
-                guard let found = try? await store.tasks(ids) else { break }
-                for task in found.values where task.state.isFinal { wake(task) }
+                guard let found = try? await store.tasks(ids, onlyFinal: true) else { break }
+                for task in found.values { wake(task) }
             }
         } while state.withLock { state in
             if state.reading[key] == true {

@@ -218,10 +218,10 @@ public final class PostgresTaskStore: TaskStore, Service {
         try await connection { connection in try await self.tasks(connection, SQL.ByID.self, Binds(id.rawValue)).first }
     }
 
-    public func tasks(_ ids: [TaskID]) async throws -> [TaskID: TaskRecord] {
+    public func tasks(_ ids: [TaskID], onlyFinal: Bool) async throws -> [TaskID: TaskRecord] {
         guard !ids.isEmpty else { return [:] }
         let found = try await connection { connection in
-            try await self.tasks(connection, SQL.ByIDs.self, Binds(ids.map(\.rawValue)))
+            try await self.tasks(connection, SQL.ByIDs.self, Binds(ids.map(\.rawValue), onlyFinal))
         }
         return Dictionary(found.map { ($0.id, $0) }) { first, _ in first }
     }
@@ -485,7 +485,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             let id = "01JD0000000000000000000000", now = Timestamp(Date(microsecondsSince1970: 1_750_000_000_000_000))
             return [
                 ("byID", SQL.byID, try Binds(id)),
-                ("byIDs", SQL.byIDs, try Binds([id, "01JD0000000000000000000001"])),
+                ("byIDs", SQL.byIDs, try Binds([id, "01JD0000000000000000000001"], true)),
                 ("byIDForUpdate", SQL.byIDForUpdate, try Binds(id)),
                 ("byIdempotencyKey", SQL.byIdempotencyKey, try Binds("default", "key")),
                 ("stage", SQL.stage, try Binds(now, 1000)),
@@ -708,7 +708,10 @@ extension PostgresTaskStore {
             FROM ins
             """
         static let byID = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = $1::text"
-        static let byIDs = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = ANY($1::text[])"
+        static let byIDs = """
+            SELECT \(PostgresTaskRow.columns) FROM tasks t
+            WHERE t.id = ANY($1::text[]) AND (NOT $2::boolean OR t.state IN ('succeeded', 'failed', 'cancelled'))
+            """
         static let byIDForUpdate = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.id = $1 FOR UPDATE"
         static let byIdempotencyKey = "SELECT \(PostgresTaskRow.columns) FROM tasks t WHERE t.queue = $1 AND t.idempotency_key = $2"
         /// Scheduled and retrying tasks whose time has come, oldest first (walks `tasks_due`);

@@ -192,10 +192,10 @@ public final class SQLiteTaskStore: TaskStore {
         try await read { connection in try Self.fetch(connection, SQL.byID, [.text(id.rawValue)]).first }
     }
 
-    public func tasks(_ ids: [TaskID]) async throws -> [TaskID: TaskRecord] {
+    public func tasks(_ ids: [TaskID], onlyFinal: Bool) async throws -> [TaskID: TaskRecord] {
         guard !ids.isEmpty else { return [:] }
         let list = SQLiteValue.text(JSONValue.array(ids.map { .string($0.rawValue) }).jsonText())
-        let rows = try await read { connection in try Self.fetchStored(connection, SQL.byIDs, [list]) }
+        let rows = try await read { connection in try Self.fetchStored(connection, SQL.byIDs, [list, .integer(onlyFinal ? 1 : 0)]) }
         return Dictionary(try rows.map { try $0.decode() }.map { ($0.id, $0) }) { first, _ in first }
     }
 
@@ -642,8 +642,12 @@ public final class SQLiteTaskStore: TaskStore {
             ON CONFLICT DO NOTHING
             """
         static let byID = "SELECT \(TaskRow.columns) FROM tasks WHERE id = ?"
-        /// Many tasks by id, the ids given as a JSON array: one primary-key seek each.
-        static let byIDs = "SELECT \(TaskRow.columns) FROM tasks WHERE id IN (SELECT value FROM json_each(?1))"
+        /// Many tasks by id, the ids given as a JSON array: one primary-key seek each; only the
+        /// final ones when ?2 is 1.
+        static let byIDs = """
+            SELECT \(TaskRow.columns) FROM tasks WHERE id IN (SELECT value FROM json_each(?1))
+              AND (?2 = 0 OR state IN ('succeeded', 'failed', 'cancelled'))
+            """
         static let byIdempotencyKey = "SELECT \(TaskRow.columns) FROM tasks WHERE queue = ? AND idempotency_key = ?"
         /// Scheduled and retrying tasks whose time has come, oldest first (walks `tasks_due`).
         static let due = """

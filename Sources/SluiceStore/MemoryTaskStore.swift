@@ -118,10 +118,10 @@ public final class MemoryTaskStore: TaskStore {
         state.withLock { $0.tasks[id] }
     }
 
-    public func tasks(_ ids: [TaskID]) async throws -> [TaskID: TaskRecord] {
+    public func tasks(_ ids: [TaskID], onlyFinal: Bool) async throws -> [TaskID: TaskRecord] {
         state.withLock { state in
             var found: [TaskID: TaskRecord] = [:]
-            for id in ids { found[id] = state.tasks[id] }
+            for id in ids { if let task = state.tasks[id], !onlyFinal || task.state.isFinal { found[id] = task } }
             return found
         }
     }

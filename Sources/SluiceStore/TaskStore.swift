@@ -186,8 +186,9 @@ public protocol TaskStore: Sendable {
     func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult]
     /// The task with this id, or `nil`.
     func task(_ id: TaskID) async throws -> TaskRecord?
-    /// The tasks of `ids` that exist, by id, in one read (one round trip however many).
-    func tasks(_ ids: [TaskID]) async throws -> [TaskID: TaskRecord]
+    /// The tasks of `ids` that exist (only the final ones with `onlyFinal`), by id, in one read
+    /// (one round trip however many).
+    func tasks(_ ids: [TaskID], onlyFinal: Bool) async throws -> [TaskID: TaskRecord]
     /// Tasks newest first, after `cursor` when given, examining at most the filter's `scanLimit` rows.
     func list(_ filter: TaskFilter, limit: Int, after cursor: TaskID?) async throws -> TaskPage
     /// Claims up to `limit` ready tasks of `queues` for `owner`: earlier queues first, then by
@@ -265,6 +266,11 @@ extension TaskStore {
     }
 
     /// The task with this id, or a `notFound` error.
+    /// The tasks of `ids` that exist, by id, in one read.
+    public func tasks(_ ids: [TaskID]) async throws -> [TaskID: TaskRecord] {
+        try await tasks(ids, onlyFinal: false)
+    }
+
     public func require(_ id: TaskID) async throws -> TaskRecord {
         guard let task = try await task(id) else { throw SluiceError(.notFound, "no task has id \(id)") }
         return task

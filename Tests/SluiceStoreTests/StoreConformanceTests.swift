@@ -30,7 +30,8 @@ import Testing
         }
     }
 
-    /// Many tasks in one read: each one that exists, as it stands; unknown ids and repeats are harmless.
+    /// Many tasks in one read: each one that exists, as it stands, or only the final ones; unknown
+    /// ids and repeats are harmless.
     @Test(arguments: StoreKind.allCases)
     func manyTasksAreReadByIdInOneCall(kind: StoreKind) async throws {
         try await withStore(kind) { store, clock in
@@ -48,6 +49,8 @@ import Testing
             }
             let none = try await store.tasks([]), onlyUnknown = try await store.tasks([unknown])
             #expect(none.isEmpty && onlyUnknown.isEmpty)
+            let final = try await store.tasks(ids + [unknown], onlyFinal: true)
+            #expect(final == [ids[0]: done])
         }
     }
 
