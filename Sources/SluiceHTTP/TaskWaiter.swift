@@ -7,8 +7,9 @@ import Synchronization
 /// Holds a request open until a task is final, without holding a thread. A task finished in this
 /// process wakes its waiters at once and hands them the finished task. One finished by another
 /// process is seen by reading the store: at once when the store hears another process write
-/// (SQLite's watch on its file), one read of every awaited task however many requests wait; and
-/// otherwise, or as a backstop, by each request polling with a backoff capped at 250 ms. On
+/// (SQLite's watch on its file) or say that it finished tasks (PostgreSQL's NOTIFY), one read of
+/// every awaited task however many requests wait; and otherwise, or as a backstop, by each request
+/// polling with a backoff capped at 250 ms. On
 /// shutdown every wait answers at once with the task as it stands, so that a long poll never holds
 /// up the pool's drain.
 final class TaskWaiter: Sendable {
@@ -40,7 +41,8 @@ final class TaskWaiter: Sendable {
         self.poll = poll
         for (index, store) in stores.enumerated() {
             store.events.onFinish { [weak self] task in self?.wake(task) }
-            store.events.onForeignWrite { [weak self] in self?.heardForeignWrite(in: index) }
+            store.events.onForeignWrite { [weak self] in self?.heardOtherProcess(in: index) }
+            store.events.onFinishElsewhere { [weak self] in self?.heardOtherProcess(in: index) }
         }
     }
 
@@ -51,9 +53,9 @@ final class TaskWaiter: Sendable {
         }
     }
 
-    /// Another process wrote to `stores[index]`: it may have finished awaited tasks. One read at a
-    /// time per store; writes heard during it make one more.
-    private func heardForeignWrite(in index: Int) {
+    /// Another process wrote to `stores[index]`, or finished tasks in it: perhaps awaited ones. One
+    /// read at a time per store; notices heard during it make one more.
+    private func heardOtherProcess(in index: Int) {
         let key = ObjectIdentifier(stores[index].events)
         let start = state.withLock { state -> Bool in
             guard state.waitersIn[key, default: 0] > 0 else { return false }

@@ -22,6 +22,8 @@ public final class PostgresTaskStore: TaskStore, Service {
     let ids: TaskIDGenerator
     private let migrationReport = Mutex<PostgresMigrator.Report?>(nil)
     private let wakeups: PostgresWakeups
+    /// One element when tasks finished here since the last finish notice was sent.
+    private let finishes = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     private let group: EnqueueGroup
     /// Set once `open()` succeeded: the listener waits for it, so a wrong URL is one error, not two.
     private let opened = Atomic<Bool>(false)
@@ -35,12 +37,15 @@ public final class PostgresTaskStore: TaskStore, Service {
         client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: logger)
         wakeups = PostgresWakeups(schema: configuration.schema)
         group = EnqueueGroup(transactions: max(1, configuration.maximumConnections / 2))
+        events.onFinish { [finishes] _ in finishes.continuation.yield() }
     }
 
-    /// Runs the connection pool, and the connection that listens for other processes' enqueues
-    /// (unless `listen` is off), until the task is cancelled.
+    /// Runs the connection pool, the connection that listens for other processes' enqueues and
+    /// finishes (unless `listen` is off), and the sender of this process's finish notices, until
+    /// the task is cancelled.
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.sendFinishNotices() }
             if configuration.listen {
                 group.addTask {
                     while !self.opened.load(ordering: .acquiring) {
@@ -53,6 +58,25 @@ public final class PostgresTaskStore: TaskStore, Service {
             }
             await client.run()
             group.cancelAll()
+        }
+    }
+
+    /// Tells other processes, after the commits that finished tasks here, that tasks finished: at
+    /// most once per `finishNoticeInterval` (one NOTIFY per transaction would serialise commits on the
+    /// server's notification queue), and once more at its end when tasks finished meanwhile, so
+    /// that the last finish of a burst is announced too. Sent on its own, after the commit, so a
+    /// listener that reads the tasks at once sees them finished.
+    private func sendFinishNotices() async {
+        for await _ in finishes.stream {
+            guard opened.load(ordering: .acquiring) else { continue }
+            do {
+                _ = try await connection { connection in
+                    try await self.rows(connection, SQL.Notify.self, Binds(self.wakeups.channel, self.wakeups.finishedPayload))
+                }
+            } catch {
+                logger.debug("announcing finished tasks failed (waiting requests elsewhere poll): \(PostgresErrors.describe(error))")
+            }
+            guard (try? await Task.sleep(for: configuration.finishNoticeInterval)) != nil else { return }
         }
     }
 
@@ -661,6 +685,7 @@ extension PostgresTaskStore.SQL {
     enum NextReady: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.nextReady } }
     enum ReadyQueues: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.readyQueues } }
     enum Now: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.now } }
+    enum Notify: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.notify } }
 }
 
 extension Duration {
@@ -673,6 +698,7 @@ extension PostgresTaskStore {
     /// configured clock's time or NULL; `coalesce($1::timestamptz, now())` then takes the database's.
     enum SQL {
         static let now = "SELECT now()"
+        static let notify = "SELECT pg_notify($1::text, $2::text)"
         /// The counter row a connection adds to (migration 0003): one of 16 per queue and state, so
         /// that writers on different connections seldom wait for each other's.
         static let countShard = "pg_backend_pid() % 16"

@@ -13,6 +13,10 @@ import Synchronization
 /// commits on the server's notification queue). A fetcher woken by the first notify keeps polling
 /// with a short backoff, so the tasks whose notify was skipped are found within a few milliseconds.
 ///
+/// Finishes are announced the same way, so that a request waiting for a task on one host is answered
+/// when a worker on another finishes it: after its commit, at most once per `notifyInterval`, and once
+/// more at the end of that interval when tasks finished meanwhile (`PostgresTaskStore`).
+///
 /// Hearing: one dedicated connection per process LISTENs (a pooled one would lose its LISTEN when
 /// handed back) and passes each queue it hears to `StoreEvents`. When the connection drops (the
 /// server restarted, the network broke) it reconnects with backoff, then polls once: it wakes the
@@ -62,11 +66,21 @@ final class PostgresWakeups: Sendable {
         }
     }
 
-    /// The queue a notification names, or `nil` for this instance's own.
-    func queue(heard payload: String) -> String? {
+    /// What a notification says: tasks enqueued to a queue, or tasks finished.
+    enum Notice: Equatable {
+        case enqueued(queue: String)
+        case finished
+    }
+
+    /// The payload that says this process finished tasks: `!` is in no queue's name.
+    var finishedPayload: String { "\(sender) !finished" }
+
+    /// What a notification says, or `nil` for this instance's own.
+    func notice(heard payload: String) -> Notice? {
         guard let space = payload.firstIndex(of: " ") else { return nil }
         guard payload[..<space] != sender else { return nil }
-        return String(payload[payload.index(after: space)...])
+        let rest = String(payload[payload.index(after: space)...])
+        return rest == "!finished" ? .finished : .enqueued(queue: rest)
     }
 
     /// LISTENs until the task is cancelled, reconnecting with backoff; each queue heard, and the
@@ -94,8 +108,14 @@ final class PostgresWakeups: Sendable {
                         // Before the first migration there is no table, and so nothing ready.
                         logger.debug("polling for ready queues failed: \(PostgresErrors.describe(error))")
                     }
+                    // Finishes sent while nobody listened are lost too: whoever waits looks again.
+                    events.heardFinishElsewhere()
                     for try await notification in notifications {
-                        if let queue = queue(heard: notification.payload) { events.heard(enqueuesIn: [queue]) }
+                        switch notice(heard: notification.payload) {
+                        case .enqueued(let queue)?: events.heard(enqueuesIn: [queue])
+                        case .finished?: events.heardFinishElsewhere()
+                        case nil: break
+                        }
                     }
                 }
             } catch {

@@ -4,15 +4,17 @@ import Synchronization
 /// In-process notices from a store, sent after the commit they describe: so that a pool in the
 /// same process starts a new task at once instead of at its next poll, and a request waiting for a
 /// task's result is answered when the task finishes. A store that hears of other processes'
-/// enqueues (PostgreSQL's LISTEN) sends those too, through `heard(enqueuesIn:)`; one that hears only
-/// that another process wrote (SQLite, through the file) says so through `heardForeignWrite()`;
-/// otherwise other processes learn by polling.
+/// enqueues (PostgreSQL's LISTEN) sends those too, through `heard(enqueuesIn:)`, and that another
+/// process finished tasks, through `heardFinishElsewhere()`; one that hears only that another process
+/// wrote (SQLite, through the file) says so through `heardForeignWrite()`; otherwise other processes
+/// learn by polling.
 public final class StoreEvents: Sendable {
     private struct Observers {
         var enqueued: [@Sendable (Set<String>) -> Void] = []
         var enqueuedCounts: [@Sendable ([String: Int]) -> Void] = []
         var finished: [@Sendable (TaskRecord) -> Void] = []
         var foreignWrite: [@Sendable () -> Void] = []
+        var finishedElsewhere: [@Sendable () -> Void] = []
     }
     private let observers = Mutex(Observers())
 
@@ -58,6 +60,17 @@ public final class StoreEvents: Sendable {
     /// Tells the foreign-write observers that another process wrote to the store.
     public func heardForeignWrite() {
         for observer in observers.withLock({ $0.foreignWrite }) { observer() }
+    }
+
+    /// Calls `observer` when another process says it finished tasks (PostgreSQL hears it through
+    /// NOTIFY; on SQLite, `onForeignWrite` covers it).
+    public func onFinishElsewhere(_ observer: @escaping @Sendable () -> Void) {
+        observers.withLock { $0.finishedElsewhere.append(observer) }
+    }
+
+    /// Tells the observers of `onFinishElsewhere` that another process finished tasks.
+    public func heardFinishElsewhere() {
+        for observer in observers.withLock({ $0.finishedElsewhere }) { observer() }
     }
 
     func finished(_ task: TaskRecord) {

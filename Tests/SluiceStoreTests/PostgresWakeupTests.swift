@@ -17,6 +17,19 @@ import Testing
         func count(_ queue: String) -> Int { queues.withLock { $0.filter { $0 == queue }.count } }
     }
 
+    /// The tasks of `ids` found final by a read made on each finish notice `store` hears.
+    final class Seen: Sendable {
+        private let state = Mutex<(finished: Set<TaskID>, reads: [Task<Void, Never>])>(([], []))
+        init(_ store: PostgresTaskStore, _ ids: [TaskID]) {
+            store.events.onFinishElsewhere {
+                let read = Task { if let found = try? await store.tasks(ids, onlyFinal: true) { self.state.withLock { $0.finished.formUnion(found.keys) } } }
+                self.state.withLock { $0.reads.append(read) }
+            }
+        }
+        var finished: Set<TaskID> { state.withLock { $0.finished } }
+        func settle() async { for read in state.withLock({ $0.reads }) { await read.value } }
+    }
+
     @Test func anEnqueueWakesTheOtherProcessesOfItsSchemaOnly() async throws {
         try await TestPostgres.withSchema { configuration in
             try await TestPostgres.withSchema { elsewhere in
@@ -94,12 +107,43 @@ import Testing
         }
     }
 
+    /// A finish in one process is announced to the others after its commit, the last of a burst
+    /// too: notices are sent at most once per interval (5 ms; 10 s here), and the finishes
+    /// skipped meanwhile get one at its end. Without that one the last two completions here, made
+    /// within 10 s after the first, would never be heard.
+    @Test func finishesAreHeardByTheOtherProcessesTheLastOfABurstToo() async throws {
+        try await TestPostgres.withSchema { configuration in
+            var slow = configuration
+            slow.finishNoticeInterval = .seconds(10)
+            try await PostgresTaskStore.withStore(configuration) { server in
+                try await PostgresTaskStore.withStore(slow) { worker in
+                    #expect(await eventually { server.hearsEveryEnqueue && worker.hearsEveryEnqueue })
+                    var ids: [TaskID] = []
+                    for _ in 0..<3 { ids.append(try await worker.enqueue(EnqueueRequest(kind: "k", maxAttempts: 1)).task.id) }
+                    let claimed = try await worker.claim(queues: ["default"], limit: 3, owner: "w", leaseDuration: .seconds(30))
+                    #expect(claimed.count == 3)
+                    // What a server's waiting requests do on each notice: read the awaited tasks.
+                    let seen = Seen(server, ids)
+                    let started = ContinuousClock.now
+                    _ = try await worker.complete(claimed[0].lease!, result: nil)
+                    #expect(await eventually { seen.finished == [claimed[0].id] })
+                    await seen.settle()
+                    for task in claimed.dropFirst() { _ = try await worker.complete(task.lease!, result: nil) }
+                    #expect(ContinuousClock.now - started < .seconds(10), "the last two finished within the interval")
+                    #expect(await eventually(timeout: .seconds(60)) { seen.finished == Set(ids) })
+                    await seen.settle()
+                }
+            }
+        }
+    }
+
     @Test func notifiesAreThrottledPerQueue() {
         let wakeups = PostgresWakeups(schema: "s")
         #expect(wakeups.payloads(for: ["a", "b"]).count == 2)
-        #expect(wakeups.payloads(for: ["a", "c"]).map { wakeups.queue(heard: $0) } == [nil], "own payloads are ignored")
+        #expect(wakeups.payloads(for: ["a", "c"]).map { wakeups.notice(heard: $0) } == [nil], "own payloads are ignored")
         let other = PostgresWakeups(schema: "s")
-        #expect(other.payloads(for: ["a"]).map { wakeups.queue(heard: $0) } == ["a"])
+        #expect(other.payloads(for: ["a"]).map { wakeups.notice(heard: $0) } == [.enqueued(queue: "a")])
+        #expect(wakeups.notice(heard: other.finishedPayload) == .finished && wakeups.notice(heard: wakeups.finishedPayload) == nil)
         #expect(PostgresWakeups.channel(schema: nil) == "sluice")
         #expect(PostgresWakeups.channel(schema: "jobs") == "sluice.jobs")
         let long = PostgresWakeups.channel(schema: String(repeating: "x", count: 63))
