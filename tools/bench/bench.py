@@ -57,6 +57,7 @@ class Sizes:
     pg_tasks: int = 100_000   # the postgres scenario: tasks each drain (Sluice, raw SKIP LOCKED, pgqueuer)
     pg_procrastinate_tasks: int = 3_000  # procrastinate drains ~150-400/s, slower as its queue grows
     pg_latency_tasks: int = 200
+    wait_tasks: int = 100     # the latency scenario's enqueue-and-wait round trips, one at a time
     console_tasks: int = 1_000_000  # the console scenario: tasks in the store while its pages are timed
     console_requests: int = 15      # requests per page and per fragment, each repeat
     python_drain: int = 20_000      # no-op tasks the Python worker and Huey's consumer each drain
@@ -68,11 +69,11 @@ MODES = {
     "quick": Sizes(seed_n=200, seed_sleep=0.2, seed_pools=(6, 12, 50, 200), wrk_seconds=3, huey_enqueue=2000,
                    drain=10_000, huey_drain=2000, latency_seconds=2.0, queued=10_000, health_seconds=2,
                    store_scale=0.05, history=100_000, reads=1000, pg_tasks=10_000, pg_procrastinate_tasks=1000,
-                   pg_latency_tasks=50, console_tasks=100_000, console_requests=5, python_drain=5000),
+                   pg_latency_tasks=50, wait_tasks=30, console_tasks=100_000, console_requests=5, python_drain=5000),
     "smoke": Sizes(seed_n=50, seed_sleep=0.02, seed_pools=(6, 50), burst_tasks=20, burst_sleep=0.05, wrk_seconds=1,
                    huey_enqueue=100, batch_size=10, drain=500, huey_drain=100, latency_seconds=0.3, queued=1000,
                    busy=50, health_seconds=1, store_scale=0.02, history=2000, reads=100, pg_tasks=500,
-                   pg_procrastinate_tasks=50, pg_latency_tasks=10, console_tasks=3000, console_requests=2, python_drain=200),
+                   pg_procrastinate_tasks=50, pg_latency_tasks=10, wait_tasks=5, console_tasks=3000, console_requests=2, python_drain=200),
 }
 
 
@@ -248,6 +249,20 @@ def run_wrk(url, seconds, connections, body=None, latency=False, lua_dir="/tmp")
 
 
 # ---------------------------------------------------------------- Sluice
+
+def wait_round_trips(client, count):
+    """Milliseconds of `count` enqueue-and-wait requests (`POST /v1/tasks?wait=10` of an `echo`), one
+    at a time with idle gaps of 50 to 130 ms: what a caller that wants the result waits."""
+    times = []
+    for i in range(count):
+        time.sleep(0.05 + (i % 5) * 0.02)
+        start = time.perf_counter()
+        task = client.call("POST", "/v1/tasks?wait=10", {"kind": "echo", "args": {"wait": i}})
+        times.append((time.perf_counter() - start) * 1000)
+        if task["state"] != "succeeded":
+            raise SystemExit(f"enqueue-and-wait answered a task {task['state']}: {task}")
+    return times
+
 
 class Client:
     """One keep-alive HTTP connection to a local server."""
@@ -704,10 +719,11 @@ class Bench:
                 pause = start + (i + 1) / 100 - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
-            client.close()
             self.wait_drained(s.db, count, extra, seconds=60)
             rows = self.query(s.db, "SELECT started_at - created_at, finished_at - created_at FROM tasks")
-            out[where] = {"tasks": len(rows), "start_ms": [r[0] / 1000 for r in rows], "finish_ms": [r[1] / 1000 for r in rows]}
+            out[where] = {"tasks": len(rows), "start_ms": [r[0] / 1000 for r in rows], "finish_ms": [r[1] / 1000 for r in rows],
+                          "wait_ms": wait_round_trips(client, z.wait_tasks)}
+            client.close()
             for p in extra + [s]:
                 self.procs.stop(p)
             self.say(f"latency: {where}: start p50 {percentile(out[where]['start_ms'], 0.5):.2f} ms")
@@ -1094,6 +1110,14 @@ def render_latency(r, meta):
         x = r[k]
         lines.append(f"| {names[k]} | {x['tasks']} | {percentile(x['start_ms'], .5):.2f} ms | {percentile(x['start_ms'], .99):.2f} ms | "
                      f"{percentile(x['finish_ms'], .5):.2f} ms | {percentile(x['finish_ms'], .99):.2f} ms |")
+    if all("wait_ms" in r[k] for k in ("in_process", "worker")):
+        lines += ["", "Then one client posts `echo` tasks with `?wait=10` one at a time, idle 50 to 130 ms between: the round trip "
+                  "a caller that wants the result waits, measured by the client. A task finished by a worker in another process "
+                  "is seen when the server hears that process's write to the file.", "",
+                  "| where it runs | requests | enqueue-and-wait p50 | p90 | p99 |", "|---|---:|---:|---:|---:|"]
+        for k in ("in_process", "worker"):
+            w = r[k]["wait_ms"]
+            lines.append(f"| {names[k]} | {len(w)} | {percentile(w, .5):.2f} ms | {percentile(w, .9):.2f} ms | {percentile(w, .99):.2f} ms |")
     p50 = percentile(r["in_process"]["start_ms"], .5)
     lines += ["", f"- In-process idle→start p50 < 1 ms: {p50:.2f} ms — {verdict(p50 < 1, f'{(p50 - 1) * 1000:.0f} µs')}."]
     return lines
@@ -1225,6 +1249,12 @@ def render_postgres(r, meta):
               "| enqueue→start p50 | p90 | p99 | enqueue→finish p50 | p99 |", "|---:|---:|---:|---:|---:|",
               f"| {p50:.2f} ms | {percentile(l['start_ms'], 0.9):.2f} ms | {percentile(l['start_ms'], 0.99):.2f} ms | "
               f"{percentile(l['finish_ms'], 0.5):.2f} ms | {percentile(l['finish_ms'], 0.99):.2f} ms |"]
+    if l.get("wait_ms"):
+        w = l["wait_ms"]
+        lines += ["", f"**Enqueue and wait across processes**: the same client then posts {len(w)} `echo` tasks with `?wait=10`, one "
+                  "at a time with the same gaps; the server learns that the worker finished one from the worker's `NOTIFY`. "
+                  f"Round trip as the client measured it: p50 {percentile(w, .5):.2f} ms, p90 {percentile(w, .9):.2f} ms, "
+                  f"p99 {percentile(w, .99):.2f} ms."]
     for key, what in (("drain_1_worker", "the first 1-worker drain"), ("enqueue_single", "the first one-task-a-request HTTP enqueue")):
         st = r["statements"].get(key)
         if not st:
@@ -1437,6 +1467,7 @@ def check_smoke(out, names, z, text, meta):
             asked = int(z.latency_seconds * 100)
             for where in ("in_process", "worker"):
                 need(r[where]["tasks"] == asked, f"latency: {where}: {r[where]['tasks']} tasks, asked {asked}")
+                need(len(r[where]["wait_ms"]) == z.wait_tasks, f"latency: {where}: {len(r[where]['wait_ms'])} waits, asked {z.wait_tasks}")
         elif name == "resources":
             for key in ("serve_idle", "worker_idle", "serve_queued", "worker_queued"):
                 need(r[key] and all(v > 0 for v in r[key]), f"resources: {key} = {r[key]}")
@@ -1467,6 +1498,7 @@ def check_smoke(out, names, z, text, meta):
                 for x in r["enqueue"][key]:
                     enqueue_ok(f"postgres enqueue {key}", x, z.batch_size if key == "batch" else 1)
             need(r["latency"]["tasks"] == z.pg_latency_tasks, f"postgres: latency ran {r['latency']['tasks']} of {z.pg_latency_tasks}")
+            need(len(r["latency"]["wait_ms"]) == z.wait_tasks, f"postgres: {len(r['latency']['wait_ms'])} waits, asked {z.wait_tasks}")
         elif name == "console":
             need(r["tasks"] == z.console_tasks and len(r["pages"]) == len(Bench.CONSOLE_PAGES), f"console: {len(r['pages'])} pages timed")
             for page, v in r["pages"].items():

@@ -329,13 +329,15 @@ def latency(bench, pg, out):
                 raise SystemExit(f"postgres: latency task {task['id']} did not finish:\n{bench.procs.tail(w)}")
             time.sleep(0.002)
         time.sleep(0.05 + (i % 5) * 0.02)  # idle gaps of 50 to 130 ms, off any polling period
-    client.close()
     rows = pg.sql("""SELECT extract(epoch FROM started_at - created_at) * 1000, extract(epoch FROM finished_at - created_at) * 1000
                      FROM tasks WHERE state = 'succeeded'""", db=db)
+    from bench import wait_round_trips
+    waits = wait_round_trips(client, z.wait_tasks)
+    client.close()
     bench.procs.stop(w)
     bench.procs.stop(s)
     pg.drop(db)
     out["latency"] = {"tasks": len(rows), "asked": z.pg_latency_tasks, "start_ms": [float(r[0]) for r in rows],
-                      "finish_ms": [float(r[1]) for r in rows]}
+                      "finish_ms": [float(r[1]) for r in rows], "wait_ms": waits}
     from bench import percentile
     bench.say(f"postgres: latency start p50 {percentile(out['latency']['start_ms'], 0.5):.2f} ms")
