@@ -32,8 +32,9 @@ public struct PostgresStoreConfiguration: Sendable {
     /// (PgBouncer), where a session's LISTEN does not last: pools then poll every 50 ms.
     public var listen = true
     /// Tasks finished here are announced to other processes (NOTIFY, for their waiting requests)
-    /// at most once per this interval, and once more at its end when more finished meanwhile.
-    public var finishNoticeInterval: Duration = .milliseconds(5)
+    /// at most once per this interval, and once more at its end when more finished meanwhile. Each
+    /// notice is a round trip of its own: every 5 ms cost a draining worker a few per cent.
+    public var finishNoticeInterval: Duration = .milliseconds(20)
     /// Connections the store's pool may open at most.
     public var maximumConnections = 10
     /// How long to wait for the server to accept a connection.

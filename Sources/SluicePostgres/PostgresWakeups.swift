@@ -14,8 +14,8 @@ import Synchronization
 /// with a short backoff, so the tasks whose notify was skipped are found within a few milliseconds.
 ///
 /// Finishes are announced the same way, so that a request waiting for a task on one host is answered
-/// when a worker on another finishes it: after its commit, at most once per `notifyInterval`, and once
-/// more at the end of that interval when tasks finished meanwhile (`PostgresTaskStore`).
+/// when a worker on another finishes it: after its commit, at most once per `finishNoticeInterval`
+/// (20 ms), and once more at the end of that interval when tasks finished meanwhile (`PostgresTaskStore`).
 ///
 /// Hearing: one dedicated connection per process LISTENs (a pooled one would lose its LISTEN when
 /// handed back) and passes each queue it hears to `StoreEvents`. When the connection drops (the

@@ -108,7 +108,7 @@ import Testing
     }
 
     /// A finish in one process is announced to the others after its commit, the last of a burst
-    /// too: notices are sent at most once per interval (5 ms; 10 s here), and the finishes
+    /// too: notices are sent at most once per interval (20 ms; 10 s here), and the finishes
     /// skipped meanwhile get one at its end. Without that one the last two completions here, made
     /// within 10 s after the first, would never be heard.
     @Test func finishesAreHeardByTheOtherProcessesTheLastOfABurstToo() async throws {
