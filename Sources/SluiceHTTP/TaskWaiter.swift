@@ -46,8 +46,14 @@ final class TaskWaiter: Sendable {
         }
     }
 
+    /// Hands a final task to its waiters; they hold it now, so reads after other processes' writes
+    /// need not fetch it again.
     private func wake(_ task: TaskRecord) {
-        for waiter in state.withLock({ $0.waiting[task.id] ?? [] }) {
+        let waiters = state.withLock { state in
+            defer { state.waiting[task.id] = nil }
+            return state.waiting[task.id] ?? []
+        }
+        for waiter in waiters {
             waiter.finished.withLock { $0[task.id] = task }
             waiter.signal.signal()
         }
@@ -78,15 +84,12 @@ final class TaskWaiter: Sendable {
         repeat {
             if round > 0 { try? await Task.sleep(for: .milliseconds(5)) }
             round += 1
-            // A commit is heard just before it becomes visible: read now, and again 1 ms later.
-            for pass in 0..<2 {
-                if pass == 1 { try? await Task.sleep(for: .milliseconds(1)) }
-                let ids = state.withLock { state in
-                    state.waiting.compactMap { id, waiters in waiters.contains { $0.store == key } ? id : nil }
-                }
-                if ids.isEmpty { break }
-                // A failed read is left to the waiters' own polls, which report their errors.
-                guard let found = try? await store.tasks(ids, onlyFinal: true) else { break }
+            // (The stores report a write once its commit is visible, a notice after its commit.)
+            let ids = state.withLock { state in
+                state.waiting.compactMap { id, waiters in waiters.contains { $0.store == key } ? id : nil }
+            }
+            // A failed read is left to the waiters' own polls, which report their errors.
+            if !ids.isEmpty, let found = try? await store.tasks(ids, onlyFinal: true) {
                 for task in found.values { wake(task) }
             }
         } while state.withLock { state in

@@ -32,9 +32,9 @@ struct Fetcher {
                 pool.unreserve(free - claimedCount, wakingFetcher: false)
                 if claimedCount == free { pause = .milliseconds(2); continue }
                 if claimedCount > 0 { pause = .milliseconds(2) }
-                // Signalled, it looks again soon even if this look finds nothing: another process's
-                // write is heard (`StoreEvents.onForeignWrite`) just before its commit is visible
-                // (the commit's fsync comes between).
+                // Signalled, it looks again soon even if this look finds nothing: enqueue notices
+                // are throttled (PostgreSQL sends one per queue per 5 ms from a process), so more
+                // tasks may follow the one that woke it unannounced.
                 let signalled = await pool.wake.wait(timeout: pause)
                 let hearsAll = worker.sources.allSatisfy { $0.1.hearsEveryEnqueue }
                 pause = signalled ? .milliseconds(1) : min(pause * 2, hearsAll ? worker.options.backstopPollInterval : worker.options.maxPollInterval)

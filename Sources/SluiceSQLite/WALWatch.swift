@@ -7,6 +7,11 @@ import Synchronization
 /// `sluice serve` enqueued about a millisecond later, instead of at its next poll (up to 50 ms);
 /// polling stays as the backstop, since a wake-up can be missed (below).
 ///
+/// A write is heard before its commit is visible: the commit's fsync and the update of the log's
+/// index come after it. So the watch reports a foreign write only once the file's `data_version`,
+/// read on a connection of its own, has moved (checked every 50 µs and then less often, for at
+/// most 100 ms): whoever it wakes reads once and sees the commit.
+///
 /// Writes by this process's own writer are not reported: a write heard while the writer is in a
 /// transaction, or after one of its transactions ended since the last write heard, is its own (its
 /// writes happen inside its transactions, and are heard in order). A write heard in the middle of
@@ -15,6 +20,9 @@ import Synchronization
 /// fetchers are likely polling at their short interval.
 final class WALWatch: @unchecked Sendable {
     private let walPath: String
+    /// The database's `PRAGMA data_version` on the watch's own connection: it moves with every
+    /// commit of another connection (this process's writer's too).
+    private let dataVersion: () -> Int64?
     /// Whether this process's writer is in a transaction now, and how many it has ended.
     private let ownWrites: @Sendable () -> (writing: Bool, ended: Int)
     private let onForeignWrite: @Sendable () -> Void
@@ -26,14 +34,19 @@ final class WALWatch: @unchecked Sendable {
     let batches = Atomic<Int>(0)
 
     /// Starts watching `walPath` on a thread of its own; `nil` when inotify is not available.
-    init?(walPath: String, name: String, ownWrites: @escaping @Sendable () -> (writing: Bool, ended: Int),
-          onForeignWrite: @escaping @Sendable () -> Void) {
+    /// `dataVersion` is called on that thread only.
+    init?(walPath: String, name: String, dataVersion: @escaping () -> Int64?,
+          ownWrites: @escaping @Sendable () -> (writing: Bool, ended: Int), onForeignWrite: @escaping @Sendable () -> Void) {
         self.walPath = walPath
+        self.dataVersion = dataVersion
         self.ownWrites = ownWrites
         self.onForeignWrite = onForeignWrite
         let descriptor = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
         guard descriptor >= 0 else { return nil }
-        let thread = Thread { [self] in watch(descriptor) }
+        // Attached and measured before the store is handed out, so that no write after that is missed.
+        let watching = Self.attach(descriptor, walPath)
+        let start = (ended: ownWrites().ended, version: dataVersion())
+        let thread = Thread { [self] in watch(descriptor, watching: watching, seenEnded: start.ended, version: start.version) }
         thread.name = name
         thread.start()
     }
@@ -47,7 +60,12 @@ final class WALWatch: @unchecked Sendable {
         stopped.unlock()
     }
 
-    private func watch(_ descriptor: Int32) {
+    private static func attach(_ descriptor: Int32, _ walPath: String) -> Bool {
+        inotify_add_watch(descriptor, walPath, UInt32(IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF)) >= 0
+    }
+
+    private func watch(_ descriptor: Int32, watching: Bool, seenEnded: Int, version: Int64?) {
+        var watching = watching, seenEnded = seenEnded, version = version
         defer {
             close(descriptor)
             stopped.lock()
@@ -55,14 +73,12 @@ final class WALWatch: @unchecked Sendable {
             stopped.broadcast()
             stopped.unlock()
         }
-        var watching = false
-        var seenEnded = ownWrites().ended
         var buffer = [UInt8](repeating: 0, count: 4096)
         while !stopping.load(ordering: .relaxed) {
             // (Re)attach to the log: it may not exist yet, or be a new file after every connection
             // to the database closed and one reopened it.
             if !watching {
-                watching = inotify_add_watch(descriptor, walPath, UInt32(IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF)) >= 0
+                watching = Self.attach(descriptor, walPath)
                 if !watching { usleep(100_000); continue }
             }
             var ready = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
@@ -73,6 +89,13 @@ final class WALWatch: @unchecked Sendable {
             batches.add(1, ordering: .relaxed)
             var own = ownWrites()
             if !own.writing && own.ended == seenEnded {
+                var pause: useconds_t = 50, waited: useconds_t = 0
+                while waited < 100_000, !stopping.load(ordering: .relaxed), let now = dataVersion(), now == version {
+                    usleep(pause)
+                    waited += pause
+                    pause = min(pause * 2, 5_000)
+                }
+                version = dataVersion() ?? version
                 heard.add(1, ordering: .relaxed)
                 onForeignWrite()
             } else if own.writing {
@@ -89,6 +112,7 @@ final class WALWatch: @unchecked Sendable {
                 readEvents(descriptor, &buffer, modified: &more, watching: &watching)
                 if more { batches.add(1, ordering: .relaxed) }
             }
+            if own.writing || own.ended != seenEnded { version = dataVersion() ?? version }  // its own commits move it too
             seenEnded = own.ended
         }
     }

@@ -265,12 +265,19 @@ extension TaskStore {
         return RecordResult(recorded: recorded, claimed: claimed)
     }
 
-    /// The task with this id, or a `notFound` error.
     /// The tasks of `ids` that exist, by id, in one read.
     public func tasks(_ ids: [TaskID]) async throws -> [TaskID: TaskRecord] {
         try await tasks(ids, onlyFinal: false)
     }
 
+    /// One read per task: for stores written elsewhere that have no read of many at once.
+    public func tasks(_ ids: [TaskID], onlyFinal: Bool) async throws -> [TaskID: TaskRecord] {
+        var found: [TaskID: TaskRecord] = [:]
+        for id in ids { if let task = try await task(id), !onlyFinal || task.state.isFinal { found[id] = task } }
+        return found
+    }
+
+    /// The task with this id, or a `notFound` error.
     public func require(_ id: TaskID) async throws -> TaskRecord {
         guard let task = try await task(id) else { throw SluiceError(.notFound, "no task has id \(id)") }
         return task

@@ -84,11 +84,12 @@ import Testing
         #expect(answer.map(\.id) == tasks.map(\.id) && answer.map(\.state) == [.running, .succeeded, .running])
     }
 
-    /// A task deleted while awaited is an error at once, not a wait until the timeout.
-    @Test func aTaskDeletedWhileAwaitedIsNotFound() async throws {
+    /// A task deleted while awaited is an error at the next read, not a wait until the timeout.
+    /// (Reads 5 s apart, so that none falls between the fail and the delete.)
+    @Test func aTaskDeletedWhileAwaitedIsNotFoundAtTheNextRead() async throws {
         let store = MemoryTaskStore(clock: ManualClock())
         let tasks = try await claimed(store, 2)
-        let waiter = TaskWaiter(stores: [])
+        let waiter = TaskWaiter(stores: [], poll: (.seconds(5), .seconds(5)))
         let answer = Task { try await waiter.wait(for: tasks.map(\.id), in: store, timeout: .seconds(20)) }
         #expect(await eventually { waiter.count == 1 })
         let started = ContinuousClock.now

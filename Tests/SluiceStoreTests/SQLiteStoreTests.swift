@@ -35,10 +35,19 @@ import Testing
         let watching = try SQLiteTaskStore(configuration)
         let wakes = Mutex(0)
         watching.events.onForeignWrite { wakes.withLock { $0 += 1 } }
+        // What a woken reader sees at once: the write is reported only once its commit is visible
+        // (it is heard before: the commit's fsync and the log index's update come after it).
+        let reader = try SQLiteConnection(path: dir.path("watch.db"), create: false)
+        let seen = Mutex<[Int64]>([])
+        watching.events.onForeignWrite {
+            let count = (try? reader.scalar("SELECT count(*) FROM tasks")) ?? nil
+            seen.withLock { $0.append(count ?? -1) }
+        }
         // A store of its own, as another process has: its commits wake the watching store's listeners.
         let other = try SQLiteTaskStore(SQLiteStoreConfiguration(path: dir.path("watch.db")))
         _ = try await other.enqueue(EnqueueRequest(kind: "k"))
-        #expect(await eventually { wakes.withLock { $0 } >= 1 })
+        #expect(await eventually { wakes.withLock { $0 } >= 1 && !seen.withLock { $0.isEmpty } })
+        #expect(seen.withLock { $0.first } == 1, "the enqueue was visible when it was reported: \(seen.withLock { $0 })")
         #expect(watching.foreignWritesHeard >= 1)
         // The watching store's own commits are heard and not passed on. (Once one has been heard,
         // nothing of the other store's is left unread.)

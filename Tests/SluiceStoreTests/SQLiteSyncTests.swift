@@ -73,11 +73,20 @@ import Testing
                 return Int(current)
             }
         }
+        func statistics() async throws -> [String] {
+            try await store.write { connection in
+                guard try connection.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'") == 1 else { return [] }
+                var rows: [String] = []
+                try connection.query("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'tasks' ORDER BY idx") { rows.append("\($0.text(0)) \($0.text(1))") }
+                return rows
+            }
+        }
+        let statisticsBefore = try await statistics()
         let before = try await pagesRead()
         try await store.optimize()
         let read = try await pagesRead() - before
-        let analyzed = try await store.write { Int(try $0.scalar("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'tasks'") ?? 0) }
-        #expect(analyzed > 0, "the table was analyzed")
+        let statisticsAfter = try await statistics()
+        #expect(statisticsAfter != statisticsBefore && !statisticsAfter.isEmpty, "the table was analyzed: \(statisticsAfter)")
         #expect(read < pages / 4, "read \(read) of \(pages) pages")
     }
 }
