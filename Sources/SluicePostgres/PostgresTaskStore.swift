@@ -65,7 +65,9 @@ public final class PostgresTaskStore: TaskStore, Service {
     /// most once per `finishNoticeInterval` (one NOTIFY per transaction would serialise commits on the
     /// server's notification queue), and once more at its end when tasks finished meanwhile, so
     /// that the last finish of a burst is announced too. Sent on its own, after the commit, so a
-    /// listener that reads the tasks at once sees them finished.
+    /// listener that reads the tasks at once sees them finished. Runs once per store, as `run()`
+    /// does (the stream ends with it). Finishes in the last interval before the store stops go
+    /// unannounced: their waiters elsewhere find them by polling.
     private func sendFinishNotices() async {
         for await _ in finishes.stream {
             guard opened.load(ordering: .acquiring) else { continue }
