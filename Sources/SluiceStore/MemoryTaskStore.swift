@@ -279,11 +279,13 @@ public final class MemoryTaskStore: TaskStore {
     public func prune(finishedBefore retention: Duration, limit: Int) async throws -> Int {
         let cutoff = clock.now().addingTimeInterval(-retention.seconds)
         return state.withLock { state in
-            let doomed = state.tasks.values.lazy.filter { $0.state.isFinal && ($0.finishedAt ?? .distantFuture) < cutoff }.prefix(limit)
+            let doomed = Array(state.tasks.values.lazy.filter { $0.state.isFinal && ($0.finishedAt ?? .distantFuture) < cutoff }.prefix(limit))
             for task in doomed {
-                state.tasks[task.id] = nil
                 if let key = task.idempotencyKey { state.idempotency[IdempotencyKey(queue: task.queue, key: key)] = nil }
             }
+            // One pass: taking tasks out of the ordered table one by one moves every later one each time.
+            let ids = Set(doomed.map(\.id))
+            state.tasks.removeAll { ids.contains($0.key) }
             return doomed.count
         }
     }
