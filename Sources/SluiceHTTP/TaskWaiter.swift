@@ -9,9 +9,8 @@ import Synchronization
 /// process is seen by reading the store: at once when the store hears another process write
 /// (SQLite's watch on its file) or say that it finished tasks (PostgreSQL's NOTIFY), one read of
 /// every awaited task however many requests wait; and otherwise, or as a backstop, by each request
-/// polling with a backoff capped at 250 ms. On
-/// shutdown every wait answers at once with the task as it stands, so that a long poll never holds
-/// up the pool's drain.
+/// polling with a backoff capped at 250 ms. On shutdown every wait answers at once with the task as
+/// it stands, so that a long poll never holds up the pool's drain.
 final class TaskWaiter: Sendable {
     /// One waiting request, for one task or a batch.
     private final class Waiter: Sendable {

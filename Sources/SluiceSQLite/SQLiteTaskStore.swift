@@ -90,15 +90,17 @@ public final class SQLiteTaskStore: TaskStore {
                                         syncsEveryCommit: configuration.synchronous == .full)
             self.writer = writer
             let events = self.events
-            // The watch's own connection, used on its thread only: it tells when a commit heard is visible.
-            let versions = configuration.watchOtherProcesses ? try SQLiteConnection(path: path, create: false) : nil
-            watch = configuration.watchOtherProcesses
-                ? WALWatch(walPath: write.walPath, name: "sluice-sqlite-watch",
-                           dataVersion: { try? versions?.scalar("PRAGMA data_version") },
-                           ownWrites: { (writer.inTransaction.load(ordering: .sequentiallyConsistent),
-                                         writer.transactionsEnded.load(ordering: .sequentiallyConsistent)) },
-                           onForeignWrite: { events.heardForeignWrite() })
-                : nil
+            if configuration.watchOtherProcesses {
+                // The watch's own connection, used on its thread only: it tells when a commit heard is visible.
+                let versions = try SQLiteConnection(path: path, create: false)
+                watch = WALWatch(walPath: write.walPath, name: "sluice-sqlite-watch",
+                                 dataVersion: { (try? versions.scalar("PRAGMA data_version")) ?? nil },
+                                 ownWrites: { (writer.inTransaction.load(ordering: .sequentiallyConsistent),
+                                               writer.transactionsEnded.load(ordering: .sequentiallyConsistent)) },
+                                 onForeignWrite: { events.heardForeignWrite() })
+            } else {
+                watch = nil
+            }
         } catch let error as SQLiteError {
             throw SluiceError(.storage, error.description)
         } catch let error as SluiceError {

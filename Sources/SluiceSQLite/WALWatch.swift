@@ -90,12 +90,14 @@ final class WALWatch: @unchecked Sendable {
             var own = ownWrites()
             if !own.writing && own.ended == seenEnded {
                 var pause: useconds_t = 50, waited: useconds_t = 0
-                while waited < 100_000, !stopping.load(ordering: .relaxed), let now = dataVersion(), now == version {
+                var latest = dataVersion()
+                while waited < 100_000, !stopping.load(ordering: .relaxed), latest != nil, latest == version {
                     usleep(pause)
                     waited += pause
                     pause = min(pause * 2, 5_000)
+                    latest = dataVersion()
                 }
-                version = dataVersion() ?? version
+                version = latest ?? version
                 heard.add(1, ordering: .relaxed)
                 onForeignWrite()
             } else if own.writing {

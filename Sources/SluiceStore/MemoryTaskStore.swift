@@ -119,14 +119,6 @@ public final class MemoryTaskStore: TaskStore {
         state.withLock { $0.tasks[id] }
     }
 
-    public func tasks(_ ids: [TaskID], onlyFinal: Bool) async throws -> [TaskID: TaskRecord] {
-        state.withLock { state in
-            var found: [TaskID: TaskRecord] = [:]
-            for id in ids { if let task = state.tasks[id], !onlyFinal || task.state.isFinal { found[id] = task } }
-            return found
-        }
-    }
-
     public func list(_ filter: TaskFilter, limit: Int, after cursor: TaskID?) async throws -> TaskPage {
         let limit = max(1, limit)
         return state.withLock { state in
@@ -280,12 +272,7 @@ public final class MemoryTaskStore: TaskStore {
         let cutoff = clock.now().addingTimeInterval(-retention.seconds)
         return state.withLock { state in
             let doomed = Array(state.tasks.values.lazy.filter { $0.state.isFinal && ($0.finishedAt ?? .distantFuture) < cutoff }.prefix(limit))
-            for task in doomed {
-                if let key = task.idempotencyKey { state.idempotency[IdempotencyKey(queue: task.queue, key: key)] = nil }
-            }
-            // One pass: taking tasks out of the ordered table one by one moves every later one each time.
-            let ids = Set(doomed.map(\.id))
-            state.tasks.removeAll { ids.contains($0.key) }
+            Self.forget(doomed, in: &state)
             return doomed.count
         }
     }
@@ -316,19 +303,27 @@ public final class MemoryTaskStore: TaskStore {
         Self.index(task, in: &state)
         guard task.state.isFinal else { return }
         state.finished.append(task.id)
-        // Bounded memory: forget the oldest finished tasks, an eighth of the limit at a time. Taking
-        // one out of the ordered table moves every later one, so forgetting them one by one copied
-        // the whole table for each task that finished (a third of a busy server's time); one pass
-        // forgets many for the same cost. (A retried task may appear twice in `finished`; the state
-        // check skips entries that are no longer final.)
+        // Bounded memory: forget the oldest finished tasks, an eighth of the limit at a time (one
+        // pass, see `forget`). A retried task may appear twice in `finished`; the state check skips
+        // entries that are no longer final.
         guard state.finished.count > finishedLimit + finishedLimit / 8 else { return }
-        var forgotten = Set<TaskID>()
-        while state.finished.count > finishedLimit, let oldest = state.finished.popFirst() {
-            guard let old = state.tasks[oldest], old.state.isFinal else { continue }
-            forgotten.insert(oldest)
-            if let key = old.idempotencyKey { state.idempotency[IdempotencyKey(queue: old.queue, key: key)] = nil }
+        var oldest: [TaskRecord] = []
+        while state.finished.count > finishedLimit, let id = state.finished.popFirst() {
+            if let old = state.tasks[id], old.state.isFinal { oldest.append(old) }
         }
-        state.tasks.removeAll { forgotten.contains($0.key) }
+        Self.forget(oldest, in: &state)
+    }
+
+    /// Forgets finished tasks and their idempotency keys, in one pass over the ordered table: taking
+    /// tasks out one by one moves every later one each time, which for a busy server's evictions
+    /// was a third of its time.
+    private static func forget(_ tasks: [TaskRecord], in state: inout State) {
+        guard !tasks.isEmpty else { return }
+        for task in tasks {
+            if let key = task.idempotencyKey { state.idempotency[IdempotencyKey(queue: task.queue, key: key)] = nil }
+        }
+        let ids = Set(tasks.map(\.id))
+        state.tasks.removeAll { ids.contains($0.key) }
     }
 
     private static func index(_ task: TaskRecord, in state: inout State) {
