@@ -90,3 +90,34 @@ import Testing
         #expect(read < pages / 4, "read \(read) of \(pages) pages")
     }
 }
+
+/// A write copies each page it changes into a statement journal first, so that it can be undone
+/// alone. Past 64 KiB SQLite moved that journal to a temporary file, so a drain's waves wrote their
+/// pages twice, once to that file and once to the log. It now stays in memory.
+@Suite(.timeLimit(.minutes(1))) struct SQLiteStatementJournalTests {
+    /// The temporary files this process has open (SQLite names them `etilqs_…` and unlinks them
+    /// at once, so only their descriptors show them).
+    private static func temporaryFiles() -> Set<String> {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return Set(fds.compactMap { fd in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")).flatMap { $0.contains("etilqs_") ? "\(fd) \($0)" : nil }
+        })
+    }
+
+    @Test func aLargeWriteKeepsItsStatementJournalInMemory() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: dir.path("j.db")))
+        let padding = JSONValue.string(String(repeating: "x", count: 400))
+        _ = try await store.enqueue(batch: (0..<2000).map { _ in EnqueueRequest(kind: "echo", args: ["pad": padding]) })
+        let (changed, opened) = try await store.write { connection in
+            let before = Self.temporaryFiles()
+            // Every row and a page of the index over them: about a megabyte of pages to journal,
+            // inside the write's transaction, where a statement journal is needed.
+            let changed = try connection.run("UPDATE tasks SET priority = priority + 1")
+            return (changed, Self.temporaryFiles().subtracting(before))
+        }
+        #expect(changed == 2000)
+        #expect(opened.isEmpty, "the write spilled to temporary files: \(opened.sorted())")
+    }
+}
