@@ -651,7 +651,7 @@ public final class SQLiteTaskStore: TaskStore {
         /// final ones when ?2 is 1.
         static let byIDs = """
             SELECT \(TaskRow.columns) FROM tasks WHERE id IN (SELECT value FROM json_each(?1))
-              AND (?2 = 0 OR state IN ('succeeded', 'failed', 'cancelled'))
+              AND (?2 = 0 OR state = 'succeeded' OR state = 'failed' OR state = 'cancelled')
             """
         static let byIdempotencyKey = "SELECT \(TaskRow.columns) FROM tasks WHERE queue = ? AND idempotency_key = ?"
         /// Scheduled and retrying tasks whose time has come, oldest first (walks `tasks_due`).
@@ -701,9 +701,10 @@ public final class SQLiteTaskStore: TaskStore {
             """
         /// Walks `tasks_leases` from the oldest expiry; no ORDER BY, which would make it scan.
         static let expiredLeases = "SELECT \(TaskRow.columns) FROM tasks WHERE state = 'running' AND lease_expires_at < ? LIMIT ?"
+        /// Walks `tasks_finished`, whose predicate it spells the same way (see migration 0006).
         static let prune = """
             DELETE FROM tasks WHERE id IN (
-                SELECT id FROM tasks WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < ? LIMIT ?)
+                SELECT id FROM tasks WHERE (state = 'succeeded' OR state = 'failed' OR state = 'cancelled') AND finished_at < ? LIMIT ?)
             RETURNING queue, state
             """
         /// A search: at most `scanLimit` rows after the cursor, newest first, then the filters.

@@ -31,7 +31,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PEERS = os.path.join(ROOT, "tools", "bench", "peers")
 SCENARIOS = ["seed", "seed-python", "burst", "enqueue", "drain", "latency", "resources", "health", "scale", "store", "postgres",
              "console", "python-drain"]
-FINISHED = "state IN ('succeeded', 'failed', 'cancelled')"  # as the partial index tasks_finished has it
+FINISHED = "(state = 'succeeded' OR state = 'failed' OR state = 'cancelled')"  # as the partial index tasks_finished has it
 
 
 @dataclass
