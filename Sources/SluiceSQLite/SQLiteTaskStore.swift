@@ -333,7 +333,8 @@ public final class SQLiteTaskStore: TaskStore {
             var counts = CountDeltas()
             var completed: [String: TaskRow.Stored] = [:]
             if let completions {
-                for row in try Self.fetchStored(connection, SQL.complete, [TaskRow.time(now), completions]) { completed[row.id] = row }
+                completed.reserveCapacity(batched.count)
+                for row in try Self.fetchStored(connection, SQL.complete, [TaskRow.time(now), completions], expected: batched.count) { completed[row.id] = row }
             }
             for (outcome, unit) in zip(outcomes, units) {
                 do {
@@ -559,7 +560,7 @@ public final class SQLiteTaskStore: TaskStore {
         for queue in request.queues where claimed.count < request.limit {
             let rows = try fetchStored(connection, SQL.claim, [
                 TaskRow.time(now), .text(request.owner), TaskRow.time(expires), .text(queue), .integer(Int64(request.limit - claimed.count)),
-            ])
+            ], expected: request.limit - claimed.count)
             counts.move(queue, from: .queued, to: .running, rows.count)
             // RETURNING gives no order: restore the claim order.
             claimed += rows.sorted { ($0.priority, $1.runAt, $1.id) > ($1.priority, $0.runAt, $0.id) }
@@ -605,8 +606,11 @@ public final class SQLiteTaskStore: TaskStore {
         }
     }
 
-    static func fetchStored(_ connection: SQLiteConnection, _ sql: String, _ parameters: [SQLiteValue]) throws -> [TaskRow.Stored] {
+    /// The rows as stored; `expected`, the most the caller may get, spares growing the array on the
+    /// writer thread (up to a bound: an idle pool's claim of many slots usually finds nothing).
+    static func fetchStored(_ connection: SQLiteConnection, _ sql: String, _ parameters: [SQLiteValue], expected: Int = 0) throws -> [TaskRow.Stored] {
         var rows: [TaskRow.Stored] = []
+        rows.reserveCapacity(min(expected, 256))
         try connection.query(sql, parameters) { row in rows.append(TaskRow.Stored(row)) }
         return rows
     }
