@@ -24,6 +24,9 @@ public final class PostgresTaskStore: TaskStore, Service {
     private let wakeups: PostgresWakeups
     /// One element when tasks finished here since the last finish notice was sent.
     private let finishes = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    /// Whether tasks finished here since the last finish notice: what `withStore` announces as
+    /// the store stops, when the sender is still waiting out its interval.
+    private let finishedSinceNotice = Atomic<Bool>(false)
     private let group: EnqueueGroup
     /// Set once `open()` succeeded: the listener waits for it, so a wrong URL is one error, not two.
     private let opened = Atomic<Bool>(false)
@@ -37,7 +40,11 @@ public final class PostgresTaskStore: TaskStore, Service {
         client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: logger)
         wakeups = PostgresWakeups(schema: configuration.schema)
         group = EnqueueGroup(transactions: max(1, configuration.maximumConnections / 2))
-        events.onFinish { [finishes] _ in finishes.continuation.yield() }
+        // The store owns `events`, so the observer never outlives it.
+        events.onFinish { [unowned self] _ in
+            finishedSinceNotice.store(true, ordering: .releasing)
+            finishes.continuation.yield()
+        }
     }
 
     /// Runs the connection pool, the connection that listens for other processes' enqueues and
@@ -66,19 +73,25 @@ public final class PostgresTaskStore: TaskStore, Service {
     /// server's notification queue), and once more at its end when tasks finished meanwhile, so
     /// that the last finish of a burst is announced too. Sent on its own, after the commit, so a
     /// listener that reads the tasks at once sees them finished. Runs once per store, as `run()`
-    /// does (the stream ends with it). Finishes in the last interval before the store stops go
-    /// unannounced: their waiters elsewhere find them by polling.
+    /// does (the stream ends with it). Finishes in the last interval before the store stops are
+    /// announced by `withStore` as it stops (`announceFinishes`).
     private func sendFinishNotices() async {
         for await _ in finishes.stream {
             guard opened.load(ordering: .acquiring) else { continue }
-            do {
-                _ = try await connection { connection in
-                    try await self.rows(connection, SQL.Notify.self, Binds(self.wakeups.channel, self.wakeups.finishedPayload))
-                }
-            } catch {
-                logger.debug("announcing finished tasks failed (waiting requests elsewhere poll): \(PostgresErrors.describe(error))")
-            }
+            await announceFinishes()
             guard (try? await Task.sleep(for: configuration.finishNoticeInterval)) != nil else { return }
+        }
+    }
+
+    /// Sends one finish notice if tasks finished here since the last.
+    func announceFinishes() async {
+        guard finishedSinceNotice.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        do {
+            _ = try await connection { connection in
+                try await self.rows(connection, SQL.Notify.self, Binds(self.wakeups.channel, self.wakeups.finishedPayload))
+            }
+        } catch {
+            logger.debug("announcing finished tasks failed (waiting requests elsewhere poll): \(PostgresErrors.describe(error))")
         }
     }
 
@@ -96,7 +109,16 @@ public final class PostgresTaskStore: TaskStore, Service {
             group.addTask { try await store.run() }
             defer { group.cancelAll() }
             try await store.open()
-            return try await body(store)
+            let result = try await body(store)
+            // Finishes of the last interval, while the pool still runs; a server that cannot be
+            // reached holds the stop up for a second at most (waiters elsewhere poll).
+            await withTaskGroup(of: Void.self) { announcing in
+                announcing.addTask { await store.announceFinishes() }
+                announcing.addTask { try? await Task.sleep(for: .seconds(1)) }
+                await announcing.next()
+                announcing.cancelAll()
+            }
+            return result
         }
     }
 

@@ -137,6 +137,33 @@ import Testing
         }
     }
 
+    /// A worker that stops within its notice interval announces the finishes of that interval as
+    /// it stops, instead of leaving other processes' waiters to their polls.
+    @Test func finishesJustBeforeAStoreStopsAreAnnouncedAsItStops() async throws {
+        try await TestPostgres.withSchema { configuration in
+            var slow = configuration
+            slow.finishNoticeInterval = .seconds(60)
+            try await PostgresTaskStore.withStore(configuration) { server in
+                let seen = try await PostgresTaskStore.withStore(slow) { worker in
+                    #expect(await eventually { server.hearsEveryEnqueue && worker.hearsEveryEnqueue })
+                    var ids: [TaskID] = []
+                    for _ in 0..<2 { ids.append(try await worker.enqueue(EnqueueRequest(kind: "k", maxAttempts: 1)).task.id) }
+                    let claimed = try await worker.claim(queues: ["default"], limit: 2, owner: "w", leaseDuration: .seconds(30))
+                    #expect(claimed.count == 2)
+                    let seen = Seen(server, ids)
+                    _ = try await worker.complete(claimed[0].lease!, result: nil)
+                    #expect(await eventually { seen.finished == [claimed[0].id] })
+                    await seen.settle()
+                    // Inside the interval: announced only at its end, a minute away.
+                    _ = try await worker.complete(claimed[1].lease!, result: nil)
+                    return (seen, Set(ids))
+                }
+                #expect(await eventually(timeout: .seconds(10)) { seen.0.finished == seen.1 }, "the stopping store announced its last finish")
+                await seen.0.settle()
+            }
+        }
+    }
+
     @Test func notifiesAreThrottledPerQueue() {
         let wakeups = PostgresWakeups(schema: "s")
         #expect(wakeups.payloads(for: ["a", "b"]).count == 2)
