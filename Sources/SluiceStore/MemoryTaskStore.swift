@@ -1,7 +1,6 @@
 import Foundation
 import DequeModule
 import HeapModule
-import OrderedCollections
 import SluiceCore
 import Synchronization
 
@@ -32,7 +31,7 @@ public final class MemoryTaskStore: TaskStore {
 
     struct State {
         /// In id order, which is creation order: ids increase within a process.
-        var tasks: OrderedDictionary<TaskID, TaskRecord> = [:]
+        var tasks = TaskTable()
         /// Finished tasks, oldest first, for eviction.
         var finished = Deque<TaskID>()
         var ready: [String: Heap<ReadyEntry>] = [:]
@@ -279,9 +278,7 @@ public final class MemoryTaskStore: TaskStore {
 
     public func counts() async throws -> [QueueCounts] {
         state.withLock { state in
-            var byQueue: [String: [TaskState: Int]] = [:]
-            for task in state.tasks.values { byQueue[task.queue, default: [:]][task.state, default: 0] += 1 }
-            return byQueue.keys.sorted().map { QueueCounts(queue: $0, counts: byQueue[$0]!) }
+            state.tasks.counts.sorted { $0.key < $1.key }.map { QueueCounts(queue: $0.key, counts: $0.value) }
         }
     }
 
@@ -323,7 +320,7 @@ public final class MemoryTaskStore: TaskStore {
             if let key = task.idempotencyKey { state.idempotency[IdempotencyKey(queue: task.queue, key: key)] = nil }
         }
         let ids = Set(tasks.map(\.id))
-        state.tasks.removeAll { ids.contains($0.key) }
+        state.tasks.removeAll { ids.contains($0) }
     }
 
     private static func index(_ task: TaskRecord, in state: inout State) {

@@ -30,4 +30,53 @@ import Testing
         let same = try await store.enqueue(EnqueueRequest(kind: "echo", idempotencyKey: "k0"))
         #expect(!same.created && same.task.id == ids[0])
     }
+
+    /// The counts are kept as tasks move rather than counted at each read: after every kind of move,
+    /// forgetting included, they equal a count of the tasks the store lists.
+    @Test func keptCountsMatchARecountAfterEveryMoveForgettingIncluded() async throws {
+        let clock = ManualClock()
+        let store = MemoryTaskStore(clock: clock, finishedLimit: 8, unitRandom: { 0.5 })
+        func recount() async throws -> [QueueCounts] {
+            var byQueue: [String: [TaskState: Int]] = [:]
+            for task in try await store.list(TaskFilter(), limit: 10_000, after: nil).tasks { byQueue[task.queue, default: [:]][task.state, default: 0] += 1 }
+            return byQueue.keys.sorted().map { QueueCounts(queue: $0, counts: byQueue[$0]!) }
+        }
+        func check(_ step: String) async throws {
+            let counts = try await store.counts()
+            #expect(counts == (try await recount()), "after \(step): \(counts)")
+        }
+        var ids: [TaskID] = []
+        for n in 0..<30 {
+            ids.append(try await store.enqueue(EnqueueRequest(kind: "k", queue: ["a", "b"][n % 2], runAt: n % 5 == 0 ? clock.now().addingTimeInterval(60) : nil)).task.id)
+        }
+        try await check("enqueues")
+        let claimed = try await store.claim(queues: ["a", "b"], limit: 14, owner: "w", leaseDuration: .seconds(30))
+        try await check("claims")
+        for task in claimed.prefix(4) { _ = try await store.complete(task.lease!, result: nil) }
+        for (task, disposition) in zip(claimed[4..<10], [TaskFailure.Disposition.retry, .discard, .cancel, .retryAfter(.seconds(5)), .retry, .discard]) {
+            _ = try await store.fail(task.lease!, failure: TaskFailure("no", disposition: disposition))
+        }
+        try await check("outcomes")
+        _ = try await store.cancel(claimed[10].id)
+        let queued = try await store.list(TaskFilter(states: [.queued]), limit: 10, after: nil).tasks
+        _ = try await store.cancel(queued[0].id)
+        _ = try await store.cancel(queued[1].id)
+        _ = try await store.delete(queued[1].id)
+        _ = try await store.retry(claimed[5].id)
+        try await check("cancel, delete and retry")
+        clock.advance(by: .seconds(120))
+        _ = try await store.stageDue(limit: 100)
+        let rescued = try await store.rescueExpiredLeases(limit: 100)
+        #expect(rescued.total == 4)
+        try await check("staging and rescue")
+        // Enough finished tasks to pass the limit: the oldest finished are forgotten.
+        let rest = try await store.claim(queues: ["a", "b"], limit: 100, owner: "w", leaseDuration: .seconds(30))
+        for task in rest { _ = try await store.complete(task.lease!, result: nil) }
+        #expect(try await store.tasks(ids).count < ids.count, "some were forgotten")
+        try await check("forgetting")
+        clock.advance(by: .seconds(1))
+        _ = try await store.prune(finishedBefore: .zero)
+        try await check("pruning")
+        #expect(try await store.counts() == [])
+    }
 }
