@@ -6,20 +6,33 @@ import SluiceCore
 /// under the store's lock, which `/v1/queues`, `/metrics` and the admission of fire-and-forget tasks
 /// ask for often.
 struct TaskTable {
+    private struct Key: Hashable {
+        var queue: String
+        var state: TaskState
+    }
+
     private(set) var byID: OrderedDictionary<TaskID, TaskRecord> = [:]
-    /// Queue → state → tasks; no zero entries.
-    private(set) var counts: [String: [TaskState: Int]] = [:]
+    /// No zero entries.
+    private var tally: [Key: Int] = [:]
 
     subscript(id: TaskID) -> TaskRecord? {
         get { byID[id] }
         set {
-            if let old = byID[id] { count(old, -1) }
-            if let newValue { count(newValue, 1) }
+            let old = byID[id]
             byID[id] = newValue
+            // Most writes (a lease renewed, a field set) leave the queue and state as they were.
+            guard old?.state != newValue?.state || old?.queue != newValue?.queue else { return }
+            if let old { count(old, -1) }
+            if let newValue { count(newValue, 1) }
         }
     }
 
     var values: OrderedDictionary<TaskID, TaskRecord>.Values { byID.values }
+
+    /// Queue → state → tasks, without zeros.
+    var counts: [String: [TaskState: Int]] {
+        tally.reduce(into: [:]) { counts, entry in counts[entry.key.queue, default: [:]][entry.key.state] = entry.value }
+    }
 
     /// Removes the tasks whose ids `shouldRemove` names, in one pass.
     mutating func removeAll(where shouldRemove: (TaskID) -> Bool) {
@@ -28,12 +41,8 @@ struct TaskTable {
     }
 
     private mutating func count(_ task: TaskRecord, _ n: Int) {
-        let total = counts[task.queue]?[task.state, default: 0] ?? 0
-        if total + n == 0 {
-            counts[task.queue]?[task.state] = nil
-            if counts[task.queue]?.isEmpty == true { counts[task.queue] = nil }
-        } else {
-            counts[task.queue, default: [:]][task.state] = total + n
-        }
+        let key = Key(queue: task.queue, state: task.state)
+        let total = tally[key, default: 0] + n
+        tally[key] = total == 0 ? nil : total
     }
 }
