@@ -48,10 +48,6 @@ public final class SQLiteConnection: @unchecked Sendable {
 
     deinit { close() }
 
-    /// Whether a transaction is open: after most failed statements it still is (only that
-    /// statement was undone), after some (a full disk, an I/O error) SQLite has rolled it back.
-    var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
-
     private var isOpen = true
 
     /// Finalizes the cached statements and closes the database; later calls do nothing. The last

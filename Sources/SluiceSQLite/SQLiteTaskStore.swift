@@ -50,9 +50,6 @@ public final class SQLiteTaskStore: TaskStore {
     private let watch: WALWatch?
     private let readers: [SQLiteExecutor]
     private let nextReader = Atomic<Int>(0)
-    /// Single enqueues that arrive together share one write: one insert each, one update of the
-    /// counters, no savepoint each (`EnqueueGroup`). Two in flight: one gathers while one commits.
-    let group = EnqueueGroup(transactions: 2)
     let ids: TaskIDGenerator
     var clock: any WallClock { configuration.clock }
 
@@ -154,37 +151,8 @@ public final class SQLiteTaskStore: TaskStore {
     // MARK: - TaskStore
 
     public func enqueue(_ request: EnqueueRequest) async throws -> EnqueueResult {
-        try await group.enqueue(request) { requests in
-            let ids = self.ids
-            let clock = self.clock
-            defer { self.expectWork.store(true, ordering: .relaxed) }
-            let results = try await self.write { connection in
-                let now = clock.now()
-                var counts = CountDeltas()
-                // A request refused on its own (invalid, its idempotency key names a different task,
-                // or its insert failed while the transaction stayed open) wrote nothing, and fails
-                // alone; when SQLite rolled the transaction back, the whole write fails and no
-                // enqueue in it is answered.
-                let results = try requests.map { request -> Result<EnqueueResult, SluiceError> in
-                    do {
-                        try request.validate(now: now)
-                        return .success(try Self.insert(connection, request, ids: ids, now: now, counts: &counts))
-                    } catch let error as SluiceError where error.code != .storage {
-                        return .failure(error)
-                    } catch let error as SQLiteError where connection.isInTransaction {
-                        return .failure(Self.storageError(error))
-                    }
-                }
-                try counts.flush(connection)
-                return results
-            }
-            _ = self.announce(enqueued: results.compactMap { try? $0.get() })
-            return results
-        }
+        try await enqueue(batch: [request])[0]
     }
-
-    /// Single enqueues so far and the writes that carried them (group commit at work).
-    public var groupCommits: (enqueues: Int, transactions: Int) { (group.stats.enqueues, group.stats.transactions) }
 
     public func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult] {
         let now = clock.now()
@@ -614,15 +582,11 @@ public final class SQLiteTaskStore: TaskStore {
         return due.count
     }
 
-    private static func storageError(_ error: SQLiteError) -> SluiceError {
-        SluiceError(.storage, error.advice.map { "\($0): \(error.description)" } ?? error.description)
-    }
-
     private static func mapErrors<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as SQLiteError {
-            throw storageError(error)
+            throw SluiceError(.storage, error.advice.map { "\($0): \(error.description)" } ?? error.description)
         } catch is SQLiteStoreClosed {
             throw SluiceError(.closed, "the store is closed")
         }

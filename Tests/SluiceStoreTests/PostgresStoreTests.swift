@@ -223,7 +223,35 @@ import Testing
             var configuration = base
             configuration.maximumConnections = 4
             try await PostgresTaskStore.withStore(configuration) { store in
-                try await singleEnqueuesShareCommitsAndFailAlone(store) { store.groupCommits }
+                let first = try await store.enqueue(EnqueueRequest(kind: "k", args: ["n": 0], idempotencyKey: "same"))
+                let callers = 400
+                let outcomes = await withTaskGroup(of: (Int, Result<EnqueueResult, SluiceError>).self) { group in
+                    for n in 1...callers {
+                        group.addTask {
+                            let request = switch n {
+                            case 7: EnqueueRequest(kind: "", args: [:])  // invalid: no kind
+                            case 11: EnqueueRequest(kind: "k", args: ["n": 11], idempotencyKey: "same")  // conflicts with `first`
+                            case 13: EnqueueRequest(kind: "k", args: ["n": 0], idempotencyKey: "same")  // a true replay
+                            default: EnqueueRequest(kind: "k", args: ["n": .int(Int64(n))])
+                            }
+                            do { return (n, .success(try await store.enqueue(request))) } catch let error as SluiceError {
+                                return (n, .failure(error))
+                            } catch { return (n, .failure(SluiceError(.storage, "\(error)"))) }
+                        }
+                    }
+                    return await group.reduce(into: [Int: Result<EnqueueResult, SluiceError>]()) { $0[$1.0] = $1.1 }
+                }
+                #expect((try? outcomes[7]?.get()) == nil && outcomes[7].map { if case .failure(let e) = $0 { e.code == .invalidArgument } else { false } } == true)
+                #expect(outcomes[11].map { if case .failure(let e) = $0 { e.code == .idempotencyConflict } else { false } } == true)
+                let replay = try #require(try outcomes[13]?.get())
+                #expect(replay.task.id == first.task.id && !replay.created)
+                let created = outcomes.values.compactMap { try? $0.get() }.filter(\.created)
+                #expect(created.count == callers - 3)
+                for result in created { #expect(try await store.task(result.task.id)?.state == .queued) }
+                #expect(try await store.counts() == [QueueCounts(queue: "default", counts: [.queued: callers - 2])])
+                let commits = store.groupCommits
+                #expect(commits.enqueues == callers + 1)
+                #expect(commits.transactions < commits.enqueues / 2, "\(commits): single enqueues did not share transactions")
             }
         }
     }

@@ -163,47 +163,8 @@ import Testing
         #expect(try other.scalar("SELECT count(*) FROM tasks") == 2000)
         // Commits were shared: 50 callers waiting at once must not cost one fsync each.
         let stats = store.writeStatistics
-        #expect(store.groupCommits.enqueues == 2000)
-        #expect(stats.transactions * 4 < 2000, "group commit merged too little: \(stats), \(store.groupCommits)")
-    }
-
-    @Test func concurrentSingleEnqueuesShareCommitsAndFailAlone() async throws {
-        let dir = try TempDir()
-        defer { dir.remove() }
-        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: dir.path("s.db")))
-        try await singleEnqueuesShareCommitsAndFailAlone(store) { store.groupCommits }
-    }
-
-    /// Single enqueues that wait together share one write (`EnqueueGroup`), without a savepoint
-    /// each: one that SQLite refuses while the transaction stays open fails alone.
-    @Test func aSingleEnqueueSQLiteRefusesFailsAloneInItsGroup() async throws {
-        let dir = try TempDir()
-        defer { dir.remove() }
-        let path = dir.path("p.db")
-        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
-        let admin = try SQLiteConnection(path: path)
-        try admin.execute("CREATE TRIGGER no_poison BEFORE INSERT ON tasks WHEN NEW.kind = 'poison' BEGIN SELECT RAISE(ABORT, 'poison refused'); END")
-        // Two groups wait on another connection's write lock; the next three gather behind them.
-        try admin.execute("BEGIN IMMEDIATE")
-        let taken = store.writesTaken
-        async let one = store.enqueue(EnqueueRequest(kind: "ok"))
-        #expect(await eventually { store.writesTaken == taken + 1 })
-        async let two = store.enqueue(EnqueueRequest(kind: "ok"))
-        #expect(await eventually { store.pendingWrites == 1 })
-        async let good = store.enqueue(EnqueueRequest(kind: "ok"))
-        let bad = Task { try await store.enqueue(EnqueueRequest(kind: "poison")) }
-        async let alsoGood = store.enqueue(EnqueueRequest(kind: "ok"))
-        #expect(await eventually { store.group.waiting == 3 })
-        try admin.execute("COMMIT")
-        _ = try await [one, two]
-        let stored = try await [good, alsoGood]
-        var refusal: SluiceError?
-        if case .failure(let error) = await bad.result { refusal = error as? SluiceError }
-        #expect(refusal?.code == .storage && refusal?.message.contains("poison refused") == true, "\(String(describing: refusal))")
-        #expect(store.groupCommits == (enqueues: 5, transactions: 3))
-        for result in stored { #expect(try admin.scalar("SELECT count(*) FROM tasks WHERE id = '\(result.task.id)'") == 1) }
-        #expect(try admin.scalar("SELECT count(*) FROM tasks") == 4)
-        #expect(try admin.scalar("SELECT sum(n) FROM queue_counts WHERE state = 'queued'") == 4)
+        #expect(stats.operations >= 2000)
+        #expect(stats.transactions * 4 < stats.operations, "group commit merged too little: \(stats)")
     }
 
     @Test func aBatchIsAllOrNothingAtTheStorageLevel() async throws {
@@ -225,15 +186,15 @@ import Testing
         // a first write blocks on it, so the next two queue up and are taken together.
         try admin.execute("BEGIN IMMEDIATE")
         let taken = store.writesTaken
-        async let blocked = store.enqueue(batch: [EnqueueRequest(kind: "ok")])
+        async let blocked = store.enqueue(EnqueueRequest(kind: "ok"))
         #expect(await eventually { store.writesTaken == taken + 1 })
-        async let good = store.enqueue(batch: [EnqueueRequest(kind: "ok")])
-        async let bad = store.enqueue(batch: [EnqueueRequest(kind: "poison")])
+        async let good = store.enqueue(EnqueueRequest(kind: "ok"))
+        async let bad = store.enqueue(EnqueueRequest(kind: "poison"))
         #expect(await eventually { store.pendingWrites == 2 })
         let before = store.writeStatistics
         try admin.execute("COMMIT")
         _ = try await blocked
-        let stored = try await good[0]
+        let stored = try await good
         let refused = await (try? bad) == nil
         #expect(refused)
         let after = store.writeStatistics
@@ -256,11 +217,11 @@ import Testing
             """)
         try admin.execute("BEGIN IMMEDIATE")
         let taken = store.writesTaken
-        async let blocked = store.enqueue(batch: [EnqueueRequest(kind: "ok")])
+        async let blocked = store.enqueue(EnqueueRequest(kind: "ok"))
         #expect(await eventually { store.writesTaken == taken + 1 })
-        async let first = store.enqueue(batch: [EnqueueRequest(kind: "ok")])
-        async let doomed = store.enqueue(batch: [EnqueueRequest(kind: "doom")])
-        async let third = store.enqueue(batch: [EnqueueRequest(kind: "ok")])
+        async let first = store.enqueue(EnqueueRequest(kind: "ok"))
+        async let doomed = store.enqueue(EnqueueRequest(kind: "doom"))
+        async let third = store.enqueue(EnqueueRequest(kind: "ok"))
         #expect(await eventually { store.pendingWrites == 3 })
         try admin.execute("COMMIT")
         _ = try await blocked

@@ -1,17 +1,17 @@
 import SluiceCore
+import SluiceStore
 import Synchronization
 
-/// Group commit for single enqueues: the enqueues that arrive together share one write.
+/// Group commit for single enqueues, as the SQLite store's writer does it.
 ///
-/// Each enqueue over HTTP is one task, and on its own it costs a transaction and a commit (on
-/// PostgreSQL five round trips; on SQLite a savepoint, the insert and the counters' update each).
-/// Here at most `transactions` run at once; an enqueue that arrives while they are
+/// Each enqueue over HTTP is one task, and on its own it costs a transaction of five round trips
+/// and a commit. Here at most `transactions` run at once; an enqueue that arrives while they are
 /// all busy waits, and the next transaction takes every enqueue waiting. An idle store starts a
 /// transaction at once, so a lone enqueue waits for nothing. A request refused on its own (invalid,
 /// or its idempotency key names another task) gets its own error; a failed transaction fails every
 /// enqueue in it, none of which was acknowledged.
-public final class EnqueueGroup: Sendable {
-    public typealias Flush = @Sendable ([EnqueueRequest]) async throws -> [Result<EnqueueResult, SluiceError>]
+final class EnqueueGroup: Sendable {
+    typealias Flush = @Sendable ([EnqueueRequest]) async throws -> [Result<EnqueueResult, SluiceError>]
 
     private struct Waiting {
         let request: EnqueueRequest
@@ -23,21 +23,18 @@ public final class EnqueueGroup: Sendable {
         var stats = Stats()
     }
     /// Transactions run and enqueues they carried, to show how much the group merges.
-    public struct Stats: Sendable, Equatable {
-        public var transactions = 0
-        public var enqueues = 0
+    struct Stats: Sendable, Equatable {
+        var transactions = 0
+        var enqueues = 0
     }
     private let state = Mutex(State())
     private let transactions: Int
 
-    public init(transactions: Int) { self.transactions = max(1, transactions) }
+    init(transactions: Int) { self.transactions = max(1, transactions) }
 
-    public var stats: Stats { state.withLock(\.stats) }
+    var stats: Stats { state.withLock(\.stats) }
 
-    /// Enqueues waiting for the next transaction.
-    public var waiting: Int { state.withLock(\.waiting.count) }
-
-    public func enqueue(_ request: EnqueueRequest, flush: @escaping Flush) async throws -> EnqueueResult {
+    func enqueue(_ request: EnqueueRequest, flush: @escaping Flush) async throws -> EnqueueResult {
         try await withCheckedThrowingContinuation { continuation in
             let lead = state.withLock { state -> [Waiting]? in
                 state.waiting.append(Waiting(request: request, continuation: continuation))
