@@ -16,13 +16,3 @@ static inline int sluice_sqlite3_disable_memstatus(void) {
 static inline int sluice_sqlite3_no_bulk_page_cache(void) {
     return sqlite3_config(SQLITE_CONFIG_PAGECACHE, (void *)0, 0, 0);
 }
-
-
-/* Keeps statement journals in memory however large they grow. A multi-row write inside a
-   transaction, and every savepoint of a group commit, copies the pages it changes into one;
-   past 64 KiB SQLite moves it to a temporary file, so a drain's waves wrote every page twice,
-   once to that file and once to the log. It lives only until the transaction ends. Only works
-   before the first connection opens. */
-static inline int sluice_sqlite3_statement_journals_in_memory(void) {
-    return sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, -1);
-}

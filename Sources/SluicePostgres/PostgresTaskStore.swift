@@ -83,12 +83,14 @@ public final class PostgresTaskStore: TaskStore, Service {
         }
     }
 
-    /// Sends one finish notice if tasks finished here since the last.
-    func announceFinishes() async {
+    /// Sends one finish notice if tasks finished here since the last, waiting for an answer at most
+    /// `limit`.
+    func announceFinishes(limit: Duration? = nil) async {
         guard finishedSinceNotice.exchange(false, ordering: .acquiringAndReleasing) else { return }
         do {
             _ = try await connection { connection in
-                try await self.rows(connection, SQL.Notify.self, Binds(self.wakeups.channel, self.wakeups.finishedPayload))
+                try await StatementWatch.rows(PreparedStatement<SQL.Notify>(bindings: Binds(self.wakeups.channel, self.wakeups.finishedPayload).bindings),
+                                              on: connection, limit: limit ?? self.configuration.statementTimeout, place: self.location, logger: self.logger)
             }
         } catch {
             logger.debug("announcing finished tasks failed (waiting requests elsewhere poll): \(PostgresErrors.describe(error))")
@@ -110,10 +112,11 @@ public final class PostgresTaskStore: TaskStore, Service {
             defer { group.cancelAll() }
             try await store.open()
             let result = try await body(store)
-            // Finishes of the last interval, while the pool still runs; a server that cannot be
-            // reached holds the stop up for a second at most (waiters elsewhere poll).
+            // Finishes of the last interval, while the pool still runs; a server that does not
+            // answer holds the stop up for about a second (waiters elsewhere poll): the statement's
+            // own limit once it is sent, the sleep while a connection is awaited.
             await withTaskGroup(of: Void.self) { announcing in
-                announcing.addTask { await store.announceFinishes() }
+                announcing.addTask { await store.announceFinishes(limit: .seconds(1)) }
                 announcing.addTask { try? await Task.sleep(for: .seconds(1)) }
                 await announcing.next()
                 announcing.cancelAll()

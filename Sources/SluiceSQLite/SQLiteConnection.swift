@@ -24,10 +24,9 @@ public final class SQLiteConnection: @unchecked Sendable {
     /// Set once per process, before its first connection opens: SQLite's own heap accounting,
     /// which takes a process-wide mutex on every allocation, is off (Sluice reads none of it); and
     /// page caches allocate page by page, so that the temporary table of each `RETURNING` costs
-    /// no bulk allocation; and statement journals stay in memory (see shim.h).
+    /// no bulk allocation (see shim.h).
     private static let configured: Bool =
         sluice_sqlite3_disable_memstatus() == SQLITE_OK && sluice_sqlite3_no_bulk_page_cache() == SQLITE_OK
-            && sluice_sqlite3_statement_journals_in_memory() == SQLITE_OK
 
     /// Opens (and creates, when `create`) the database at `path`.
     public init(path: String, create: Bool = true, readOnly: Bool = false) throws(SQLiteError) {

@@ -71,8 +71,9 @@ import Testing
         try await check("staging and rescue")
         // Enough finished tasks to pass the limit: the oldest finished are forgotten.
         let rest = try await store.claim(queues: ["a", "b"], limit: 100, owner: "w", leaseDuration: .seconds(30))
+        let kept = try await store.tasks(ids).count
         for task in rest { _ = try await store.complete(task.lease!, result: nil) }
-        #expect(try await store.tasks(ids).count < ids.count, "some were forgotten")
+        #expect(try await store.tasks(ids).count < kept, "some were forgotten")
         try await check("forgetting")
         clock.advance(by: .seconds(1))
         _ = try await store.prune(finishedBefore: .zero)

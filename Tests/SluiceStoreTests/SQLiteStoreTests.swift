@@ -347,8 +347,10 @@ import Testing
         #expect(try rows(connection, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' AND sql IS NOT NULL ORDER BY name")
                 == ["tasks_due", "tasks_finished", "tasks_idempotency", "tasks_leases", "tasks_ready"])
         connection.close()
-        // And the store works on it: claims, completes and prunes.
+        // And the store works on it: the pruner still walks `tasks_finished`; claims, completes and prunes.
         let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: old))
+        let prunePlan = try await store.queryPlan(SQLiteTaskStore.SQL.prune, [])
+        #expect(prunePlan.contains { $0.contains("tasks_finished") } && !prunePlan.contains { $0.hasPrefix("SCAN tasks") }, "\(prunePlan)")
         let next = try await store.claim(queues: ["a", "b"], limit: 100, owner: "w2", leaseDuration: .seconds(60))
         #expect(next.count == 12)
         _ = try await store.record(next.map { .complete($0.lease!, nil) }, thenClaim: [])

@@ -93,7 +93,7 @@ import Testing
 
 /// A write copies each page it changes into a statement journal first, so that it can be undone
 /// alone. Past 64 KiB SQLite moved that journal to a temporary file, so a drain's waves wrote their
-/// pages twice, once to that file and once to the log. It now stays in memory.
+/// pages twice, once to that file and once to the log. The writer keeps it in memory (after migrating).
 @Suite(.timeLimit(.minutes(1))) struct SQLiteStatementJournalTests {
     /// The temporary files this process has open (SQLite names them `etilqs_…` and unlinks them
     /// at once, so only their descriptors show them).
