@@ -89,8 +89,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         guard finishedSinceNotice.exchange(false, ordering: .acquiringAndReleasing) else { return }
         do {
             _ = try await connection { connection in
-                try await StatementWatch.rows(PreparedStatement<SQL.Notify>(bindings: Binds(self.wakeups.channel, self.wakeups.finishedPayload).bindings),
-                                              on: connection, limit: limit ?? self.configuration.statementTimeout, place: self.location, logger: self.logger)
+                try await self.rows(connection, SQL.Notify.self, Binds(self.wakeups.channel, self.wakeups.finishedPayload), limit: limit)
             }
         } catch {
             logger.debug("announcing finished tasks failed (waiting requests elsewhere poll): \(PostgresErrors.describe(error))")
@@ -577,7 +576,7 @@ public final class PostgresTaskStore: TaskStore, Service {
         for row in rows {
             if let state = TaskState(rawValue: try row[1].decode(String.self)) { byQueue[try row[0].decode(String.self), default: [:]][state] = try row[2].decode(Int.self) }
         }
-        return byQueue.keys.sorted().map { QueueCounts(queue: $0, counts: byQueue[$0]!) }
+        return QueueCounts.inQueueOrder(byQueue)
     }
 
     /// Loads one task, applies a lifecycle move to it and writes it back, in one transaction.
@@ -688,8 +687,8 @@ public final class PostgresTaskStore: TaskStore, Service {
     }
 
     /// A hot statement, prepared on `connection` at its first use there (see `PreparedSQL`).
-    func rows<Key: PreparedSQL>(_ connection: PostgresConnection, _ key: Key.Type, _ binds: Binds) async throws -> [PostgresRandomAccessRow] {
-        try await StatementWatch.rows(PreparedStatement<Key>(bindings: binds.bindings), on: connection, limit: configuration.statementTimeout,
+    func rows<Key: PreparedSQL>(_ connection: PostgresConnection, _ key: Key.Type, _ binds: Binds, limit: Duration? = nil) async throws -> [PostgresRandomAccessRow] {
+        try await StatementWatch.rows(PreparedStatement<Key>(bindings: binds.bindings), on: connection, limit: limit ?? configuration.statementTimeout,
                                       place: location, logger: logger).map { $0.makeRandomAccess() }
     }
 

@@ -483,7 +483,7 @@ public final class SQLiteTaskStore: TaskStore {
             try connection.query(SQL.counts) { row in
                 if let state = TaskState(rawValue: row.text(1)) { byQueue[row.text(0), default: [:]][state] = Int(row.int(2)) }
             }
-            return byQueue.keys.sorted().map { QueueCounts(queue: $0, counts: byQueue[$0]!) }
+            return QueueCounts.inQueueOrder(byQueue)
         }
     }
 
@@ -495,7 +495,7 @@ public final class SQLiteTaskStore: TaskStore {
             try connection.query(SQL.recount) { row in
                 if let state = TaskState(rawValue: row.text(1)) { byQueue[row.text(0), default: [:]][state] = Int(row.int(2)) }
             }
-            return byQueue.keys.sorted().map { QueueCounts(queue: $0, counts: byQueue[$0]!) }
+            return QueueCounts.inQueueOrder(byQueue)
         }
     }
 

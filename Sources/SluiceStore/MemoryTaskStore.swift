@@ -278,7 +278,7 @@ public final class MemoryTaskStore: TaskStore {
 
     public func counts() async throws -> [QueueCounts] {
         state.withLock { state in
-            state.tasks.counts.sorted { $0.key < $1.key }.map { QueueCounts(queue: $0.key, counts: $0.value) }
+            QueueCounts.inQueueOrder(state.tasks.counts)
         }
     }
 

@@ -96,6 +96,11 @@ public struct QueueCounts: Sendable, Hashable {
         self.queue = queue
         self.counts = counts
     }
+
+    /// One entry per queue of `byQueue`, in queue order: what every store's `counts()` answers.
+    public static func inQueueOrder(_ byQueue: [String: [TaskState: Int]]) -> [QueueCounts] {
+        byQueue.sorted { $0.key < $1.key }.map { QueueCounts(queue: $0.key, counts: $0.value) }
+    }
 }
 
 /// What a heartbeat learned about one lease.

@@ -6,14 +6,9 @@ import SluiceCore
 /// under the store's lock, which `/v1/queues`, `/metrics` and the admission of fire-and-forget tasks
 /// ask for often.
 struct TaskTable {
-    private struct Key: Hashable {
-        var queue: String
-        var state: TaskState
-    }
-
     private(set) var byID: OrderedDictionary<TaskID, TaskRecord> = [:]
-    /// No zero entries.
-    private var tally: [Key: Int] = [:]
+    /// Tasks per queue and state, as the durable stores sum their counter changes.
+    private var tally = CountDeltas()
 
     subscript(id: TaskID) -> TaskRecord? {
         get { byID[id] }
@@ -22,8 +17,8 @@ struct TaskTable {
             byID[id] = newValue
             // Most writes (a lease renewed, a field set) leave the queue and state as they were.
             guard old?.state != newValue?.state || old?.queue != newValue?.queue else { return }
-            if let old { count(old, -1) }
-            if let newValue { count(newValue, 1) }
+            if let old { tally.add(old.queue, old.state, -1) }
+            if let newValue { tally.add(newValue.queue, newValue.state, 1) }
         }
     }
 
@@ -31,18 +26,12 @@ struct TaskTable {
 
     /// Queue → state → tasks, without zeros.
     var counts: [String: [TaskState: Int]] {
-        tally.reduce(into: [:]) { counts, entry in counts[entry.key.queue, default: [:]][entry.key.state] = entry.value }
+        tally.changes.reduce(into: [:]) { counts, change in counts[change.queue, default: [:]][change.state] = change.delta }
     }
 
     /// Removes the tasks whose ids `shouldRemove` names, in one pass.
     mutating func removeAll(where shouldRemove: (TaskID) -> Bool) {
-        for (id, task) in byID where shouldRemove(id) { count(task, -1) }
+        for (id, task) in byID where shouldRemove(id) { tally.add(task.queue, task.state, -1) }
         byID.removeAll { shouldRemove($0.key) }
-    }
-
-    private mutating func count(_ task: TaskRecord, _ n: Int) {
-        let key = Key(queue: task.queue, state: task.state)
-        let total = tally[key, default: 0] + n
-        tally[key] = total == 0 ? nil : total
     }
 }
