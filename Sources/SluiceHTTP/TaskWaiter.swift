@@ -5,7 +5,8 @@ import SluiceStore
 import Synchronization
 
 /// Holds a request open until a task is final, without holding a thread. A task finished in this
-/// process wakes its waiters at once and hands them the finished task. One finished by another
+/// process wakes its waiters at once and hands them the finished task (or has them read it at once,
+/// when its store announced less than the whole task). One finished by another
 /// process is seen by reading the store: at once when the store hears another process write
 /// (SQLite's watch on its file) or say that it finished tasks (PostgreSQL's NOTIFY), one read of
 /// every awaited task however many requests wait; and otherwise, or as a backstop, by each request
@@ -19,6 +20,8 @@ final class TaskWaiter: Sendable {
         let store: ObjectIdentifier
         /// Tasks as the store that finished them announced them.
         let finished = Mutex<[TaskID: TaskRecord]>([:])
+        /// A task finished here was announced without its record: read the store.
+        let mustRead = Atomic<Bool>(false)
         init(store: ObjectIdentifier) { self.store = store }
     }
     private struct State {
@@ -39,21 +42,22 @@ final class TaskWaiter: Sendable {
         self.stores = stores
         self.poll = poll
         for (index, store) in stores.enumerated() {
-            store.events.onFinish { [weak self] task in self?.wake(task) }
+            store.events.onFinish { [weak self] notice in self?.wake(notice) }
             store.events.onForeignWrite { [weak self] in self?.heardOtherProcess(in: index) }
             store.events.onFinishElsewhere { [weak self] in self?.heardOtherProcess(in: index) }
         }
     }
 
     /// Hands a final task to its waiters; they hold it now, so reads after other processes' writes
-    /// need not fetch it again.
-    private func wake(_ task: TaskRecord) {
+    /// need not fetch it again. A notice without the task (SQLite's batched completions) wakes
+    /// them to read it.
+    private func wake(_ notice: RecordedTask) {
         let waiters = state.withLock { state in
-            defer { state.waiting[task.id] = nil }
-            return state.waiting[task.id] ?? []
+            defer { state.waiting[notice.id] = nil }
+            return state.waiting[notice.id] ?? []
         }
         for waiter in waiters {
-            waiter.finished.withLock { $0[task.id] = task }
+            if let task = notice.task { waiter.finished.withLock { $0[task.id] = task } } else { waiter.mustRead.store(true, ordering: .releasing) }
             waiter.signal.signal()
         }
     }
@@ -89,7 +93,7 @@ final class TaskWaiter: Sendable {
             }
             // A failed read is left to the waiters' own polls, which report their errors.
             if !ids.isEmpty, let found = try? await store.tasks(ids, onlyFinal: true) {
-                for task in found.values { wake(task) }
+                for task in found.values { wake(RecordedTask(task)) }
             }
         } while state.withLock { state in
             if state.reading[key] == true {
@@ -186,7 +190,8 @@ final class TaskWaiter: Sendable {
             // A wake with nothing newly announced was the pause running out: read the store then.
             // (And at least every `poll.cap` however many finishes keep being announced, so that a
             // task another process finished is not left unseen.)
-            polling = waiter.finished.withLock { $0.isEmpty } || ContinuousClock.now - lastPoll >= poll.cap
+            polling = waiter.mustRead.exchange(false, ordering: .acquiring) || waiter.finished.withLock { $0.isEmpty }
+                || ContinuousClock.now - lastPoll >= poll.cap
         }
     }
 }

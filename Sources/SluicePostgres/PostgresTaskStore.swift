@@ -342,11 +342,19 @@ public final class PostgresTaskStore: TaskStore, Service {
     }
 
     public func complete(_ lease: TaskLease, result: JSONValue) async throws -> TaskRecord {
-        try await record([.complete(lease, result)], thenClaim: []).recorded[0].get()
+        try await recordOne(.complete(lease, result))
     }
 
     public func fail(_ lease: TaskLease, failure: TaskFailure) async throws -> TaskRecord {
-        try await record([.fail(lease, failure)], thenClaim: []).recorded[0].get()
+        try await recordOne(.fail(lease, failure))
+    }
+
+    /// One outcome's task, whole: this store's records always carry it.
+    private func recordOne(_ outcome: TaskOutcome) async throws -> TaskRecord {
+        guard let task = try await record([outcome], thenClaim: []).recorded[0].get().task else {
+            throw SluiceError(.storage, "task \(outcome.lease.taskID) was recorded but its row did not come back")
+        }
+        return task
     }
 
     public func record(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest]) async throws -> RecordResult {
@@ -403,7 +411,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             var claimed: [[TaskRecord]] = []
             for claim in claims { claimed.append(try await self.claim(connection, claim, now: knownNow.map(Timestamp.init), counts: &counts)) }
             try await counts.flush(connection, on: self)
-            return RecordResult(recorded: recorded.map { $0! }, claimed: claimed)
+            return RecordResult(recorded: recorded.map { $0!.map(RecordedTask.init) }, claimed: claimed)
         }
         for case .success(let task) in result.recorded { _ = announce(task) }
         return result

@@ -314,22 +314,31 @@ public final class SQLiteTaskStore: TaskStore {
         try await record(.fail(lease, failure))
     }
 
+    /// One outcome, its task whole: it goes the general way, which reads the row anyway.
     private func record(_ outcome: TaskOutcome) async throws -> TaskRecord {
-        try await record([outcome], thenClaim: []).recorded[0].get()
+        guard let task = try await record([outcome], thenClaim: [], batching: false).recorded[0].get().task else {
+            throw SluiceError(.storage, "task \(outcome.lease.taskID) was recorded but not read back")
+        }
+        return task
     }
 
     public func record(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest]) async throws -> RecordResult {
+        try await record(outcomes, thenClaim: claims, batching: true)
+    }
+
+    private func record(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest], batching: Bool) async throws -> RecordResult {
         guard !outcomes.isEmpty || !claims.isEmpty else { return RecordResult(recorded: [], claimed: []) }
         let clock = self.clock
         let units = outcomes.map { _ in configuration.unitRandom() }
         // The hot path: every completion in one fenced UPDATE, which does what `TaskRecord.complete`
         // does when no cancel is pending. One statement instead of one per task: each statement
-        // with RETURNING builds a temporary table for its rows. A task named by two outcomes goes
-        // the general way with both, so that each gets its own answer.
+        // with RETURNING builds a temporary table for its rows. It returns what a notice needs, not
+        // the whole task (`RecordedTask`). A task named by two outcomes goes the general way with
+        // both, so that each gets its own answer.
         var named: [TaskID: Int] = [:]
         for outcome in outcomes { named[outcome.lease.taskID, default: 0] += 1 }
         let batched = outcomes.compactMap { outcome -> JSONValue? in
-            guard case .complete(let lease, let value) = outcome, named[lease.taskID] == 1 else { return nil }
+            guard batching, case .complete(let lease, let value) = outcome, named[lease.taskID] == 1 else { return nil }
             return .array([.string(lease.taskID.rawValue), .string(lease.owner), .int(lease.token), .string(value.jsonText())])
         }
         let completions: SQLiteValue? = batched.isEmpty ? nil : .text(JSONValue.array(batched).jsonText())
@@ -337,11 +346,12 @@ public final class SQLiteTaskStore: TaskStore {
         let written = try await write { connection in
             let now = clock.now()
             var recorded: [Result<Recorded, SluiceError>] = []
+            recorded.reserveCapacity(outcomes.count)
             var counts = CountDeltas()
-            var completed: [String: TaskRow.Stored] = [:]
+            var completed: [String: (queue: String, kind: String)] = [:]
             if let completions {
                 completed.reserveCapacity(batched.count)
-                for row in try Self.fetchStored(connection, SQL.complete, [TaskRow.time(now), completions], expected: batched.count) { completed[row.id] = row }
+                try connection.query(SQL.complete, [TaskRow.time(now), completions]) { row in completed[row.text(0)] = (row.text(1), row.text(2)) }
             }
             for (outcome, unit) in zip(outcomes, units) {
                 do {
@@ -351,7 +361,7 @@ public final class SQLiteTaskStore: TaskStore {
                         // rule (a pending cancel wins) or explains why not.
                         if let done = completed[lease.taskID.rawValue] {
                             counts.move(done.queue, from: .running, to: .succeeded)
-                            recorded.append(.success(.stored(done, result: value)))
+                            recorded.append(.success(.notice(RecordedTask(id: lease.taskID, queue: done.queue, kind: done.kind, state: .succeeded))))
                         } else {
                             recorded.append(.success(.decoded(try Self.move(connection, lease.taskID) { try $0.complete(lease, result: value, now: now) })))
                         }
@@ -368,12 +378,7 @@ public final class SQLiteTaskStore: TaskStore {
             return (recorded: recorded, claimed: claimed)
         }
         let result = RecordResult(
-            recorded: try written.recorded.map { outcome in
-                switch outcome {
-                case .success(let row): .success(try row.decode())
-                case .failure(let error): .failure(error)
-                }
-            },
+            recorded: written.recorded.map { $0.map(\.task) },
             claimed: try written.claimed.map { try $0.map { try $0.decode() } })
         for case .success(let task) in result.recorded { _ = announce(task) }
         if !claims.isEmpty { expectWork.store(result.claimed.contains { !$0.isEmpty }, ordering: .relaxed) }
@@ -599,16 +604,16 @@ public final class SQLiteTaskStore: TaskStore {
         }
     }
 
-    /// An outcome's task as the writer leaves it: still as stored (the hot path), or decoded
+    /// An outcome's task as the writer leaves it: what a notice needs (the hot path), or decoded
     /// already because the transaction needed it (the general path).
     enum Recorded: Sendable {
-        case stored(TaskRow.Stored, result: JSONValue)
+        case notice(RecordedTask)
         case decoded(TaskRecord)
 
-        func decode() throws -> TaskRecord {
+        var task: RecordedTask {
             switch self {
-            case .stored(let row, let result): try row.decode(result: result)
-            case .decoded(let task): task
+            case .notice(let notice): notice
+            case .decoded(let task): RecordedTask(task)
             }
         }
     }
@@ -692,7 +697,8 @@ public final class SQLiteTaskStore: TaskStore {
             """
         /// Completes a batch: ?2 is a JSON array of [task id, lease owner, lease token, result as JSON text].
         /// `+tasks.state` keeps `tasks_leases` out of the plan: with statistics that say few tasks
-        /// run, the planner would otherwise walk every running task for each completion.
+        /// run, the planner would otherwise walk every running task for each completion. It returns
+        /// what a finish notice needs: RETURNING copies its rows into a temporary table first.
         static let complete = """
             UPDATE tasks
             SET state = 'succeeded', result = json_extract(done.value, '$[3]'), error = NULL, finished_at = ?1,
@@ -701,7 +707,7 @@ public final class SQLiteTaskStore: TaskStore {
             WHERE tasks.id = json_extract(done.value, '$[0]') AND +tasks.state = 'running'
                 AND tasks.lease_owner = json_extract(done.value, '$[1]') AND tasks.lease_token = json_extract(done.value, '$[2]')
                 AND tasks.cancel_requested = 0
-            RETURNING \(TaskRow.columns)
+            RETURNING id, queue, kind
             """
         static let save = """
             UPDATE tasks

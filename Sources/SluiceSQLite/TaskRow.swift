@@ -38,9 +38,8 @@ enum TaskRow {
             leaseExpiresAt = row.optionalInt(22); leaseToken = row.int(23)
         }
 
-        /// The task; `result`, when the caller already holds the value just stored, spares parsing
-        /// it back.
-        func decode(result known: JSONValue? = nil) throws -> TaskRecord {
+        /// The task.
+        func decode() throws -> TaskRecord {
             guard let taskID = TaskID(id) else { throw SluiceError(.storage, "a stored task id is malformed: \(id)") }
             func date(_ micros: Int64?) -> Date? { micros.map { Date(microsecondsSince1970: $0) } }
             let errors = attemptErrors == "[]" ? [] : try JSONCoders.decoder.decode([StoredAttemptError].self, from: Data(attemptErrors.utf8))
@@ -54,7 +53,7 @@ enum TaskRow {
                 runAt: date(runAt)!, attempt: attempt, maxAttempts: Int(maxAttempts),
                 timeout: .milliseconds(timeoutMS),
                 retryPolicy: RetryPolicy(base: .milliseconds(backoffBaseMS), cap: .milliseconds(backoffCapMS)),
-                idempotencyKey: idempotencyKey, result: try known ?? result.map(JSONValue.init(jsonText:)),
+                idempotencyKey: idempotencyKey, result: try result.map(JSONValue.init(jsonText:)),
                 error: error,
                 attemptErrors: errors.map { AttemptError(attempt: $0.attempt, message: $0.message, at: Date(microsecondsSince1970: $0.at)) },
                 cancelRequested: cancelRequested, createdAt: date(createdAt)!, startedAt: date(startedAt), finishedAt: date(finishedAt),

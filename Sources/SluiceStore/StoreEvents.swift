@@ -12,7 +12,7 @@ public final class StoreEvents: Sendable {
     private struct Observers {
         var enqueued: [@Sendable (Set<String>) -> Void] = []
         var enqueuedCounts: [@Sendable ([String: Int]) -> Void] = []
-        var finished: [@Sendable (TaskRecord) -> Void] = []
+        var finished: [@Sendable (RecordedTask) -> Void] = []
         var foreignWrite: [@Sendable () -> Void] = []
         var finishedElsewhere: [@Sendable () -> Void] = []
     }
@@ -30,8 +30,9 @@ public final class StoreEvents: Sendable {
         observers.withLock { $0.enqueuedCounts.append(observer) }
     }
 
-    /// Calls `observer` with a task each time one reaches a final state through this store.
-    public func onFinish(_ observer: @escaping @Sendable (TaskRecord) -> Void) {
+    /// Calls `observer` each time a task reaches a final state through this store; the notice
+    /// carries the whole task only where the store had it at hand (`RecordedTask.task`).
+    public func onFinish(_ observer: @escaping @Sendable (RecordedTask) -> Void) {
         observers.withLock { $0.finished.append(observer) }
     }
 
@@ -73,7 +74,7 @@ public final class StoreEvents: Sendable {
         for observer in observers.withLock({ $0.finishedElsewhere }) { observer() }
     }
 
-    func finished(_ task: TaskRecord) {
+    func finished(_ task: RecordedTask) {
         guard task.state.isFinal else { return }
         for observer in observers.withLock({ $0.finished }) { observer(task) }
     }
@@ -88,6 +89,12 @@ extension TaskStore {
 
     /// Sends the finish event for `task` when it is final, and returns it.
     public func announce(_ task: TaskRecord) -> TaskRecord {
+        events.finished(RecordedTask(task))
+        return task
+    }
+
+    /// Sends the finish event for `task` when it is final, and returns it.
+    public func announce(_ task: RecordedTask) -> RecordedTask {
         events.finished(task)
         return task
     }

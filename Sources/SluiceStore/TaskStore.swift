@@ -157,13 +157,13 @@ public struct ClaimRequest: Sendable, Hashable {
     }
 }
 
-/// What `record(_:thenClaim:)` did: each outcome's stored task or why it was refused (a lost lease),
-/// in order, and the tasks claimed for each claim request, in order.
+/// What `record(_:thenClaim:)` did: what each outcome left its task as, or why it was refused (a
+/// lost lease), in order, and the tasks claimed for each claim request, in order.
 public struct RecordResult: Sendable {
-    public var recorded: [Result<TaskRecord, SluiceError>]
+    public var recorded: [Result<RecordedTask, SluiceError>]
     public var claimed: [[TaskRecord]]
 
-    public init(recorded: [Result<TaskRecord, SluiceError>], claimed: [[TaskRecord]]) {
+    public init(recorded: [Result<RecordedTask, SluiceError>], claimed: [[TaskRecord]]) {
         self.recorded = recorded
         self.claimed = claimed
     }
@@ -252,12 +252,12 @@ extension TaskStore {
 
     /// Records outcomes one by one, then claims: for stores without transactions to share.
     public func recordOneByOne(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest]) async throws -> RecordResult {
-        var recorded: [Result<TaskRecord, SluiceError>] = []
+        var recorded: [Result<RecordedTask, SluiceError>] = []
         for outcome in outcomes {
             do {
                 switch outcome {
-                case .complete(let lease, let result): recorded.append(.success(try await complete(lease, result: result)))
-                case .fail(let lease, let failure): recorded.append(.success(try await fail(lease, failure: failure)))
+                case .complete(let lease, let result): recorded.append(.success(RecordedTask(try await complete(lease, result: result))))
+                case .fail(let lease, let failure): recorded.append(.success(RecordedTask(try await fail(lease, failure: failure))))
                 }
             } catch let error as SluiceError where error.code == .leaseLost || error.code == .notFound {
                 recorded.append(.failure(error))

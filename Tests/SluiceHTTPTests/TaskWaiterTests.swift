@@ -100,6 +100,35 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(10), "at the next read, not at the timeout")
     }
 
+    /// This process's SQLite store completes tasks in a batch and announces them without their
+    /// record (what the writer thread copies out is kept small): the waits read them at once. The
+    /// batch's failure is announced whole first, so the batch's wait already holds one of its
+    /// tasks and must still read the other. The requests' own polls are pushed out past the
+    /// test's time, so nothing else could answer them.
+    @Test func tasksCompletedInABatchHereAnswerWithTheirResults() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: dir.path("batch.db")))
+        for _ in 0..<3 { _ = try await store.enqueue(EnqueueRequest(kind: "echo", maxAttempts: 1)) }
+        let tasks = try await store.claim(queues: ["default"], limit: 3, owner: "w1", leaseDuration: .seconds(30))
+        #expect(tasks.count == 3)
+        let waiter = TaskWaiter(stores: [store], poll: (.seconds(60), .seconds(60)))
+        async let batch = waiter.wait(for: [tasks[0].id, tasks[1].id], in: store, timeout: .seconds(20))
+        async let single = waiter.wait(for: tasks[2].id, in: store, timeout: .seconds(20))
+        #expect(await eventually { waiter.count == 2 })
+        let started = ContinuousClock.now
+        let recorded = try await store.record([
+            .fail(tasks[0].lease!, TaskFailure("zero")), .complete(tasks[1].lease!, "one"), .complete(tasks[2].lease!, "two"),
+        ], thenClaim: []).recorded
+        #expect(try recorded[0].get().task?.state == .failed)
+        #expect(try recorded[1].get().task == nil && recorded[1].get().state == .succeeded, "the batch's completions come back without the whole task")
+        let (done, last) = try await (batch, single)
+        #expect(done.map(\.state) == [.failed, .succeeded] && done[1].result == "one")
+        #expect(last.state == .succeeded && last.result == "two")
+        #expect(ContinuousClock.now - started < .seconds(10), "answered by the notices, not by the timeout")
+        #expect(waiter.count == 0)
+    }
+
     /// Another process finishes the tasks of a file this server watches: the waits are answered
     /// when its commit is heard, with one read of every awaited task. The requests' own polls are
     /// pushed out past the test's time here, so nothing else could answer them.
