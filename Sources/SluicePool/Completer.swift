@@ -20,7 +20,7 @@ struct Completer {
                 await slots.acquire()
                 group.addTask {
                     for source in [TaskSource.memory, .durable] {
-                        let mine = batch.filter { $0.source == source }
+                        let mine = batch.outcomes.filter { $0.source == source }
                         if !mine.isEmpty { await record(mine, source: source) }
                     }
                     worker.outcomes.settle(batch)

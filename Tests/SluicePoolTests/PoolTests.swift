@@ -424,11 +424,45 @@ enum StoreChoice: String, CustomStringConvertible, Sendable {
         buffer.add(c)
         #expect(Set(buffer.leases(from: .durable)) == [a.result.lease, b.result.lease], "waiting")
         let batch = try #require(await buffer.next(limit: 2))
-        #expect(batch.count == 2 && buffer.count == 1)
+        #expect(batch.outcomes.count == 2 && buffer.count == 1)
         #expect(Set(buffer.leases(from: .durable)) == [a.result.lease, b.result.lease], "being written")
         #expect(buffer.leases(from: .memory) == [c.result.lease])
         buffer.settle(batch)
         #expect(buffer.leases(from: .durable).isEmpty, "written")
         #expect(buffer.leases(from: .memory) == [c.result.lease], "still waiting")
+    }
+
+    /// Only an add to an empty buffer signals the completer, which wakes at once (its own look
+    /// comes only after 10 minutes here; a watchdog closes the buffer after 20 s so that a lost
+    /// signal fails the test instead of hanging it); adds to a non-empty one ride along with the
+    /// batch it takes next.
+    @Test func anAddToAnEmptyBufferWakesTheCompleterAndLaterOnesRideAlong() async throws {
+        let ids = TaskIDGenerator(clock: SystemClock())
+        func outcome() -> Outcome {
+            Outcome(source: .durable, result: .complete(TaskLease(taskID: ids.next(), owner: "w", attempt: 1, token: 1, expiresAt: Date()), nil), pool: "p")
+        }
+        let buffer = OutcomeBuffer(idleWait: .seconds(600))
+        let (a, b) = (outcome(), outcome())
+        buffer.add(a)
+        buffer.add(b)
+        let both = try #require(await buffer.next(limit: 10))
+        #expect(both.outcomes.map(\.result.lease) == [a.result.lease, b.result.lease])
+        let started = ContinuousClock.now
+        let watchdog = Task {
+            guard (try? await Task.sleep(for: .seconds(20))) != nil else { return }
+            buffer.close()
+        }
+        defer { watchdog.cancel() }
+        let waiting = Task { await buffer.next(limit: 10) }
+        try await Task.sleep(for: .milliseconds(50))
+        let c = outcome()
+        buffer.add(c)
+        let woken = try #require(await waiting.value)
+        #expect(woken.outcomes.map(\.result.lease) == [c.result.lease])
+        #expect(ContinuousClock.now - started < .seconds(15), "woken by the add, not by the watchdog")
+        buffer.settle(both)
+        buffer.settle(woken)
+        buffer.close()
+        #expect(await buffer.next(limit: 10) == nil)
     }
 }
