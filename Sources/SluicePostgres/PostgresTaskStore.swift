@@ -349,25 +349,30 @@ public final class PostgresTaskStore: TaskStore, Service {
         try await recordOne(.fail(lease, failure))
     }
 
-    /// One outcome's task, whole: this store's records always carry it.
+    /// One outcome, its task whole: it goes the general way, which reads the row anyway.
     private func recordOne(_ outcome: TaskOutcome) async throws -> TaskRecord {
-        guard let task = try await record([outcome], thenClaim: []).recorded[0].get().task else {
-            throw SluiceError(.storage, "task \(outcome.lease.taskID) was recorded but its row did not come back")
+        guard let task = try await record([outcome], thenClaim: [], batching: false).recorded[0].get().task else {
+            throw SluiceError(.storage, "task \(outcome.lease.taskID) was recorded but not read back")
         }
         return task
     }
 
     public func record(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest]) async throws -> RecordResult {
+        try await record(outcomes, thenClaim: claims, batching: true)
+    }
+
+    private func record(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest], batching: Bool) async throws -> RecordResult {
         guard !outcomes.isEmpty || !claims.isEmpty else { return RecordResult(recorded: [], claimed: []) }
         let units = outcomes.map { _ in configuration.unitRandom() }
         let result = try await transaction { connection in
             var counts = CountDeltas()
-            var recorded = [Result<TaskRecord, SluiceError>?](repeating: nil, count: outcomes.count)
+            var recorded = [Result<RecordedTask, SluiceError>?](repeating: nil, count: outcomes.count)
             // The hot path: every completion of a task named once in the batch, in one fenced
-            // UPDATE doing what `TaskRecord.complete` does when no cancel is pending. A refusal
-            // falls through to the general path, which applies the rule or explains why not.
+            // UPDATE doing what `TaskRecord.complete` does when no cancel is pending; it returns
+            // what a notice needs, not the whole task (`RecordedTask`). A refusal falls through to
+            // the general path, which applies the rule or explains why not.
             let named = Dictionary(outcomes.map { ($0.lease.taskID, 1) }, uniquingKeysWith: +)
-            let fast = outcomes.indices.filter { index in
+            let fast = !batching ? [] : outcomes.indices.filter { index in
                 if case .complete = outcomes[index] { named[outcomes[index].lease.taskID] == 1 } else { false }
             }
             // The statements take the database's time themselves (`now()`, the same all through the
@@ -385,9 +390,9 @@ public final class PostgresTaskStore: TaskStore, Service {
                     fast.map { index -> String in if case .complete(_, let value) = outcomes[index] { value.jsonText() } else { "null" } },
                     fast.map { Int64($0) })
                 for row in try await self.rows(connection, SQL.CompleteBatch.self, binds) {
-                    let task = try PostgresTaskRow.decode(row)
-                    recorded[try row[PostgresTaskRow.columnCount].decode(Int.self)] = .success(task)
-                    counts.move(task.queue, from: .running, to: .succeeded)
+                    let (queue, kind, index) = (try row[0].decode(String.self), try row[1].decode(String.self), try row[2].decode(Int.self))
+                    recorded[index] = .success(RecordedTask(id: outcomes[index].lease.taskID, queue: queue, kind: kind, state: .succeeded))
+                    counts.move(queue, from: .running, to: .succeeded)
                 }
             }
             for (index, outcome) in outcomes.enumerated() where recorded[index] == nil {
@@ -396,13 +401,13 @@ public final class PostgresTaskStore: TaskStore, Service {
                 do {
                     switch outcome {
                     case .complete(let lease, let value):
-                        recorded[index] = .success(try await self.move(connection, lease.taskID, counts: &counts) {
+                        recorded[index] = .success(RecordedTask(try await self.move(connection, lease.taskID, counts: &counts) {
                             try $0.complete(lease, result: value, now: now)
-                        })
+                        }))
                     case .fail(let lease, let failure):
-                        recorded[index] = .success(try await self.move(connection, lease.taskID, counts: &counts) {
+                        recorded[index] = .success(RecordedTask(try await self.move(connection, lease.taskID, counts: &counts) {
                             try $0.fail(lease, failure: failure, now: now, unit: units[index])
-                        })
+                        }))
                     }
                 } catch let error as SluiceError where [.leaseLost, .notFound, .invalidTransition].contains(error.code) {
                     recorded[index] = .failure(error)
@@ -411,7 +416,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             var claimed: [[TaskRecord]] = []
             for claim in claims { claimed.append(try await self.claim(connection, claim, now: knownNow.map(Timestamp.init), counts: &counts)) }
             try await counts.flush(connection, on: self)
-            return RecordResult(recorded: recorded.map { $0!.map(RecordedTask.init) }, claimed: claimed)
+            return RecordResult(recorded: recorded.map { $0! }, claimed: claimed)
         }
         for case .success(let task) in result.recorded { _ = announce(task) }
         return result
@@ -846,7 +851,7 @@ extension PostgresTaskStore {
             SET state = 'succeeded', result = done.result::jsonb, error = NULL, finished_at = coalesce($1::timestamptz, now()), lease_owner = NULL,
                 lease_expires_at = NULL, lease_token = NULL
             FROM done WHERE t.id = done.id
-            RETURNING \(PostgresTaskRow.columns), done.ord
+            RETURNING t.queue, t.kind, done.ord
             """
         static let save = """
             UPDATE tasks
