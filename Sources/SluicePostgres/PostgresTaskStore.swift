@@ -28,6 +28,8 @@ public final class PostgresTaskStore: TaskStore, Service {
     /// the store stops, when the sender is still waiting out its interval.
     private let finishedSinceNotice = Atomic<Bool>(false)
     private let group: EnqueueGroup
+    /// Every statement runs under it: a lost answer becomes an error, not a wait forever.
+    let statements = StatementWatch()
     /// Set once `open()` succeeded: the listener waits for it, so a wrong URL is one error, not two.
     private let opened = Atomic<Bool>(false)
 
@@ -691,7 +693,7 @@ public final class PostgresTaskStore: TaskStore, Service {
     }
 
     func rows(_ connection: PostgresConnection, _ sql: String, _ binds: Binds) async throws -> [PostgresRandomAccessRow] {
-        try await StatementWatch.rows(PostgresQuery(unsafeSQL: sql, binds: binds.bindings), on: connection, limit: configuration.statementTimeout,
+        try await statements.rows(PostgresQuery(unsafeSQL: sql, binds: binds.bindings), on: connection, limit: configuration.statementTimeout,
                                       place: location, logger: logger).map { $0.makeRandomAccess() }
     }
 
@@ -701,7 +703,7 @@ public final class PostgresTaskStore: TaskStore, Service {
 
     /// A hot statement, prepared on `connection` at its first use there (see `PreparedSQL`).
     func rows<Key: PreparedSQL>(_ connection: PostgresConnection, _ key: Key.Type, _ binds: Binds, limit: Duration? = nil) async throws -> [PostgresRandomAccessRow] {
-        try await StatementWatch.rows(PreparedStatement<Key>(bindings: binds.bindings), on: connection, limit: limit ?? configuration.statementTimeout,
+        try await statements.rows(PreparedStatement<Key>(bindings: binds.bindings), on: connection, limit: limit ?? configuration.statementTimeout,
                                       place: location, logger: logger).map { $0.makeRandomAccess() }
     }
 

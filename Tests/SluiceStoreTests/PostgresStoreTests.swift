@@ -215,6 +215,35 @@ import Testing
         }
     }
 
+    /// Every statement is watched (postgres-nio can lose an answer), by one watcher for all those in
+    /// flight: a timer each cost a draining worker a tenth of its CPU. A burst of statements shares
+    /// one watcher, and a statement that outlasts its limit still fails with a storage error
+    /// naming it, after which the store goes on (its pool replaces the closed connection).
+    @Test func statementsShareOneWatcherWhichStillEndsAStatementPastItsLimit() async throws {
+        try await TestPostgres.withSchema { base in
+            var configuration = base
+            configuration.statementTimeout = .seconds(1)
+            try await PostgresTaskStore.withStore(configuration) { store in
+                let id = try await store.enqueue(EnqueueRequest(kind: "k")).task.id
+                let burst = ContinuousClock.now
+                for _ in 0..<200 { _ = try await store.task(id) }
+                // A watcher stops at a look that finds nothing in flight, so a slow machine may
+                // start one per `checkEvery`; never one per statement.
+                let started = store.statements.watchersStarted
+                let bound = Int((ContinuousClock.now - burst) / store.statements.checkEvery) + 2
+                #expect(started >= 1 && started <= min(bound, 100), "\(started) watchers for 200 statements one after another")
+                let clock = ContinuousClock.now
+                let error = await #expect(throws: SluiceError.self) {
+                    try await store.connection { connection in try await store.rows(connection, "SELECT pg_sleep(30)", Binds()) }
+                }
+                #expect(error?.code == .storage && error?.message.contains("no answer from PostgreSQL within 1") == true, "\(String(describing: error))")
+                #expect(ContinuousClock.now - clock < .seconds(10), "ended by its limit, not by pg_sleep")
+                // A read may still get the closing connection once (a storage error, which callers retry).
+                #expect(await eventually { (try? await store.task(id)?.state) == .queued }, "the store goes on once its pool replaced the connection")
+            }
+        }
+    }
+
     /// Single enqueues from many callers at once share transactions, and a refusal stays with its
     /// own caller: an invalid request and a reused idempotency key with other args fail alone,
     /// every other enqueue is stored once.
