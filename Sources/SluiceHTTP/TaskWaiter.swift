@@ -49,8 +49,8 @@ final class TaskWaiter: Sendable {
     }
 
     /// Hands a final task to its waiters; they hold it now, so reads after other processes' writes
-    /// need not fetch it again. A notice without the task (SQLite's batched completions) wakes
-    /// them to read it.
+    /// need not fetch it again. A notice without the task (the durable stores' batched
+    /// completions) wakes them to read it.
     private func wake(_ notice: RecordedTask) {
         let waiters = state.withLock { state in
             defer { state.waiting[notice.id] = nil }

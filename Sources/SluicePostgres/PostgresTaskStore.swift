@@ -343,27 +343,16 @@ public final class PostgresTaskStore: TaskStore, Service {
         return statuses
     }
 
+    /// One outcome, the whole task back: the general way, which reads the row anyway.
     public func complete(_ lease: TaskLease, result: JSONValue) async throws -> TaskRecord {
-        try await recordOne(.complete(lease, result))
+        try await update(lease.taskID) { task, now, _ in try task.complete(lease, result: result, now: now) }
     }
 
     public func fail(_ lease: TaskLease, failure: TaskFailure) async throws -> TaskRecord {
-        try await recordOne(.fail(lease, failure))
-    }
-
-    /// One outcome, its task whole: it goes the general way, which reads the row anyway.
-    private func recordOne(_ outcome: TaskOutcome) async throws -> TaskRecord {
-        guard let task = try await record([outcome], thenClaim: [], batching: false).recorded[0].get().task else {
-            throw SluiceError(.storage, "task \(outcome.lease.taskID) was recorded but not read back")
-        }
-        return task
+        try await update(lease.taskID) { task, now, unit in try task.fail(lease, failure: failure, now: now, unit: unit) }
     }
 
     public func record(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest]) async throws -> RecordResult {
-        try await record(outcomes, thenClaim: claims, batching: true)
-    }
-
-    private func record(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest], batching: Bool) async throws -> RecordResult {
         guard !outcomes.isEmpty || !claims.isEmpty else { return RecordResult(recorded: [], claimed: []) }
         let units = outcomes.map { _ in configuration.unitRandom() }
         let result = try await transaction { connection in
@@ -374,7 +363,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             // what a notice needs, not the whole task (`RecordedTask`). A refusal falls through to
             // the general path, which applies the rule or explains why not.
             let named = Dictionary(outcomes.map { ($0.lease.taskID, 1) }, uniquingKeysWith: +)
-            let fast = !batching ? [] : outcomes.indices.filter { index in
+            let fast = outcomes.indices.filter { index in
                 if case .complete = outcomes[index] { named[outcomes[index].lease.taskID] == 1 } else { false }
             }
             // The statements take the database's time themselves (`now()`, the same all through the
@@ -839,8 +828,8 @@ extension PostgresTaskStore {
             """
         /// Locks the named tasks in id order, before a batch's other statements write them.
         static let lockInOrder = "SELECT 1 FROM tasks WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
-        /// Every fast-path completion of a batch, fenced by owner and token; returns the outcome's
-        /// index (`ord`) after the task's columns.
+        /// Every fast-path completion of a batch, fenced by owner and token; returns what a finish
+        /// notice needs (queue, kind) and the outcome's index (`ord`), not the whole task.
         static let completeBatch = """
             WITH done AS (
                 SELECT t.id, c.result, c.ord FROM tasks t

@@ -94,7 +94,11 @@ final class StatementWatch: Sendable {
     /// Checks the statements in flight every `checkEvery`; stops when none is left.
     private func watch() async {
         while true {
-            try? await Task.sleep(for: checkEvery)
+            guard (try? await Task.sleep(for: checkEvery)) != nil else {
+                // Cancelled (nothing does so now): the next statement starts another watcher.
+                state.withLock { $0.watching = false }
+                return
+            }
             let now = ContinuousClock.now
             let due: [Watched]? = state.withLock { state in
                 if state.watched.isEmpty {

@@ -306,27 +306,16 @@ public final class SQLiteTaskStore: TaskStore {
         }
     }
 
+    /// One outcome, the whole task back: the general way, which reads the row anyway.
     public func complete(_ lease: TaskLease, result: JSONValue) async throws -> TaskRecord {
-        try await record(.complete(lease, result))
+        try await update(lease.taskID) { task, now, _ in try task.complete(lease, result: result, now: now) }
     }
 
     public func fail(_ lease: TaskLease, failure: TaskFailure) async throws -> TaskRecord {
-        try await record(.fail(lease, failure))
-    }
-
-    /// One outcome, its task whole: it goes the general way, which reads the row anyway.
-    private func record(_ outcome: TaskOutcome) async throws -> TaskRecord {
-        guard let task = try await record([outcome], thenClaim: [], batching: false).recorded[0].get().task else {
-            throw SluiceError(.storage, "task \(outcome.lease.taskID) was recorded but not read back")
-        }
-        return task
+        try await update(lease.taskID) { task, now, unit in try task.fail(lease, failure: failure, now: now, unit: unit) }
     }
 
     public func record(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest]) async throws -> RecordResult {
-        try await record(outcomes, thenClaim: claims, batching: true)
-    }
-
-    private func record(_ outcomes: [TaskOutcome], thenClaim claims: [ClaimRequest], batching: Bool) async throws -> RecordResult {
         guard !outcomes.isEmpty || !claims.isEmpty else { return RecordResult(recorded: [], claimed: []) }
         let clock = self.clock
         let units = outcomes.map { _ in configuration.unitRandom() }
@@ -338,11 +327,12 @@ public final class SQLiteTaskStore: TaskStore {
         var named: [TaskID: Int] = [:]
         for outcome in outcomes { named[outcome.lease.taskID, default: 0] += 1 }
         let batched = outcomes.compactMap { outcome -> JSONValue? in
-            guard batching, case .complete(let lease, let value) = outcome, named[lease.taskID] == 1 else { return nil }
+            guard case .complete(let lease, let value) = outcome, named[lease.taskID] == 1 else { return nil }
             return .array([.string(lease.taskID.rawValue), .string(lease.owner), .int(lease.token), .string(value.jsonText())])
         }
         let completions: SQLiteValue? = batched.isEmpty ? nil : .text(JSONValue.array(batched).jsonText())
-        // Rows of the hot paths come back as stored and are decoded after the commit (`TaskRow.Stored`).
+        // Claimed rows come back as stored and are decoded after the commit (`TaskRow.Stored`);
+        // batched completions as the queue and kind a notice needs.
         let written = try await write { connection in
             let now = clock.now()
             var recorded: [Result<Recorded, SluiceError>] = []

@@ -1,11 +1,12 @@
 import SluiceCore
 
 /// What recording an outcome left its task as, and what a finish notice says: enough to report on
-/// the task. `task` is the whole task where the store had it at hand. The SQLite store's batched
-/// completions leave it out: copying every column of every finished task out of the statement was
-/// about a tenth of its single writer thread's time in a drain, and the callers on that path (a
-/// worker's completer, a remote worker's outcome answer, the throughput history) need only these
-/// fields. Whoever needs the rest (a request waiting for the result) reads the task.
+/// the task. `task` is the whole task where the store had it at hand. The SQLite and PostgreSQL
+/// stores' batched completions leave it out (their statements return the queue and kind only):
+/// copying every column of every finished task out of the statement was about a tenth of SQLite's
+/// single writer thread's time in a drain, and the callers on that path (a worker's completer, a
+/// remote worker's outcome answer, the throughput history) need only these fields. Whoever needs
+/// the rest (a request waiting for the result) reads the task.
 public struct RecordedTask: Sendable, Equatable {
     public var id: TaskID
     public var queue: String

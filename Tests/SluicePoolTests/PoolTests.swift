@@ -436,7 +436,7 @@ enum StoreChoice: String, CustomStringConvertible, Sendable {
     /// comes only after 10 minutes here; a watchdog closes the buffer after 20 s so that a lost
     /// signal fails the test instead of hanging it); adds to a non-empty one ride along with the
     /// batch it takes next.
-    @Test func anAddToAnEmptyBufferWakesTheCompleterAndLaterOnesRideAlong() async throws {
+    @Test func anAddToAnEmptyBufferWakesTheWaitingCompleter() async throws {
         let ids = TaskIDGenerator(clock: SystemClock())
         func outcome() -> Outcome {
             Outcome(source: .durable, result: .complete(TaskLease(taskID: ids.next(), owner: "w", attempt: 1, token: 1, expiresAt: Date()), nil), pool: "p")
