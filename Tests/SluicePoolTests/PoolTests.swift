@@ -174,7 +174,7 @@ import Testing
                              clock: clock, monotonic: monotonic) { worker in
             let pool = try #require(worker.pool("default"))
             let id = try await store.enqueue(EnqueueRequest(kind: "stubborn", maxAttempts: 1, timeout: .seconds(5))).task.id
-            started.wait()
+            await onOwnThread { started.wait() }
             monotonic.advance(by: .seconds(6))
             #expect(await eventually { pool.capacity().stuck == 1 })
             let capacity = pool.capacity()
@@ -207,7 +207,7 @@ import Testing
                              options: options, clock: clock, monotonic: monotonic) { worker in
             let pool = try #require(worker.pool("default"))
             let id = try await store.enqueue(EnqueueRequest(kind: "slow", maxAttempts: 1, timeout: .seconds(30))).task.id
-            started.wait()
+            await onOwnThread { started.wait() }
             // The wall clock jumps an hour ahead; the task has run for no time at all.
             clock.advance(by: .seconds(3600))
             for _ in 0..<5 { pool.checkDeadlines() }
@@ -245,13 +245,13 @@ import Testing
             let pool = try #require(worker.pool("default"))
             let id = try await store.enqueue(EnqueueRequest(kind: "stubborn", maxAttempts: 2, timeout: .seconds(5),
                                                             retryPolicy: RetryPolicy(base: .milliseconds(1), cap: .milliseconds(1)))).task.id
-            firstStarted.wait()
+            await onOwnThread { firstStarted.wait() }
             // Timed out and retried at once (the backoff is ~0): the second attempt runs beside the
             // stuck first one.
             monotonic.advance(by: .seconds(6))
             clock.advance(by: .seconds(1))
             pool.wake.signal()
-            secondStarted.wait()
+            await onOwnThread { secondStarted.wait() }
             #expect(pool.capacity().stuck == 1)
             let second = try await store.require(id)
             #expect(second.state == .running && second.attempt == 2)
@@ -363,7 +363,7 @@ import Testing
         let claimed = try await store.claim(queues: ["default"], limit: 3, owner: "w", leaseDuration: .seconds(30))
         // One runs; two wait in the pool, claimed but not started.
         _ = pool.submit(claimed, from: .durable, reserved: 0)
-        started.wait()
+        await onOwnThread { started.wait() }
         #expect(Set(pool.leases(from: .durable).map(\.taskID)) == Set(claimed.map(\.id)))
         pool.apply([claimed[1].id: .cancelRequested, claimed[2].id: .lost], from: .durable)
         // The cancelled one is reported cancelled without running; the lost one is dropped.
@@ -375,7 +375,7 @@ import Testing
         #expect(pool.leases(from: .durable).map(\.taskID) == [claimed[0].id])
         gate.release()
         _ = pool.stop()
-        #expect(pool.waitUntilIdle(deadline: Date().addingTimeInterval(10)))
+        #expect(await onOwnThread { pool.waitUntilIdle(deadline: Date().addingTimeInterval(10)) })
     }
 
     @Test func aLeaseShorterThanThreeLockWaitsIsRefused() throws {

@@ -6,6 +6,16 @@ import SluiceStore
 import SluiceTestSupport
 import Synchronization
 
+/// Runs a blocking call on a thread of its own and awaits its result, so that an async test never
+/// holds one of Swift's cooperative threads while it waits: there are as many as cores (two here),
+/// shared by every suite running at once, and the worker under test needs them to get anywhere.
+@discardableResult
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: body()) }.start()
+    }
+}
+
 /// A door handlers wait at until the test opens it; waiting has a bound so a bug fails, not hangs.
 final class Gate: @unchecked Sendable {
     private let condition = NSCondition()
