@@ -335,7 +335,7 @@ public final class SQLiteTaskStore: TaskStore {
         // batched completions as the queue and kind a notice needs.
         let written = try await write { connection in
             let now = clock.now()
-            var recorded: [Result<Recorded, SluiceError>] = []
+            var recorded: [Result<RecordedTask, SluiceError>] = []
             recorded.reserveCapacity(outcomes.count)
             var counts = CountDeltas()
             var completed: [String: (queue: String, kind: String)] = [:]
@@ -351,12 +351,12 @@ public final class SQLiteTaskStore: TaskStore {
                         // rule (a pending cancel wins) or explains why not.
                         if let done = completed[lease.taskID.rawValue] {
                             counts.move(done.queue, from: .running, to: .succeeded)
-                            recorded.append(.success(.notice(RecordedTask(id: lease.taskID, queue: done.queue, kind: done.kind, state: .succeeded))))
+                            recorded.append(.success(RecordedTask(id: lease.taskID, queue: done.queue, kind: done.kind, state: .succeeded)))
                         } else {
-                            recorded.append(.success(.decoded(try Self.move(connection, lease.taskID) { try $0.complete(lease, result: value, now: now) })))
+                            recorded.append(.success(RecordedTask(try Self.move(connection, lease.taskID) { try $0.complete(lease, result: value, now: now) })))
                         }
                     case .fail(let lease, let failure):
-                        recorded.append(.success(.decoded(try Self.move(connection, lease.taskID) { try $0.fail(lease, failure: failure, now: now, unit: unit) })))
+                        recorded.append(.success(RecordedTask(try Self.move(connection, lease.taskID) { try $0.fail(lease, failure: failure, now: now, unit: unit) })))
                     }
                 } catch let error as SluiceError where [.leaseLost, .notFound, .invalidTransition].contains(error.code) {
                     recorded.append(.failure(error))
@@ -367,9 +367,7 @@ public final class SQLiteTaskStore: TaskStore {
             try counts.flush(connection)
             return (recorded: recorded, claimed: claimed)
         }
-        let result = RecordResult(
-            recorded: written.recorded.map { $0.map(\.task) },
-            claimed: try written.claimed.map { try $0.map { try $0.decode() } })
+        let result = RecordResult(recorded: written.recorded, claimed: try written.claimed.map { try $0.map { try $0.decode() } })
         for case .success(let task) in result.recorded { _ = announce(task) }
         if !claims.isEmpty { expectWork.store(result.claimed.contains { !$0.isEmpty }, ordering: .relaxed) }
         return result
@@ -591,20 +589,6 @@ public final class SQLiteTaskStore: TaskStore {
             throw SluiceError(.storage, error.advice.map { "\($0): \(error.description)" } ?? error.description)
         } catch is SQLiteStoreClosed {
             throw SluiceError(.closed, "the store is closed")
-        }
-    }
-
-    /// An outcome's task as the writer leaves it: what a notice needs (the hot path), or decoded
-    /// already because the transaction needed it (the general path).
-    enum Recorded: Sendable {
-        case notice(RecordedTask)
-        case decoded(TaskRecord)
-
-        var task: RecordedTask {
-            switch self {
-            case .notice(let notice): notice
-            case .decoded(let task): RecordedTask(task)
-            }
         }
     }
 
