@@ -15,8 +15,8 @@ import Testing
     }
 
     /// Runs a command that should exit by itself; its status and standard error.
-    static func run(_ arguments: [String], environment: [String: String] = [:], in directory: String) throws -> (Int32, String) {
-        let (status, _, error) = try start(arguments, environment: environment, in: directory).finish()
+    static func run(_ arguments: [String], environment: [String: String] = [:], in directory: String) async throws -> (Int32, String) {
+        let (status, _, error) = try await start(arguments, environment: environment, in: directory).finish()
         return (status, error)
     }
 
@@ -28,19 +28,19 @@ import Testing
         (["--host", "127.example.com"], [:], "--host 127.example.com is not a loopback address"),
         (["--public-host", "http://x.test:80"], [:], "--public-host http://x.test:80: give a host name alone"),
     ] as [([String], [String: String], String)])
-    func serveRefusesOptionsThatWouldLeaveItOpen(arguments: [String], environment: [String: String], message: String) throws {
+    func serveRefusesOptionsThatWouldLeaveItOpen(arguments: [String], environment: [String: String], message: String) async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let (status, error) = try Self.run(["serve", "--port", "0", "--db", dir.path("x.db")] + arguments, environment: environment, in: dir.path(""))
+        let (status, error) = try await Self.run(["serve", "--port", "0", "--db", dir.path("x.db")] + arguments, environment: environment, in: dir.path(""))
         #expect(status == 1, "\(arguments) \(environment): exit \(status)")
         #expect(error.contains(message), "\(error)")
     }
 
     @Test(arguments: [["--prefetch=-1"], ["--prefetch", "10001"]])
-    func workerRefusesAPrefetchOutOfRange(arguments: [String]) throws {
+    func workerRefusesAPrefetchOutOfRange(arguments: [String]) async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let (status, error) = try Self.run(["worker", "--db", dir.path("x.db")] + arguments, in: dir.path(""))
+        let (status, error) = try await Self.run(["worker", "--db", dir.path("x.db")] + arguments, in: dir.path(""))
         #expect(status == 1, "\(arguments): exit \(status)")
         #expect(error.contains("--prefetch must be from 0 to 10000"), "\(error)")
     }
@@ -49,7 +49,7 @@ import Testing
         let dir = try TempDir()
         defer { dir.remove() }
         let db = dir.path("shared.db")
-        let server = try LiveServer(db: db, ["--no-pool"])
+        let server = try await LiveServer(db: db, ["--no-pool"])
         defer { server.stop() }
         // In `dir`, so that a worker ignoring SLUICE_DB would open dir/sluice.db and never see the task.
         let worker = try Self.start(["worker", "--concurrency", "1", "--log-level", "warning"], environment: ["SLUICE_DB": db], in: dir.path(""))

@@ -14,7 +14,7 @@ import Testing
         let dir = try TempDir()
         defer { dir.remove() }
         let db = dir.path("enqueue-crash.db")
-        let server = try LiveServer(db: db, ["--no-pool"])
+        let server = try await LiveServer(db: db, ["--no-pool"])
         let acknowledged = Acknowledged()
         let client = server.client
         // 50 clients enqueue as fast as they can; the server is killed under them.
@@ -46,7 +46,7 @@ import Testing
         let dir = try TempDir()
         defer { dir.remove() }
         let db = dir.path("locked.db")
-        let server = try LiveServer(db: db, ["--concurrency", "4"])
+        let server = try await LiveServer(db: db, ["--concurrency", "4"])
         let first = try await server.client.enqueue(["kind": "echo"], wait: 10)
         #expect(first["state"] == "succeeded")
         // A third process (sqlite3's own CLI would do; here, a raw connection on another thread)
@@ -62,7 +62,7 @@ import Testing
         let during = try await server.client.enqueue(["kind": "echo", "args": ["during": true]], wait: 20)
         #expect(ContinuousClock.now - started >= .seconds(1.5), "the enqueue waited for the lock")
         #expect(during["state"] == "succeeded", "the enqueue succeeded once the lock was released and the pool ran it")
-        server.stop()
+        await server.stop()
     }
 
     /// The database on a 4 MB tmpfs that a filler file then fills: enqueues get 503 naming the full
@@ -74,10 +74,10 @@ import Testing
         defer { dir.remove() }
         let disk = dir.path("disk")
         try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
-        try #require(run("/bin/mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", disk) == 0, "mount a 4 MB tmpfs")
-        defer { _ = run("/bin/umount", "-l", disk) }
+        try #require(await run("/bin/mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", disk) == 0, "mount a 4 MB tmpfs")
+        defer { _ = try? ChildProcess(executable: "/bin/umount", ["-l", disk]).wait() }  // a defer cannot await
         let db = disk + "/full.db"
-        let server = try LiveServer(db: db, ["--concurrency", "4"])
+        let server = try await LiveServer(db: db, ["--concurrency", "4"])
         let client = server.client
         var running: [String] = []
         for _ in 0..<4 { running.append(try await client.enqueue(["kind": "sleep", "args": ["seconds": 2]])["id"]!.stringValue!) }
@@ -122,15 +122,15 @@ import Testing
         let after = try await client.enqueue(["kind": "echo", "args": ["after": true]], wait: 10)
         #expect(after["state"] == "succeeded", "enqueues work again once space returns")
 
-        server.stop()
+        await server.stop()
 
         // The same file on a disk remounted read-only (Linux refuses that while files are open for
         // writing, so between two runs). Whether SQLite can open a WAL database there depends on
         // whether its -shm file survived the last close: either the server refuses to start and
         // says why, or it starts, reads, and answers writes with 503 naming the cause.
-        try #require(run("/bin/mount", "-o", "remount,ro", disk) == 0, "remount read-only")
+        try #require(await run("/bin/mount", "-o", "remount,ro", disk) == 0, "remount read-only")
         let readOnly = try ChildProcess("sluice", ["serve", "--port", "0", "--db", db, "--log-level", "critical"])
-        if let line = readOnly.line(startingWith: "sluice: listening on "),
+        if let line = await readOnly.line(startingWith: "sluice: listening on "),
            let url = line.split(separator: " ").dropFirst(3).first.flatMap({ URL(string: String($0)) }) {
             let reader = SluiceClient(baseURL: url)
             #expect(try await reader.task(running[0])["state"] == "succeeded", "reads still work")
@@ -143,15 +143,15 @@ import Testing
             }
             readOnly.kill9()
         } else {
-            #expect(readOnly.wait() == 1)
+            #expect(await readOnly.wait() == 1)
             let message = readOnly.errorOutput()
             #expect(message.contains("is read-only") && message.contains("mount the disk read-write"), "\(message)")
         }
-        try #require(run("/bin/mount", "-o", "remount,rw", disk) == 0)
-        let writer = try LiveServer(db: db, ["--concurrency", "1"])
+        try #require(await run("/bin/mount", "-o", "remount,rw", disk) == 0)
+        let writer = try await LiveServer(db: db, ["--concurrency", "1"])
         let writable = try await writer.client.enqueue(["kind": "echo", "args": ["writable": true]], wait: 10)
         #expect(writable["state"] == "succeeded", "enqueues work again once the disk is writable")
-        writer.stop()
+        await writer.stop()
 
         let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: db))
         var missing = 0
@@ -166,7 +166,7 @@ import Testing
         defer { dir.remove() }
         // The idle timeout outlasts the 3 s the test gives the server to answer, so that on a loaded
         // machine a slow answer fails the check below, not the idle timer closing the connection.
-        let server = try LiveServer(db: dir.path("idle.db"), ["--concurrency", "2", "--idle-timeout", "5"])
+        let server = try await LiveServer(db: dir.path("idle.db"), ["--concurrency", "2", "--idle-timeout", "5"])
         let port = server.client.baseURL.port!
         var sockets: [Int32] = []
         defer { sockets.forEach { close($0) } }
@@ -187,7 +187,7 @@ import Testing
         let allClosed = await eventually(timeout: .seconds(30)) { sockets.allSatisfy { closedByPeer($0) } }
         #expect(allClosed, "\(sockets.filter { !closedByPeer($0) }.count) connections still open")
         #expect(try await server.client.send("GET", "/healthz").status == 200, "the server stays up")
-        server.stop()
+        await server.stop()
     }
 }
 

@@ -11,9 +11,9 @@ final class LiveServer: @unchecked Sendable {
     let process: ChildProcess
     let client: SluiceClient
 
-    init(db: String, _ extra: [String] = [], token: String? = nil) throws {
+    init(db: String, _ extra: [String] = [], token: String? = nil) async throws {
         process = try ChildProcess("sluice", ["serve", "--port", "0", "--db", db, "--log-level", "warning"] + extra)
-        guard let line = process.line(startingWith: "sluice: listening on "),
+        guard let line = await process.line(startingWith: "sluice: listening on "),
               let address = line.split(separator: " ").dropFirst(3).first, let url = URL(string: String(address)) else {
             process.kill9()
             throw SluiceClient.Failure(status: 0, code: "start", message: "the server did not start")
@@ -21,9 +21,19 @@ final class LiveServer: @unchecked Sendable {
         client = SluiceClient(baseURL: url, token: token)
     }
 
+    /// Stops the server with SIGTERM and records a test issue unless it exits cleanly.
+    func stop() async {
+        process.signal(SIGTERM)
+        check(await process.wait())
+    }
+
+    /// The same for a `defer`, which cannot await: it holds its thread while the server drains.
     func stop() {
         process.signal(SIGTERM)
-        let status = process.wait()
+        check(process.wait())
+    }
+
+    private func check(_ status: Int32) {
         if status != 0 { Issue.record("the server exited with \(status): \(process.errorOutput().suffix(3000))") }
     }
 }
@@ -32,21 +42,21 @@ final class LiveServer: @unchecked Sendable {
     @Test func enqueueWaitResultAndFireAndForget() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let server = try LiveServer(db: dir.path("live.db"))
+        let server = try await LiveServer(db: dir.path("live.db"))
         let done = try await server.client.enqueue(["kind": "sleep", "args": ["seconds": 0.2]], wait: 10)
         #expect(done["state"] == "succeeded" && done["result"] == ["slept": 0.2])
         let quick = try await server.client.enqueue(["kind": "echo", "args": ["n": 1], "durable": false], wait: 10)
         #expect(quick["state"] == "succeeded" && quick["durable"] == false)
         let read = try await server.client.task(try #require(quick["id"]?.stringValue))
         #expect(read["result"] == ["n": 1])
-        server.stop()
+        await server.stop()
     }
 
     @Test func killedServerLosesNoDurableTask() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
         let db = dir.path("crash.db")
-        var server = try LiveServer(db: db, ["--concurrency", "3", "--lease", "3"])
+        var server = try await LiveServer(db: db, ["--concurrency", "3", "--lease", "3"])
         var ids: [String] = []
         // One batch of 5 s tasks: the first three start together, and none of them can finish before
         // the kill that follows at once (one by one, with shorter tasks, the first sometimes finished
@@ -66,7 +76,7 @@ final class LiveServer: @unchecked Sendable {
         })
         server.process.kill9()
 
-        server = try LiveServer(db: db, ["--concurrency", "3", "--lease", "3"])
+        server = try await LiveServer(db: db, ["--concurrency", "3", "--lease", "3"])
         var tasks: [JSONValue] = []
         for id in ids { tasks.append(try await server.client.task(id, wait: 60)) }
         #expect(tasks.allSatisfy { $0["state"] == "succeeded" }, "\(tasks.map { $0["state"] ?? .null })")
@@ -75,7 +85,7 @@ final class LiveServer: @unchecked Sendable {
         #expect(Set(running).isSubset(of: Set(rerun.compactMap { $0["id"]?.stringValue })), "running at the kill: \(running)")
         #expect(rerun.count >= 3)
         #expect(rerun.allSatisfy { $0["attempt_errors"]?[0]?["message"]?.stringValue?.hasPrefix("lease expired") == true })
-        server.stop()
+        await server.stop()
     }
 
     /// `serve --no-pool` runs no task, but it takes its turn as leader: alone after a worker was
@@ -88,11 +98,11 @@ final class LiveServer: @unchecked Sendable {
         let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: db))
         _ = try await store.enqueue(batch: (0..<4).map { _ in EnqueueRequest(kind: "echo") })
         let holder = try ChildProcess("sluice-testkit", ["hold", "--db", db, "--owner", "doomed", "--count", "4", "--lease", "3"])
-        let held = holder.lines(until: "ready")
+        let held = await holder.lines(until: "ready")
         try #require(held.count == 4, "the holder claimed \(held)")
         holder.kill9()
 
-        let server = try LiveServer(db: db, ["--no-pool", "--lease", "3"])
+        let server = try await LiveServer(db: db, ["--no-pool", "--lease", "3"])
         _ = try await server.client.send("POST", "/v1/schedules",
                                          body: ["name": "tick", "cron": "@every 1s", "task": ["kind": "echo", "queue": "ticks"]])
         let rescued = await eventually(timeout: .seconds(20)) {
@@ -111,13 +121,13 @@ final class LiveServer: @unchecked Sendable {
         #expect(fired, "the front's scheduler fired the schedule")
         let me = try await server.client.send("GET", "/v1/workers").body["workers"]?[0]
         #expect(me?["this_server"] == true && me?["leader"] == true, "\(me ?? .null)")
-        server.stop()
+        await server.stop()
     }
 
     @Test func resizeShowsInPoolsAndTheRunningCountFollowsIt() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let server = try LiveServer(db: dir.path("resize.db"), ["--concurrency", "2"])
+        let server = try await LiveServer(db: dir.path("resize.db"), ["--concurrency", "2"])
         for _ in 0..<16 { _ = try await server.client.enqueue(["kind": "sleep", "args": ["seconds": 1]]) }
         func pool() async throws -> JSONValue { try await server.client.send("GET", "/v1/pools").body["pools"]?[0] ?? .null }
         #expect(await eventually { (try? await pool()["busy"]) == 2 })
@@ -132,19 +142,19 @@ final class LiveServer: @unchecked Sendable {
             return (try? await pool()["busy"]) == 6
         }, "the running count follows the new limit")
         #expect(highest <= 6, "never more running than the target: saw \(highest)")
-        server.stop()
+        await server.stop()
     }
 
     @Test func tokenRequiredWhenConfigured() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let server = try LiveServer(db: dir.path("auth.db"), ["--token", "t0ken"], token: nil)
+        let server = try await LiveServer(db: dir.path("auth.db"), ["--token", "t0ken"], token: nil)
         let denied = await #expect(throws: SluiceClient.Failure.self) { try await server.client.send("GET", "/v1/pools") }
         #expect(denied?.status == 401)
         #expect(try await server.client.send("GET", "/healthz").status == 200)
         let authed = SluiceClient(baseURL: server.client.baseURL, token: "t0ken")
         #expect(try await authed.send("GET", "/v1/pools").status == 200)
-        server.stop()
+        await server.stop()
     }
 
     /// Neither a bearer token (right or wrong) nor any task's args appear in the logs of the server
@@ -156,7 +166,7 @@ final class LiveServer: @unchecked Sendable {
         let token = "token-\(UUID().uuidString)", secret = "secret-\(UUID().uuidString)"
         let serve = try ChildProcess("sluice", ["serve", "--port", "0", "--db", db, "--log-level", "trace", "--token", token,
                                                 "--concurrency", "2"])
-        let line = try #require(serve.line(startingWith: "sluice: listening on "))
+        let line = try #require(await serve.line(startingWith: "sluice: listening on "))
         let url = try #require(line.split(separator: " ").dropFirst(3).first.flatMap { URL(string: String($0)) })
         let worker = try ChildProcess("sluice", ["worker", "--db", db, "--log-level", "trace", "--concurrency", "2"])
         let client = SluiceClient(baseURL: url, token: token)
@@ -178,7 +188,7 @@ final class LiveServer: @unchecked Sendable {
         var logs = ""
         for child in [worker, serve] {
             child.signal(SIGTERM)
-            child.wait()
+            await child.wait()
             logs += child.errorOutput()
         }
         #expect(logs.contains("worker"), "trace logging wrote something to check")
@@ -186,10 +196,10 @@ final class LiveServer: @unchecked Sendable {
         #expect(!logs.contains(secret), "an argument reached the logs")
     }
 
-    @Test func http10ClientsWithoutKeepAliveGetTheConnectionClosed() throws {
+    @Test func http10ClientsWithoutKeepAliveGetTheConnectionClosed() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let server = try LiveServer(db: dir.path("http10.db"))
+        let server = try await LiveServer(db: dir.path("http10.db"))
         defer { server.stop() }
         for (request, close) in [("GET /healthz HTTP/1.0\r\n\r\n", true),
                                  ("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", true)] {
@@ -202,10 +212,10 @@ final class LiveServer: @unchecked Sendable {
         #expect(kept.lowercased().contains("connection: keep-alive") && !closed)
     }
 
-    @Test func publicHostNamesAreAnsweredAndOthersRefused() throws {
+    @Test func publicHostNamesAreAnsweredAndOthersRefused() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let server = try LiveServer(db: dir.path("hosts.db"), ["--public-host", "sluice.test"])
+        let server = try await LiveServer(db: dir.path("hosts.db"), ["--public-host", "sluice.test"])
         defer { server.stop() }
         let port = server.client.baseURL.port!
         for (host, status) in [("sluice.test:\(port)", "200"), ("localhost:\(port)", "200"), ("evil.test:\(port)", "403")] {
@@ -234,11 +244,11 @@ final class LiveServer: @unchecked Sendable {
         }
     }
 
-    @Test func refusesToListenBeyondLoopbackWithoutAToken() throws {
+    @Test func refusesToListenBeyondLoopbackWithoutAToken() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
         let child = try ChildProcess("sluice", ["serve", "--host", "0.0.0.0", "--port", "0", "--db", dir.path("x.db")])
-        #expect(child.wait() == 1)
+        #expect(await child.wait() == 1)
         #expect(child.errorOutput().contains("is not a loopback address: give --token"))
     }
 }

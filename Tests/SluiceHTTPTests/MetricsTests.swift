@@ -9,7 +9,7 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(4))) struct MetricsTests {
     /// Checks what every Sluice process's /metrics must show after `succeeded` successes and
     /// `failed` failures in its pool `default`.
-    static func check(_ text: String, succeeded: Double, failed: Double) throws {
+    static func check(_ text: String, succeeded: Double, failed: Double) async throws {
         let pool = ["pool": "default"]
         #expect(sample(text, "sluice_task_attempts_total", ["pool": "default", "outcome": "succeeded"]) == succeeded, "\(text)")
         #expect(sample(text, "sluice_task_attempts_total", ["pool": "default", "outcome": "failed"]) == failed)
@@ -20,7 +20,7 @@ import Testing
             let name = line.split(separator: " ")[2]
             #expect(text.contains("# HELP \(name) "), "no HELP for \(name)")
         }
-        if let (status, said) = try promtoolCheck(text) {
+        if let (status, said) = try await promtoolCheck(text) {
             #expect(status == 0, "promtool check metrics: \(said)")
         }
     }
@@ -28,13 +28,13 @@ import Testing
     @Test func serveCountsTasksItRan() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let server = try LiveServer(db: dir.path("metrics.db"), ["--concurrency", "2"])
+        let server = try await LiveServer(db: dir.path("metrics.db"), ["--concurrency", "2"])
         defer { server.stop() }
         for _ in 0..<3 { #expect(try await server.client.enqueue(["kind": "echo"], wait: 30)["state"] == "succeeded") }
         #expect(try await server.client.enqueue(["kind": "fail", "args": ["times": 5], "max_attempts": 1], wait: 30)["state"] == "failed")
         let (status, text) = try fetch(port: server.client.baseURL.port!, "/metrics")
         #expect(status == 200)
-        try Self.check(text, succeeded: 3, failed: 1)
+        try await Self.check(text, succeeded: 3, failed: 1)
         #expect(sample(text, "sluice_queue_tasks", ["queue": "default", "state": "succeeded"]) == 3)
     }
 
@@ -42,14 +42,14 @@ import Testing
         let dir = try TempDir()
         defer { dir.remove() }
         let db = dir.path("worker-metrics.db")
-        let server = try LiveServer(db: db, ["--no-pool"])
+        let server = try await LiveServer(db: db, ["--no-pool"])
         defer { server.stop() }
         let worker = try ChildProcess("sluice", ["worker", "--db", db, "--concurrency", "2", "--metrics-port", "0", "--log-level", "warning"])
         defer {
             worker.signal(SIGTERM)
             #expect(worker.wait() == 0)
         }
-        let line = try #require(worker.line(startingWith: "sluice: metrics on "))
+        let line = try #require(await worker.line(startingWith: "sluice: metrics on "))
         let port = try #require(URL(string: String(line.dropFirst("sluice: metrics on ".count)))?.port)
         for _ in 0..<2 { #expect(try await server.client.enqueue(["kind": "echo"], wait: 30)["state"] == "succeeded") }
         // The worker records an attempt just after storing its outcome: the counter may lag the answer by a moment.
@@ -58,7 +58,7 @@ import Testing
             text = (try? fetch(port: port, "/metrics").body) ?? ""
             return sample(text, "sluice_task_attempts_total", ["pool": "default", "outcome": "succeeded"]) == 2
         })
-        try Self.check(text, succeeded: 2, failed: 0)
+        try await Self.check(text, succeeded: 2, failed: 0)
         #expect(sample(text, "sluice_pool_target", ["pool": "default"]) == 2)
         #expect(try fetch(port: port, "/v1/tasks").status == 404, "the worker serves /metrics only")
     }
@@ -66,7 +66,7 @@ import Testing
     @Test func shutdownAnswersALongPollAtOnce() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let server = try LiveServer(db: dir.path("shutdown.db"))
+        let server = try await LiveServer(db: dir.path("shutdown.db"))
         let id = try #require(try await server.client.enqueue(["kind": "echo", "delay": 600])["id"]?.stringValue)
         let client = server.client
         async let answer = within(.seconds(60)) { try await client.task(id, wait: 300) }
@@ -74,6 +74,6 @@ import Testing
         server.process.signal(SIGTERM)
         let task = try #require(try await answer, "the waiting request was not answered within 60 s of SIGTERM")
         #expect(task["state"] == "scheduled")
-        #expect(server.process.wait() == 0)
+        #expect(await server.process.wait() == 0)
     }
 }

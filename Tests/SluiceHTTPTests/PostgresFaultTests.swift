@@ -9,30 +9,10 @@ import Testing
 /// middle of a run, and hosts' clocks disagree by an hour. The built binaries, over HTTP, as a team
 /// past one host runs them.
 @Suite(.serialized, .timeLimit(.minutes(4))) struct PostgresFaultTests {
-    static let url = ProcessInfo.processInfo.environment["SLUICE_TEST_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
-
-    /// The shared test server's URL with a fresh schema (the store creates it), or a skip.
-    func sharedDatabaseURL() throws -> String {
-        let url = try requirePostgres()
-        return url + (url.contains("?") ? "&" : "?") + "search_path=fault_\(UInt32.random(in: 0 ... .max))"
-    }
-
-    /// Without SLUICE_TEST_DATABASE_URL no PostgreSQL test runs, this suite's included (the restart
-    /// test starts a server of its own, but a run without PostgreSQL has none to start either).
-    @discardableResult
-    func requirePostgres() throws -> String {
-        guard let url = Self.url else {
-            let message = "SKIPPED: PostgreSQL tests need SLUICE_TEST_DATABASE_URL (tools/dev/postgres start prints one)"
-            FileHandle.standardError.write(Data("\n*** \(message) ***\n\n".utf8))
-            try Test.cancel(Comment(rawValue: message))
-        }
-        return url
-    }
-
     /// `sluice serve --no-pool` on `database`, and a client for it.
-    func front(_ database: String) throws -> (ChildProcess, SluiceClient) {
+    func front(_ database: String) async throws -> (ChildProcess, SluiceClient) {
         let serve = try ChildProcess("sluice", ["serve", "--port", "0", "--database", database, "--no-pool", "--log-level", "info"])
-        let line = try #require(serve.line(startingWith: "sluice: listening on "), "\(serve.errorOutput())")
+        let line = try #require(await serve.line(startingWith: "sluice: listening on "), "\(serve.errorOutput())")
         let address = try #require(line.split(separator: " ").dropFirst(3).first.flatMap { URL(string: String($0)) })
         return (serve, SluiceClient(baseURL: address))
     }
@@ -96,10 +76,10 @@ import Testing
     /// A server of the test's own (the shared one serves other tests meanwhile) is restarted while
     /// four producers enqueue 2,000 tasks over HTTP and two `sluice worker` processes drain them.
     @Test func aServerRestartMidRunLosesNothingAndTheWorkersResumeByThemselves() async throws {
-        try requirePostgres()
+        try requirePostgres()  // a server of its own, but a run without PostgreSQL has none to start either
         let server = try await Self.onThread { try PostgresServer() }
         defer { server.stop() }
-        let (serve, client) = try front(server.url)
+        let (serve, client) = try await front(server.url)
         defer { serve.kill9() }
         // Worker 0 also has an idle pool on queue `probe`: its fetcher backs off to the backstop
         // poll (1 s) while the store hears every enqueue, so a probe starts within milliseconds only
@@ -215,12 +195,13 @@ import Testing
         print("restart test: \(outcome.acknowledged.count) acknowledged, \(outcome.refused.count) refused (503); restart \(restartTime), "
               + "enqueueing \(enqueueTime) (slowest request \(outcome.slowest)), drained \(drainTime) after; \(twice) tasks ran twice; "
               + "probe enqueue → start \(latencies.map { "\(Int($0 * 1000)) ms" })")
-        var stops = workers.map { worker in
+        var stops: [(Int32, String)] = []
+        for worker in workers {
             worker.signal(SIGTERM)
-            return (worker.wait(timeout: .seconds(45)), worker.errorOutput())
+            stops.append((await worker.wait(timeout: .seconds(45)), worker.errorOutput()))
         }
         serve.signal(SIGTERM)
-        stops.append((serve.wait(timeout: .seconds(45)), serve.errorOutput()))
+        stops.append((await serve.wait(timeout: .seconds(45)), serve.errorOutput()))
         for (status, log) in stops { #expect(status == 0, "\(log.suffix(3000))") }
     }
 
@@ -280,11 +261,11 @@ import Testing
     /// artifact alone lost a lease in about 1 run of 5; a lease longer than a task plus a heartbeat
     /// absorbs it, while a lease judged by a skewed clock is still an hour off and rescued at once.
     @Test func workersAnHourAheadAndBehindNeitherStealNorLoseLeases() async throws {
-        let database = try sharedDatabaseURL()
+        let database = try postgresDatabase("fault")
         guard let faketime = try faketime() else { return }
         // The wrapper really shifts the clock here (a missing libfaketime would leave it alone).
         for (offset, hours) in [("+1h", 1.0), ("-1h", -1.0)] {
-            let (status, output, error) = try ChildProcess(executable: faketime, ["-m", "--exclude-monotonic", "-f", offset, "/bin/date", "+%s"]).finish()
+            let (status, output, error) = try await ChildProcess(executable: faketime, ["-m", "--exclude-monotonic", "-f", offset, "/bin/date", "+%s"]).finish()
             let skew = (Double(output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) - Date().timeIntervalSince1970
             #expect(status == 0 && abs(skew - hours * 3600) < 60, "faketime \(offset) date: \(output) \(error)")
         }
@@ -294,8 +275,8 @@ import Testing
         let ahead = try SkewedWorker(faketime, "+1h", arguments)
         defer { ahead.wrapper.kill9() }
         let aheadPID = try #require(await ahead.pid(), "\(ahead.wrapper.errorOutput())")
-        #expect(await eventually { postgresLeaderElected(database) }, "\(ahead.wrapper.errorOutput())")
-        let (serve, client) = try front(database)
+        #expect(await eventually { await postgresLeaderElected(database) }, "\(ahead.wrapper.errorOutput())")
+        let (serve, client) = try await front(database)
         defer { serve.kill9() }
         func leader() async -> Int64? { await liveWorkers(client).first { $0["leader"] == true }?["pid"]?.intValue }
         #expect(await eventually { await leader() == Int64(aheadPID) }, "\(ahead.wrapper.errorOutput())")
@@ -353,9 +334,9 @@ import Testing
         // A clean stop of each worker itself (the wrapper passes on its exit status).
         for (process, pid) in [(ahead.wrapper, aheadPID), (behind.wrapper, behindPID), (normal, normal.pid)] {
             kill(pid, SIGTERM)
-            #expect(process.wait(timeout: .seconds(30)) == 0, "\(process.errorOutput().suffix(2000))")
+            #expect(await process.wait(timeout: .seconds(30)) == 0, "\(process.errorOutput().suffix(2000))")
         }
         serve.signal(SIGTERM)
-        #expect(serve.wait(timeout: .seconds(30)) == 0)
+        #expect(await serve.wait(timeout: .seconds(30)) == 0)
     }
 }

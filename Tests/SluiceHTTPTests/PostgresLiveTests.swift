@@ -7,24 +7,11 @@ import Testing
 /// `sluice serve` and `sluice worker` on one PostgreSQL database, as a team past one host runs them
 /// (`--database postgres://…`): the built binaries, over HTTP. Each test takes a schema of its own.
 @Suite(.serialized, .timeLimit(.minutes(4))) struct PostgresLiveTests {
-    static let url = ProcessInfo.processInfo.environment["SLUICE_TEST_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
-
-    /// The test server's URL with a fresh schema (the store creates it).
-    func databaseURL() throws -> String {
-        guard let url = Self.url else {
-            let message = "SKIPPED: PostgreSQL tests need SLUICE_TEST_DATABASE_URL (tools/dev/postgres start prints one)"
-            FileHandle.standardError.write(Data("\n*** \(message) ***\n\n".utf8))
-            try Test.cancel(Comment(rawValue: message))
-        }
-        let schema = "live_\(UInt32.random(in: 0 ... .max))"
-        return url + (url.contains("?") ? "&" : "?") + "search_path=\(schema)"
-    }
-
     @Test func serveAndAWorkerShareOnePostgreSQLQueue() async throws {
-        let database = try databaseURL()
+        let database = try postgresDatabase("live")
         let serve = try ChildProcess("sluice", ["serve", "--port", "0", "--database", database, "--concurrency", "2", "--log-level", "warning"])
         defer { serve.kill9() }
-        let line = try #require(serve.line(startingWith: "sluice: listening on "))
+        let line = try #require(await serve.line(startingWith: "sluice: listening on "))
         #expect(line.contains("PostgreSQL database"))
         let address = try #require(line.split(separator: " ").dropFirst(3).first.flatMap { URL(string: String($0)) })
         let client = SluiceClient(baseURL: address)
@@ -53,26 +40,26 @@ import Testing
         #expect(counts?["succeeded"] == 40)
 
         worker.signal(SIGTERM)
-        #expect(worker.wait() == 0)
+        #expect(await worker.wait() == 0)
         serve.signal(SIGTERM)
-        #expect(serve.wait() == 0)
+        #expect(await serve.wait() == 0)
     }
 
     /// Four `sluice worker` processes drain one queue; the leader is SIGKILLed mid-run. Every task
     /// ends succeeded; only the tasks the dead process held ran twice (their lease expired, and the
     /// new leader rescued them); every other task was claimed exactly once.
     @Test func fourWorkerProcessesShareTheQueueAndSurviveTheLeadersSIGKILL() async throws {
-        let database = try databaseURL()
+        let database = try postgresDatabase("live")
         let workers = try (0..<4).map { _ in
             try ChildProcess("sluice", ["worker", "--database", database, "--concurrency", "4", "--lease", "3", "--log-level", "error"])
         }
         defer { for worker in workers { worker.kill9() } }
         // The front takes its turn at leading too: start it once a worker leads, so that the
         // leader this test kills is a worker.
-        #expect(await eventually { postgresLeaderElected(database) }, "a worker was elected")
+        #expect(await eventually { await postgresLeaderElected(database) }, "a worker was elected")
         let serve = try ChildProcess("sluice", ["serve", "--port", "0", "--database", database, "--no-pool", "--log-level", "error"])
         defer { serve.kill9() }
-        let line = try #require(serve.line(startingWith: "sluice: listening on "))
+        let line = try #require(await serve.line(startingWith: "sluice: listening on "))
         let address = try #require(line.split(separator: " ").dropFirst(3).first.flatMap { URL(string: String($0)) })
         let client = SluiceClient(baseURL: address)
         func live() async -> [JSONValue] {
@@ -97,10 +84,10 @@ import Testing
             return (counts?["succeeded"]?.intValue ?? 0) >= 60
         })
         leader.kill9()
-        _ = leader.wait()
+        _ = await leader.wait()
         // What the dead process held: its running tasks, and any it finished whose outcome it had
         // not yet written. Frozen now (nothing renews or rescues them before the lease runs out).
-        let held = postgresQuery(database, "SELECT count(*) FROM %s.tasks WHERE state = 'running' AND lease_owner LIKE '%:\(leader.pid):%'")
+        let held = await postgresQuery(database, "SELECT count(*) FROM %s.tasks WHERE state = 'running' AND lease_owner LIKE '%:\(leader.pid):%'")
             .flatMap { Int($0) }
 
         var ranOn = Set<String>(), twice = 0
@@ -118,17 +105,17 @@ import Testing
         #expect(await eventually { await live().filter { $0["leader"] == true }.count == 1 })
         for worker in workers where worker !== leader {
             worker.signal(SIGTERM)
-            #expect(worker.wait() == 0)
+            #expect(await worker.wait() == 0)
         }
         serve.signal(SIGTERM)
-        #expect(serve.wait() == 0)
+        #expect(await serve.wait() == 0)
     }
 
-    @Test func anUnreachableServerIsOneClearLineAndANonZeroExit() throws {
+    @Test func anUnreachableServerIsOneClearLineAndANonZeroExit() async throws {
         // Port 1 on loopback: nothing listens there, so the connection is refused at once.
         let port = 1
         let child = try ChildProcess("sluice", ["worker", "--database", "postgres://sluice:x@127.0.0.1:\(port)/sluice"])
-        #expect(child.wait() != 0)
+        #expect(await child.wait() != 0)
         let message = child.errorOutput()
         #expect(message.hasPrefix("error: ") && message.split(separator: "\n").count == 1, "\(message)")
         #expect(message.contains("127.0.0.1:\(port)"), "\(message)")

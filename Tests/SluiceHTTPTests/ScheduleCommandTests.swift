@@ -4,14 +4,14 @@ import Testing
 
 /// `sluice cron next` and `sluice serve --schedules`, run as a user runs them.
 @Suite(.timeLimit(.minutes(4))) struct ScheduleCommandTests {
-    static func output(_ arguments: [String], in directory: String) throws -> (Int32, String, String) {
-        try CommandLineTests.start(arguments, in: directory).finish()
+    static func output(_ arguments: [String], in directory: String) async throws -> (Int32, String, String) {
+        try await CommandLineTests.start(arguments, in: directory).finish()
     }
 
-    @Test func cronNextPrintsLocalAndUTCTimesAcrossASpringChange() throws {
+    @Test func cronNextPrintsLocalAndUTCTimesAcrossASpringChange() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let (status, text, _) = try Self.output(["cron", "next", "30 2 * * *", "--tz", "Europe/Paris", "--from", "2026-03-28T00:00:00Z", "--count", "2"], in: dir.url.path)
+        let (status, text, _) = try await Self.output(["cron", "next", "30 2 * * *", "--tz", "Europe/Paris", "--from", "2026-03-28T00:00:00Z", "--count", "2"], in: dir.url.path)
         #expect(status == 0)
         #expect(text == "2026-03-28T02:30:00+01:00  2026-03-28T01:30:00Z\n2026-03-29T03:00:00+02:00  2026-03-29T01:00:00Z\n")
     }
@@ -21,22 +21,22 @@ import Testing
         (["cron", "next", "@daily", "--tz", "Mars/Olympus"], "--tz: \"Mars/Olympus\" is not an IANA time zone"),
         (["cron", "next", "@daily", "--from", "yesterday"], "--from yesterday: expected an ISO 8601 time"),
     ])
-    func badCronInputIsOneLineAndExit1(arguments: [String], message: String) throws {
+    func badCronInputIsOneLineAndExit1(arguments: [String], message: String) async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let (status, _, error) = try Self.output(arguments, in: dir.url.path)
+        let (status, _, error) = try await Self.output(arguments, in: dir.url.path)
         #expect(status == 1)
         #expect(error.contains(message), "\(error)")
     }
 
-    @Test func aBadSchedulesFileStopsServeBeforeItStarts() throws {
+    @Test func aBadSchedulesFileStopsServeBeforeItStarts() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
         try "[schedules.report]\ncron = \"61 * * * *\"\ntask = { kind = \"echo\" }\n".write(toFile: dir.path("bad.toml"), atomically: true, encoding: .utf8)
         try "[schedules.report\n".write(toFile: dir.path("broken.toml"), atomically: true, encoding: .utf8)
-        let (status, _, error) = try Self.output(["serve", "--port", "0", "--schedules", "bad.toml"], in: dir.url.path)
+        let (status, _, error) = try await Self.output(["serve", "--port", "0", "--schedules", "bad.toml"], in: dir.url.path)
         #expect(status == 1 && error.contains("--schedules bad.toml: [schedules.report] cron: minute field at position 1"), "\(error)")
-        let (broken, _, parse) = try Self.output(["serve", "--port", "0", "--schedules", "broken.toml"], in: dir.url.path)
+        let (broken, _, parse) = try await Self.output(["serve", "--port", "0", "--schedules", "broken.toml"], in: dir.url.path)
         #expect(broken == 1 && parse.contains("--schedules broken.toml:1:"), "\(parse)")
         #expect(!FileManager.default.fileExists(atPath: dir.path("sluice.db")), "refused before the store opened")
     }

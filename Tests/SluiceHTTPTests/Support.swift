@@ -129,8 +129,8 @@ func closedByPeer(_ fd: Int32) -> Bool {
 
 /// Runs a program to its end (at most a minute) and returns its exit status, -1 when it could not
 /// start. A `ChildProcess`, not Foundation's `Process`: a CI run hung for good in `waitUntilExit`.
-func run(_ path: String, _ arguments: String...) -> Int32 {
-    (try? ChildProcess(executable: path, arguments).wait()) ?? -1
+func run(_ path: String, _ arguments: String...) async -> Int32 {
+    (try? await ChildProcess(executable: path, arguments).wait()) ?? -1
 }
 
 /// The first of `operation` and a `bound`: nil when the bound passed first. A bound, not a wait: a
@@ -191,31 +191,50 @@ func sample(_ text: String, _ name: String, _ labels: [String: String] = [:]) ->
 
 /// Runs `promtool check metrics` on `text` when promtool is installed: its exit status and output,
 /// or nil (after a loud line) when it is not.
-func promtoolCheck(_ text: String) throws -> (Int32, String)? {
+func promtoolCheck(_ text: String) async throws -> (Int32, String)? {
     let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
         .map { "\($0)/promtool" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     guard let path else {
         print("SKIPPED: promtool not installed (Debian package prometheus); the metrics output was not linted")
         return nil
     }
-    let (status, output, error) = try ChildProcess(executable: path, ["check", "metrics"], input: text).finish()
+    let (status, output, error) = try await ChildProcess(executable: path, ["check", "metrics"], input: text).finish()
     return (status, output + error)
+}
+
+/// The test PostgreSQL server's URL (SLUICE_TEST_DATABASE_URL), or a skip that says so loudly:
+/// without it no PostgreSQL test runs, so a run without one cannot pass for a full run.
+@discardableResult
+func requirePostgres() throws -> String {
+    guard let url = ProcessInfo.processInfo.environment["SLUICE_TEST_DATABASE_URL"], !url.isEmpty else {
+        let message = "SKIPPED: PostgreSQL tests need SLUICE_TEST_DATABASE_URL (tools/dev/postgres start prints one)"
+        FileHandle.standardError.write(Data("\n*** \(message) ***\n\n".utf8))
+        try Test.cancel(Comment(rawValue: message))
+    }
+    return url
+}
+
+/// The test server's URL with a fresh schema, `prefix_` and a random number (the store creates
+/// it on open), or a skip.
+func postgresDatabase(_ prefix: String) throws -> String {
+    let url = try requirePostgres()
+    return url + (url.contains("?") ? "&" : "?") + "search_path=\(prefix)_\(UInt32.random(in: 0 ... .max))"
 }
 
 /// Whether some process holds the leader's lease in the PostgreSQL database and schema (its
 /// `?search_path=`) that `database` names. Asked with psql, so that no Sluice front need run: a
 /// test that wants a worker to lead starts the front, which takes its turn too, only after this.
-func postgresLeaderElected(_ database: String) -> Bool {
-    postgresQuery(database, "SELECT count(*) FROM %s.leadership WHERE expires_at > now()") == "1"
+func postgresLeaderElected(_ database: String) async -> Bool {
+    await postgresQuery(database, "SELECT count(*) FROM %s.leadership WHERE expires_at > now()") == "1"
 }
 
 /// The one value `sql` answers on the database (and schema, from `?search_path=`) that `database`
 /// names, asked with psql; `%s.` before a table name becomes the schema (or nothing). Nil on failure.
-func postgresQuery(_ database: String, _ sql: String) -> String? {
+func postgresQuery(_ database: String, _ sql: String) async -> String? {
     let parts = database.split(separator: "?", maxSplits: 1).map(String.init)
     let schema = parts.count > 1 ? parts[1].split(separator: "&").first { $0.hasPrefix("search_path=") }.map { $0.dropFirst("search_path=".count) } : nil
     let query = sql.replacingOccurrences(of: "%s.", with: schema.map { "\($0)." } ?? "")
-    guard let answer = try? ChildProcess(executable: "/usr/bin/psql", [parts[0], "-Atc", query]).finish(timeout: .seconds(10)),
+    guard let answer = try? await ChildProcess(executable: "/usr/bin/psql", [parts[0], "-Atc", query]).finish(timeout: .seconds(10)),
           answer.status == 0 else { return nil }
     return answer.output.trimmingCharacters(in: .whitespacesAndNewlines)
 }

@@ -35,7 +35,7 @@ import Testing
         // Somewhere inside a second, and so mid-minute: the leader dies, perhaps inside a fire's transaction.
         try await Task.sleep(for: .milliseconds(Int.random(in: 0..<1000)))
         first.kill9()
-        _ = first.wait()
+        _ = await first.wait()
         let killedAt = Date()
         #expect(try await eventually(timeout: .seconds(20)) { try await leaderPID(store) == second.pid })
         // The survivor catches up on the slots of the change (well within the 60 s grace) and goes on.
@@ -43,7 +43,7 @@ import Testing
             try await fired().values.allSatisfy { slots in slots.last.map { SchedulerTests.iso($0) > killedAt.addingTimeInterval(3) } ?? false }
         })
         second.kill9()
-        _ = second.wait()
+        _ = await second.wait()
 
         let all = try await store.list(TaskFilter(), limit: 100_000, after: nil).tasks
         #expect(Set(all.compactMap(\.idempotencyKey)).count == all.count, "no slot has two tasks")

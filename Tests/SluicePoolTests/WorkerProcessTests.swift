@@ -24,7 +24,7 @@ import Testing
         let exited = await eventually(timeout: .seconds(15)) { !worker.isRunning }
         #expect(exited)
         if !exited { worker.kill9() }
-        #expect(worker.wait() == 0)
+        #expect(await worker.wait() == 0)
 
         let counts = try await store.counts().first?.counts ?? [:]
         #expect(counts[.running] == nil, "no task left running: \(counts)")
@@ -56,7 +56,7 @@ import Testing
         let ids = try await store.enqueue(batch: (0..<3).map { _ in EnqueueRequest(kind: "echo", queue: "orphans") }).map(\.task.id)
         _ = try await store.claim(queues: ["orphans"], limit: 3, owner: "ghost", leaseDuration: .seconds(2))
         first.kill9()
-        _ = first.wait()
+        _ = await first.wait()
 
         // The survivor takes the lease within two lease periods and rescues them.
         #expect(try await eventually(timeout: .seconds(20)) { try await leaderPID(store) == second.pid })
@@ -69,11 +69,11 @@ import Testing
         }
     }
 
-    @Test func badOptionsGiveOneLineAndExitNonZero() throws {
+    @Test func badOptionsGiveOneLineAndExitNonZero() async throws {
         for arguments in [["--pool", "nonsense"], ["--concurrency", "0"], ["--allow-exec", "relative/path"], ["--sync", "sometimes"],
                           ["--db", "/nonexistent-dir/x.db"], ["--autoscale", "5"]] {
             let child = try ChildProcess("sluice", ["worker"] + arguments)
-            let status = child.wait()
+            let status = await child.wait()
             let message = child.errorOutput()
             #expect(status != 0, "\(arguments)")
             #expect(message.hasPrefix("error: ") && message.split(separator: "\n").count == 1, "\(arguments): \(message)")

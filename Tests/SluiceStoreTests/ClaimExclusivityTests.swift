@@ -49,8 +49,13 @@ import Testing
         defer { dir.remove() }
         let (path, ids) = try await prefilled(dir)
         let children = try (0..<4).map { try ChildProcess("sluice-testkit", ["claim", "--db", path, "--owner", "proc-\($0)", "--batch", "9"]) }
-        let perProcess = children.map { $0.lines() }
-        #expect(children.map { $0.wait() } == [0, 0, 0, 0])
+        var perProcess: [[String]] = []
+        var statuses: [Int32] = []
+        for child in children {
+            perProcess.append(await child.lines())
+            statuses.append(await child.wait())
+        }
+        #expect(statuses == [0, 0, 0, 0])
         let all = perProcess.flatMap { $0 }.compactMap(TaskID.init)
         #expect(all.count == Self.taskCount, "claimed \(all.count) times for \(Self.taskCount) tasks")
         #expect(Set(all) == ids)
@@ -76,7 +81,7 @@ import Testing
         let ids = Set(try await store.enqueue(batch: (0..<20).map { _ in EnqueueRequest(kind: "k") }).map(\.task.id))
 
         let child = try ChildProcess("sluice-testkit", ["hold", "--db", path, "--owner", "doomed", "--count", "8", "--lease", "60"])
-        let held = Set(child.lines(until: "ready").compactMap(TaskID.init))
+        let held = Set(await child.lines(until: "ready").compactMap(TaskID.init))
         #expect(held.count == 8 && held.isSubset(of: ids))
         child.kill9()
 

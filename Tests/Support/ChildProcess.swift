@@ -110,21 +110,39 @@ public final class ChildProcess: Sendable {
     }
 
     /// Waits up to `timeout` for the child to exit; a child still running then is SIGKILLed, so the
-    /// answer is 128 + 9 unless it exited by itself.
+    /// answer is 128 + 9 unless it exited by itself. For synchronous callers (deinit, `kill9()`).
     @discardableResult
     public func wait(timeout: Duration = .seconds(60)) -> Int32 {
         let deadline = ContinuousClock.now + timeout
-        while isRunning {
-            if ContinuousClock.now >= deadline {
-                kill(pid, SIGKILL)
-                var raw: Int32 = 0
-                while waitpid(pid, &raw, 0) == -1 && errno == EINTR {}
-                status.withLock { $0 = Self.decode(raw) }
-                break
-            }
-            usleep(5_000)
+        while isRunning && ContinuousClock.now < deadline { usleep(5_000) }
+        return reapOrKill()
+    }
+
+    /// The same wait for async tests: it sleeps between looks instead of holding one of Swift's
+    /// cooperative threads (as many as cores, two here, shared by every suite running at once).
+    /// Swift prefers this overload in async code, so a test cannot block a thread by mistake.
+    @discardableResult
+    public func wait(timeout: Duration = .seconds(60)) async -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while isRunning && ContinuousClock.now < deadline { await pause() }
+        return reapOrKill()
+    }
+
+    /// The exit status once the child has exited; a child still running is SIGKILLed and reaped.
+    private func reapOrKill() -> Int32 {
+        if isRunning {
+            kill(pid, SIGKILL)
+            var raw: Int32 = 0
+            while waitpid(pid, &raw, 0) == -1 && errno == EINTR {}
+            status.withLock { $0 = Self.decode(raw) }
         }
         return exitStatus ?? -1
+    }
+
+    /// Five milliseconds between looks, off the cooperative thread. A cancelled task's sleep ends
+    /// at once, so it then waits on the thread instead of spinning until its deadline.
+    private func pause() async {
+        do { try await Task.sleep(for: .milliseconds(5)) } catch { usleep(5_000) }
     }
 
     /// Everything the child has written to standard output so far.
@@ -135,9 +153,9 @@ public final class ChildProcess: Sendable {
 
     /// Reads lines until one starts with `prefix`; returns it (nil if the child exits or `timeout`
     /// passes first).
-    public func line(startingWith prefix: String, timeout: Duration = .seconds(30)) -> String? {
+    public func line(startingWith prefix: String, timeout: Duration = .seconds(30)) async -> String? {
         var found: String?
-        _ = readLines(timeout: timeout) { line in
+        _ = await readLines(timeout: timeout) { line in
             if line.hasPrefix(prefix) { found = line }
             return found != nil
         }
@@ -146,9 +164,9 @@ public final class ChildProcess: Sendable {
 
     /// Reads lines until one equals `marker` (or the child exits, or `timeout` passes); returns the
     /// lines before it.
-    public func lines(until marker: String? = nil, timeout: Duration = .seconds(30)) -> [String] {
+    public func lines(until marker: String? = nil, timeout: Duration = .seconds(30)) async -> [String] {
         var lines: [String] = []
-        _ = readLines(timeout: timeout) { line in
+        _ = await readLines(timeout: timeout) { line in
             if line == marker { return true }
             lines.append(line)
             return false
@@ -157,7 +175,7 @@ public final class ChildProcess: Sendable {
     }
 
     /// Feeds each complete unread line to `stop` until it answers true; whether it did.
-    private func readLines(timeout: Duration, _ stop: (String) -> Bool) -> Bool {
+    private func readLines(timeout: Duration, _ stop: (String) -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while true {
             let exited = !isRunning  // before reading, so that nothing written before the exit is missed
@@ -170,7 +188,7 @@ public final class ChildProcess: Sendable {
                 if stop(line) { return true }
             }
             if exited || ContinuousClock.now >= deadline { return false }
-            usleep(5_000)
+            await pause()
         }
     }
 
@@ -184,8 +202,15 @@ public final class ChildProcess: Sendable {
     }
 
     /// For a command that should exit by itself within `timeout`: its status, output and error.
+    /// For synchronous callers (`PostgresServer`, which tests run on a thread of their own).
     public func finish(timeout: Duration = .seconds(60)) -> (status: Int32, output: String, error: String) {
         let status = wait(timeout: timeout)
+        return (status, output(), errorOutput())
+    }
+
+    /// The same for async tests, without holding a cooperative thread.
+    public func finish(timeout: Duration = .seconds(60)) async -> (status: Int32, output: String, error: String) {
+        let status = await wait(timeout: timeout)
         return (status, output(), errorOutput())
     }
 }
