@@ -147,7 +147,7 @@ let package = Package(
         .testTarget(
             name: "SluiceHTTPTests",
             dependencies: [
-                "SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePool", "SluiceHTTP", "SluiceClient", "SluiceTestSupport",
+                "SluiceCore", "SluiceStore", "SluiceSQLite", "SluicePostgres", "SluicePool", "SluiceHTTP", "SluiceClient", "SluiceTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

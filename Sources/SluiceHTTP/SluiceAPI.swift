@@ -78,11 +78,13 @@ public struct SluiceAPI: Sendable {
         // Fed as things happen, never by scanning tasks.
         for source in [store as any TaskStore] + (memory.map { [$0 as any TaskStore] } ?? []) {
             source.events.onEnqueueCounts { counts in for (queue, n) in counts { history.add(.enqueued, queue: queue, n) } }
-            source.events.onFinish { task in
-                switch task.state {
-                case .succeeded: history.add(.succeeded, queue: task.queue)
-                case .failed: history.add(.failed, queue: task.queue)
-                default: break
+            source.events.onFinish { tasks in
+                for task in tasks {
+                    switch task.state {
+                    case .succeeded: history.add(.succeeded, queue: task.queue)
+                    case .failed: history.add(.failed, queue: task.queue)
+                    default: break
+                    }
                 }
             }
         }

@@ -42,24 +42,30 @@ final class TaskWaiter: Sendable {
         self.stores = stores
         self.poll = poll
         for (index, store) in stores.enumerated() {
-            store.events.onFinish { [weak self] notice in self?.wake(notice) }
+            store.events.onFinish { [weak self] notices in self?.wake(notices) }
             store.events.onForeignWrite { [weak self] in self?.heardOtherProcess(in: index) }
             store.events.onFinishElsewhere { [weak self] in self?.heardOtherProcess(in: index) }
         }
     }
 
-    /// Hands a final task to its waiters; they hold it now, so reads after other processes' writes
-    /// need not fetch it again. A notice without the task (the durable stores' batched
-    /// completions) wakes them to read it.
-    private func wake(_ notice: RecordedTask) {
+    /// Hands final tasks to their waiters; they hold them now, so reads after other processes'
+    /// writes need not fetch them again. A notice without the task (the durable stores' batched
+    /// completions) has them read it. Each waiter is woken once, after it has all of the notices.
+    private func wake(_ notices: [RecordedTask]) {
         let waiters = state.withLock { state in
-            defer { state.waiting[notice.id] = nil }
-            return state.waiting[notice.id] ?? []
+            notices.map { notice in
+                defer { state.waiting[notice.id] = nil }
+                return state.waiting[notice.id] ?? []
+            }
         }
-        for waiter in waiters {
-            if let task = notice.task { waiter.finished.withLock { $0[task.id] = task } } else { waiter.mustRead.store(true, ordering: .releasing) }
-            waiter.signal.signal()
+        var woken: [ObjectIdentifier: Waiter] = [:]
+        for (notice, waiters) in zip(notices, waiters) {
+            for waiter in waiters {
+                if let task = notice.task { waiter.finished.withLock { $0[task.id] = task } } else { waiter.mustRead.store(true, ordering: .releasing) }
+                woken[ObjectIdentifier(waiter)] = waiter
+            }
         }
+        for waiter in woken.values { waiter.signal.signal() }
     }
 
     /// Another process wrote to `stores[index]`, or finished tasks in it: perhaps awaited ones. One
@@ -93,7 +99,7 @@ final class TaskWaiter: Sendable {
             }
             // A failed read is left to the waiters' own polls, which report their errors.
             if !ids.isEmpty, let found = try? await store.tasks(ids, onlyFinal: true) {
-                for task in found.values { wake(RecordedTask(task)) }
+                wake(found.values.map(RecordedTask.init))
             }
         } while state.withLock { state in
             if state.reading[key] == true {

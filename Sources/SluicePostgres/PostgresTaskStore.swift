@@ -409,7 +409,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             try await counts.flush(connection, on: self)
             return RecordResult(recorded: recorded.map { $0! }, claimed: claimed)
         }
-        for case .success(let task) in result.recorded { _ = announce(task) }
+        announce(finished: result.recorded.compactMap { try? $0.get() })
         return result
     }
 
@@ -492,7 +492,7 @@ public final class PostgresTaskStore: TaskStore, Service {
             try await counts.flush(connection, on: self)
             return (report, finished)
         }
-        finished.forEach { _ = announce($0) }
+        announce(finished: finished.map(RecordedTask.init))
         return report
     }
 

@@ -368,7 +368,7 @@ public final class SQLiteTaskStore: TaskStore {
             return (recorded: recorded, claimed: claimed)
         }
         let result = RecordResult(recorded: written.recorded, claimed: try written.claimed.map { try $0.map { try $0.decode() } })
-        for case .success(let task) in result.recorded { _ = announce(task) }
+        announce(finished: result.recorded.compactMap { try? $0.get() })
         if !claims.isEmpty { expectWork.store(result.claimed.contains { !$0.isEmpty }, ordering: .relaxed) }
         return result
     }
@@ -444,7 +444,7 @@ public final class SQLiteTaskStore: TaskStore {
             }
             return (report, finished)
         }
-        finished.forEach { _ = announce($0) }
+        announce(finished: finished.map(RecordedTask.init))
         return report
     }
 

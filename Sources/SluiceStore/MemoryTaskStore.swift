@@ -248,7 +248,7 @@ public final class MemoryTaskStore: TaskStore {
     public func rescueExpiredLeases(limit: Int) async throws -> RescueReport {
         let now = clock.now()
         var finished: [TaskRecord] = []
-        defer { finished.forEach { _ = announce($0) } }
+        defer { announce(finished: finished.map(RecordedTask.init)) }
         return state.withLock { state in
             var report = RescueReport()
             for id in state.running.sorted() where report.total < limit {

@@ -12,7 +12,7 @@ public final class StoreEvents: Sendable {
     private struct Observers {
         var enqueued: [@Sendable (Set<String>) -> Void] = []
         var enqueuedCounts: [@Sendable ([String: Int]) -> Void] = []
-        var finished: [@Sendable (RecordedTask) -> Void] = []
+        var finished: [@Sendable ([RecordedTask]) -> Void] = []
         var foreignWrite: [@Sendable () -> Void] = []
         var finishedElsewhere: [@Sendable () -> Void] = []
     }
@@ -30,9 +30,11 @@ public final class StoreEvents: Sendable {
         observers.withLock { $0.enqueuedCounts.append(observer) }
     }
 
-    /// Calls `observer` each time a task reaches a final state through this store; the notice
-    /// carries the whole task only where the store had it at hand (`RecordedTask.task`).
-    public func onFinish(_ observer: @escaping @Sendable (RecordedTask) -> Void) {
+    /// Calls `observer` with the tasks that each write through this store brought to a final
+    /// state, all of one write in one call (a batch of completions is one notice, so an observer
+    /// sees every task the batch finished before it acts on any); each carries the whole task only
+    /// where the store had it at hand (`RecordedTask.task`).
+    public func onFinish(_ observer: @escaping @Sendable ([RecordedTask]) -> Void) {
         observers.withLock { $0.finished.append(observer) }
     }
 
@@ -74,9 +76,10 @@ public final class StoreEvents: Sendable {
         for observer in observers.withLock({ $0.finishedElsewhere }) { observer() }
     }
 
-    func finished(_ task: RecordedTask) {
-        guard task.state.isFinal else { return }
-        for observer in observers.withLock({ $0.finished }) { observer(task) }
+    func finished(_ tasks: [RecordedTask]) {
+        let final = tasks.filter(\.state.isFinal)
+        guard !final.isEmpty else { return }
+        for observer in observers.withLock({ $0.finished }) { observer(final) }
     }
 }
 
@@ -89,13 +92,12 @@ extension TaskStore {
 
     /// Sends the finish event for `task` when it is final, and returns it.
     public func announce(_ task: TaskRecord) -> TaskRecord {
-        events.finished(RecordedTask(task))
+        events.finished([RecordedTask(task)])
         return task
     }
 
-    /// Sends the finish event for `task` when it is final, and returns it.
-    public func announce(_ task: RecordedTask) -> RecordedTask {
-        events.finished(task)
-        return task
+    /// Sends one finish event for those of `tasks`, all written by one commit, that are final.
+    public func announce(finished tasks: [RecordedTask]) {
+        events.finished(tasks)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceCore
 @testable import SluiceHTTP
+import SluicePostgres
 import SluiceSQLite
 import SluiceStore
 import SluiceTestSupport
@@ -100,15 +101,24 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(10), "at the next read, not at the timeout")
     }
 
-    /// This process's SQLite store completes tasks in a batch and announces them without their
-    /// record (what the writer thread copies out is kept small): the waits read them at once. The
-    /// batch's failure is announced whole first, so the batch's wait already holds one of its
-    /// tasks and must still read the other. The requests' own polls are pushed out past the
-    /// test's time, so nothing else could answer them.
-    @Test func tasksCompletedInABatchHereAnswerWithTheirResults() async throws {
+    /// This process's durable store completes tasks in a batch and announces them without their
+    /// record (what comes back from the batch's statement is kept small): the waits read them at
+    /// once. The batch's failure comes whole in the same notice, so the batch's wait already holds
+    /// one of its tasks when it wakes and must still read the other. The requests' own polls are
+    /// pushed out past the test's time, so nothing else could answer them.
+    @Test(arguments: ["sqlite", "postgres"])
+    func tasksCompletedInABatchHereAnswerWithTheirResults(store kind: String) async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: dir.path("batch.db")))
+        if kind == "sqlite" {
+            try await batchCompletionsAnswerTheirWaits(try SQLiteTaskStore(SQLiteStoreConfiguration(path: dir.path("batch.db"))))
+        } else {
+            let configuration = try PostgresStoreConfiguration(url: try postgresDatabase("waiter"))
+            try await PostgresTaskStore.withStore(configuration) { store in try await batchCompletionsAnswerTheirWaits(store) }
+        }
+    }
+
+    private func batchCompletionsAnswerTheirWaits(_ store: any TaskStore) async throws {
         for _ in 0..<3 { _ = try await store.enqueue(EnqueueRequest(kind: "echo", maxAttempts: 1)) }
         let tasks = try await store.claim(queues: ["default"], limit: 3, owner: "w1", leaseDuration: .seconds(30))
         #expect(tasks.count == 3)
