@@ -159,8 +159,13 @@ extension SluiceAPI {
                 guard let text = value.stringValue ?? TaskFilter.text(of: value) else { throw APIError.badRequest("filter.\(key)", "must be a string") }
                 pairs.append((key, text))
             }
-            guard !pairs.isEmpty else { throw APIError.badRequest("filter", "must hold at least one condition (to act on every task, say so with a state)") }
-            query = try TaskQuery.parse(pairs, prefix: "filter.")
+            let parsed = try TaskQuery.parse(pairs, prefix: "filter.")
+            // Judged on what was parsed, not on the keys given: an empty value or `durable` alone
+            // is no condition, and would have the action change every task.
+            guard !parsed.filter.matchesEverything else {
+                throw APIError.badRequest("filter", "must hold at least one condition with a value (to act on every task, say so with a state)")
+            }
+            query = parsed
         default:
             throw APIError.badRequest("ids", "give either ids (an array of task ids) or filter (an object of search parameters)")
         }

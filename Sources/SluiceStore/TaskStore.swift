@@ -49,6 +49,9 @@ public struct TaskFilter: Sendable, Hashable {
     /// Whether the filter needs nothing but the id order (no row has to be examined and skipped).
     public var isIDOnly: Bool { states == nil && queue == nil && kind == nil && argsContains == nil && argsFields.isEmpty }
 
+    /// Whether the filter has no condition at all, and so matches every task.
+    public var matchesEverything: Bool { isIDOnly && ids == nil }
+
     /// Whether `task` passes the filter.
     public func matches(_ task: TaskRecord) -> Bool {
         guard (states?.contains(task.state) ?? true) && (queue.map { $0 == task.queue } ?? true)

@@ -200,7 +200,7 @@ struct BulkCommand: AsyncParsableCommand {
 
     func run() async throws {
         let filter = try search.parameters()
-        guard !filter.isEmpty else { throw failure("give at least one search option (e.g. --state failed): a bulk action on every task needs a filter") }
+        guard filter.values.contains(where: { !$0.isEmpty }) else { throw failure("give at least one search option (e.g. --state failed): a bulk action on every task needs a filter") }
         try await client.call { api in
             let answer = try await api.send("POST", "/v1/tasks/bulk", body: [
                 "action": .string(action), "filter": .object(filter.mapValues { .string($0) }),

@@ -15,9 +15,9 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Run the HTTP API, the web console (/ui/) and an in-process worker pool on a Sluice database.",
         discussion: """
             With no options: ./sluice.db (--database postgres://… for PostgreSQL), http://127.0.0.1:8000, and a pool named default draining the \
-            default queue with \(PoolConfiguration.defaultConcurrency) threads. Every option has an environment \
-            equivalent (SLUICE_HOST, SLUICE_PORT, SLUICE_DB, SLUICE_DATABASE_URL, SLUICE_CONCURRENCY, SLUICE_TOKEN with \
-            comma-separated tokens, SLUICE_SYNC, SLUICE_PUBLIC_HOST); a flag wins over the environment. \
+            default queue with \(PoolConfiguration.defaultConcurrency) threads. These options have an environment \
+            equivalent: SLUICE_HOST, SLUICE_PORT, SLUICE_DB, SLUICE_DATABASE_URL, SLUICE_CONCURRENCY, SLUICE_TOKEN with \
+            comma-separated tokens, SLUICE_SYNC, SLUICE_PUBLIC_HOST; a flag wins over the environment. \
             Without a token the server binds only to a loopback address. Requests from web pages of \
             another origin, and requests whose Host is not a name of this server (see --public-host), \
             are refused. SIGTERM or SIGINT answers requests waiting with ?wait= at once, stops accepting \
@@ -39,7 +39,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-pool"), help: "Run no pool here: a pure front; durable tasks wait for `sluice worker` or remote workers. It still takes its turn at leading maintenance (rescue, staging, pruning, schedules).")
     var noPool = false
 
-    @Option(name: .customLong("token"), help: ArgumentHelp("Require Authorization: Bearer TOKEN on every route but /healthz (repeatable; SLUICE_TOKEN).", valueName: "token"))
+    @Option(name: .customLong("token"), help: ArgumentHelp("Require Authorization: Bearer TOKEN on every route but /healthz and the console's pages, which sign in with it (repeatable; SLUICE_TOKEN).", valueName: "token"))
     var tokens: [String] = []
 
     @Option(name: .customLong("public-host"), help: ArgumentHelp(

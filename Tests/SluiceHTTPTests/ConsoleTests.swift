@@ -57,10 +57,16 @@ import Testing
             for (body, field) in [(#"{"action":"zap","ids":[]}"#, "action"), (#"{"action":"retry"}"#, "ids"),
                                   (#"{"action":"retry","filter":{"bogus":"1"}}"#, "filter.bogus"),
                                   (#"{"action":"retry","filter":{"state":"nope"}}"#, "filter.state"),
-                                  (#"{"action":"retry","ids":["x"]}"#, "ids[0]")] {
+                                  (#"{"action":"retry","ids":["x"]}"#, "ids[0]"),
+                                  (#"{"action":"delete","filter":{}}"#, "filter"),
+                                  // No condition once parsed: an empty value is ignored, as in a search.
+                                  (#"{"action":"delete","filter":{"state":""}}"#, "filter"),
+                                  (#"{"action":"delete","filter":{"queue":"","durable":"true"}}"#, "filter")] {
                 let refused = try await client.send(.post, "/v1/tasks/bulk", body)
                 #expect(refused.status == .badRequest && refused.errorField == field, "\(body)")
             }
+            // The refusals changed nothing: the two retried tasks are still there.
+            #expect(try await client.send(.get, "/v1/tasks?queue=bulk").json["tasks"]?.arrayValue?.count == 2)
         }
     }
 
