@@ -28,6 +28,18 @@ public struct SluiceClient: Sendable {
     public let baseURL: URL
     public let token: String?
 
+    /// The connections every SluiceClient of the process shares: `HTTPClient.shared`'s settings,
+    /// but failing at once when the server refuses the connection (a command aimed at a server
+    /// that is not running says so, as curl does, instead of retrying until the request's time
+    /// runs out), and with no bound per read, so that a long `?wait=` is bounded by the request's
+    /// own deadline alone. Never shut down, like the shared one: it lives as long as the process.
+    private static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration.singletonConfiguration
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout = .init(connect: .seconds(10), read: nil)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
     public init(baseURL: URL, token: String? = nil) {
         self.baseURL = baseURL
         self.token = token
@@ -66,7 +78,7 @@ public struct SluiceClient: Sendable {
         var mayRetry = true
         while true {
             do {
-                let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+                let response = try await Self.http.execute(request, timeout: timeout)
                 return (response, Data(try await response.body.collect(upTo: 64 << 20).readableBytesView))
             } catch let error as HTTPClientError where error == .remoteConnectionClosed && mayRetry && request.method == .GET {
                 mayRetry = false
@@ -74,6 +86,9 @@ public struct SluiceClient: Sendable {
                 mayRetry = false  // the same race, when the server's close came as a reset
             } catch let error as ChannelError where error == .ioOnClosedChannel && mayRetry {
                 mayRetry = false
+            } catch let error as IOError where error.errnoCode == ECONNREFUSED {
+                throw Failure(status: 0, code: "unreachable", message: "cannot reach \(baseURL.absoluteString): connection refused, "
+                              + "nothing listens there; start the server (sluice serve) or give its address with --url or SLUICE_URL")
             } catch {
                 throw Failure(status: 0, code: "unreachable", message: "cannot reach \(baseURL.absoluteString): \(error)")
             }
