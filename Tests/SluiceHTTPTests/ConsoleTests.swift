@@ -67,6 +67,20 @@ import Testing
             }
             // The refusals changed nothing: the two retried tasks are still there.
             #expect(try await client.send(.get, "/v1/tasks?queue=bulk").json["tasks"]?.arrayValue?.count == 2)
+
+            // The console's "every task matching this search" follows the same rule: a search of
+            // only a page size, `durable` or empty values is sent back to be narrowed.
+            let page = try await client.send(.get, "/ui/tasks")
+            let cookie = try #require(page.headers[values: .setCookie].first { $0.hasPrefix("sluice_csrf=") })
+            let token = String(cookie.dropFirst("sluice_csrf=".count).prefix { $0 != ";" })
+            let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded", .cookie: "sluice_csrf=\(token)"]
+            for search in ["", "limit%3D20", "durable%3Dtrue%26state%3D", "queue%3D"] {
+                let refused = try await client.send(.post, "/ui/tasks/bulk", "action=delete&scope=all&confirmed=yes&search=\(search)&csrf=\(token)", headers: form)
+                #expect(refused.status == .seeOther && refused.headers[.location]?.contains("Narrow") == true, "\(search): \(refused.headers)")
+            }
+            #expect(try await client.send(.get, "/v1/tasks?queue=bulk").json["tasks"]?.arrayValue?.count == 2)
+            let narrowed = try await client.send(.post, "/ui/tasks/bulk", "action=cancel&scope=all&confirmed=yes&search=queue%3Dbulk&csrf=\(token)", headers: form)
+            #expect(narrowed.status == .seeOther && narrowed.headers[.location]?.contains("cancel") == true, "\(narrowed.headers)")
         }
     }
 

@@ -80,7 +80,10 @@ extension SluiceAPI {
             return (String(parts[0]).removingPercentEncoding ?? "", parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? "") : "")
         }.filter { $0.0 != "cursor" && $0.0 != "notice" }
         if !all && ids.isEmpty { return Self.redirect("/ui/tasks", query: search, notice: "Select some tasks first, or choose every task matching the search.") }
-        if all && searchPairs.isEmpty {
+        // As in POST /v1/tasks/bulk: judged on the parsed search, where an empty value, `limit` or
+        // `durable` is no condition.
+        let query = all ? try TaskQuery.parse(searchPairs) : nil
+        if let query, query.filter.matchesEverything {
             return Self.redirect("/ui/tasks", query: search, notice: "Narrow the search first (a state, queue or kind): a bulk action on every task needs a filter.")
         }
         guard request.get("confirmed") == "yes" else {
@@ -94,7 +97,7 @@ extension SluiceAPI {
                 """, refreshes: false), request)
             return Self.html(page)
         }
-        let result = try await bulk(action, ids: all ? nil : ids, query: all ? try TaskQuery.parse(searchPairs) : nil)
+        let result = try await bulk(action, ids: all ? nil : ids, query: query)
         var notice = "\(action.rawValue): \(result.changed) of \(result.matched) changed"
         if !result.refused.isEmpty { notice += "; \(result.refused.count) refused (\(result.refused[0].1))" }
         if result.more { notice += "; more tasks match: repeat to continue" }
