@@ -27,22 +27,29 @@ public struct SluiceClient: Sendable {
 
     public let baseURL: URL
     public let token: String?
+    private let http: HTTPClient
 
-    /// The connections every SluiceClient of the process shares: `HTTPClient.shared`'s settings,
-    /// but failing at once when the server refuses the connection (a command aimed at a server
-    /// that is not running says so, as curl does, instead of retrying until the request's time
-    /// runs out), and with no bound per read, so that a long `?wait=` is bounded by the request's
-    /// own deadline alone. Never shut down, like the shared one: it lives as long as the process.
-    private static let http: HTTPClient = {
-        var configuration = HTTPClient.Configuration.singletonConfiguration
-        configuration.connectionPool.retryConnectionEstablishment = false
-        configuration.timeout = .init(connect: .seconds(10), read: nil)
-        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-    }()
-
-    public init(baseURL: URL, token: String? = nil) {
+    /// With `failFast`, a refused connection fails the request at once, as curl does: for the
+    /// command line, whose one request is aimed at a server that may not be running. Otherwise
+    /// connecting is retried with a backoff until the request's deadline, which rides out a
+    /// transient failure under load for a program sending many requests at once.
+    public init(baseURL: URL, token: String? = nil, failFast: Bool = false) {
         self.baseURL = baseURL
         self.token = token
+        http = failFast ? Self.failingFast : Self.retrying
+    }
+
+    /// `HTTPClient.shared`'s settings but with no bound per read: the server answers a `?wait=`
+    /// only when the task ends, and the request's own deadline bounds that (`exchange`). Both live
+    /// as long as the process, like the shared client, and are never shut down.
+    private static let retrying = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration(retrying: true))
+    private static let failingFast = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration(retrying: false))
+
+    private static func configuration(retrying: Bool) -> HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration.singletonConfiguration
+        configuration.connectionPool.retryConnectionEstablishment = retrying
+        configuration.timeout = .init(connect: .seconds(10), read: nil)
+        return configuration
     }
 
     /// Sends a request; returns the status and JSON body of a 2xx answer, throws `Failure` otherwise.
@@ -76,22 +83,45 @@ public struct SluiceClient: Sendable {
     /// already closed (it reached nobody). A write the server may have taken is not sent again.
     private func exchange(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> (HTTPClientResponse, Data) {
         var mayRetry = true
+        let deadline = NIODeadline.now() + timeout
         while true {
             do {
-                let response = try await Self.http.execute(request, timeout: timeout)
-                return (response, Data(try await response.body.collect(upTo: 64 << 20).readableBytesView))
+                // The deadline covers the answer's head; its body, which the server writes at
+                // once after the head, gets what is left of it too.
+                let response = try await http.execute(request, deadline: deadline)
+                let body = try await Self.collect(response, by: deadline)
+                return (response, body)
             } catch let error as HTTPClientError where error == .remoteConnectionClosed && mayRetry && request.method == .GET {
                 mayRetry = false
             } catch let error as IOError where error.errnoCode == ECONNRESET && mayRetry && request.method == .GET {
                 mayRetry = false  // the same race, when the server's close came as a reset
             } catch let error as ChannelError where error == .ioOnClosedChannel && mayRetry {
                 mayRetry = false
+            } catch let failure as Failure {
+                throw failure
             } catch let error as IOError where error.errnoCode == ECONNREFUSED {
                 throw Failure(status: 0, code: "unreachable", message: "cannot reach \(baseURL.absoluteString): connection refused, "
                               + "nothing listens there; start the server (sluice serve) or give its address with --url or SLUICE_URL")
             } catch {
                 throw Failure(status: 0, code: "unreachable", message: "cannot reach \(baseURL.absoluteString): \(error)")
             }
+        }
+    }
+
+    /// The answer's body, or `Failure` once `deadline` passes (cancelling the read).
+    private static func collect(_ response: HTTPClientResponse, by deadline: NIODeadline) async throws -> Data {
+        try await withThrowingTaskGroup(of: Data?.self) { group in
+            group.addTask { Data(try await response.body.collect(upTo: 64 << 20).readableBytesView) }
+            group.addTask {
+                let left = deadline - NIODeadline.now()
+                try await Task.sleep(for: .nanoseconds(max(0, left.nanoseconds)))
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let body = try await group.next() ?? nil else {
+                throw Failure(status: 0, code: "timeout", message: "the server sent the start of its answer but not the rest in time")
+            }
+            return body
         }
     }
 

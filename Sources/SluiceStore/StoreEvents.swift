@@ -31,8 +31,9 @@ public final class StoreEvents: Sendable {
     }
 
     /// Calls `observer` with the tasks that each write through this store brought to a final
-    /// state, all of one write in one call (a batch of completions is one notice, so an observer
-    /// sees every task the batch finished before it acts on any); each carries the whole task only
+    /// state. The durable stores send all of one write in one call (a batch of completions is one
+    /// notice, so an observer sees every task the batch finished before it acts on any; the memory
+    /// store records one by one, each with its whole task); a task carries its whole record only
     /// where the store had it at hand (`RecordedTask.task`).
     public func onFinish(_ observer: @escaping @Sendable ([RecordedTask]) -> Void) {
         observers.withLock { $0.finished.append(observer) }

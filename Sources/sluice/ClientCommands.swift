@@ -20,7 +20,7 @@ struct ClientOptions: ParsableArguments {
         guard let base = URL(string: text), base.scheme == "http" || base.scheme == "https", base.host != nil else {
             throw failure("--url \(text): expected an address like http://127.0.0.1:8000")
         }
-        return SluiceClient(baseURL: base, token: token ?? env["SLUICE_TOKEN"]?.split(separator: ",").first.map(String.init))
+        return SluiceClient(baseURL: base, token: token ?? env["SLUICE_TOKEN"]?.split(separator: ",").first.map(String.init), failFast: true)
     }
 
     /// Runs a request, printing the server's message and exiting 1 on failure.
