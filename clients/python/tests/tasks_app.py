@@ -79,3 +79,44 @@ def until_cancelled() -> str:
 async def until_cancelled_async() -> str:
     await asyncio.sleep(30)
     return "never cancelled"
+
+
+@worker.task("hold_async")
+async def hold_async(seconds: float) -> dict:
+    """`hold` for the event loop: the most `async def` tasks this process ran at once so far."""
+    global _running, _high_water, _reached_at
+    with _lock:
+        _running += 1
+        if _running > _high_water:
+            _high_water, _reached_at = _running, time.time()
+    try:
+        await asyncio.sleep(seconds)
+        with _lock:
+            return {"high_water": _high_water, "reached_at": _reached_at}
+    finally:
+        with _lock:
+            _running -= 1
+
+
+@worker.task("not_a_number")
+def not_a_number() -> float:
+    return float("nan")
+
+
+@worker.task("retry_never")
+def retry_never(after: str) -> None:
+    raise Retry("asked with a bad delay", after={"inf": float("inf"), "negative": -1.0}[after])
+
+
+@worker.task("huge")
+def huge(megabytes: float) -> str:
+    """A result larger than the server takes in one request body (1 MiB by default)."""
+    return "x" * int(megabytes * 1024 * 1024)
+
+
+@worker.task("touch")
+def touch(path: str) -> str:
+    """Leaves a mark that it ran."""
+    with open(path, "w") as f:
+        f.write("ran")
+    return path

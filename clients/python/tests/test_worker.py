@@ -174,3 +174,62 @@ def test_a_task_past_its_timeout_fails_and_its_thread_counts_as_stuck(client: Cl
 def test_an_idle_pool_shows_its_slots_free(client: Client, start_worker) -> None:
     start_worker("--pool", "py=py:3")
     until(lambda: next(p for p in client.pools() if p["name"] == "py")["free"] == 3, 3, "3 free while the claimer waits")
+
+
+def test_results_and_retries_the_server_cannot_take_fail_their_task_and_the_worker_goes_on(client: Client, start_worker) -> None:
+    start_worker("--pool", "py=py:4")
+    nan = client.status(client.enqueue("not_a_number", queue="py", max_attempts=1).id, wait=20)
+    assert nan.state == "failed" and "not JSON" in nan.error, nan
+    for after in ("inf", "negative"):
+        retried = client.enqueue("retry_never", {"after": after}, queue="py", max_attempts=2)
+        until(lambda: client.status(retried.id).state in ("retrying", "failed"), 20, f"Retry(after={after}) recorded")
+        assert "the usual backoff applies" in client.status(retried.id).attempt_errors[0].message
+    # A result too large for one request body (the server's --max-body, 1 MiB) among good ones: the
+    # batch is split, the large one fails saying why, and the others are recorded.
+    ids = [client.enqueue("huge", {"megabytes": 2}, queue="py", max_attempts=1).id]
+    ids += [client.enqueue("add", {"a": n, "b": 1}, queue="py").id for n in range(6)]
+    done = [client.status(i, wait=30) for i in ids]
+    assert done[0].state == "failed" and "outcome was refused" in done[0].error and "body_too_large" in done[0].error, done[0]
+    assert [t.result for t in done[1:]] == [1, 2, 3, 4, 5, 6], done[1:]
+    # And the worker still claims.
+    assert client.run("add", {"a": 40, "b": 2}, queue="py", timeout=20) == 42
+
+
+def test_async_functions_run_no_more_than_the_pool_at_once_with_prefetch(client: Client, start_worker) -> None:
+    start_worker("--pool", "py=py:2", "--prefetch", "4")
+    ids = [client.enqueue("hold_async", {"seconds": 0.5}, queue="py").id for _ in range(8)]
+    done = [client.result(i, timeout=30) for i in ids]
+    assert max(r["high_water"] for r in done) == 2, done
+
+
+def test_a_prefetched_task_cancelled_before_it_starts_never_runs(client: Client, start_worker, tmp_path) -> None:
+    start_worker("--pool", "py=py:1", "--prefetch", "1")
+    first = client.enqueue("hold", {"seconds": 3}, queue="py")
+    mark = tmp_path / "ran"
+    second = client.enqueue("touch", {"path": str(mark)}, queue="py")
+    # Both claimed: the first runs, the second waits in the worker for the slot.
+    until(lambda: client.status(second.id).state == "running", 10, "the second task prefetched")
+    client.cancel(second.id)
+    assert client.status(second.id, wait=20).state == "cancelled"
+    assert client.status(first.id, wait=20).state == "succeeded"
+    # Its outcome is in: had the worker run it first, the mark would be there by now.
+    assert not mark.exists(), "the cancelled task's function ran"
+
+
+def test_a_server_with_a_short_max_wait_still_gets_claims(tmp_path) -> None:
+    from support import Server, WorkerProcess
+
+    server = Server(tmp_path, "--max-wait", "1")
+    try:
+        worker = WorkerProcess(server.url, "--pool", "py=py:2", log=tmp_path / "worker.log")
+        try:
+            with Client(server.url) as client:
+                until(lambda: len(client.workers()) == 2, 10, "the worker registered")
+                task = client.enqueue("add", {"a": 1, "b": 1}, queue="py")
+                until(lambda: client.status(task.id).state == "succeeded", 10, "the worker claimed under --max-wait 1")
+                assert "claim failed" not in worker.output()
+        finally:
+            worker.signal(signal.SIGTERM)
+            assert worker.wait(20) == 0, worker.output()
+    finally:
+        server.stop()

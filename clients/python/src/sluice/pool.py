@@ -38,7 +38,7 @@ class Pool:
     wakes the claimer and the completer, not every idle thread of every pool."""
 
     def __init__(self, spec: PoolSpec, lock: threading.Condition, mutex: threading.RLock, run: Callable[[Any], None],
-                 prefetch: int = 0) -> None:
+                 start_async: Callable[[Any], None], prefetch: int = 0) -> None:
         self.name = spec.name
         self.queues = list(spec.queues)
         self.target = spec.concurrency
@@ -47,7 +47,10 @@ class Pool:
         self._lock = lock
         self._work = threading.Condition(mutex)
         self._run = run
+        self._start_async = start_async
         self._inbox: Deque[Any] = collections.deque()
+        #: `async def` tasks claimed (prefetched) while every slot was taken, in claim order.
+        self._async_waiting: Deque[Any] = collections.deque()
         self.busy = 0
         self.stuck = 0
         #: Slots asked for by a claim or refill still in flight: not free, or two would ask for them.
@@ -63,7 +66,11 @@ class Pool:
     @property
     def free(self) -> int:
         """Tasks to claim now: concurrency + prefetch − running − stuck − claimed but not started − asked for."""
-        return max(0, self.target + self.prefetch - self.busy - self.stuck - len(self._inbox) - self.reserved)
+        return max(0, self.target + self.prefetch - self.busy - self.stuck - self._unstarted - self.reserved)
+
+    @property
+    def _unstarted(self) -> int:
+        return len(self._inbox) + len(self._async_waiting)
 
     def submit_sync(self, item: Any) -> None:
         """Queues a plain function's task and starts a thread for it when none is idle."""
@@ -74,10 +81,17 @@ class Pool:
             threading.Thread(target=self._thread, name=f"sluice-{self.name}-{self.threads}", daemon=True).start()
         self._work.notify()
 
-    def started(self) -> None:
-        """An `async def` task took a slot."""
+    def submit_async(self, item: Any) -> None:
+        """Starts an `async def` task now if a slot is free, else when one frees (prefetch)."""
+        if self.busy + self.stuck < self.target:
+            self._start(item)
+        else:
+            self._async_waiting.append(item)
+
+    def _start(self, item: Any) -> None:
         self.busy += 1
         self.high_water = max(self.high_water, self.busy)
+        self._start_async(item)
 
     def finished(self, seconds: Optional[float], failed: bool, was_stuck: bool = False) -> None:
         """A task left its slot (`seconds` is None when its outcome was not ours to report)."""
@@ -89,6 +103,8 @@ class Pool:
             self.processed += 1
             self.failed += int(failed)
             self._run_times.append(seconds)
+        while self._async_waiting and self.busy + self.stuck < self.target:
+            self._start(self._async_waiting.popleft())
         self._lock.notify_all()
 
     def mark_stuck(self) -> None:
@@ -98,8 +114,9 @@ class Pool:
 
     def take_unstarted(self) -> List[Any]:
         """Empties the inbox (on shutdown, to hand the tasks back)."""
-        items = list(self._inbox)
+        items = list(self._inbox) + list(self._async_waiting)
         self._inbox.clear()
+        self._async_waiting.clear()
         return items
 
     def resize(self, concurrency: int) -> None:
@@ -118,7 +135,7 @@ class Pool:
         return {"name": self.name, "queues": self.queues, "concurrency": self.target, "threads": self.threads,
                 "busy": self.busy, "idle": max(0, self.threads - self.busy - self.stuck), "stuck": self.stuck,
                 # Slots a long poll has asked for are still free capacity: an idle pool shows them free.
-                "free": max(0, self.target - self.busy - self.stuck - len(self._inbox)), "processed": self.processed, "failed": self.failed,
+                "free": max(0, self.target - self.busy - self.stuck - self._unstarted), "processed": self.processed, "failed": self.failed,
                 "run_time_p50": percentile(0.5), "run_time_p99": percentile(0.99)}
 
     def _thread(self) -> None:

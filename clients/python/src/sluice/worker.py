@@ -18,6 +18,7 @@ import asyncio
 import inspect
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -40,6 +41,10 @@ log = logging.getLogger("sluice.worker")
 CLAIM_WAIT = 2.0
 #: The most tasks one claim may ask for, all pools together (the server refuses more).
 MAX_CLAIM = 1000
+#: The longest error text worth sending: the server keeps no more than this of it.
+MAX_ERROR = 64 * 1024
+#: The longest `Retry(after=…)` the server accepts, in seconds (366 days).
+MAX_RETRY_AFTER = 31_622_400
 
 
 @dataclass
@@ -97,6 +102,9 @@ class Worker:
         self._finished = threading.Event()
         self._stopping = False
         self._heartbeat_interval = 1.0
+        #: The server's lease and longest claim wait, from registration.
+        self._lease = 30.0
+        self._claim_wait = CLAIM_WAIT
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._loop_thread: Optional[threading.Thread] = None
 
@@ -139,13 +147,16 @@ class Worker:
         if not self._functions:
             raise ValueError("no task functions registered: decorate functions with @worker.task(\"kind\")")
         for spec in self.pool_specs:
-            self._pools[spec.name] = Pool(spec, self._lock, self._mutex, self._run_sync, self.prefetch)
+            self._pools[spec.name] = Pool(spec, self._lock, self._mutex, self._run_sync, self._start_async, self.prefetch)
         api = WorkerAPI(self.url, self.token, self.id)
         try:
             answer = api.register(self._description())
         except SluiceError as error:
             raise SluiceError(error.status, error.code, f"cannot register worker {self.id} with {self.url}: {error.message}", error.field) from error
         self._heartbeat_interval = float(answer.get("heartbeat_interval", 1.0))
+        self._lease = float(answer.get("lease", 30.0))
+        # A server started with a shorter --max-wait refuses longer claim waits.
+        self._claim_wait = min(CLAIM_WAIT, float(answer.get("max_wait", CLAIM_WAIT)))
         self._apply_settings(answer.get("pools") or [])
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             self._install_signal_handlers()
@@ -249,7 +260,7 @@ class Worker:
                     break
                 asks = self._reserve()
             try:
-                tasks = api.claim(asks, wait=CLAIM_WAIT)
+                tasks = api.claim(asks, wait=self._claim_wait)
                 backoff = 0.1
             except SluiceError as error:
                 self._received(api, asks, [])
@@ -299,12 +310,16 @@ class Worker:
                 item = _Claimed(context, task["token"], self._functions.get(task["kind"]), pool, now + context.timeout)
                 self._held[context.id] = item
                 if item.function is not None and inspect.iscoroutinefunction(item.function) and self._loop is not None:
-                    pool.started()
-                    item.started_at = time.monotonic()
-                    self._loop.call_soon_threadsafe(self._loop.create_task, self._run_async(item))
+                    pool.submit_async(item)
                 else:
                     # Unknown kinds too: the pool thread fails them, like any other outcome.
                     pool.submit_sync(item)
+
+    def _start_async(self, item: _Claimed) -> None:
+        """Starts an `async def` task on the event loop; its pool gave it a slot (lock held)."""
+        assert self._loop is not None
+        item.started_at = time.monotonic()
+        self._loop.call_soon_threadsafe(self._loop.create_task, self._run_async(item))
 
     # Running one task
 
@@ -319,6 +334,13 @@ class Worker:
         with self._lock:
             if item.settled:
                 item.pool.finished(None, False, was_stuck=item.stuck)
+                return False
+            if item.context.cancel_requested:
+                # Cancelled while it waited for a slot (prefetched): reported so, never run.
+                item.pool.finished(None, False, was_stuck=item.stuck)
+                self._settle(item)
+                self._outbox.append(dict(item.lease, error="cancelled before it started", cancel=True))
+                self._lock.notify_all()
                 return False
             if aio_task is None:
                 item.started_at = time.monotonic()
@@ -351,7 +373,7 @@ class Worker:
 
     def _success(self, item: _Claimed, value: Any) -> Dict[str, Any]:
         try:
-            json.dumps(value)
+            json.dumps(value, allow_nan=False)  # NaN and Infinity are not JSON either
         except (TypeError, ValueError) as error:
             return dict(item.lease, error=f"the result of {item.context.kind} is not JSON: {error}", retry=False)
         return dict(item.lease, result=value)
@@ -360,13 +382,17 @@ class Worker:
         if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)) or item.context.cancel_requested:
             return dict(item.lease, error=f"cancelled while running: {type(error).__name__}: {error}", cancel=True)
         if isinstance(error, Retry):
-            outcome = dict(item.lease, error=f"Retry: {error}")
-            if error.after is not None:
-                outcome["retry_after"] = error.after
+            outcome = dict(item.lease, error=_clip(f"Retry: {error}"))
+            after = _seconds(error.after)
+            if after is not None:
+                outcome["retry_after"] = after
+            elif error.after is not None:
+                outcome["error"] += (f" (after={error.after!r} is not a number of seconds from 0 to {MAX_RETRY_AFTER}: "
+                                     "the usual backoff applies)")
             return outcome
         if isinstance(error, Discard):
-            return dict(item.lease, error=f"Discard: {error}", retry=False)
-        return dict(item.lease, error="".join(traceback.format_exception(type(error), error, error.__traceback__)))
+            return dict(item.lease, error=_clip(f"Discard: {error}"), retry=False)
+        return dict(item.lease, error=_clip("".join(traceback.format_exception(type(error), error, error.__traceback__))))
 
     def _finish(self, item: _Claimed, outcome: Dict[str, Any]) -> None:
         with self._lock:
@@ -401,7 +427,9 @@ class Worker:
         api.close()
 
     def _send(self, api: WorkerAPI, batch: List[Dict[str, Any]], asks: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        """Reports `batch`, retrying until the server answers; the tasks claimed for `asks`."""
+        """Reports `batch`, retrying until the server answers or the leases have run out; the tasks
+        claimed for `asks`. A refused batch is split, so that one bad outcome costs no other."""
+        give_up_at = time.monotonic() + self._lease
         backoff = 0.1
         while True:
             try:
@@ -409,16 +437,36 @@ class Worker:
                 break
             except SluiceError as error:
                 if 400 <= error.status < 500:
-                    log.error("the server refused %d outcome(s): %s", len(batch), error)
-                    return []
+                    return self._refused(api, batch, asks, error)
                 # Until the lease expires an outcome is still ours to report: never drop it for a network hiccup.
+                if time.monotonic() >= give_up_at:
+                    log.error("giving up on %d outcome(s) after %g s, when their leases ran out (the tasks will run again): %s",
+                              len(batch), self._lease, error)
+                    return []
                 log.warning("reporting %d outcome(s) failed (trying again in %g s): %s", len(batch), backoff, error)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+            except Exception as error:  # e.g. a body that cannot be encoded: refused here rather than there
+                return self._refused(api, batch, asks, error)
         for entry in answer["outcomes"]:
             if "error" in entry:
                 log.warning("task %s: outcome not recorded: %s", entry.get("id"), entry["error"].get("message"))
         return cast(List[Dict[str, Any]], answer.get("tasks", []))
+
+    def _refused(self, api: WorkerAPI, batch: List[Dict[str, Any]], asks: List[Dict[str, Any]], error: Exception) -> List[Dict[str, Any]]:
+        """Reports a refused batch in halves; a single refused outcome becomes a plain failure that
+        says why (once), so that its task fails now instead of waiting for its lease to run out."""
+        if len(batch) > 1:
+            half = len(batch) // 2
+            return self._send(api, batch[:half], asks) + self._send(api, batch[half:], [])
+        outcome = batch[0]
+        plain = {key: outcome[key] for key in ("id", "token", "attempt")}
+        plain["error"] = _clip(f"the worker's outcome was refused: {error}")
+        if outcome == plain:
+            log.error("the server refused the outcome of task %s: %s", outcome.get("id"), error)
+            return []
+        log.warning("the server refused the outcome of task %s; reporting it failed instead: %s", outcome.get("id"), error)
+        return self._send(api, [plain], asks)
 
     # The heartbeater
 
@@ -430,7 +478,9 @@ class Worker:
                 held = [item for item in self._held.values() if not item.settled]
             try:
                 answer = api.heartbeat(self._description(), [item.lease for item in held])
-            except SluiceError as error:
+                if not isinstance(answer, dict):
+                    raise ValueError(f"the heartbeat's answer is not a JSON object: {answer!r:.200}")
+            except Exception as error:  # whatever it is, the next beat tries again: leases must keep renewing
                 log.warning("heartbeat failed: %s", error)
                 continue
             statuses = {entry["id"]: entry["status"] for entry in answer.get("leases", [])}
@@ -491,3 +541,17 @@ class Worker:
             loop.run_forever()
         self._loop_thread = threading.Thread(target=serve, name="sluice-asyncio", daemon=True)
         self._loop_thread.start()
+
+
+def _clip(text: str) -> str:
+    """An error text no longer than the server keeps, so that a long traceback cannot make a batch too large."""
+    return text if len(text) <= MAX_ERROR else text[:MAX_ERROR - 20] + " … (cut)"
+
+
+def _seconds(after: Any) -> Optional[float]:
+    """`Retry(after=…)` as seconds the server accepts: a number (or timedelta) from 0 to 366 days."""
+    if hasattr(after, "total_seconds"):
+        after = after.total_seconds()
+    if isinstance(after, bool) or not isinstance(after, (int, float)):
+        return None
+    return float(after) if math.isfinite(after) and 0 <= after <= MAX_RETRY_AFTER else None
