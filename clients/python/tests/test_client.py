@@ -5,7 +5,9 @@ import asyncio
 
 import pytest
 
-from sluice import AsyncClient, Client, SluiceError, TaskFailed
+import time
+
+from sluice import AsyncClient, Client, SluiceError, TaskFailed, TaskTimeout
 
 
 def test_enqueue_wait_and_read_back(client: Client) -> None:
@@ -63,5 +65,35 @@ def test_async_client(server) -> None:
             assert (await client.cancel(task.id)).state == "cancelled"
             assert (await client.status(task.id)).state == "cancelled"
             assert any(pool["name"] == "swift" for pool in await client.pools())
+            assert any(worker["this_server"] for worker in await client.workers())
 
     asyncio.run(main())
+
+
+def test_run_s_timeout_bounds_the_whole_call(client: Client) -> None:
+    # Nothing drains this queue: the enqueue's wait and the waits after it share the 2 s.
+    started = time.monotonic()
+    with pytest.raises(TaskTimeout):
+        client.run("echo", queue="nobody-drains", timeout=2)
+    assert time.monotonic() - started < 3.5, "run() waited twice its timeout"
+
+
+def test_a_full_queue_says_when_to_try_again(tmp_path) -> None:
+    from support import Server, until
+
+    server = Server(tmp_path, "--max-queue-depth", "1")
+    try:
+        with Client(server.url) as client:
+            # The server reads queue depths from counts it refreshes: refusals start within a moment.
+            refused = []
+
+            def full() -> bool:
+                try:
+                    client.enqueue("echo", queue="nobody-drains")
+                except SluiceError as error:
+                    refused.append(error)
+                return bool(refused)
+            until(full, 10, "an enqueue refused past --max-queue-depth")
+            assert refused[0].status == 503 and refused[0].code == "queue_full" and refused[0].retry_after == 1.0, refused[0]
+    finally:
+        server.stop()

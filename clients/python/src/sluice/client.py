@@ -42,8 +42,19 @@ def _answer(response: httpx.Response) -> Any:
     except ValueError:
         body = None
     if response.status_code >= 400:
-        raise SluiceError.from_response(response.status_code, body, f"HTTP {response.status_code}: {response.text[:200]}")
+        raise SluiceError.from_response(response.status_code, body, f"HTTP {response.status_code}: {response.text[:200]}",
+                                        response.headers.get("Retry-After"))
     return body
+
+
+def _transport_error(url: str, call: _Call, error: httpx.TransportError) -> SluiceError:
+    """A request that got no answer: a timeout is told apart from a server that cannot be reached,
+    since a request that changes something may have been applied all the same."""
+    if isinstance(error, httpx.TimeoutException) and not isinstance(error, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return SluiceError(0, "timeout", f"no answer from the Sluice server at {url} within {call.timeout:g} s"
+                           + ("; the request may have been applied (an idempotency_key makes sending it again safe)"
+                              if call.method != "GET" else ""))
+    return SluiceError(0, "unreachable", f"cannot reach the Sluice server at {url}: {error}")
 
 
 def _headers(token: Optional[str]) -> Dict[str, str]:
@@ -105,7 +116,7 @@ class Client:
         try:
             response = self._http.request(call.method, call.path, json=call.json, params=call.params, timeout=call.timeout)
         except httpx.TransportError as error:
-            raise SluiceError(0, "unreachable", f"cannot reach the Sluice server at {self.url}: {error}") from error
+            raise _transport_error(self.url, call, error) from error
         return _answer(response)
 
     def enqueue(self, kind: str, args: Optional[Dict[str, Any]] = None, *, queue: Optional[str] = None,
@@ -127,7 +138,9 @@ class Client:
 
     def result(self, id: str, timeout: float = 300.0) -> Any:
         """Waits for the task and returns its result; raises `TaskFailed` or `TaskTimeout`."""
-        deadline = time.monotonic() + timeout
+        return self._result(id, time.monotonic() + timeout, timeout)
+
+    def _result(self, id: str, deadline: float, timeout: float) -> Any:
         while True:
             task = self.status(id, wait=max(0.0, min(MAX_WAIT_PER_REQUEST, deadline - time.monotonic())))
             settled = _settled(task, deadline, timeout)
@@ -135,10 +148,12 @@ class Client:
                 return settled.result
 
     def run(self, kind: str, args: Optional[Dict[str, Any]] = None, *, timeout: float = 300.0, **options: Any) -> Any:
-        """Enqueues a task, waits for it and returns its result: a blocking call moved to a pool."""
+        """Enqueues a task, waits for it and returns its result: a blocking call moved to a pool.
+        `timeout` bounds the whole call, the enqueue's wait included."""
+        deadline = time.monotonic() + timeout
         task = self.enqueue(kind, args, wait=min(MAX_WAIT_PER_REQUEST, timeout), **options)
-        settled = _settled(task, time.monotonic() + timeout, timeout)
-        return settled.result if settled is not None else self.result(task.id, timeout=timeout)
+        settled = _settled(task, deadline, timeout)
+        return settled.result if settled is not None else self._result(task.id, deadline, timeout)
 
     def cancel(self, id: str) -> Task:
         """Cancels a waiting task, or asks the worker running it to stop."""
@@ -185,7 +200,7 @@ class AsyncClient:
         try:
             response = await self._http.request(call.method, call.path, json=call.json, params=call.params, timeout=call.timeout)
         except httpx.TransportError as error:
-            raise SluiceError(0, "unreachable", f"cannot reach the Sluice server at {self.url}: {error}") from error
+            raise _transport_error(self.url, call, error) from error
         return _answer(response)
 
     async def enqueue(self, kind: str, args: Optional[Dict[str, Any]] = None, *, queue: Optional[str] = None,
@@ -206,7 +221,9 @@ class AsyncClient:
 
     async def result(self, id: str, timeout: float = 300.0) -> Any:
         """Waits for the task and returns its result; raises `TaskFailed` or `TaskTimeout`."""
-        deadline = time.monotonic() + timeout
+        return await self._result(id, time.monotonic() + timeout, timeout)
+
+    async def _result(self, id: str, deadline: float, timeout: float) -> Any:
         while True:
             task = await self.status(id, wait=max(0.0, min(MAX_WAIT_PER_REQUEST, deadline - time.monotonic())))
             settled = _settled(task, deadline, timeout)
@@ -214,10 +231,12 @@ class AsyncClient:
                 return settled.result
 
     async def run(self, kind: str, args: Optional[Dict[str, Any]] = None, *, timeout: float = 300.0, **options: Any) -> Any:
-        """Enqueues a task, waits for it and returns its result, without blocking the event loop."""
+        """Enqueues a task, waits for it and returns its result, without blocking the event loop.
+        `timeout` bounds the whole call, the enqueue's wait included."""
+        deadline = time.monotonic() + timeout
         task = await self.enqueue(kind, args, wait=min(MAX_WAIT_PER_REQUEST, timeout), **options)
-        settled = _settled(task, time.monotonic() + timeout, timeout)
-        return settled.result if settled is not None else await self.result(task.id, timeout=timeout)
+        settled = _settled(task, deadline, timeout)
+        return settled.result if settled is not None else await self._result(task.id, deadline, timeout)
 
     async def cancel(self, id: str) -> Task:
         """Cancels a waiting task, or asks the worker running it to stop."""
@@ -234,6 +253,10 @@ class AsyncClient:
     async def resize(self, pool: str, concurrency: int) -> Dict[str, Any]:
         """Sets a pool's concurrency in every process that runs it (`PATCH /v1/pools/NAME`)."""
         return cast(Dict[str, Any], await self._send(_Call("PATCH", f"/v1/pools/{pool}", json={"concurrency": concurrency})))
+
+    async def workers(self) -> List[Dict[str, Any]]:
+        """The live processes (`GET /v1/workers`)."""
+        return cast(List[Dict[str, Any]], (await self._send(_Call("GET", "/v1/workers")))["workers"])
 
     async def aclose(self) -> None:
         await self._http.aclose()

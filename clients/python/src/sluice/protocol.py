@@ -23,7 +23,8 @@ class WorkerAPI:
         try:
             response = self._http.request(method, self._base + path, json=body, timeout=wait + SLACK)
         except httpx.TransportError as error:
-            raise SluiceError(0, "unreachable", f"cannot reach the Sluice server at {self.url}: {error}") from error
+            raise SluiceError(0, "unreachable" if not isinstance(error, httpx.TimeoutException) else "timeout",
+                              f"no answer from the Sluice server at {self.url}: {type(error).__name__}: {error}") from error
         return _answer(response)
 
     def register(self, description: Dict[str, Any]) -> Dict[str, Any]:
