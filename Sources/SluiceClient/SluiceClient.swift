@@ -65,7 +65,9 @@ public struct SluiceClient: Sendable {
         }
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         // A server that stops answering is given up on: 30 s beyond any ?wait the request asked for.
-        let patience = 30 + (query["wait"].flatMap(Double.init) ?? 0)
+        // (A wait the server will refuse, NaN or past its --max-wait, must not break the arithmetic.)
+        let asked = query["wait"].flatMap(Double.init).flatMap { $0.isFinite ? min(max($0, 0), 86_400) : nil } ?? 0
+        let patience = 30 + asked
         let (response, data) = try await exchange(request, timeout: .milliseconds(Int64(patience * 1000)))
         let status = Int(response.status.code)
         let json = (try? JSONCoders.decoder.decode(JSONValue.self, from: data)) ?? .null

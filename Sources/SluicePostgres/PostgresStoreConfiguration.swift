@@ -109,9 +109,18 @@ public struct PostgresStoreConfiguration: Sendable {
 
     /// The URL with its password hidden, for messages and logs.
     static func redacted(_ url: String) -> String {
-        guard var components = URLComponents(string: url), components.password != nil else { return url }
-        components.password = "***"
-        return components.string ?? url
+        if var components = URLComponents(string: url) {
+            guard components.password != nil else { return url }
+            components.password = "***"
+            if let text = components.string { return text }
+        }
+        // Not a URL Foundation can read (a port of letters, say): hide whatever follows the user's
+        // name up to the last @ of the authority, by hand.
+        guard let start = url.range(of: "://")?.upperBound else { return url }
+        let authorityEnd = url[start...].firstIndex(of: "/") ?? url.endIndex
+        guard let at = url[start..<authorityEnd].lastIndex(of: "@"),
+              let colon = url[start..<at].firstIndex(of: ":") else { return url }
+        return String(url[..<url.index(after: colon)]) + "***" + String(url[at...])
     }
 
     /// The client configuration postgres-nio takes.

@@ -17,7 +17,8 @@ struct ClientOptions: ParsableArguments {
     func client() throws -> SluiceClient {
         let env = ProcessInfo.processInfo.environment
         let text = url ?? env["SLUICE_URL"] ?? "http://127.0.0.1:8000"
-        guard let base = URL(string: text), base.scheme == "http" || base.scheme == "https", base.host != nil else {
+        guard let base = URL(string: text), base.scheme == "http" || base.scheme == "https", base.host != nil,
+              (1...65535).contains(base.port ?? 80) else {
             throw failure("--url \(text): expected an address like http://127.0.0.1:8000")
         }
         return SluiceClient(baseURL: base, token: token ?? env["SLUICE_TOKEN"]?.split(separator: ",").first.map(String.init), failFast: true)
@@ -56,8 +57,8 @@ struct EnqueueCommand: AsyncParsableCommand {
     var kind: String
     @Option(help: "Arguments as a JSON object.") var args: String = "{}"
     @Option(help: "Queue (default: default).") var queue: String?
-    @Option(help: "Seconds to wait before the task may run.") var delay: Double?
-    @Option(help: "Higher runs first (-1000…1000).") var priority: Int?
+    @Option(parsing: .unconditional, help: "Seconds to wait before the task may run.") var delay: Double?
+    @Option(parsing: .unconditional, help: "Higher runs first (-1000…1000).") var priority: Int?
     @Option(name: .customLong("max-attempts"), help: "Attempts before the task fails for good.") var maxAttempts: Int?
     @Option(help: "Seconds one attempt may run.") var timeout: Double?
     @Option(name: .customLong("idempotency-key"), help: "Enqueue at most once per key and queue.") var idempotencyKey: String?
@@ -68,6 +69,9 @@ struct EnqueueCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let parsed = try? JSONValue(jsonText: args), parsed.objectValue != nil else { throw failure("--args must be a JSON object, e.g. '{\"seconds\": 3}'") }
+        for (name, value) in [("delay", delay), ("timeout", timeout), ("wait", wait)] where value.map({ !$0.isFinite }) ?? false {
+            throw failure("--\(name) \(value!): give a number of seconds")
+        }
         var body: [String: JSONValue] = ["kind": .string(kind), "args": parsed]
         if let queue { body["queue"] = .string(queue) }
         if let delay { body["delay"] = .double(delay) }
@@ -90,6 +94,8 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
+        guard !id.isEmpty else { throw failure("give a task id, as enqueue and tasks print it") }
+        if let wait, !wait.isFinite { throw failure("--wait \(wait): give a number of seconds") }
         try await client.call { api in
             let task = try await api.task(id, wait: wait)
             client.print(task) { taskLine(task) }
@@ -160,6 +166,7 @@ struct TaskChange {
     let client: ClientOptions
 
     func run(_ id: String) async throws {
+        guard !id.isEmpty else { throw failure("give a task id, as enqueue and tasks print it") }
         try await client.call { api in
             let task = try await api.send(method, path.replacingOccurrences(of: "{id}", with: id)).body
             client.print(task) { taskLine(task) }

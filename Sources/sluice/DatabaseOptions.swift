@@ -33,6 +33,11 @@ struct DatabaseOptions: ParsableArguments {
         if let db { return .sqlite(db) }
         if let url = database ?? environment["SLUICE_DATABASE_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
             let flag = database != nil ? "--database" : "SLUICE_DATABASE_URL"
+            if url.hasPrefix("sqlite://") {
+                // Conventions differ on how many slashes make a path absolute; a guess could put the
+                // file at / (sqlite://m.db read as //m.db). One form only.
+                throw SluiceError(.invalidArgument, "\(flag) \(url): write sqlite:PATH, e.g. sqlite:tasks.db or sqlite:/var/lib/sluice/tasks.db", field: "database")
+            }
             if url.hasPrefix("sqlite:") {
                 let path = String(url.dropFirst("sqlite:".count))
                 guard !path.isEmpty else { throw SluiceError(.invalidArgument, "\(flag) \(url): give a path after sqlite:", field: "database") }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import ServiceLifecycle
 import SluiceCore
 import SluiceSQLite
@@ -52,4 +53,43 @@ func runServices(_ services: [any Service], logger: Logger) async throws {
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger))
     try await group.run()
+}
+
+/// Runs `service` (a worker's pools) only once the listener it goes with is bound: a process that
+/// cannot have its port must fail before its pools claim anything, or it would exit holding tasks
+/// whose attempts are then spent and which wait out their leases.
+struct AfterListening: Service {
+    let service: any Service
+    let listening: AsyncStream<Void>
+
+    /// The stream to give `AfterListening`, and the call that opens it (from `onServerRunning`).
+    static func gate() -> (listening: AsyncStream<Void>, open: @Sendable () -> Void) {
+        let (stream, continuation) = AsyncStream<Void>.makeStream()
+        return (stream, { continuation.yield(); continuation.finish() })
+    }
+
+    func run() async throws {
+        let stream = listening
+        let bound = try await cancelWhenGracefulShutdown {
+            var iterator = stream.makeAsyncIterator()
+            return await iterator.next() != nil
+        }
+        guard bound, !Task.isCancelled else { return }
+        try await service.run()
+    }
+}
+
+/// A listener that could not bind, said as the option at fault; nil for any other error.
+func bindFailure(_ error: any Error, option: String, host: String, port: Int) -> SluiceError? {
+    guard let error = error as? IOError else { return nil }
+    switch error.errnoCode {
+    case EADDRINUSE:
+        return SluiceError(.invalidArgument, "\(option) \(port): \(host):\(port) is in use by another process; pick another port (0 picks a free one)", field: option)
+    case EADDRNOTAVAIL:
+        return SluiceError(.invalidArgument, "--host \(host): not an address of this machine; give one of its addresses, 127.0.0.1 or 0.0.0.0", field: "host")
+    case EACCES:
+        return SluiceError(.invalidArgument, "\(option) \(port): binding a port below 1024 needs privileges; pick a port from 1024", field: option)
+    default:
+        return nil
+    }
 }

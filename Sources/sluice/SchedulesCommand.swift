@@ -16,7 +16,7 @@ struct SchedulesCommand: AsyncParsableCommand {
         @Option(help: "The task kind (the handler's name).") var kind: String?
         @Option(help: "The task's arguments as a JSON object.") var args: String?
         @Option(help: "The task's queue (default: default).") var queue: String?
-        @Option(help: "The task's priority (-1000…1000).") var priority: Int?
+        @Option(parsing: .unconditional, help: "The task's priority (-1000…1000).") var priority: Int?
         @Option(help: "The task's attempts (1…1000).") var maxAttempts: Int?
         @Option(help: "Seconds one attempt may run.") var timeout: Double?
         @Option(help: "Slots missed while no scheduler ran: skip, latest or all.") var misfire: String?
@@ -41,7 +41,10 @@ struct SchedulesCommand: AsyncParsableCommand {
             if let queue { task["queue"] = .string(queue) }
             if let priority { task["priority"] = .int(Int64(priority)) }
             if let maxAttempts { task["max_attempts"] = .int(Int64(maxAttempts)) }
-            if let timeout { task["timeout"] = .double(timeout) }
+            if let timeout {
+                guard timeout.isFinite else { throw failure("--timeout \(timeout): give a number of seconds, more than 0") }
+                task["timeout"] = .double(timeout)
+            }
             if !task.isEmpty { object["task"] = .object(task) }
             return .object(object)
         }

@@ -159,6 +159,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let error as SluiceError {
             throw failure(error.message)
         }
+        let (listening, open) = AfterListening.gate()
         let app = Application(
             router: api.router(),
             // Idle connections are closed so that slow or silent clients cannot hold every descriptor.
@@ -169,11 +170,17 @@ struct ServeCommand: AsyncParsableCommand {
                 // Tests and scripts read this line to find a port picked with --port 0.
                 let line = "sluice: listening on http://\(host):\(bound) (db \(location)\(tokens.isEmpty ? "" : ", token required"))\n"
                 FileHandle.standardOutput.write(Data(line.utf8))
+                open()
             },
             logger: logger)
         // Shut down last to first: requests waiting with ?wait= are answered at once, then HTTP stops
         // taking requests and finishes those in flight, then the pool drains.
-        try await runServices([worker, app, OnGracefulShutdown { api.beginShutdown() }], logger: logger)
+        do {
+            try await runServices([AfterListening(service: worker, listening: listening), app, OnGracefulShutdown { api.beginShutdown() }], logger: logger)
+        } catch {
+            if let refusal = bindFailure(error, option: "--port", host: host, port: port) { throw failure(refusal.message) }
+            throw error
+        }
     }
 
     /// The bearer tokens from `--token` and `SLUICE_TOKEN` (comma-separated). An empty token is

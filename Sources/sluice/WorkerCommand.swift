@@ -89,8 +89,11 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         logger.info("worker \(worker.id) on \(location)")
         var services: [any Service] = []
+        var pools: any Service = worker
         if let metrics, let metricsPort {
             let host = self.host
+            let (listening, open) = AfterListening.gate()
+            pools = AfterListening(service: worker, listening: listening)
             services.append(Application(
                 router: metrics.router(hosts: HostNames([host])),
                 server: HTTP1WithConnectionClose.builder(idleTimeout: .seconds(60)),
@@ -99,10 +102,16 @@ struct WorkerCommand: AsyncParsableCommand {
                     // Tests and scripts read this line to find a port picked with --metrics-port 0.
                     let line = "sluice: metrics on http://\(host):\(channel.localAddress?.port ?? metricsPort)/metrics\n"
                     FileHandle.standardOutput.write(Data(line.utf8))
+                    open()
                 },
                 logger: logger))
         }
         // The worker last, so it is shut down first: /metrics stays up while the pools drain.
-        try await runServices(services + [worker], logger: logger)
+        do {
+            try await runServices(services + [pools], logger: logger)
+        } catch {
+            if let metricsPort, let refusal = bindFailure(error, option: "--metrics-port", host: host, port: metricsPort) { throw failure(refusal.message) }
+            throw error
+        }
     }
 }

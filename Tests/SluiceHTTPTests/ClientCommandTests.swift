@@ -95,11 +95,30 @@ import Testing
         await server.stop()
     }
 
+    /// A negative priority is a value, not an option (the argument parser took `-5` for one).
+    @Test func aNegativePriorityIsAValue() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try await LiveServer(db: dir.path("neg.db"), ["--no-pool"])
+        let task = try task(try await sluice(["enqueue", "echo", "--priority", "-5", "--json"], server).output)
+        #expect(task["priority"] == -5, "\(task)")
+        await server.stop()
+    }
+
     @Test func badAddressesAndArgumentsAreOneLineAndExit1() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
         for (arguments, message) in [(["tasks", "--url", "ftp://x"], "--url ftp://x: expected an address like http://127.0.0.1:8000"),
                                      (["enqueue", "echo", "--args", "[1]"], "--args must be a JSON object"),
+                                     // Numbers that used to crash the client or be dropped on the way.
+                                     (["enqueue", "echo", "--wait", "nan"], "--wait nan: give a number of seconds"),
+                                     (["enqueue", "echo", "--delay", "inf"], "--delay inf: give a number of seconds"),
+                                     (["status", "01JY3R8M4S7K2Q9ZB6XW5T0N1C", "--wait", "nan"], "--wait nan: give a number of seconds"),
+                                     (["queues", "--url", "http://127.0.0.1:99999"], "--url http://127.0.0.1:99999: expected an address"),
+                                     (["status", ""], "give a task id"),
+                                     (["cancel", ""], "give a task id"),
+                                     // sqlite://m.db was read as the path //m.db, a file at the root.
+                                     (["migrate", "--database", "sqlite://m.db"], "write sqlite:PATH"),
                                      // Nothing listens on port 1 of loopback: said at once, not retried until
                                      // the request's 30 s run out (the wait below is shorter).
                                      (["status", "01JY3R8M4S7K2Q9ZB6XW5T0N1C", "--url", "http://127.0.0.1:1"],

@@ -45,6 +45,27 @@ import Testing
         #expect(error.contains("--prefetch must be from 0 to 10000"), "\(error)")
     }
 
+    /// A serve or worker that cannot have its port says so, naming the option, and claims nothing
+    /// first: its pools start only once the listener is bound (a failed start used to exit holding
+    /// tasks, spending their attempts and leaving them to their leases).
+    @Test func aPortInUseIsRefusedBeforeAnyTaskIsClaimed() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let db = dir.path("busy.db")
+        let server = try await LiveServer(db: db, ["--no-pool"])
+        let port = try #require(server.client.baseURL.port)
+        for _ in 0..<5 { _ = try await server.client.enqueue(["kind": "sleep", "queue": "q", "args": ["seconds": 5]]) }
+        for (arguments, option) in [(["serve", "--db", db, "--queues", "q", "--port", "\(port)", "--grace", "1"], "--port"),
+                                    (["worker", "--db", db, "--queues", "q", "--metrics-port", "\(port)", "--grace", "1"], "--metrics-port")] {
+            let (status, error) = try await Self.run(arguments, in: dir.path(""))
+            #expect(status == 1 && error.contains("\(option) \(port): 127.0.0.1:\(port) is in use"), "\(arguments): \(error)")
+            #expect(error.split(separator: "\n").filter { $0.hasPrefix("error:") }.count == 1, "\(error)")
+        }
+        let tasks = try await server.client.send("GET", "/v1/tasks", query: ["queue": "q"]).body["tasks"]?.arrayValue ?? []
+        #expect(tasks.count == 5 && tasks.allSatisfy { $0["state"] == "queued" && $0["attempt"] == 0 }, "\(tasks)")
+        await server.stop()
+    }
+
     @Test func workerUsesSluiceDBLikeServe() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
