@@ -17,7 +17,7 @@ struct DatabaseOptions: ParsableArguments {
         valueName: "url"))
     var database: String?
 
-    @Flag(help: "PostgreSQL: open no LISTEN connection and poll every 50 ms instead (for PgBouncer in transaction mode). SQLite always polls.")
+    @Flag(help: "PostgreSQL, serve and worker: open no LISTEN connection and poll every 50 ms instead (for PgBouncer in transaction mode). SQLite always polls; migrate ignores it.")
     var pollOnly = false
 
     /// The store these options name.

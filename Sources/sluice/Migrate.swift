@@ -23,6 +23,7 @@ struct Migrate: AsyncParsableCommand {
             let (applied, version, location): ([String], Int, String)
             switch try database.target() {
             case .sqlite(let path):
+                try checkDatabasePath(path)
                 guard let report = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path)).migration else { return }
                 (applied, version, location) = (report.applied, report.to, path)
             case .postgres(let configuration):

@@ -12,10 +12,24 @@ func openStore(_ path: String, sync: String, lease: Duration) throws -> SQLiteTa
     guard let synchronous = SQLiteStoreConfiguration.Synchronous(rawValue: sync) else {
         throw SluiceError(.invalidArgument, "--sync \(sync): expected full or normal", field: "sync")
     }
+    try checkDatabasePath(path)
     var configuration = SQLiteStoreConfiguration(path: path, synchronous: synchronous)
     configuration.busyTimeout = min(configuration.busyTimeout, lease / 3)
     configuration.watchOtherProcesses = true
     return try SQLiteTaskStore(configuration)
+}
+
+/// What SQLite would only call "unable to open database file", said with what to do.
+func checkDatabasePath(_ path: String) throws(SluiceError) {
+    var isDirectory: ObjCBool = false
+    if path.isEmpty { throw SluiceError(.invalidArgument, "--db: give a file path, e.g. ./sluice.db", field: "db") }
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw SluiceError(.invalidArgument, "--db \(path): is a directory; give a file in it, e.g. \(path)/sluice.db", field: "db")
+    }
+    let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    if !FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory) || !isDirectory.boolValue {
+        throw SluiceError(.invalidArgument, "--db \(path): the directory \(parent) does not exist; create it first", field: "db")
+    }
 }
 
 /// glibc gives freed memory back to the kernel once 128 KB lie free at the top of a thread's heap,

@@ -12,10 +12,10 @@ struct SchedulesCommand: AsyncParsableCommand {
     /// The fields `add` and `set` share; only those given are sent.
     struct Fields: ParsableArguments {
         @Option(help: "Cron expression, quoted: '30 2 * * *', '@daily', '@every 30s'.") var cron: String?
-        @Option(help: "IANA time zone of the expression (default UTC).") var tz: String?
+        @Option(help: "IANA time zone of the expression (UTC for a new schedule that gives none; set leaves it as it is).") var tz: String?
         @Option(help: "The task kind (the handler's name).") var kind: String?
         @Option(help: "The task's arguments as a JSON object.") var args: String?
-        @Option(help: "The task's queue (default: default).") var queue: String?
+        @Option(help: "The task's queue (default for a new schedule that gives none; set leaves it as it is).") var queue: String?
         @Option(parsing: .unconditional, help: "The task's priority (-1000…1000).") var priority: Int?
         @Option(help: "The task's attempts (1…1000).") var maxAttempts: Int?
         @Option(help: "Seconds one attempt may run.") var timeout: Double?

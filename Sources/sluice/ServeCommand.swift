@@ -84,7 +84,14 @@ struct ServeCommand: AsyncParsableCommand {
         let target: DatabaseOptions.Target
         let options: WorkerOptions
         let file: SchedulesFile?
+        let host = self.host ?? env["SLUICE_HOST"] ?? "127.0.0.1"
+        let tokens: [String]
         do {
+            // Checked before the store opens, so that a refused start leaves no new database behind.
+            tokens = try Self.tokens(flags: self.tokens, environment: env["SLUICE_TOKEN"])
+            guard tokens.isEmpty == false || HostNames.isLoopback(host) else {
+                throw SluiceError(.invalidArgument, "--host \(host) is not a loopback address: give --token (or SLUICE_TOKEN) so the API is not open to the network", field: "host")
+            }
             target = try database.target(environment: env)
             options = try poolOptions.workerOptions(grace: grace)
             // Checked whole before the store opens: a typo refuses to start instead of half-applying.
@@ -98,7 +105,7 @@ struct ServeCommand: AsyncParsableCommand {
                     guard let schedules = store as? any ScheduleStore else { throw SluiceError(.invalidArgument, "--schedules: this store keeps no schedules") }
                     for line in try await file.apply(to: schedules) { FileHandle.standardOutput.write(Data("sluice: \(line)\n".utf8)) }
                 }
-                try await serve(store: store, location: location, options: options, environment: env, logger: logger)
+                try await serve(store: store, location: location, host: host, tokens: tokens, options: options, environment: env, logger: logger)
             }
         } catch let error as SluiceError {
             throw failure(error.message)
@@ -106,23 +113,22 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// Serves the API (and the pool, unless --no-pool) on an open store.
-    func serve(store: any Worker.Store, location: String, options: WorkerOptions, environment env: [String: String], logger: Logger) async throws {
-        let host = host ?? env["SLUICE_HOST"] ?? "127.0.0.1"
+    func serve(store: any Worker.Store, location: String, host: String, tokens: [String], options: WorkerOptions,
+               environment env: [String: String], logger: Logger) async throws {
         let api: SluiceAPI
         let worker: Worker
         let port: Int
-        let tokens: [String]
         do {
             let portText = self.port.map(String.init) ?? env["SLUICE_PORT"] ?? "8000"
             guard let parsed = Int(portText), (0...65535).contains(parsed) else {
                 throw SluiceError(.invalidArgument, "--port \(portText): expected 0 to 65535", field: "port")
             }
             port = parsed
-            tokens = try Self.tokens(flags: self.tokens, environment: env["SLUICE_TOKEN"])
-            guard tokens.isEmpty == false || HostNames.isLoopback(host) else {
-                throw SluiceError(.invalidArgument, "--host \(host) is not a loopback address: give --token (or SLUICE_TOKEN) so the API is not open to the network", field: "host")
-            }
             guard maxBody >= 1024 else { throw SluiceError(.invalidArgument, "--max-body must be at least 1024 bytes", field: "max-body") }
+            guard memoryLimit >= 1 else { throw SluiceError(.invalidArgument, "--memory-limit must be at least 1", field: "memory-limit") }
+            if noPool, poolOptions.concurrency != nil || !poolOptions.pools.isEmpty || poolOptions.autoscale != nil {
+                throw SluiceError(.invalidArgument, "--no-pool runs no pool: leave out --concurrency, --pool and --autoscale, or --no-pool", field: "no-pool")
+            }
             var pools = try poolOptions.configurations()
             if poolOptions.concurrency == nil, poolOptions.pools.isEmpty, let text = env["SLUICE_CONCURRENCY"] {
                 guard let n = Int(text) else { throw SluiceError(.invalidArgument, "SLUICE_CONCURRENCY=\(text): expected a whole number", field: "concurrency") }

@@ -119,6 +119,8 @@ import Testing
                                      (["cancel", ""], "give a task id"),
                                      // sqlite://m.db was read as the path //m.db, a file at the root.
                                      (["migrate", "--database", "sqlite://m.db"], "write sqlite:PATH"),
+                                     (["migrate", "--db", "/nonexistent-dir/x.db"], "the directory /nonexistent-dir does not exist"),
+                                     (["migrate", "--db", "/tmp"], "--db /tmp: is a directory"),
                                      // Nothing listens on port 1 of loopback: said at once, not retried until
                                      // the request's 30 s run out (the wait below is shorter).
                                      (["status", "01JY3R8M4S7K2Q9ZB6XW5T0N1C", "--url", "http://127.0.0.1:1"],

@@ -27,6 +27,8 @@ import Testing
         ([], ["SLUICE_TOKEN": " , "], "SLUICE_TOKEN is set but holds no token"),
         (["--host", "127.example.com"], [:], "--host 127.example.com is not a loopback address"),
         (["--public-host", "http://x.test:80"], [:], "--public-host http://x.test:80: give a host name alone"),
+        (["--memory-limit", "0"], [:], "--memory-limit must be at least 1"),
+        (["--no-pool", "--concurrency", "5"], [:], "--no-pool runs no pool"),
     ] as [([String], [String: String], String)])
     func serveRefusesOptionsThatWouldLeaveItOpen(arguments: [String], environment: [String: String], message: String) async throws {
         let dir = try TempDir()

@@ -82,6 +82,11 @@ import Testing
         var running: [String] = []
         for _ in 0..<4 { running.append(try await client.enqueue(["kind": "sleep", "args": ["seconds": 2]])["id"]!.stringValue!) }
         let runningSince = ContinuousClock.now
+        // Running before the disk fills: a claim is a write too, and would be refused like the enqueues.
+        try #require(await eventually(timeout: .seconds(1.5)) {
+            for id in running where (try? await client.task(id))?["state"] != "running" { return false }
+            return true
+        }, "the four sleeps started")
 
         let filler = disk + "/filler"
         let fd = open(filler, O_WRONLY | O_CREAT, 0o600)

@@ -250,5 +250,6 @@ final class LiveServer: @unchecked Sendable {
         let child = try ChildProcess("sluice", ["serve", "--host", "0.0.0.0", "--port", "0", "--db", dir.path("x.db")])
         #expect(await child.wait() == 1)
         #expect(child.errorOutput().contains("is not a loopback address: give --token"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path("x.db")), "a refused start left a database behind")
     }
 }
