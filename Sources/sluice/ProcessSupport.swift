@@ -95,6 +95,9 @@ struct AfterListening: Service {
 
 /// A listener that could not bind, said as the option at fault; nil for any other error.
 func bindFailure(_ error: any Error, option: String, host: String, port: Int) -> SluiceError? {
+    if error is SocketAddressError || error is SocketAddressError.UnknownHost {
+        return SluiceError(.invalidArgument, "--host \(host): not an address to listen on; give an IP address such as 127.0.0.1, ::1 or 0.0.0.0, or a name that resolves to one", field: "host")
+    }
     guard let error = error as? IOError else { return nil }
     switch error.errnoCode {
     case EADDRINUSE:

@@ -25,24 +25,33 @@ struct SchedulesFile {
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw SluiceError(.invalidArgument, "--schedules \(path): cannot read it (\(error.localizedDescription))", field: "schedules")
         }
-        let json: JSONValue
+        let table: TOMLTable
         do {
-            let table = try TOMLTable(string: text)
-            json = try JSONValue(parsing: Data(table.convert(to: .json).utf8))
+            table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
             throw SluiceError(.invalidArgument, "--schedules \(path):\(error.source.begin.line):\(error.source.begin.column): \(error.description)", field: "schedules")
         } catch {
             throw SluiceError(.invalidArgument, "--schedules \(path): \(error)", field: "schedules")
         }
+        // TOML has nan and inf; JSON, and so a schedule's fields, has neither.
+        guard let json = try? JSONValue(parsing: Data(table.convert(to: .json).utf8)) else {
+            throw SluiceError(.invalidArgument, "--schedules \(path): a value is nan or inf, which no field takes; give finite numbers", field: "schedules")
+        }
         guard let top = json.objectValue, Set(top.keys).isSubset(of: ["schedules"]) else {
             throw SluiceError(.invalidArgument, "--schedules \(path): put each schedule in a table [schedules.NAME]; found \(json.objectValue?.keys.sorted().joined(separator: ", ") ?? "no tables")", field: "schedules")
         }
-        guard let tables = top["schedules"]?.objectValue else {
-            definitions = []
+        guard let entry = top["schedules"] else {
+            definitions = []  // a file with no schedules yet
             return
+        }
+        guard let tables = entry.objectValue else {
+            throw SluiceError(.invalidArgument, "--schedules \(path): schedules must hold tables [schedules.NAME], not a value", field: "schedules")
         }
         var definitions: [ScheduleDefinition] = []
         for name in tables.keys.sorted() {
+            guard tables[name]?.objectValue != nil else {
+                throw SluiceError(.invalidArgument, "--schedules \(path): schedules.\(name) must be a table [schedules.\(name)], not a value", field: "schedules")
+            }
             do {
                 definitions.append(try ScheduleJSON.parse(tables[name]!, name: name))
             } catch {

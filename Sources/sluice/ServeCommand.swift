@@ -174,7 +174,8 @@ struct ServeCommand: AsyncParsableCommand {
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? port
                 // Tests and scripts read this line to find a port picked with --port 0.
-                let line = "sluice: listening on http://\(host):\(bound) (db \(location)\(tokens.isEmpty ? "" : ", token required"))\n"
+                // An IPv6 address goes in brackets, as a URL needs it (http://[::1]:8000).
+                let line = "sluice: listening on http://\(host.contains(":") ? "[\(host)]" : host):\(bound) (db \(location)\(tokens.isEmpty ? "" : ", token required"))\n"
                 FileHandle.standardOutput.write(Data(line.utf8))
                 open()
             },

@@ -28,6 +28,7 @@ import Testing
         (["--host", "127.example.com"], [:], "--host 127.example.com is not a loopback address"),
         (["--public-host", "http://x.test:80"], [:], "--public-host http://x.test:80: give a host name alone"),
         (["--memory-limit", "0"], [:], "--memory-limit must be at least 1"),
+        (["--host", "[::1]", "--token", "t"], [:], "--host [::1]: not an address to listen on"),
         (["--no-pool", "--concurrency", "5"], [:], "--no-pool runs no pool"),
     ] as [([String], [String: String], String)])
     func serveRefusesOptionsThatWouldLeaveItOpen(arguments: [String], environment: [String: String], message: String) async throws {

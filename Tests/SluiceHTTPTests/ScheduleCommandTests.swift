@@ -38,6 +38,14 @@ import Testing
         #expect(status == 1 && error.contains("--schedules bad.toml: [schedules.report] cron: minute field at position 1"), "\(error)")
         let (broken, _, parse) = try await Self.output(["serve", "--port", "0", "--schedules", "broken.toml"], in: dir.url.path)
         #expect(broken == 1 && parse.contains("--schedules broken.toml:1:"), "\(parse)")
+        // Files TOML reads but a schedule cannot: each names what is wrong.
+        for (text, message) in [("schedules = 5\n", "schedules must hold tables [schedules.NAME], not a value"),
+                                ("[schedules]\na = 5\n", "schedules.a must be a table [schedules.a], not a value"),
+                                ("[schedules.r]\ncron = \"@daily\"\ntask = { kind = \"echo\", timeout = nan }\n", "a value is nan or inf")] {
+            try text.write(toFile: dir.path("odd.toml"), atomically: true, encoding: .utf8)
+            let (odd, _, said) = try await Self.output(["serve", "--port", "0", "--schedules", "odd.toml"], in: dir.url.path)
+            #expect(odd == 1 && said.contains("--schedules odd.toml: \(message)"), "\(text): \(said)")
+        }
         #expect(!FileManager.default.fileExists(atPath: dir.path("sluice.db")), "refused before the store opened")
     }
 }
