@@ -19,7 +19,8 @@ struct ClientOptions: ParsableArguments {
         let text = url ?? env["SLUICE_URL"] ?? "http://127.0.0.1:8000"
         guard let base = URL(string: text), base.scheme == "http" || base.scheme == "https", base.host != nil,
               (1...65535).contains(base.port ?? 80) else {
-            throw failure("--url \(text): expected an address like http://127.0.0.1:8000")
+            // Named as the user gave it: the flag, or the variable it came from.
+            throw failure("\(url == nil && env["SLUICE_URL"] != nil ? "SLUICE_URL=" : "--url ")\(text): expected an address like http://127.0.0.1:8000")
         }
         return SluiceClient(baseURL: base, token: token ?? env["SLUICE_TOKEN"]?.split(separator: ",").first.map(String.init), failFast: true)
     }

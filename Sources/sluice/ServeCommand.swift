@@ -100,7 +100,11 @@ struct ServeCommand: AsyncParsableCommand {
             throw failure(error.message)
         }
         do {
-            try await withStore(target, sync: sync ?? env["SLUICE_SYNC"] ?? "full", lease: options.leaseDuration, logger: logger) { store, location in
+            let syncText = sync ?? env["SLUICE_SYNC"] ?? "full"
+            if SQLiteStoreConfiguration.Synchronous(rawValue: syncText) == nil, sync == nil, env["SLUICE_SYNC"] != nil {
+                throw SluiceError(.invalidArgument, "SLUICE_SYNC=\(syncText): expected full or normal", field: "sync")
+            }
+            try await withStore(target, sync: syncText, lease: options.leaseDuration, logger: logger) { store, location in
                 if let file {
                     guard let schedules = store as? any ScheduleStore else { throw SluiceError(.invalidArgument, "--schedules: this store keeps no schedules") }
                     for line in try await file.apply(to: schedules) { FileHandle.standardOutput.write(Data("sluice: \(line)\n".utf8)) }
@@ -121,7 +125,8 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             let portText = self.port.map(String.init) ?? env["SLUICE_PORT"] ?? "8000"
             guard let parsed = Int(portText), (0...65535).contains(parsed) else {
-                throw SluiceError(.invalidArgument, "--port \(portText): expected 0 to 65535", field: "port")
+                let given = self.port == nil && env["SLUICE_PORT"] != nil ? "SLUICE_PORT=" : "--port "
+                throw SluiceError(.invalidArgument, "\(given)\(portText): expected 0 to 65535", field: "port")
             }
             port = parsed
             guard maxBody >= 1024 else { throw SluiceError(.invalidArgument, "--max-body must be at least 1024 bytes", field: "max-body") }

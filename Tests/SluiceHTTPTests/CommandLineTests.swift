@@ -28,6 +28,7 @@ import Testing
         (["--host", "127.example.com"], [:], "--host 127.example.com is not a loopback address"),
         (["--public-host", "http://x.test:80"], [:], "--public-host http://x.test:80: give a host name alone"),
         (["--memory-limit", "0"], [:], "--memory-limit must be at least 1"),
+        ([], ["SLUICE_SYNC": "sometimes"], "SLUICE_SYNC=sometimes: expected full or normal"),
         (["--host", "[::1]", "--token", "t"], [:], "--host [::1]: not an address to listen on"),
         (["--no-pool", "--concurrency", "5"], [:], "--no-pool runs no pool"),
     ] as [([String], [String: String], String)])
@@ -67,6 +68,21 @@ import Testing
         let tasks = try await server.client.send("GET", "/v1/tasks", query: ["queue": "q"]).body["tasks"]?.arrayValue ?? []
         #expect(tasks.count == 5 && tasks.allSatisfy { $0["state"] == "queued" && $0["attempt"] == 0 }, "\(tasks)")
         await server.stop()
+    }
+
+    /// A bad value from the environment is named as the variable it came from, not as a flag the
+    /// user never typed.
+    @Test func badEnvironmentValuesNameTheirVariable() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        for (arguments, environment, message) in [
+            (["serve", "--db", dir.path("x.db")], ["SLUICE_PORT": "abc"], "SLUICE_PORT=abc: expected 0 to 65535"),
+            (["tasks"], ["SLUICE_URL": "ftp://x"], "SLUICE_URL=ftp://x: expected an address"),
+            (["tasks", "--url", "ftp://y"], ["SLUICE_URL": "ftp://x"], "--url ftp://y: expected an address"),
+        ] {
+            let (status, error) = try await Self.run(arguments, environment: environment, in: dir.path(""))
+            #expect(status == 1 && error.contains(message), "\(arguments) \(environment): \(error)")
+        }
     }
 
     @Test func workerUsesSluiceDBLikeServe() async throws {
