@@ -16,11 +16,10 @@ struct ClientOptions: ParsableArguments {
 
     func client() throws -> SluiceClient {
         let env = ProcessInfo.processInfo.environment
-        let text = url ?? env["SLUICE_URL"] ?? "http://127.0.0.1:8000"
-        guard let base = URL(string: text), base.scheme == "http" || base.scheme == "https", base.host != nil,
+        let given = GivenSetting(flag: "--url", url, variable: "SLUICE_URL", environment: env, default: "http://127.0.0.1:8000")
+        guard let base = URL(string: given.text), base.scheme == "http" || base.scheme == "https", base.host != nil,
               (1...65535).contains(base.port ?? 80) else {
-            // Named as the user gave it: the flag, or the variable it came from.
-            throw failure("\(url == nil && env["SLUICE_URL"] != nil ? "SLUICE_URL=" : "--url ")\(text): expected an address like http://127.0.0.1:8000")
+            throw failure("\(given.spelled): expected an address like http://127.0.0.1:8000")
         }
         return SluiceClient(baseURL: base, token: token ?? env["SLUICE_TOKEN"]?.split(separator: ",").first.map(String.init), failFast: true)
     }
@@ -48,6 +47,16 @@ func taskLine(_ task: JSONValue) -> String {
             String(outcome.prefix(80))].joined(separator: "  ")
 }
 
+/// Refuses a seconds option that is infinite or NaN (JSON carries neither), naming it as typed.
+func requireSeconds(_ options: (name: String, value: Double?)...) throws {
+    for case let (name, value?) in options where !value.isFinite { throw failure("--\(name) \(value): give a number of seconds") }
+}
+
+/// Refuses an empty task id before any request: in a path it would name another route.
+func requireTaskID(_ id: String) throws {
+    guard !id.isEmpty else { throw failure("give a task id, as enqueue and tasks print it") }
+}
+
 func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
 
 struct EnqueueCommand: AsyncParsableCommand {
@@ -70,9 +79,7 @@ struct EnqueueCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let parsed = try? JSONValue(jsonText: args), parsed.objectValue != nil else { throw failure("--args must be a JSON object, e.g. '{\"seconds\": 3}'") }
-        for (name, value) in [("delay", delay), ("timeout", timeout), ("wait", wait)] where value.map({ !$0.isFinite }) ?? false {
-            throw failure("--\(name) \(value!): give a number of seconds")
-        }
+        try requireSeconds(("delay", delay), ("timeout", timeout), ("wait", wait))
         var body: [String: JSONValue] = ["kind": .string(kind), "args": parsed]
         if let queue { body["queue"] = .string(queue) }
         if let delay { body["delay"] = .double(delay) }
@@ -95,8 +102,8 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        guard !id.isEmpty else { throw failure("give a task id, as enqueue and tasks print it") }
-        if let wait, !wait.isFinite { throw failure("--wait \(wait): give a number of seconds") }
+        try requireTaskID(id)
+        try requireSeconds(("wait", wait))
         try await client.call { api in
             let task = try await api.task(id, wait: wait)
             client.print(task) { taskLine(task) }
@@ -167,7 +174,7 @@ struct TaskChange {
     let client: ClientOptions
 
     func run(_ id: String) async throws {
-        guard !id.isEmpty else { throw failure("give a task id, as enqueue and tasks print it") }
+        try requireTaskID(id)
         try await client.call { api in
             let task = try await api.send(method, path.replacingOccurrences(of: "{id}", with: id)).body
             client.print(task) { taskLine(task) }

@@ -62,7 +62,7 @@ struct DatabaseOptions: ParsableArguments {
 /// runs until `body` returns. `body` gets the store and a description of where it is. Lock waits
 /// are at most a third of the lease (10 s at most), so that a heartbeat stuck behind a lock can
 /// never outlast the lease it renews.
-func withStore<T: Sendable>(_ target: DatabaseOptions.Target, sync: String, lease: Duration, logger: Logger,
+func withStore<T: Sendable>(_ target: DatabaseOptions.Target, sync: GivenSetting, lease: Duration, logger: Logger,
                             _ body: (any Worker.Store, String) async throws -> T) async throws -> T {
     switch target {
     case .sqlite(let path):

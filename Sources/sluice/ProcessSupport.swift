@@ -8,9 +8,9 @@ import SluiceSQLite
 /// Opens the SQLite store named on the command line, with messages that name the flag. A write
 /// waits for another process's lock at most a third of the lease (10 s at most), so that a
 /// heartbeat stuck behind a lock can never outlast the lease it renews.
-func openStore(_ path: String, sync: String, lease: Duration) throws -> SQLiteTaskStore {
-    guard let synchronous = SQLiteStoreConfiguration.Synchronous(rawValue: sync) else {
-        throw SluiceError(.invalidArgument, "--sync \(sync): expected full or normal", field: "sync")
+func openStore(_ path: String, sync: GivenSetting, lease: Duration) throws -> SQLiteTaskStore {
+    guard let synchronous = SQLiteStoreConfiguration.Synchronous(rawValue: sync.text) else {
+        throw SluiceError(.invalidArgument, "\(sync.spelled): expected full or normal", field: "sync")
     }
     try checkDatabasePath(path)
     var configuration = SQLiteStoreConfiguration(path: path, synchronous: synchronous)
@@ -91,6 +91,11 @@ struct AfterListening: Service {
         guard bound, !Task.isCancelled else { return }
         try await service.run()
     }
+}
+
+/// `host` as a URL writes it: an IPv6 address in brackets (http://[::1]:8000).
+func urlHost(_ host: String) -> String {
+    host.contains(":") ? "[\(host)]" : host
 }
 
 /// A listener that could not bind, said as the option at fault; nil for any other error.

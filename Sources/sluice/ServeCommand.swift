@@ -100,11 +100,8 @@ struct ServeCommand: AsyncParsableCommand {
             throw failure(error.message)
         }
         do {
-            let syncText = sync ?? env["SLUICE_SYNC"] ?? "full"
-            if SQLiteStoreConfiguration.Synchronous(rawValue: syncText) == nil, sync == nil, env["SLUICE_SYNC"] != nil {
-                throw SluiceError(.invalidArgument, "SLUICE_SYNC=\(syncText): expected full or normal", field: "sync")
-            }
-            try await withStore(target, sync: syncText, lease: options.leaseDuration, logger: logger) { store, location in
+            let sync = GivenSetting(flag: "--sync", self.sync, variable: "SLUICE_SYNC", environment: env, default: "full")
+            try await withStore(target, sync: sync, lease: options.leaseDuration, logger: logger) { store, location in
                 if let file {
                     guard let schedules = store as? any ScheduleStore else { throw SluiceError(.invalidArgument, "--schedules: this store keeps no schedules") }
                     for line in try await file.apply(to: schedules) { FileHandle.standardOutput.write(Data("sluice: \(line)\n".utf8)) }
@@ -123,10 +120,9 @@ struct ServeCommand: AsyncParsableCommand {
         let worker: Worker
         let port: Int
         do {
-            let portText = self.port.map(String.init) ?? env["SLUICE_PORT"] ?? "8000"
-            guard let parsed = Int(portText), (0...65535).contains(parsed) else {
-                let given = self.port == nil && env["SLUICE_PORT"] != nil ? "SLUICE_PORT=" : "--port "
-                throw SluiceError(.invalidArgument, "\(given)\(portText): expected 0 to 65535", field: "port")
+            let given = GivenSetting(flag: "--port", self.port.map(String.init), variable: "SLUICE_PORT", environment: env, default: "8000")
+            guard let parsed = Int(given.text), (0...65535).contains(parsed) else {
+                throw SluiceError(.invalidArgument, "\(given.spelled): expected 0 to 65535", field: "port")
             }
             port = parsed
             guard maxBody >= 1024 else { throw SluiceError(.invalidArgument, "--max-body must be at least 1024 bytes", field: "max-body") }
@@ -179,8 +175,7 @@ struct ServeCommand: AsyncParsableCommand {
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? port
                 // Tests and scripts read this line to find a port picked with --port 0.
-                // An IPv6 address goes in brackets, as a URL needs it (http://[::1]:8000).
-                let line = "sluice: listening on http://\(host.contains(":") ? "[\(host)]" : host):\(bound) (db \(location)\(tokens.isEmpty ? "" : ", token required"))\n"
+                let line = "sluice: listening on http://\(urlHost(host)):\(bound) (db \(location)\(tokens.isEmpty ? "" : ", token required"))\n"
                 FileHandle.standardOutput.write(Data(line.utf8))
                 open()
             },

@@ -63,7 +63,7 @@ struct WorkerCommand: AsyncParsableCommand {
             throw failure(error.message)
         }
         do {
-            try await withStore(target, sync: sync, lease: options.leaseDuration, logger: logger) { store, location in
+            try await withStore(target, sync: GivenSetting(flag: "--sync", sync, default: "full"), lease: options.leaseDuration, logger: logger) { store, location in
                 try await work(store: store, location: location, options: options, logger: logger)
             }
         } catch let error as SluiceError {
@@ -100,7 +100,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 configuration: ApplicationConfiguration(address: .hostname(host, port: metricsPort), serverName: "sluice-worker"),
                 onServerRunning: { channel in
                     // Tests and scripts read this line to find a port picked with --metrics-port 0.
-                    let line = "sluice: metrics on http://\(host.contains(":") ? "[\(host)]" : host):\(channel.localAddress?.port ?? metricsPort)/metrics\n"
+                    let line = "sluice: metrics on http://\(urlHost(host)):\(channel.localAddress?.port ?? metricsPort)/metrics\n"
                     FileHandle.standardOutput.write(Data(line.utf8))
                     open()
                 },

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+from typing import Iterator
 
 from sluice import Discard, Retry, Worker, current_task
 
@@ -13,6 +15,25 @@ _lock = threading.Lock()
 _running = 0
 _high_water = 0
 _reached_at = 0.0
+
+
+@contextlib.contextmanager
+def _counted() -> Iterator[dict]:
+    """Counts the task as running while inside, and yields the high-water mark: the most tasks
+    this process ran at once so far and the wall-clock time it was first reached, as of the exit."""
+    global _running, _high_water, _reached_at
+    with _lock:
+        _running += 1
+        if _running > _high_water:
+            _high_water, _reached_at = _running, time.time()
+    mark: dict = {}
+    try:
+        yield mark
+        with _lock:
+            mark.update(high_water=_high_water, reached_at=_reached_at)
+    finally:
+        with _lock:
+            _running -= 1
 
 
 @worker.task("add")
@@ -30,18 +51,9 @@ async def add_async(a: int, b: int) -> int:
 def hold(seconds: float) -> dict:
     """Sleeps and answers the most tasks this process ran at once so far (a high-water mark) and the
     wall-clock time it was first reached."""
-    global _running, _high_water, _reached_at
-    with _lock:
-        _running += 1
-        if _running > _high_water:
-            _high_water, _reached_at = _running, time.time()
-    try:
+    with _counted() as mark:
         time.sleep(seconds)
-        with _lock:
-            return {"high_water": _high_water, "reached_at": _reached_at}
-    finally:
-        with _lock:
-            _running -= 1
+    return mark
 
 
 @worker.task("boom")
@@ -84,18 +96,9 @@ async def until_cancelled_async() -> str:
 @worker.task("hold_async")
 async def hold_async(seconds: float) -> dict:
     """`hold` for the event loop: the most `async def` tasks this process ran at once so far."""
-    global _running, _high_water, _reached_at
-    with _lock:
-        _running += 1
-        if _running > _high_water:
-            _high_water, _reached_at = _running, time.time()
-    try:
+    with _counted() as mark:
         await asyncio.sleep(seconds)
-        with _lock:
-            return {"high_water": _high_water, "reached_at": _reached_at}
-    finally:
-        with _lock:
-            _running -= 1
+    return mark
 
 
 @worker.task("not_a_number")
