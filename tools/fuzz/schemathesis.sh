@@ -12,7 +12,7 @@ venv=${TMPDIR:-/tmp}/sluice-schemathesis-venv
 flock /tmp/sluice-build.lock swift build --product sluice >&2  # never beside another Swift build
 work=$(mktemp -d /tmp/sluice-fuzz.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-# --max-wait 2: a fuzzed ?wait may not hold requests for minutes (the spec's bound is 300 s).
+# --max-wait 2: a fuzzed ?wait may not hold requests for minutes (the spec allows up to 3600 s).
 .build/debug/sluice serve --port "$port" --db "$work/fuzz.db" --concurrency 4 --max-wait 2 --log-level error > "$work/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT INT TERM
