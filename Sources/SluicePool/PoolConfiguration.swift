@@ -19,18 +19,23 @@ public struct PoolConfiguration: Sendable, Hashable {
     }
 
     /// Parses `NAME=QUEUES:CONCURRENCY`, e.g. `mail=mail,bulk:20`; `NAME=QUEUES` takes the default.
+    /// The concurrency follows the last `:`, since a queue name may hold one: `jobs=mail:high:5`.
     public static func parse(_ text: String) throws -> PoolConfiguration {
         let usage = "expected NAME=QUEUE[,QUEUE…][:CONCURRENCY], e.g. mail=mail,bulk:20"
         let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
         guard parts.count == 2 else { throw SluiceError(.invalidArgument, "--pool \(text): \(usage)", field: "pool") }
         let name = parts[0]
-        let rest = parts[1].split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        let queues = rest[0].split(separator: ",").map(String.init)
+        var queueList = parts[1][...]
         var concurrency = defaultConcurrency
-        if rest.count == 2 {
-            guard let n = Int(rest[1]) else { throw SluiceError(.invalidArgument, "--pool \(text): concurrency must be a whole number; \(usage)", field: "pool") }
+        if let colon = queueList.lastIndex(of: ":") {
+            let number = queueList[queueList.index(after: colon)...]
+            guard let n = Int(number) else {
+                throw SluiceError(.invalidArgument, "--pool \(text): concurrency must be a whole number (it follows the last ':'; a queue name with ':' needs one after it, as in jobs=mail:high:5); \(usage)", field: "pool")
+            }
             concurrency = n
+            queueList = queueList[..<colon]
         }
+        let queues = queueList.split(separator: ",").map(String.init)
         let pool = PoolConfiguration(name: name, queues: queues, concurrency: concurrency)
         try pool.validate()
         return pool

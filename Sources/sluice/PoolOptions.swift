@@ -6,7 +6,7 @@ import SluicePool
 /// Options that define a process's pools; shared by `sluice worker` and `sluice serve`.
 struct PoolOptions: ParsableArguments {
     @Option(name: .customLong("pool"), help: ArgumentHelp(
-        "A pool as NAME=QUEUE[,QUEUE…][:CONCURRENCY], e.g. mail=mail,bulk:20 (repeatable). Earlier queues are drained first.",
+        "A pool as NAME=QUEUE[,QUEUE…][:CONCURRENCY], e.g. mail=mail,bulk:20 (repeatable). Earlier queues are drained first. The concurrency follows the last colon, so a queue name holding one needs it: jobs=mail:high:5.",
         valueName: "spec"))
     var pools: [String] = []
 

@@ -6,9 +6,11 @@ import time
 from datetime import datetime, timezone
 
 import httpx
+import pytest
 
 from support import WorkerProcess, until
 from sluice import Client
+from sluice.pool import PoolSpec
 
 
 def test_sync_and_async_functions_run_and_show_as_a_pool(client: Client, start_worker) -> None:
@@ -233,3 +235,13 @@ def test_a_server_with_a_short_max_wait_still_gets_claims(tmp_path) -> None:
             assert worker.wait(20) == 0, worker.output()
     finally:
         server.stop()
+
+
+def test_a_pool_spec_s_concurrency_follows_the_last_colon_so_queue_names_may_hold_one(client: Client, start_worker) -> None:
+    assert PoolSpec.parse("jobs=mail:high,bulk:3") == PoolSpec("jobs", ["mail:high", "bulk"], 3)
+    assert PoolSpec.parse("jobs=mail,bulk") == PoolSpec("jobs", ["mail", "bulk"], 10)
+    for bad in ("jobs=mail:high", "jobs=mail:", "jobs=mail:0", "=mail:2", "jobs"):
+        with pytest.raises(ValueError, match="--pool"):
+            PoolSpec.parse(bad)
+    start_worker("--pool", "jobs=mail:high:2")
+    assert client.run("add", {"a": 4, "b": 5}, queue="mail:high", timeout=20) == 9

@@ -19,11 +19,14 @@ class PoolSpec:
 
     @classmethod
     def parse(cls, text: str) -> "PoolSpec":
-        """`NAME=QUEUE[,QUEUE…][:N]`, as `sluice worker --pool` reads it (N defaults to 10)."""
+        """`NAME=QUEUE[,QUEUE…][:N]`, as `sluice worker --pool` reads it (N defaults to 10). N follows
+        the last colon, since a queue name may hold one: `jobs=mail:high:5`."""
         name, sep, rest = text.partition("=")
-        queues, _, number = rest.partition(":")
+        queues, colon, number = rest.rpartition(":")
+        if not colon:
+            queues = rest
         try:
-            concurrency = int(number) if number else 10
+            concurrency = int(number) if colon else 10
         except ValueError:
             concurrency = 0
         names = [q.strip() for q in queues.split(",") if q.strip()]
