@@ -97,3 +97,21 @@ def test_a_full_queue_says_when_to_try_again(tmp_path) -> None:
             assert refused[0].status == 503 and refused[0].code == "queue_full" and refused[0].retry_after == 1.0, refused[0]
     finally:
         server.stop()
+
+
+def test_a_client_told_a_server_s_shorter_max_wait_waits_within_it(tmp_path) -> None:
+    from support import Server
+
+    server = Server(tmp_path, "--max-wait", "1")
+    try:
+        with Client(server.url) as default:
+            with pytest.raises(SluiceError) as refused:
+                default.run("sleep", {"seconds": 0.01}, queue="swift-only", timeout=5)
+            assert refused.value.status == 400 and refused.value.field == "wait"
+        with Client(server.url, max_wait=1) as client:
+            # 1.5 s outlasts one request's 1 s wait: the client asks again.
+            assert client.run("sleep", {"seconds": 1.5}, queue="swift-only", timeout=10) == {"slept": 1.5}
+        with pytest.raises(ValueError, match="max_wait"):
+            Client(server.url, max_wait=0)
+    finally:
+        server.stop()

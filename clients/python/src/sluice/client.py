@@ -14,7 +14,7 @@ from .errors import SluiceError, TaskFailed, TaskTimeout
 from .task import Task
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-#: Longest single `?wait=` asked of the server; longer waits are several requests.
+#: Longest single `?wait=` asked of the server by default; longer waits are several requests.
 MAX_WAIT_PER_REQUEST = 60.0
 #: Seconds beyond a request's own wait before the client gives up on the server.
 SLACK = 10.0
@@ -55,6 +55,13 @@ def _transport_error(url: str, call: _Call, error: httpx.TransportError) -> Slui
                            + ("; the request may have been applied (an idempotency_key makes sending it again safe)"
                               if call.method != "GET" else ""))
     return SluiceError(0, "unreachable", f"cannot reach the Sluice server at {url}: {error}")
+
+
+def _max_wait(seconds: float) -> float:
+    """The per-request wait a client was given: the server refuses a `?wait=` above its `--max-wait`."""
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds <= 3600:
+        raise ValueError(f"max_wait={seconds!r}: must be more than 0 and at most 3600 seconds, and at most the server's --max-wait")
+    return float(seconds)
 
 
 def _headers(token: Optional[str]) -> Dict[str, str]:
@@ -104,11 +111,15 @@ class Client:
     >>> client = Client("http://127.0.0.1:8000")
     >>> task = client.enqueue("resize", {"width": 300}, queue="images")
     >>> client.result(task.id, timeout=30)
+
+    `max_wait` is the longest `?wait=` one request asks for while `result` or `run` waits (default
+    60 s); against a server started with a shorter `--max-wait`, give that instead.
     """
 
     def __init__(self, url: Optional[str] = None, token: Optional[str] = None, *,
-                 transport: Optional[httpx.BaseTransport] = None) -> None:
+                 transport: Optional[httpx.BaseTransport] = None, max_wait: float = MAX_WAIT_PER_REQUEST) -> None:
         self.url = (url or os.environ.get("SLUICE_URL") or DEFAULT_URL).rstrip("/")
+        self.max_wait = _max_wait(max_wait)
         self._http = httpx.Client(base_url=self.url, headers=_headers(token or os.environ.get("SLUICE_TOKEN")),
                                   transport=transport, timeout=SLACK)
 
@@ -142,7 +153,7 @@ class Client:
 
     def _result(self, id: str, deadline: float, timeout: float) -> Any:
         while True:
-            task = self.status(id, wait=max(0.0, min(MAX_WAIT_PER_REQUEST, deadline - time.monotonic())))
+            task = self.status(id, wait=max(0.0, min(self.max_wait, deadline - time.monotonic())))
             settled = _settled(task, deadline, timeout)
             if settled is not None:
                 return settled.result
@@ -151,7 +162,7 @@ class Client:
         """Enqueues a task, waits for it and returns its result: a blocking call moved to a pool.
         `timeout` bounds the whole call, the enqueue's wait included."""
         deadline = time.monotonic() + timeout
-        task = self.enqueue(kind, args, wait=min(MAX_WAIT_PER_REQUEST, timeout), **options)
+        task = self.enqueue(kind, args, wait=min(self.max_wait, timeout), **options)
         settled = _settled(task, deadline, timeout)
         return settled.result if settled is not None else self._result(task.id, deadline, timeout)
 
@@ -189,8 +200,10 @@ class AsyncClient:
     """The same calls as `Client`, for `async def` code: `await client.run("resize", {...})`."""
 
     def __init__(self, url: Optional[str] = None, token: Optional[str] = None, *,
-                 transport: Optional[httpx.AsyncBaseTransport] = None, max_connections: int = 1000) -> None:
+                 transport: Optional[httpx.AsyncBaseTransport] = None, max_connections: int = 1000,
+                 max_wait: float = MAX_WAIT_PER_REQUEST) -> None:
         self.url = (url or os.environ.get("SLUICE_URL") or DEFAULT_URL).rstrip("/")
+        self.max_wait = _max_wait(max_wait)
         # Each waiting call holds a connection, so the limit bounds how many can wait at once.
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.AsyncClient(base_url=self.url, headers=_headers(token or os.environ.get("SLUICE_TOKEN")),
@@ -225,7 +238,7 @@ class AsyncClient:
 
     async def _result(self, id: str, deadline: float, timeout: float) -> Any:
         while True:
-            task = await self.status(id, wait=max(0.0, min(MAX_WAIT_PER_REQUEST, deadline - time.monotonic())))
+            task = await self.status(id, wait=max(0.0, min(self.max_wait, deadline - time.monotonic())))
             settled = _settled(task, deadline, timeout)
             if settled is not None:
                 return settled.result
@@ -234,7 +247,7 @@ class AsyncClient:
         """Enqueues a task, waits for it and returns its result, without blocking the event loop.
         `timeout` bounds the whole call, the enqueue's wait included."""
         deadline = time.monotonic() + timeout
-        task = await self.enqueue(kind, args, wait=min(MAX_WAIT_PER_REQUEST, timeout), **options)
+        task = await self.enqueue(kind, args, wait=min(self.max_wait, timeout), **options)
         settled = _settled(task, deadline, timeout)
         return settled.result if settled is not None else await self._result(task.id, deadline, timeout)
 
