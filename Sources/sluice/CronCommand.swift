@@ -5,7 +5,8 @@ import SluiceCore
 /// `sluice cron`: check a cron expression before trusting a schedule to it.
 struct CronCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cron", abstract: "Check cron expressions.", subcommands: [CronNextCommand.self])
+        commandName: "cron", abstract: "Check cron expressions.", subcommands: [CronNextCommand.self],
+        defaultSubcommand: CronNextCommand.self)
 }
 
 /// `sluice cron next 'EXPR'`: the next fire times, as a schedule with that expression would fire.

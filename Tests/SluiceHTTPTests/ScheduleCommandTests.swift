@@ -16,6 +16,15 @@ import Testing
         #expect(text == "2026-03-28T02:30:00+01:00  2026-03-28T01:30:00Z\n2026-03-29T03:00:00+02:00  2026-03-29T01:00:00Z\n")
     }
 
+    @Test func cronAloneIsCronNextAndWithoutAnExpressionFails() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let (status, text, _) = try await Self.output(["cron", "0 3 * * *", "--from", "2026-03-28T00:00:00Z", "--count", "1"], in: dir.url.path)
+        #expect(status == 0 && text == "2026-03-28T03:00:00Z\n", "\(text)")
+        let (missing, _, error) = try await Self.output(["cron"], in: dir.url.path)
+        #expect(missing != 0 && error.contains("<expression>"), "\(error)")
+    }
+
     @Test(arguments: [
         (["cron", "next", "* * 32 * *"], "cron: day of month field at position 5: 32 is out of range 1-31"),
         (["cron", "next", "@daily", "--tz", "Mars/Olympus"], "--tz: \"Mars/Olympus\" is not an IANA time zone"),
