@@ -27,6 +27,9 @@ public struct SluiceClient: Sendable {
 
     public let baseURL: URL
     public let token: String?
+    /// How long a server may take to answer beyond the `?wait` a request asked for, before the
+    /// request fails with code `timeout`.
+    public var patience: Duration = .seconds(30)
     private let http: HTTPClient
 
     /// With `failFast`, a refused connection fails the request at once, as curl does: for the
@@ -64,11 +67,11 @@ public struct SluiceClient: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
         }
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        // A server that stops answering is given up on: 30 s beyond any ?wait the request asked for.
+        // A server that stops answering is given up on: `patience` beyond any ?wait the request asked for.
         // (A wait the server will refuse, NaN or past its --max-wait, must not break the arithmetic.)
         let asked = query["wait"].flatMap(Double.init).flatMap { $0.isFinite ? min(max($0, 0), 86_400) : nil } ?? 0
-        let patience = 30 + asked
-        let (response, data) = try await exchange(request, timeout: .milliseconds(Int64(patience * 1000)))
+        let limit = patience + .milliseconds(Int64(asked * 1000))
+        let (response, data) = try await exchange(request, timeout: .nanoseconds(limit.components.seconds * 1_000_000_000 + limit.components.attoseconds / 1_000_000_000))
         let status = Int(response.status.code)
         let json = (try? JSONCoders.decoder.decode(JSONValue.self, from: data)) ?? .null
         guard (200..<300).contains(status) else {
