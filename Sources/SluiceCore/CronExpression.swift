@@ -119,13 +119,16 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             case "d": unit = 86_400
             default: throw .invalid("cron", "at position \(position + offset): \"\(character)\" is not a unit; use s, m, h or d, as in \"@every 90s\"")
             }
-            guard let value = Int64(digits), value > 0 else {
+            guard digits.contains(where: { $0 != "0" }) else {
                 throw .invalid("cron", "at position \(position + offset): a unit needs a positive number before it, as in \"@every 30s\"")
+            }
+            // Bounded before multiplying: a number of any length is an error, never an overflow.
+            guard let value = Int64(digits), value <= longestInterval / unit, total + value * unit <= longestInterval else {
+                throw .invalid("cron", "at position \(position): @every is longer than 366 days")
             }
             total += value * unit
             digits = ""
             sawUnit = true
-            guard total <= longestInterval else { throw .invalid("cron", "at position \(position): @every is longer than 366 days") }
         }
         guard digits.isEmpty, sawUnit else {
             throw .invalid("cron", "at position \(position + text.count): the interval needs a unit (s, m, h or d), as in \"@every 30s\"")

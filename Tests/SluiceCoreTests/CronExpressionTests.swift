@@ -137,6 +137,10 @@ func fires(_ expression: String, zone: String = "UTC", from: String, count: Int 
         ("@every 10x", "at position 10: \"x\" is not a unit"),
         ("@every 10", "needs a unit"),
         ("@every 400d", "longer than 366 days"),
+        ("@every 999999999999999999m", "longer than 366 days"),
+        ("@every 99999999999999999999999s", "longer than 366 days"),
+        ("@every 200d200d", "longer than 366 days"),
+        ("@every 0s", "needs a positive number"),
         ("0 0 0 * * * *", "has 7 fields"),
         ("60 * * * * *", "second field at position 1: 60 is out of range 0-59"),
     ])
