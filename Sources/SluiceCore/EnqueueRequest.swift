@@ -46,6 +46,7 @@ public struct EnqueueRequest: Sendable, Hashable {
         try Self.checkName(kind, field: "kind")
         try Self.checkName(queue, field: "queue")
         guard args.objectValue != nil else { throw .invalid("args", "must be a JSON object") }
+        guard !args.holdsNUL else { throw .invalid("args", "may not hold the NUL character (\\u0000); send binary data as base64") }
         guard Limits.priority.contains(priority) else {
             throw .invalid("priority", "must be between \(Limits.priority.lowerBound) and \(Limits.priority.upperBound)")
         }
@@ -61,6 +62,7 @@ public struct EnqueueRequest: Sendable, Hashable {
         if let key = idempotencyKey, !Limits.idempotencyKeyLength.contains(key.utf8.count) {
             throw .invalid("idempotency_key", "must be 1 to 256 bytes")
         }
+        if let key = idempotencyKey, key.utf8.contains(0) { throw .invalid("idempotency_key", "may not hold the NUL character") }
         guard retryPolicy.base > .zero, retryPolicy.cap >= retryPolicy.base else {
             throw .invalid("retry", "backoff base must be positive and not above the cap")
         }

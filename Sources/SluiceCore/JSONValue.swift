@@ -58,6 +58,17 @@ public enum JSONValue: Sendable, Hashable, Codable {
     /// Member lookup on an object; `nil` elsewhere.
     public subscript(key: String) -> JSONValue? { objectValue?[key] }
 
+    /// Whether a string or key anywhere inside holds U+0000, which JSON allows (`"\u0000"`) but
+    /// PostgreSQL's `jsonb` and `text` refuse: such values are refused on the way in, in every store alike.
+    public var holdsNUL: Bool {
+        switch self {
+        case .null, .bool, .int, .double: false
+        case .string(let s): s.utf8.contains(0)
+        case .array(let a): a.contains(where: \.holdsNUL)
+        case .object(let o): o.contains { $0.key.utf8.contains(0) || $0.value.holdsNUL }
+        }
+    }
+
     /// Element lookup in an array; `nil` elsewhere or out of range.
     public subscript(index: Int) -> JSONValue? {
         guard case .array(let items) = self, items.indices.contains(index) else { return nil }

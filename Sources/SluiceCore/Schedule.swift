@@ -56,7 +56,7 @@ public struct ScheduleDefinition: Sendable, Hashable {
 
     /// `schedule:NAME@2026-11-27T02:30:00Z`.
     public static func idempotencyKey(schedule: String, slot: Date) -> String {
-        "schedule:\(schedule)@\(Schedule.format(slot))"
+        "\(Schedule.idempotencyKeyPrefix)\(schedule)@\(Schedule.format(slot))"
     }
 
     /// Whether changing `self` to `other` changes which slots exist (the cursor then restarts at the change).
@@ -128,6 +128,9 @@ public struct Schedule: Sendable, Hashable {
     public func upcomingFires(now: Date, count: Int) -> [Date] {
         definition.enabled ? nextFires(after: max(now, cursor), count: count) : []
     }
+
+    /// What every schedule's task key starts with; clients may not use it (`EnqueueBody`).
+    public static let idempotencyKeyPrefix = "schedule:"
 
     /// ISO 8601 in UTC, to the second.
     public static func format(_ date: Date) -> String {

@@ -16,7 +16,8 @@ public struct TaskFailure: Sendable, Hashable, Error {
     public var disposition: Disposition
 
     public init(_ message: String, disposition: Disposition = .retry) {
-        self.message = message
+        // A NUL (a program's raw output, say) would be refused by PostgreSQL with the whole batch.
+        self.message = message.utf8.contains(0) ? message.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : message
         self.disposition = disposition
     }
 }

@@ -56,6 +56,6 @@ struct RemoteOutcome {
     func outcome(owner: String, now: Date) -> TaskOutcome {
         let lease = self.lease.lease(owner: owner, now: now)
         if let failure { return .fail(lease, failure) }
-        return .complete(lease, result ?? .null)
+        return .completed(lease, result ?? .null)
     }
 }

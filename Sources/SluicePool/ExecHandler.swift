@@ -67,7 +67,9 @@ struct ExecHandler {
             status = ["signal": .int(Int64(signal))]
             ok = false
         }
-        let output: JSONValue = ["status": status, "stdout": .string(result.standardOutput), "stderr": .string(result.standardError)]
+        // Output is text; a NUL in it (which a result may not hold) is shown as U+FFFD.
+        func text(_ output: String) -> JSONValue { .string(output.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}")) }
+        let output: JSONValue = ["status": status, "stdout": text(result.standardOutput), "stderr": text(result.standardError)]
         if Task.isCancelled || context.isCancelled {
             throw TaskFailure(context.cancellation.reason ?? "cancelled", disposition: .cancel)
         }

@@ -470,6 +470,8 @@ public final class Pool: @unchecked Sendable {
             result = box.result ?? .failure(CancellationError())
         }
         switch result {
+        case .success(let value) where value.holdsNUL:
+            return fail(TaskFailure(TaskOutcome.nulResultMessage, disposition: .discard))
         case .success(let value):
             return Outcome(source: run.source, result: .complete(run.lease, value), pool: name)
         case .failure(var failure as TaskFailure):

@@ -15,6 +15,8 @@ public struct SchedulerReport: Sendable, Hashable {
     public var overCap = 0
     /// Slots skipped because the previous task was live and the schedule does not overlap.
     public var overlapping = 0
+    /// Schedules whose firing failed this pass (logged; their due slots stay due).
+    public var failed = 0
 
     public init() {}
 }
@@ -58,7 +60,13 @@ public struct Scheduler: Chore {
         // Only the schedules due (an index walk): thousands of idle ones cost nothing. Capped per
         // pass; the rest are due at the next.
         for schedule in try await store.dueSchedules(at: now, limit: 1000) where schedule.definition.enabled {
-            try await fireDue(schedule, now: now, report: &report)
+            // One schedule's failure is its own: the others still fire, and it is tried again next pass.
+            do {
+                try await fireDue(schedule, now: now, report: &report)
+            } catch {
+                report.failed += 1
+                logger.warning("schedule \(schedule.name): firing failed, tried again next pass: \(error)")
+            }
         }
         return report
     }
@@ -77,6 +85,14 @@ public struct Scheduler: Chore {
             cursor = slot
         }
         guard total > 0 else { return }
+        if total == Self.enumerationLimit, let more = schedule.definition.cron.next(after: cursor, in: zone), more <= now {
+            // Slots remain beyond the limit, so none of these is the newest: settle them unfired
+            // and let the next pass find the newest, so `latest` and `all` fire what they promise.
+            if schedule.definition.misfire == .all { report.overCap += total } else { report.missed += total }
+            logger.info("schedule \(schedule.name): \(total) missed slots skipped, more are still due")
+            _ = try await store.advanceSchedule(schedule.name, revision: schedule.revision, to: cursor)
+            return
+        }
         let onTime = recent.filter { $0 >= onTimeSince }
         let missed = recent.filter { $0 < onTimeSince }
         var toFire: [Date]

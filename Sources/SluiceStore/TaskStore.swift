@@ -137,6 +137,15 @@ public enum TaskOutcome: Sendable, Hashable {
     case complete(TaskLease, JSONValue)
     case fail(TaskLease, TaskFailure)
 
+    /// A success with `result`, or, when the result cannot be stored (it holds a NUL character,
+    /// which PostgreSQL refuses), a failure that says so and is not retried: a retry would return it again.
+    public static func completed(_ lease: TaskLease, _ result: JSONValue) -> TaskOutcome {
+        guard result.holdsNUL else { return .complete(lease, result) }
+        return .fail(lease, TaskFailure(Self.nulResultMessage, disposition: .discard))
+    }
+
+    public static let nulResultMessage = "the result holds the NUL character (\\u0000), which cannot be stored; return binary data as base64"
+
     /// The lease the outcome is fenced by.
     public var lease: TaskLease {
         switch self {

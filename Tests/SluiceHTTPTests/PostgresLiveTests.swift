@@ -111,6 +111,51 @@ import Testing
         #expect(await serve.wait() == 0)
     }
 
+    /// PostgreSQL refuses U+0000 in `jsonb` and `text`, and one such value used to fail the whole
+    /// batch it rode in, again and again: the worker then recorded nothing more. Now args holding
+    /// it are refused, program output shows it as U+FFFD, and a result holding it fails its task
+    /// alone, whether it comes from a handler here or from a remote worker.
+    @Test func aNULCharacterFailsOnlyWhatHoldsItAndTheWorkerGoesOn() async throws {
+        let database = try postgresDatabase("nul")
+        let serve = try ChildProcess("sluice", ["serve", "--port", "0", "--database", database, "--concurrency", "4",
+                                                "--allow-exec", "/bin/sh", "--log-level", "warning"])
+        defer { serve.kill9() }
+        let line = try #require(await serve.line(startingWith: "sluice: listening on "))
+        let client = SluiceClient(baseURL: try #require(line.split(separator: " ").dropFirst(3).first.flatMap { URL(string: String($0)) }))
+
+        await #expect { try await client.send("POST", "/v1/tasks", body: ["kind": "echo", "args": ["a": "x\u{0}y"]]) } throws: {
+            ($0 as? SluiceClient.Failure)?.field == "args"
+        }
+        func enqueue(_ body: JSONValue) async throws -> String { try #require(try await client.enqueue(body)["id"]?.stringValue) }
+        let printed = try await enqueue(["kind": "exec", "args": ["argv": ["/bin/sh", "-c", #"printf 'a\0b'"#]], "max_attempts": 1])
+        let failed = try await enqueue(["kind": "exec", "args": ["argv": ["/bin/sh", "-c", #"printf 'x\0y' >&2; exit 1"#]], "max_attempts": 1])
+        #expect(try await client.task(printed, wait: 20)["result"]?["stdout"] == "a\u{FFFD}b")
+        let failure = try await client.task(failed, wait: 20)
+        #expect(failure["state"] == "failed" && failure["error"]?.stringValue?.contains("x\u{FFFD}y") == true, "\(failure)")
+
+        // A remote worker's batch: one result holds U+0000, the other is plain.
+        _ = try await client.send("PUT", "/v1/workers/py-1", body: ["host": "py-1", "pid": 1, "kinds": ["resize"],
+                                                                      "pools": [["name": "py", "queues": ["images"], "concurrency": 2]]])
+        let bad = try await enqueue(["kind": "resize", "queue": "images"])
+        let good = try await enqueue(["kind": "resize", "queue": "images"])
+        let claimed = try await client.send("POST", "/v1/workers/py-1/claim", body: ["pools": [["name": "py", "queues": ["images"], "free": 2]], "wait": 5]).body
+        guard case .array(let leases)? = claimed["tasks"] else { Issue.record("no tasks in \(claimed)"); return }
+        #expect(leases.count == 2)
+        let outcomes: [JSONValue] = leases.map { task in
+            ["id": task["id"] ?? .null, "token": task["token"] ?? .null, "result": task["id"] == .string(bad) ? ["raw": "\u{0}"] : ["ok": true]]
+        }
+        _ = try await client.send("POST", "/v1/workers/py-1/outcomes", body: ["outcomes": .array(outcomes)])
+        let refused = try await client.task(bad)
+        #expect(refused["state"] == "failed" && refused["error"]?.stringValue?.contains("NUL") == true, "\(refused)")
+        #expect(try await client.task(good)["result"] == ["ok": true])
+
+        // The worker here still records outcomes.
+        let after = try await enqueue(["kind": "echo", "args": ["n": 1]])
+        #expect(try await client.task(after, wait: 20)["state"] == "succeeded")
+        serve.signal(SIGTERM)
+        #expect(await serve.wait() == 0)
+    }
+
     @Test func anUnreachableServerIsOneClearLineAndANonZeroExit() async throws {
         // Port 1 on loopback: nothing listens there, so the connection is refused at once.
         let port = 1

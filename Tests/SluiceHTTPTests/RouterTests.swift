@@ -68,6 +68,9 @@ import Testing
         (#"{"kind":"echo","args":[1]}"#, 400, "invalid_argument", "args"),
         (#"{"kind":"echo","durable":"yes"}"#, 400, "invalid_argument", "durable"),
         (#"{"kind":"echo","queue":"bad queue!"}"#, 400, "invalid_argument", "queue"),
+        (#"{"kind":"echo","args":{"a":["x\u0000"]}}"#, 400, "invalid_argument", "args"),
+        (#"{"kind":"echo","idempotency_key":"a\u0000"}"#, 400, "invalid_argument", "idempotency_key"),
+        (#"{"kind":"echo","idempotency_key":"schedule:nightly@2030-01-01T00:00:00Z"}"#, 400, "invalid_argument", "idempotency_key"),
         (#"{"kind":"nope"}"#, 422, "unknown_kind", "kind"),
     ] as [(String, Int, String, String?)])
     func badInputIsRefusedNamingTheField(body: String, status: Int, code: String, field: String?) async throws {

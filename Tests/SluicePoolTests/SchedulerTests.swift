@@ -98,6 +98,42 @@ import Testing
         #expect(try await store.schedule("job")?.cursor == Self.iso("2026-01-02T00:00:00Z"))
     }
 
+    /// Two days of a schedule every second: more missed slots than one pass enumerates. `latest`
+    /// still fires only the newest missed slot, `all` the newest 100.
+    @Test(arguments: [MisfirePolicy.latest, .all])
+    func afterDowntimeLongerThanOnePassEnumeratesTheNewestSlotsStillFire(policy: MisfirePolicy) async throws {
+        let clock = ManualClock(Self.iso("2026-01-01T00:00:00Z"))
+        let store = MemoryTaskStore(clock: clock)
+        _ = try await store.saveSchedule(try Self.definition("job", "* * * * * *", misfire: policy))
+        let scheduler = Scheduler(store: store, clock: clock, grace: .seconds(60))
+        clock.set(Self.iso("2026-01-03T00:00:00Z"))
+        var passes = 0
+        while try await scheduler.pass() != SchedulerReport() { passes += 1 }
+        #expect(passes == 2)
+        let fired = try #require(try await Self.firedSlots(store)["job"])
+        switch policy {
+        case .latest:  // the 61 on time (23:59:00 is exactly 60 s old) and the newest one missed before them
+            #expect(fired.count == 62 && fired.first == "2026-01-02T23:58:59Z" && fired.last == "2026-01-03T00:00:00Z", "\(fired.count) \(fired.first ?? "")")
+        default:
+            #expect(fired.count == 100 && fired.first == "2026-01-02T23:58:21Z" && fired.last == "2026-01-03T00:00:00Z", "\(fired.count) \(fired.first ?? "")")
+        }
+    }
+
+    @Test func aScheduleThatCannotFireDoesNotStopTheOthers() async throws {
+        let clock = ManualClock(Self.iso("2026-01-01T00:00:00Z"))
+        let store = MemoryTaskStore(clock: clock)
+        _ = try await store.saveSchedule(try Self.definition("blocked", "* * * * *"))
+        _ = try await store.saveSchedule(try Self.definition("other", "* * * * *"))
+        // Another task already holds the key of blocked's next slot, so that fire is refused.
+        let slot = Self.iso("2026-01-01T00:01:00Z")
+        _ = try await store.enqueue(EnqueueRequest(kind: "unrelated", idempotencyKey: ScheduleDefinition.idempotencyKey(schedule: "blocked", slot: slot)))
+        let scheduler = Scheduler(store: store, clock: clock)
+        clock.advance(by: .seconds(61))
+        let report = try await scheduler.pass()
+        #expect(report.failed == 1 && report.fired == 1)
+        #expect(try await Self.firedSlots(store)["other"] == ["2026-01-01T00:01:00Z"])
+    }
+
     @Test func aScheduleEditedOrDisabledWhileASlotIsDue() async throws {
         let clock = ManualClock(Self.iso("2026-01-01T00:00:00Z"))
         let store = MemoryTaskStore(clock: clock)
