@@ -38,12 +38,23 @@ extension SluiceAPI {
 
     /// `PATCH /v1/schedules/{name}`: the fields given change, the rest stay.
     func patchSchedule(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let existing = try await namedSchedule(context)
-        let definition = try ScheduleJSON.parse(try await readJSON(request), name: existing.name, base: existing.definition)
-        let (schedule, change) = try await scheduleStore().saveSchedule(definition)
+        let patch = try await readJSON(request)
+        let (schedule, change) = try await updateSchedule(context.parameters.get("name") ?? "") { base in
+            try ScheduleJSON.parse(patch, name: base.name, base: base)
+        }
         var body = try await scheduleJSON(schedule, now: clock.now())
         body["change"] = .string(change.rawValue)
         return jsonResponse(.object(body))
+    }
+
+    /// Applies `change` to schedule `name` as stored, atomically: if another change lands between
+    /// the read and the save, it reads again, so no change undoes another; a deleted one is a 404.
+    func updateSchedule(_ name: String, _ change: (ScheduleDefinition) throws -> ScheduleDefinition) async throws -> (Schedule, ScheduleChange) {
+        for _ in 0..<20 {
+            let existing = try await namedSchedule(name)
+            if let saved = try await scheduleStore().saveSchedule(try change(existing.definition), ifRevision: existing.revision) { return saved }
+        }
+        throw APIError(.conflict, "conflict", "schedule \(name.prefix(128)) changed 20 times while this change was applied; send it again")
     }
 
     /// `DELETE /v1/schedules/{name}`: 204; its tasks stay.
@@ -68,9 +79,11 @@ extension SluiceAPI {
 
     /// Enables or disables schedule `name`: the console's equivalent of `PATCH {"enabled": …}`.
     func setScheduleEnabled(_ name: String, _ enabled: Bool) async throws -> Schedule {
-        var definition = try await namedSchedule(name).definition
-        definition.enabled = enabled
-        return try await scheduleStore().saveSchedule(definition).0
+        try await updateSchedule(name) { base in
+            var definition = base
+            definition.enabled = enabled
+            return definition
+        }.0
     }
 
     private func namedSchedule(_ context: BasicRequestContext) async throws -> Schedule {

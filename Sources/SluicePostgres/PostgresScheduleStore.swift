@@ -12,11 +12,13 @@ extension PostgresTaskStore: ScheduleStore {
         try await connection { connection in try await self.now(connection) }
     }
 
-    public func saveSchedule(_ definition: ScheduleDefinition) async throws -> (Schedule, ScheduleChange) {
+    public func saveSchedule(_ definition: ScheduleDefinition, ifRevision: Int64?) async throws -> (Schedule, ScheduleChange)? {
         try definition.validate()
-        return try await transaction { connection in
+        return try await transaction { connection -> (Schedule, ScheduleChange)? in
             let now = try await self.now(connection)
-            guard let existing = try await self.schedules(connection, PostgresScheduleSQL.byNameForUpdate, Binds(definition.name)).first else {
+            let existing = try await self.schedules(connection, PostgresScheduleSQL.byNameForUpdate, Binds(definition.name)).first
+            guard ifRevision == nil || existing?.revision == ifRevision else { return nil }
+            guard let existing else {
                 let schedule = Schedule(new: definition, now: now)
                 // A concurrent create of the same name loses on the primary key and reports it.
                 _ = try await self.rows(connection, PostgresScheduleSQL.insert, try PostgresScheduleRow.binds(schedule))

@@ -5,12 +5,13 @@ import SluiceStore
 /// Schedules in SQLite: a fire is one write transaction holding the task, its slot's row (the
 /// primary key refuses a second one) and the schedule's new cursor.
 extension SQLiteTaskStore: ScheduleStore {
-    public func saveSchedule(_ definition: ScheduleDefinition) async throws -> (Schedule, ScheduleChange) {
+    public func saveSchedule(_ definition: ScheduleDefinition, ifRevision: Int64?) async throws -> (Schedule, ScheduleChange)? {
         try definition.validate()
         let clock = self.clock
-        return try await write { connection in
+        return try await write { connection -> (Schedule, ScheduleChange)? in
             let now = clock.now()
             let existing = try Self.schedules(connection, ScheduleSQL.byName, [.text(definition.name)]).first
+            guard ifRevision == nil || existing?.revision == ifRevision else { return nil }
             guard let existing else {
                 let schedule = Schedule(new: definition, now: now)
                 try connection.run(ScheduleSQL.insert, ScheduleRow.values(schedule))

@@ -4,11 +4,13 @@ import SluiceCore
 /// Schedules in the memory store, under the same lock as its tasks: a fire's task and slot record
 /// are stored together or not at all, as in the durable stores' transactions.
 extension MemoryTaskStore: ScheduleStore {
-    public func saveSchedule(_ definition: ScheduleDefinition) async throws -> (Schedule, ScheduleChange) {
+    public func saveSchedule(_ definition: ScheduleDefinition, ifRevision: Int64?) async throws -> (Schedule, ScheduleChange)? {
         try definition.validate()
         let now = clock.now()
         return state.withLock { state in
-            guard let existing = state.schedules[definition.name] else {
+            let existing = state.schedules[definition.name]
+            guard ifRevision == nil || existing?.revision == ifRevision else { return nil }
+            guard let existing else {
                 let schedule = Schedule(new: definition, now: now)
                 state.schedules[definition.name] = schedule
                 return (schedule, .created)

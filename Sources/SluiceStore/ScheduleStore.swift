@@ -11,7 +11,10 @@ public enum ScheduleChange: String, Sendable, Hashable {
 /// whichever process, leader or clock tries it.
 public protocol ScheduleStore: Sendable {
     /// Creates the schedule, or updates the one of that name (bumping its revision when it changed).
-    func saveSchedule(_ definition: ScheduleDefinition) async throws -> (Schedule, ScheduleChange)
+    /// With `ifRevision`, only updates the stored schedule at that revision, and returns `nil` when
+    /// it is gone or at another: a read-modify-write (`PATCH`) then reads again rather than
+    /// undoing another change or bringing back a deleted schedule.
+    func saveSchedule(_ definition: ScheduleDefinition, ifRevision: Int64?) async throws -> (Schedule, ScheduleChange)?
     /// The schedule called `name`, or `nil`.
     func schedule(_ name: String) async throws -> Schedule?
     /// Every schedule, by name.
@@ -38,4 +41,12 @@ public protocol ScheduleStore: Sendable {
 
 extension ScheduleStore {
     public func sharedTime() async throws -> Date? { nil }
+}
+
+extension ScheduleStore {
+    /// Creates the schedule, or updates the one of that name, whatever its revision.
+    public func saveSchedule(_ definition: ScheduleDefinition) async throws -> (Schedule, ScheduleChange) {
+        // Without a revision to match, a save always lands.
+        try await saveSchedule(definition, ifRevision: nil)!
+    }
 }

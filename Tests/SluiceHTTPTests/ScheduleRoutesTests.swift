@@ -40,6 +40,27 @@ import Testing
         }
     }
 
+    /// Two PATCHes at once, each of its own field: both changes stay (each used to save the whole
+    /// schedule as it read it, so the later undid the other's change).
+    @Test func concurrentPatchesEachKeepTheirChange() async throws {
+        try await Harness().test { client, _ in
+            for round in 0..<25 {
+                _ = try await client.send(.post, "/v1/schedules", Self.nightly)
+                _ = try await client.send(.patch, "/v1/schedules/nightly-report", #"{"enabled":true,"task":{"priority":0}}"#)
+                async let paused = client.send(.patch, "/v1/schedules/nightly-report", #"{"enabled":false}"#)
+                async let raised = client.send(.patch, "/v1/schedules/nightly-report", #"{"task":{"priority":\#(round + 1)}}"#)
+                let (first, second) = try await (paused, raised)
+                #expect(first.status == .ok && second.status == .ok)
+                let stored = try await client.send(.get, "/v1/schedules/nightly-report").json
+                #expect(stored["enabled"] == false && stored["task"]?["priority"] == .int(Int64(round + 1)), "round \(round): \(stored.jsonText())")
+            }
+            // A PATCH of a schedule deleted meanwhile is a 404; it does not make it again.
+            #expect(try await client.send(.delete, "/v1/schedules/nightly-report").status == .noContent)
+            #expect(try await client.send(.patch, "/v1/schedules/nightly-report", #"{"enabled":false}"#).status == .notFound)
+            #expect(try await client.send(.get, "/v1/schedules/nightly-report").status == .notFound)
+        }
+    }
+
     @Test(arguments: [
         (#"{"name":"a","cron":"61 * * * *","task":{"kind":"echo"}}"#, "cron", "minute field at position 1"),
         (#"{"name":"a","cron":"* * * * *","timezone":"Mars/Olympus","task":{"kind":"echo"}}"#, "timezone", "IANA"),

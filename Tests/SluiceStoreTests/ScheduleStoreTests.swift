@@ -34,6 +34,24 @@ import Testing
     }
 
     @Test(arguments: StoreKind.allCases)
+    func aSaveAtARevisionLandsOnlyOnThatRevision(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            let (created, _) = try await store.saveSchedule(try Self.nightly())
+            var paused = created.definition
+            paused.enabled = false
+            let saved = try await store.saveSchedule(paused, ifRevision: created.revision)
+            #expect(saved?.1 == .updated && saved?.0.revision == created.revision + 1)
+            // A change read at the old revision no longer lands, and changes nothing.
+            #expect(try await store.saveSchedule(try Self.nightly("0 * * * *"), ifRevision: created.revision) == nil)
+            #expect(try await store.schedule("nightly") == saved?.0)
+            // Nor does one for a schedule deleted since: it does not come back.
+            #expect(try await store.deleteSchedule("nightly"))
+            #expect(try await store.saveSchedule(paused, ifRevision: saved?.0.revision) == nil)
+            #expect(try await store.schedule("nightly") == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func aSlotFiresOnceAndItsTaskSaysWhereItCameFrom(kind: StoreKind) async throws {
         try await withStore(kind) { store, clock in
             let (schedule, _) = try await store.saveSchedule(try Self.nightly())
