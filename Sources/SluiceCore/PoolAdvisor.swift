@@ -21,7 +21,9 @@ public struct PoolAdvice: Sendable, Hashable {
     public var serviceTime: Double?
     public var offeredLoad: Double?
     /// The smallest concurrency whose expected wait stays under the target (M/M/c), or for an idle
-    /// pool the hour's peak with some headroom; `nil` when there is nothing to suggest.
+    /// pool the hour's peak with some headroom; `nil` when there is nothing to suggest. It is the
+    /// size of each process's pool, as `PATCH /v1/pools/{name}` sets it: the slots needed spread
+    /// over the processes that run the pool.
     public var recommendedConcurrency: Int?
 }
 
@@ -38,11 +40,21 @@ public enum PoolAdvisor {
     /// The wait the advice aims to stay under, in seconds.
     public static let targetWait = 0.1
 
-    /// The advice for a pool of `target` slots in total with `waiting` ready tasks.
-    public static func advise(target: Int, waiting: Int, runTimeP50: Double?, activity: PoolActivity?,
+    /// The advice for a pool of `target` slots in total, run by `processes` processes, with
+    /// `waiting` ready tasks (in queues not paused).
+    public static func advise(target: Int, waiting: Int, runTimeP50: Double?, activity: PoolActivity?, processes: Int = 1,
                               targetWait: Double = targetWait) -> PoolAdvice {
         guard let activity else {
             return PoolAdvice(verdict: .unknown, message: "unknown: measuring (the advisor needs a few seconds of samples)")
+        }
+        // A total of slots as a size for each process, within what a pool may be.
+        let processes = max(1, processes)
+        func perProcess(_ total: Int) -> Int {
+            min(PoolSetting.concurrencyRange.upperBound, max(1, (total + processes - 1) / processes))
+        }
+        func sizeText(_ total: Int) -> String {
+            let each = perProcess(total)
+            return processes == 1 ? "concurrency \(each)" : "concurrency \(each) in each of the \(processes) processes (\(each * processes) in all)"
         }
         let utilisation = activity.utilisation
         let arrival = activity.startRate + max(0, activity.backlogGrowth)
@@ -50,31 +62,33 @@ public enum PoolAdvisor {
         let load = service.map { arrival * $0 }
         let needed = load.map { minimumServers(load: $0, serviceTime: service!, targetWait: targetWait) }
         let waitP50 = activity.waitP50 ?? 0
+        // No wait is measured until a task starts: say so rather than "0.00 s".
+        let waitText = activity.waitP50.map { "tasks wait \(format($0)) s (p50)" } ?? "no task started in the last minute"
         let busyText = "\(format(activity.meanBusy)) of \(target) slots busy on average (\(Int((utilisation * 100).rounded())) %)"
         let loadText = service.map { "\(format(arrival)) tasks/s × \(format($0)) s per task = \(format(arrival * $0)) slots needed (Little's law)" }
 
         if waiting > 0 && (utilisation >= 0.9 || waitP50 > targetWait) {
-            var message = "saturated: \(waiting) tasks waiting; tasks wait \(format(waitP50)) s (p50) for a slot; \(busyText)"
+            var message = "saturated: \(waiting) tasks waiting; \(activity.waitP50 == nil ? waitText : waitText + " for a slot"); \(busyText)"
             if let loadText { message += "; \(loadText)" }
             if let needed, needed > target {
-                message += "; concurrency \(needed) would keep the wait under \(format(targetWait)) s"
+                message += "; \(sizeText(needed)) would keep the wait under \(format(targetWait)) s"
             } else if service == nil {
                 message += "; no run times yet to size it by"
             } else {
                 message += "; the backlog is draining, but raise the concurrency to drain it sooner"
             }
             return PoolAdvice(verdict: .saturated, message: message, arrivalRate: arrival, serviceTime: service, offeredLoad: load,
-                              recommendedConcurrency: needed.map { max($0, target + 1) })
+                              recommendedConcurrency: needed.map { perProcess(max($0, target + 1)) })
         }
-        if waiting == 0, target > 1, activity.hourWindow >= 60, activity.hourPeakBusy * 2 <= target {
+        let suggestion = perProcess(max(1, Int((Double(activity.hourPeakBusy) * 1.25).rounded(.up)), needed ?? 1))
+        if waiting == 0, target > 1, activity.hourWindow >= 60, activity.hourPeakBusy * 2 <= target, suggestion * processes < target {
             let unused = target - activity.hourPeakBusy
-            let suggestion = max(1, Int((Double(activity.hourPeakBusy) * 1.25).rounded(.up)), needed ?? 1)
-            let minutes = Int((activity.hourWindow / 60).rounded(.down))
+            let minutes = Int((activity.hourWindow / 60).rounded())
             return PoolAdvice(verdict: .idle,
-                              message: "idle: \(unused) of \(target) threads unused for the last \(minutes) min (at most \(activity.hourPeakBusy) busy at once); concurrency \(suggestion) would do",
+                              message: "idle: \(unused) of \(target) threads unused for the last \(minutes) min (at most \(activity.hourPeakBusy) busy at once); \(sizeText(suggestion * processes)) would do",
                               arrivalRate: arrival, serviceTime: service, offeredLoad: load, recommendedConcurrency: suggestion)
         }
-        var message = "ok: \(busyText); tasks wait \(format(waitP50)) s (p50)"
+        var message = "ok: \(busyText); \(waitText)"
         if let loadText { message += "; \(loadText)" }
         return PoolAdvice(verdict: .ok, message: message, arrivalRate: arrival, serviceTime: service, offeredLoad: load,
                           recommendedConcurrency: nil)

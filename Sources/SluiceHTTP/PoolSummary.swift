@@ -33,7 +33,7 @@ struct PoolSummary: Sendable {
                 stuck: sum(\.stuck), free: sum(\.free), processed: sum(\.processed), failed: sum(\.failed),
                 waiting: first.waiting, scheduled: first.scheduled, runTimeP50: p50,
                 runTimeP99: entries.compactMap { $0.pool.runTimeP99 }.max(), activity: activity,
-                advice: PoolAdvisor.advise(target: target, waiting: first.waiting, runTimeP50: p50, activity: activity),
+                advice: PoolAdvisor.advise(target: target, waiting: first.waiting, runTimeP50: p50, activity: activity, processes: entries.count),
                 processes: entries)
         }
     }

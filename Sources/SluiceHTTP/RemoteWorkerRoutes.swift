@@ -24,7 +24,8 @@ extension SluiceAPI {
             statuses = try await store.heartbeat(body.leases.map { $0.lease(owner: id, now: now) }, leaseDuration: limits.remoteLease)
         }
         let counts = try await store.counts()
-        let pools = body.pools.map { $0.capacity(counts: counts) }
+        let paused = body.pools.isEmpty ? [] : try await store.pausedQueues()
+        let pools = body.pools.map { $0.capacity(counts: counts, paused: paused) }
         try await store.recordWorker(WorkerInfo(id: id, host: body.host, pid: body.pid, startedAt: now, heartbeatAt: now,
                                                 pools: pools, kinds: body.kinds))
         // A new kind is accepted by enqueues at once, not after the cache's second.

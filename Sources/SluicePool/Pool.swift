@@ -202,7 +202,8 @@ public final class Pool: @unchecked Sendable {
     /// returns the capacity with the activity it implies.
     func sample(waiting: Int, scheduled: Int, now: Date) -> PoolCapacity {
         condition.lock()
-        activity.add(.init(at: now, busy: busy, target: target, waiting: waiting, started: startedCount, finished: processed))
+        // A stuck slot (its handler past the deadline) is as unavailable as a busy one.
+        activity.add(.init(at: now, busy: busy + stuck, target: target, waiting: waiting, started: startedCount, finished: processed))
         let measured = activity.activity(now: now)
         condition.unlock()
         var figures = capacity(waiting: waiting, scheduled: scheduled)

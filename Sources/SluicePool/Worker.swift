@@ -178,9 +178,11 @@ public final class Worker: Service, Sendable {
     public func capacity() async throws -> [PoolCapacity] {
         var counts = try await store.counts()
         if let ephemeral { counts += try await ephemeral.counts() }
+        let paused = pausedQueues
         return pools.map { pool in
             let mine = counts.filter { pool.queues.contains($0.queue) }
-            let waiting = mine.reduce(0) { $0 + ($1.counts[.queued] ?? 0) }
+            // A paused queue's tasks wait for the operator, not for a slot: not the pool's backlog.
+            let waiting = mine.reduce(0) { $0 + (paused.contains($1.queue) ? 0 : $1.counts[.queued] ?? 0) }
             let scheduled = mine.reduce(0) { $0 + ($1.counts[.scheduled] ?? 0) + ($1.counts[.retrying] ?? 0) }
             return pool.capacity(waiting: waiting, scheduled: scheduled)
         }

@@ -45,6 +45,42 @@ import Testing
         #expect(advice.verdict == .idle)
         #expect(advice.message.hasPrefix("idle: 40 of 50 threads unused for the last 60 min (at most 10 busy at once)"))
         #expect(advice.recommendedConcurrency == 13)
+        // An hour of samples a second apart spans 3,599 s: still "the last 60 min".
+        var hour = activity
+        hour.hourWindow = 3599
+        #expect(PoolAdvisor.advise(target: 50, waiting: 0, runTimeP50: 4, activity: hour).message.contains("for the last 60 min"))
+        // A pool whose peak plus headroom is its size already is not idle: nothing to shrink.
+        let small = PoolActivity(window: 60, meanBusy: 0.5, meanTarget: 2, startRate: 0.1, completionRate: 0.1,
+                                 backlogGrowth: 0, waitP50: 0, waitP99: 0, hourWindow: 3600, hourPeakBusy: 1)
+        #expect(PoolAdvisor.advise(target: 2, waiting: 0, runTimeP50: 1, activity: small).verdict == .ok)
+    }
+
+    /// The size PATCH /v1/pools sets is each process's: the slots needed are spread over the
+    /// processes, and never past the largest pool.
+    @Test func theRecommendationIsAPerProcessSizeWithinTheLimit() {
+        let activity = PoolActivity(window: 60, meanBusy: 20, meanTarget: 20, startRate: 6.67, completionRate: 6.67,
+                                    backlogGrowth: 9.33, waitP50: 2.4, waitP99: 9, hourWindow: 600, hourPeakBusy: 20)
+        let total = try! #require(PoolAdvisor.advise(target: 20, waiting: 560, runTimeP50: 3.0, activity: activity).recommendedConcurrency)
+        let split = PoolAdvisor.advise(target: 20, waiting: 560, runTimeP50: 3.0, activity: activity, processes: 2)
+        let each = (total + 1) / 2
+        #expect(split.recommendedConcurrency == each)
+        #expect(split.message.contains("concurrency \(each) in each of the 2 processes (\(each * 2) in all) would keep the wait under"), "\(split.message)")
+        let idle = PoolActivity(window: 60, meanBusy: 4, meanTarget: 50, startRate: 1, completionRate: 1,
+                                backlogGrowth: 0, waitP50: 0, waitP99: 0.01, hourWindow: 3600, hourPeakBusy: 10)
+        #expect(PoolAdvisor.advise(target: 50, waiting: 0, runTimeP50: 4, activity: idle, processes: 5).recommendedConcurrency == 3)
+        // Saturated at the largest size: the advice stays a size PATCH takes.
+        let full = PoolActivity(window: 60, meanBusy: 10_000, meanTarget: 10_000, startRate: 100, completionRate: 100,
+                                backlogGrowth: 50, waitP50: 5, waitP99: 9, hourWindow: 600, hourPeakBusy: 10_000)
+        #expect(PoolAdvisor.advise(target: 10_000, waiting: 9_000, runTimeP50: 100, activity: full).recommendedConcurrency == 10_000)
+    }
+
+    /// Every slot busy on tasks longer than the minute: no task started, so no wait was measured.
+    @Test func aWaitNotMeasuredIsNotShownAsZero() {
+        let activity = PoolActivity(window: 60, meanBusy: 4, meanTarget: 4, startRate: 0, completionRate: 0,
+                                    backlogGrowth: 0, waitP50: nil, waitP99: nil, hourWindow: 600, hourPeakBusy: 4)
+        let advice = PoolAdvisor.advise(target: 4, waiting: 30, runTimeP50: 120, activity: activity)
+        #expect(advice.verdict == .saturated)
+        #expect(advice.message.hasPrefix("saturated: 30 tasks waiting; no task started in the last minute; 4.00 of 4 slots busy"), "\(advice.message)")
     }
 
     @Test func busyButKeepingUpIsOK() {
@@ -75,8 +111,10 @@ import Testing
         #expect(activity.startRate == 2 && activity.completionRate == 2 && activity.backlogGrowth == 1)
         #expect(activity.waitP50 == 0.51 && activity.waitP99 == 1.0)
         #expect(activity.hourWindow == 3030 && activity.hourPeakBusy == 9)
-        // Past the hour the old peak is forgotten.
-        #expect(recorder.activity(now: start.addingTimeInterval(700))?.hourPeakBusy == nil)
+        // Past the hour the old peak is forgotten: the hour's peak is then the 4 of the first minute.
+        recorder.add(.init(at: start.addingTimeInterval(690), busy: 1, target: 10, waiting: 0, started: 200, finished: 200))
+        recorder.add(.init(at: start.addingTimeInterval(700), busy: 1, target: 10, waiting: 0, started: 200, finished: 200))
+        #expect(recorder.activity(now: start.addingTimeInterval(700))?.hourPeakBusy == 4)
     }
 
     @Test func throughputHistoryCountsPerSecondInARing() {

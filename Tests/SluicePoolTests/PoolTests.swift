@@ -181,11 +181,26 @@ import Testing
             #expect(capacity.busy == 0 && capacity.free == 1)
             let task = try await finished(store, [id])[0]
             #expect(task.state == .failed && task.error?.contains("timed out") == true)
+            // For the advisor the stuck slot is as busy as a running one: no task can use it.
+            clock.advance(by: .seconds(120))
+            _ = pool.sample(waiting: 0, scheduled: 0, now: clock.now())
+            clock.advance(by: .seconds(1))
+            #expect(pool.sample(waiting: 0, scheduled: 0, now: clock.now()).activity?.meanBusy == 1)
             gate.release()
             #expect(await eventually { pool.capacity().stuck == 0 && pool.capacity().free == 2 })
             // The late result is not written over the recorded timeout.
             #expect(try await store.require(id).state == .failed)
         }
+    }
+
+    @Test func tasksInAPausedQueueDoNotCountAsWaitingForTheirPool() async throws {
+        let store = MemoryTaskStore()
+        let worker = try Worker(store: store, pools: [PoolConfiguration(name: "p", queues: ["a", "b"], concurrency: 1)],
+                                registry: HandlerRegistry(), options: fastOptions())
+        for queue in ["a", "a", "a", "b", "b"] { _ = try await store.enqueue(EnqueueRequest(kind: "echo", queue: queue)) }
+        #expect(try await worker.capacity().first?.waiting == 5)
+        worker.setPausedQueues(["a"])
+        #expect(try await worker.capacity().first?.waiting == 2)
     }
 
     @Test func aWallClockSetForwardTimesNothingOut() async throws {
