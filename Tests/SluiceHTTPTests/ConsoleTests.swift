@@ -106,6 +106,30 @@ import Testing
         }
     }
 
+    /// The search form as a browser sends it (GET, form-encoded: a space is `+`, a plus `%2B`,
+    /// every field present even when empty).
+    @Test func theSearchFormReadsSpacesAndShowsABadValueOnThePage() async throws {
+        try await Harness().test { client, _ in
+            let a = try #require(try await client.send(.post, "/v1/tasks", #"{"kind":"echo","args":{"customer":42,"note":"first order"}}"#).json["id"]?.stringValue)
+            _ = try await client.send(.post, "/v1/tasks", #"{"kind":"echo","args":{"customer":42,"note":"a+b"}}"#)
+            // Two conditions in the args field, separated by a space.
+            let two = try await client.send(.get, "/ui/tasks?state=&args=&match=customer%3D42+note%3Drush&created_after=")
+            #expect(two.status == .seeOther && two.headers[.location] == "/ui/tasks?args.customer=42&args.note=rush", "\(two.headers[.location] ?? "")")
+            // Two words in "args contain": found as typed, and a plus stays a plus.
+            let words = try await client.send(.get, "/ui/tasks?args=first+order&match=")
+            let location = try #require(words.headers[.location])
+            #expect(location == "/ui/tasks?args=first%20order", "\(location)")
+            let page = String(buffer: try await client.send(.get, location).body)
+            #expect(page.contains(a))
+            let plus = String(buffer: try await client.send(.get, "/ui/tasks?args=a%2Bb").body)
+            #expect(!plus.contains(a) && plus.contains("a+b"))
+            // A value the API refuses is shown in the console's page, not answered as JSON.
+            let bad = try await client.send(.get, "/ui/tasks?created_after=yesterday&match=")
+            #expect(bad.status == .ok && bad.headers[.contentType] == "text/html; charset=utf-8")
+            #expect(String(buffer: bad.body).contains("class=\"error\"") && String(buffer: bad.body).contains("created_after"))
+        }
+    }
+
     @Test func poolsCarryTheAdvisorAndThroughputIsCounted() async throws {
         try await Harness().test(pool: 2) { client, _ in
             let done = try await client.send(.post, "/v1/tasks?wait=10", #"{"kind":"echo"}"#)

@@ -39,9 +39,11 @@ extension SluiceAPI {
         router.get("/ui/tasks") { request, _ in
             // The search form sends every field, empty or not, and args fields as `match`: answer with
             // the canonical URL (the API's own parameters), so that the address bar is a shareable search.
-            let raw = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
-            if request.headers[ConsoleHeaders.fragment] == nil, raw.contains(where: { $0.1.isEmpty || $0.0 == "match" }) {
-                return Self.redirect("/ui/tasks?" + (try TaskQuery.parse(Self.consoleSearch(raw))).link())
+            // A search the API refuses (a bad time, say) goes on to the page, which shows the error.
+            let raw = Self.formPairs(request.uri.query ?? "")
+            if request.headers[ConsoleHeaders.fragment] == nil, raw.contains(where: { $0.1.isEmpty || $0.0 == "match" }),
+               let query = try? TaskQuery.parse(Self.consoleSearch(raw)) {
+                return Self.redirect("/ui/tasks?" + query.link())
             }
             return try await consolePage(request) { try await tasksPage($0) }
         }
@@ -74,7 +76,7 @@ extension SluiceAPI {
             return Self.redirect("/ui/sign-in")
         }
         let existing = cookies[ConsoleSessions.csrfCookie].flatMap { $0.count == 32 ? $0 : nil }
-        let parameters = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
+        let parameters = Self.formPairs(request.uri.query ?? "")
         let console = ConsoleRequest(parameters: parameters, csrf: existing ?? ConsoleSessions.newCSRF(), newCSRF: existing == nil,
                                      fragment: fragment, signedIn: sessions.required, reload: Self.withoutNotice(request.uri.path, parameters))
         let view: ConsoleView
@@ -224,8 +226,14 @@ extension SluiceAPI {
     /// A form body (`application/x-www-form-urlencoded`) as name–value pairs, in order.
     static func form(_ request: Request, limit: Int) async throws -> [(String, String)] {
         let buffer = try await request.body.collect(upTo: limit)
-        let text = String(buffer: buffer)
-        return text.split(separator: "&").map { pair in
+        return formPairs(String(buffer: buffer))
+    }
+
+    /// Form-encoded pairs, as a browser sends a form in a body or (GET) in the query: `+` is a
+    /// space and `%2B` a plus. (The router's query parameters leave `+` as it is, so a search for
+    /// two words found neither.)
+    static func formPairs(_ text: String) -> [(String, String)] {
+        text.split(separator: "&").map { pair in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             func decode(_ s: Substring) -> String { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(s) }
             return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")

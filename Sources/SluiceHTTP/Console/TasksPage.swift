@@ -75,10 +75,7 @@ extension SluiceAPI {
         let search = request.get("search") ?? ""
         let all = request.get("scope") == "all"
         let ids = request.all("id").compactMap(TaskID.init)
-        let searchPairs = search.split(separator: "&").map { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            return (String(parts[0]).removingPercentEncoding ?? "", parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? "") : "")
-        }.filter { $0.0 != "cursor" && $0.0 != "notice" }
+        let searchPairs = Self.formPairs(search).filter { $0.0 != "cursor" && $0.0 != "notice" }
         if !all && ids.isEmpty { return Self.redirect("/ui/tasks", query: search, notice: "Select some tasks first, or choose every task matching the search.") }
         // As in POST /v1/tasks/bulk: judged on the parsed search, where an empty value, `limit` or
         // `durable` is no condition.
