@@ -58,6 +58,18 @@ public enum JSONValue: Sendable, Hashable, Codable {
     /// Member lookup on an object; `nil` elsewhere.
     public subscript(key: String) -> JSONValue? { objectValue?[key] }
 
+    /// Equal as JSON: numbers by value, so `1e16` and `10000000000000000` are one number (a
+    /// database's JSON type may read back either); everything else as `==`.
+    public func sameJSON(as other: JSONValue) -> Bool {
+        switch (self, other) {
+        case let (.int(a), .double(b)), let (.double(b), .int(a)): return Double(a) == b
+        case let (.array(a), .array(b)): return a.count == b.count && zip(a, b).allSatisfy { $0.sameJSON(as: $1) }
+        case let (.object(a), .object(b)):
+            return a.count == b.count && a.allSatisfy { key, value in b[key].map { value.sameJSON(as: $0) } ?? false }
+        default: return self == other
+        }
+    }
+
     /// Whether a string or key anywhere inside holds U+0000, which JSON allows (`"\u0000"`) but
     /// PostgreSQL's `jsonb` and `text` refuse: such values are refused on the way in, in every store alike.
     public var holdsNUL: Bool {

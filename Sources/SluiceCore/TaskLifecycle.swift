@@ -162,7 +162,7 @@ extension TaskRecord {
     /// Refuses an idempotency key reused for other work: answering with this task would tell the
     /// caller that their (different) task was stored.
     public func checkReplay(of request: EnqueueRequest) throws(SluiceError) {
-        guard kind != request.kind || args != request.args else { return }
+        guard kind != request.kind || !args.sameJSON(as: request.args) else { return }
         throw SluiceError(.idempotencyConflict,
             "idempotency key \(request.idempotencyKey ?? "") in queue \(request.queue) already names task \(id) with \(kind != request.kind ? "kind \(kind)" : "other args"); use a new key for different work",
             field: "idempotency_key")

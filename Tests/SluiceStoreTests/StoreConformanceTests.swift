@@ -318,6 +318,12 @@ import Testing
             // Within one batch too.
             let batch = try await store.enqueue(batch: [EnqueueRequest(kind: "k", idempotencyKey: "b"), EnqueueRequest(kind: "k", idempotencyKey: "b")])
             #expect(batch[0].created && !batch[1].created && batch[0].task.id == batch[1].task.id)
+            // A true replay of args PostgreSQL's jsonb reads back as another kind of number
+            // (1e16 as 10000000000000000) is still the same task, not a conflict.
+            let big = EnqueueRequest(kind: "k", queue: "big", args: ["n": .double(1e16), "list": [.double(2e20)]], idempotencyKey: "big")
+            let bigFirst = try await store.enqueue(big)
+            let bigAgain = try await store.enqueue(big)
+            #expect(bigFirst.created && !bigAgain.created && bigAgain.task.id == bigFirst.task.id)
             // Once the task is pruned, the key is free again.
             let held = try await store.claim(queues: ["default"], limit: 10, owner: "w", leaseDuration: lease)
             for task in held { _ = try await store.complete(task.lease!, result: nil) }
