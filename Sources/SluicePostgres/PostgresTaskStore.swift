@@ -252,15 +252,20 @@ public final class PostgresTaskStore: TaskStore, Service {
                 continue
             }
             // Not inserted: an idempotency key named a live task (committed before this statement).
-            guard let key = task.idempotencyKey,
-                  let existing = try await self.tasks(connection, SQL.byIdempotencyKey, Binds(task.queue, key)).first else {
-                throw SluiceError(.storage, "task \(task.id) was not inserted and no idempotency key explains why")
-            }
+            // Grouped (`each`), the statement has committed the others: a failure here is this
+            // request's alone (its task deleted or pruned since, or the lookup failed).
             do {
+                guard let key = task.idempotencyKey else {
+                    throw SluiceError(.storage, "task \(task.id) was not inserted and no idempotency key explains why")
+                }
+                guard let existing = try await self.tasks(connection, SQL.byIdempotencyKey, Binds(task.queue, key)).first else {
+                    throw SluiceError(.storage, "the task idempotency key \(key) named was deleted as this enqueue ran; send it again")
+                }
                 try existing.checkReplay(of: requests[index])
                 results[index] = .success(EnqueueResult(task: existing, created: false))
             } catch {
-                if each { results[index] = .failure(error) } else { throw error }
+                let refusal = error as? SluiceError ?? SluiceError(.storage, "\(location): \(PostgresErrors.describe(error))")
+                if each { results[index] = .failure(refusal) } else { throw refusal }
             }
         }
         return results.map { $0! }

@@ -287,6 +287,41 @@ import Testing
         }
     }
 
+    /// A grouped enqueue whose idempotency key named a task that is gone by the time the store
+    /// looks it up (deleted or pruned in between) fails alone: the others in its statement were
+    /// committed and say so. A test trigger makes that gap happen on cue.
+    @Test func aKeyedEnqueueWhoseTaskVanishedFailsAloneInItsGroup() async throws {
+        try await TestPostgres.withSchema { base in
+            var configuration = base
+            configuration.maximumConnections = 2
+            try await PostgresTaskStore.withStore(configuration) { store in
+                _ = try await store.enqueue(EnqueueRequest(kind: "k", idempotencyKey: "vanish"))
+                let logger = Logger(label: "sluice.test")
+                let other = try await PostgresConnection.connect(configuration: try configuration.connectionConfiguration(), id: 9, logger: logger)
+                try await other.query("""
+                    CREATE FUNCTION vanish() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                      IF NEW.idempotency_key = 'vanish' THEN DELETE FROM tasks WHERE idempotency_key = 'vanish'; RETURN NULL; END IF;
+                      RETURN NEW; END $$
+                    """, logger: logger)
+                try await other.query("CREATE TRIGGER vanish BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION vanish()", logger: logger)
+                try await other.close()
+                let callers = 200
+                let outcomes = await withTaskGroup(of: (Int, Bool).self) { group in
+                    for n in 1...callers {
+                        group.addTask {
+                            let request = EnqueueRequest(kind: "k", args: ["n": .int(Int64(n))], idempotencyKey: n == 100 ? "vanish" : nil)
+                            return (n, (try? await store.enqueue(request)) != nil)
+                        }
+                    }
+                    return await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+                }
+                #expect(outcomes[100] == false)
+                #expect(outcomes.filter { !$0.value }.map(\.key) == [100], "\(outcomes.filter { !$0.value }.count) enqueues failed")
+                #expect(store.groupCommits.transactions < store.groupCommits.enqueues / 2, "\(store.groupCommits): no groups formed")
+            }
+        }
+    }
+
     /// After ANALYZE on a populated schema, no hot statement plans a sequential scan of tasks.
     @Test func noHotStatementScansTheTasksTable() async throws {
         try await TestPostgres.withSchema { configuration in
