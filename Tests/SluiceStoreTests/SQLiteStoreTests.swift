@@ -276,6 +276,9 @@ import Testing
             let scans = plan.filter { $0.hasPrefix("SCAN tasks") }
             #expect(scans.isEmpty, "\(name) scans the tasks table: \(plan)")
         }
+        // The slot pruner walks the records by age (migration 0007), not the whole table.
+        let slotPlan = try await store.queryPlan(ScheduleSQL.pruneSlots, [])
+        #expect(slotPlan.contains { $0.contains("schedule_slots_age") } && !slotPlan.contains { $0.hasPrefix("SCAN schedule_slots") }, "\(slotPlan)")
     }
 
     /// SQLite turns `x IN (a, b, c)` with more than two constants into a temporary table, and in a
@@ -340,7 +343,7 @@ import Testing
         let counts = try rows(connection, "SELECT * FROM queue_counts ORDER BY queue, state")
         #expect(Set(tasks.map { $0.split(separator: "|")[5] }) == ["scheduled", "queued", "running", "retrying", "succeeded", "failed", "cancelled"])
         let report = try Migrator().migrate(connection, now: Date())
-        #expect(report.from == 5 && report.applied == ["0006_state_checks"])
+        #expect(report.from == 5 && report.applied == ["0006_state_checks", "0007_slot_age"])
         #expect(try rows(connection, "SELECT * FROM tasks ORDER BY id") == tasks)
         #expect(try rows(connection, "SELECT * FROM queue_counts ORDER BY queue, state") == counts)
         #expect(try rows(connection, "PRAGMA integrity_check") == ["ok"])
