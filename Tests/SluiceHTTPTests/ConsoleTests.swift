@@ -284,7 +284,7 @@ import Testing
             let right = try await client.send(.post, "/ui/sign-in", "token=s3cret&csrf=\(csrf)", headers: form)
             #expect(right.status == .seeOther)
             let session = try #require(right.headers[values: .setCookie].first { $0.hasPrefix("sluice_session=") })
-            #expect(session.contains("HttpOnly") && session.contains("SameSite=Strict") && !session.contains("s3cret"))
+            #expect(session.contains("HttpOnly") && session.contains("SameSite=Strict") && session.contains("Max-Age=43200") && !session.contains("s3cret"))
             let value = session.dropFirst("sluice_session=".count).prefix { $0 != ";" }
             let signedIn = try await client.send(.get, "/ui/", headers: [.cookie: "sluice_session=\(value); sluice_csrf=\(csrf)"])
             #expect(signedIn.status == .ok)

@@ -69,7 +69,7 @@ extension SluiceAPI {
     /// A page (or only its live part): checks the session, renders, sets the CSRF cookie when new.
     func consolePage(_ request: Request, _ render: (ConsoleRequest) async throws -> ConsoleView) async throws -> Response {
         let cookies = Self.cookies(request)
-        let signedIn = !sessions.required || cookies[ConsoleSessions.sessionCookie].map(sessions.isValid(session:)) == true
+        let signedIn = !sessions.required || cookies[ConsoleSessions.sessionCookie].map { sessions.isValid(session: $0, now: clock.now()) } == true
         let fragment = request.headers[ConsoleHeaders.fragment] == "1"
         guard signedIn else {
             if fragment { return Self.html("signed out", status: .unauthorized) }
@@ -95,10 +95,11 @@ extension SluiceAPI {
     /// A change: checks the session and the CSRF token, then runs `act`, which answers (a redirect).
     func consolePost(_ request: Request, _ act: (ConsoleRequest) async throws -> Response) async throws -> Response {
         let cookies = Self.cookies(request)
-        let form = try await Self.form(request, limit: limits.maxBody)
-        guard !sessions.required || cookies[ConsoleSessions.sessionCookie].map(sessions.isValid(session:)) == true else {
+        // Signed in first: a post without a session is not worth reading.
+        guard !sessions.required || cookies[ConsoleSessions.sessionCookie].map({ sessions.isValid(session: $0, now: clock.now()) }) == true else {
             return Self.redirect("/ui/sign-in")
         }
+        let form = try await Self.form(request, limit: limits.maxBody)
         let token = form.last { $0.0 == ConsoleSessions.csrfField }?.1
         guard let cookie = cookies[ConsoleSessions.csrfCookie], let token, !cookie.isEmpty,
               BearerAuth<BasicRequestContext>.constantTimeEqual(Array(cookie.utf8), Array(token.utf8)) else {
@@ -173,11 +174,11 @@ extension SluiceAPI {
         guard let cookie = cookies[ConsoleSessions.csrfCookie], BearerAuth<BasicRequestContext>.constantTimeEqual(Array(cookie.utf8), Array(token.utf8)) else {
             return try await signInPage(request, error: "The form was stale; try again.", status: .forbidden)
         }
-        guard let session = sessions.session(for: form.last { $0.0 == "token" }?.1 ?? "") else {
+        guard let session = sessions.session(for: form.last { $0.0 == "token" }?.1 ?? "", now: clock.now()) else {
             return try await signInPage(request, error: "That token is not one of this server's tokens.", status: .unauthorized)
         }
         var response = Self.redirect("/ui/")
-        response.headers[values: .setCookie].append("\(ConsoleSessions.sessionCookie)=\(session); Path=/ui; HttpOnly; SameSite=Strict")
+        response.headers[values: .setCookie].append("\(ConsoleSessions.sessionCookie)=\(session); Path=/ui; HttpOnly; SameSite=Strict; Max-Age=\(ConsoleSessions.lifetime)")
         return response
     }
 

@@ -3,8 +3,10 @@ import Foundation
 import Hummingbird
 
 /// The console's sign-in, without server-side state (so a session outlives a restart): the
-/// session cookie is an HMAC of a fixed label keyed by one of the API tokens, so it proves the
-/// token was known without holding it, and stops working when that token is removed. Forms carry a
+/// session cookie is its time of issue and an HMAC of it keyed by one of the API tokens, so it
+/// proves the token was known without holding it, and stops working after `lifetime` or when that
+/// token is removed, whichever comes first. Without state, signing out cannot revoke a copy of the
+/// cookie: the lifetime bounds what a copy is worth. Forms carry a
 /// CSRF token from a second cookie (double submit); SameSite=Strict and the origin guard already
 /// refuse cross-site posts, the token is a second lock.
 struct ConsoleSessions: Sendable {
@@ -19,32 +21,39 @@ struct ConsoleSessions: Sendable {
     var required: Bool { !keys.isEmpty }
 
     static let sessionCookie = "sluice_session"
+    /// How long a sign-in lasts.
+    static let lifetime: Int64 = 12 * 3600
     static let csrfCookie = "sluice_csrf"
     static let csrfField = "csrf"
 
-    private static func mac(_ key: SymmetricKey) -> String {
-        Data(HMAC<SHA256>.authenticationCode(for: Data("sluice console session v1".utf8), using: key))
+    private static func mac(_ key: SymmetricKey, issued: Int64) -> String {
+        Data(HMAC<SHA256>.authenticationCode(for: Data("sluice console session v2 \(issued)".utf8), using: key))
             .base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
 
-    /// The session cookie's value for `token`, or `nil` when it is not one of the server's tokens.
-    func session(for token: String) -> String? {
+    /// The session cookie's value for `token`, issued `now`, or `nil` when it is not one of the server's tokens.
+    func session(for token: String, now: Date) -> String? {
         let given = Array(token.utf8)
+        let issued = Int64(now.timeIntervalSince1970)
         var found: String?
         // Every token is checked, whatever matches, so timing tells nothing.
         for key in keys {
             let candidate = key.withUnsafeBytes { Array($0) }
-            if BearerAuth<BasicRequestContext>.constantTimeEqual(given, candidate) { found = Self.mac(key) }
+            if BearerAuth<BasicRequestContext>.constantTimeEqual(given, candidate) { found = "\(issued).\(Self.mac(key, issued: issued))" }
         }
         return found
     }
 
-    /// Whether `cookie` is a session of one of the server's tokens.
-    func isValid(session cookie: String) -> Bool {
-        let given = Array(cookie.utf8)
+    /// Whether `cookie` is a session of one of the server's tokens, issued within `lifetime` of `now`.
+    func isValid(session cookie: String, now: Date) -> Bool {
+        let parts = cookie.split(separator: ".", maxSplits: 1)
+        guard parts.count == 2, let issued = Int64(parts[0]) else { return false }
+        let age = Int64(now.timeIntervalSince1970) - issued
+        guard age >= -60, age < Self.lifetime else { return false }
+        let given = Array(parts[1].utf8)
         var matched = false
-        for key in keys { matched = BearerAuth<BasicRequestContext>.constantTimeEqual(given, Array(Self.mac(key).utf8)) || matched }
+        for key in keys { matched = BearerAuth<BasicRequestContext>.constantTimeEqual(given, Array(Self.mac(key, issued: issued).utf8)) || matched }
         return matched
     }
 
