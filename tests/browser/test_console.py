@@ -12,6 +12,7 @@ from conftest import console_errors, fill, wait
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select
 
 SCREENSHOTS = os.environ.get("SLUICE_CONSOLE_SCREENSHOTS")
 
@@ -70,6 +71,26 @@ def test_counts_change_as_tasks_run(server, browser):
         server.enqueue("echo")
     # No reload: the live refresh brings the new count.
     wait(browser).until(lambda d: cell(d, succeeded) == "4")
+
+
+def test_the_live_refresh_keeps_what_was_typed_but_not_yet_sent(server, browser):
+    browser.get(server.url + "/ui/pools")
+    field = browser.find_element(By.CSS_SELECTOR, '[data-pool="default"] input[name="concurrency"]')
+    field.clear()
+    field.send_keys("9")
+    browser.find_element(By.TAG_NAME, "h1").click()  # the field loses focus; its value is still unsent
+    # The next refreshes hold off instead of swapping the form away.
+    wait(browser).until(lambda d: d.find_element(By.ID, "live-status").text == "held while you fill in a form")
+    field = browser.find_element(By.CSS_SELECTOR, '[data-pool="default"] input[name="concurrency"]')
+    assert field.get_attribute("value") == "9"
+    # A chosen bulk scope is kept the same way; an untouched page stays live.
+    server.enqueue("echo", wait=10)
+    browser.get(server.url + "/ui/tasks")
+    wait(browser).until(lambda d: d.find_element(By.ID, "live-status").text.startswith("live,"))
+    Select(browser.find_element(By.CSS_SELECTOR, 'select[name="scope"]')).select_by_value("all")
+    browser.find_element(By.TAG_NAME, "h1").click()
+    wait(browser).until(lambda d: d.find_element(By.ID, "live-status").text == "held while you fill in a form")
+    assert Select(browser.find_element(By.CSS_SELECTOR, 'select[name="scope"]')).first_selected_option.get_attribute("value") == "all"
 
 
 def test_resize_a_pool_in_the_console(server, browser):

@@ -48,8 +48,9 @@ enum ConsoleAssets {
 
     static let js = #"""
     // Live refresh: every 2 s fetch this page's live part and swap it in. Pausable (remembered per
-    // browser); held while a box is ticked or a field inside has focus; keeps trying when the server
-    // is away, so the page comes back by itself after a restart.
+    // browser, where storage is allowed); held while a field inside has focus or differs from what
+    // the page was sent with (a ticked box, a typed size, a chosen scope), so a swap never throws
+    // away a choice; keeps trying when the server is away, so the page comes back after a restart.
     (function () {
       var live = document.getElementById('live');
       var toggle = document.getElementById('live-toggle');
@@ -57,21 +58,40 @@ enum ConsoleAssets {
       if (!live || !toggle) return;
       toggle.hidden = false;
       status.hidden = false;
-      var paused = window.localStorage.getItem('sluice-live') === 'off';
+      function remembered() { try { return window.localStorage.getItem('sluice-live'); } catch (e) { return null; } }
+      function remember(value) { try { window.localStorage.setItem('sluice-live', value); } catch (e) { } }
+      var paused = remembered() === 'off';
       function show() { toggle.textContent = paused ? 'Resume live' : 'Pause live'; toggle.setAttribute('aria-pressed', String(paused)); if (paused) status.textContent = 'paused'; }
       show();
-      toggle.addEventListener('click', function () { paused = !paused; window.localStorage.setItem('sluice-live', paused ? 'off' : 'on'); show(); });
+      toggle.addEventListener('click', function () { paused = !paused; remember(paused ? 'off' : 'on'); show(); });
+      function edited(field) {
+        if (field.tagName === 'SELECT' && field.multiple) {
+          for (var j = 0; j < field.options.length; j++) if (field.options[j].selected !== field.options[j].defaultSelected) return true;
+          return false;
+        }
+        if (field.tagName === 'SELECT') {
+          // A single select with no option marked selected starts on its first.
+          var first = 0;
+          for (var k = 0; k < field.options.length; k++) if (field.options[k].defaultSelected) { first = k; break; }
+          return field.options.length > 0 && field.selectedIndex !== first;
+        }
+        if (field.type === 'checkbox' || field.type === 'radio') return field.checked !== field.defaultChecked;
+        return field.type !== 'hidden' && field.value !== field.defaultValue;
+      }
       function held() {
         var active = document.activeElement;
-        return live.querySelector('input[type=checkbox]:checked') !== null ||
-          (active && live.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName));
+        if (active && live.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) return true;
+        var fields = live.querySelectorAll('input, select, textarea');
+        for (var i = 0; i < fields.length; i++) if (edited(fields[i])) return true;
+        return false;
       }
       function refresh() {
-        if (paused || held()) return;
+        if (paused) return;
+        if (held()) { status.textContent = 'held while you fill in a form'; status.className = ''; return; }
         fetch(window.location.href, { headers: { 'X-Sluice-Fragment': '1' }, credentials: 'same-origin', cache: 'no-store' })
           .then(function (response) {
             if (response.status === 401) { status.textContent = 'signed out: reload to sign in'; status.className = 'bad'; return null; }
-            if (!response.ok) throw new Error('HTTP ' + response.status);
+            if (!response.ok) { status.textContent = 'the server answered ' + response.status + ': reload the page'; status.className = 'bad'; return null; }
             return response.text();
           })
           .then(function (html) {
