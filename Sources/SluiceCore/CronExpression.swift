@@ -40,8 +40,11 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
 
     /// The first fire time strictly after `date`, or `nil` if the expression never matches again
     /// (`0 0 30 2 *`). Local times skipped by a DST change (spring forward) fire at the first
-    /// instant after the gap, once however many of them the gap swallowed; local times that happen
-    /// twice (autumn back) fire once, at their first occurrence.
+    /// instant after the gap, once however many of them the gap swallowed. Local times that happen
+    /// twice (autumn back) fire once, at their first occurrence, for a job at set times
+    /// (`30 2 * * *`); a job whose minute or hour field (or seconds, when given) starts with `*`
+    /// fires in both passes, by real time, as cronie runs such jobs: `0 * * * *` fires every hour
+    /// the clock goes through, and `*/15 * * * *` every quarter hour.
     public func next(after date: Date, in zone: TimeZone) -> Date? {
         switch rule {
         case .every(let seconds):
@@ -50,20 +53,36 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         case .fields(let fields):
             let after = Int64(floor(date.timeIntervalSince1970))
             let zoned = ZonedTime(zone: zone)
-            // Search local wall times from the local time of `date`; keep those whose instant is
-            // later than `date` (the second pass of a repeated hour maps back to the first: skipped).
-            var wall = after + zoned.offset(at: after)
-            // Bounded: a repeated hour of `* * * * * *` rejects at most 3600 candidates.
-            for _ in 0..<10_000 {
-                guard let local = fields.firstMatch(atOrAfter: wall) else { return nil }
-                let instant = zoned.instant(forWall: local)
-                if instant > after {
-                    return Date(timeIntervalSince1970: Double(instant))
-                }
-                wall = local + 1
+            let first = { (wall: Int64) in zoned.instant(forWall: wall) }
+            guard fields.runsByRealTime else {
+                return Self.search(fields, fromWall: after + zoned.offset(at: after), after: after, instant: first)
+                    .map { Date(timeIntervalSince1970: Double($0)) }
             }
-            return nil
+            // Each pass of a repeated hour on its own: taking the first or the last occurrence of
+            // every wall time, instants grow with wall times, so each search's first find is its
+            // earliest, and the earlier of the two is the next fire. Near a change, searches start
+            // from the local time of `date` under the other offset too: from inside the first pass,
+            // the second starts at an earlier wall time.
+            let last = { (wall: Int64) in zoned.instants(forWall: wall).last! }
+            let offsets = Set([zoned.offset(at: after), zoned.offset(at: after - 172_800), zoned.offset(at: after + 172_800)])
+            return offsets.flatMap { offset in
+                [first, last].compactMap { Self.search(fields, fromWall: after + offset, after: after, instant: $0) }
+            }.min().map { Date(timeIntervalSince1970: Double($0)) }
         }
+    }
+
+    /// The first instant after `after` of a wall time matching `fields`, searching wall times from
+    /// `start`, each wall time's instant as `instant` gives it.
+    private static func search(_ fields: CronFields, fromWall start: Int64, after: Int64, instant: (Int64) -> Int64) -> Int64? {
+        var wall = start
+        // Bounded: a repeated hour of `* * * * * *` rejects at most 3600 candidates.
+        for _ in 0..<10_000 {
+            guard let local = fields.firstMatch(atOrAfter: wall) else { return nil }
+            let found = instant(local)
+            if found > after { return found }
+            wall = local + 1
+        }
+        return nil
     }
 
     /// The next `count` fire times after `date`.

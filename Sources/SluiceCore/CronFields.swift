@@ -14,6 +14,10 @@ struct CronFields: Sendable, Hashable {
     /// Whether the day fields were written starting with `*`: then only the other one restricts.
     var daysOfMonthStar: Bool
     var daysOfWeekStar: Bool
+    /// Whether the seconds (when given), minute or hour field was written starting with `*` (`*`,
+    /// `*/15`): cronie's "wildcard" job, which it runs by real time through a repeated hour
+    /// (`CronExpression.next`); a job at set times fires once.
+    var runsByRealTime: Bool
 
     /// One field's name, range and names, in the order fields are written.
     struct Spec {
@@ -60,6 +64,7 @@ struct CronFields: Sendable, Hashable {
         if week.contains(7) { week.insert(0) }
         week.remove(7)
         daysOfWeek = week
+        runsByRealTime = tokens.dropLast(3).contains { $0.text.hasPrefix("*") }
         let dayTokens = tokens.suffix(3)
         daysOfMonthStar = dayTokens.first!.text.hasPrefix("*")
         daysOfWeekStar = dayTokens.last!.text.hasPrefix("*")
@@ -243,6 +248,15 @@ struct ZonedTime {
     /// The zone's offset from UTC, in seconds, at `instant` (seconds since 1970 UTC).
     func offset(at instant: Int64) -> Int64 {
         Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(instant))))
+    }
+
+    /// Every instant a local wall time happens: two when the hour repeats, else one (the first
+    /// instant after the gap when a change skipped it).
+    func instants(forWall wall: Int64) -> [Int64] {
+        let before = offset(at: wall - 172_800)
+        let after = offset(at: wall + 172_800)
+        let matching = Set([wall - before, wall - after]).sorted().filter { $0 + offset(at: $0) == wall }
+        return matching.isEmpty ? [instant(forWall: wall)] : matching
     }
 
     /// The instant a local wall time happens: its first occurrence when the hour repeats, and the

@@ -97,13 +97,33 @@ func fires(_ expression: String, zone: String = "UTC", from: String, count: Int 
     }
 
     // Europe/Paris falls back on 2026-10-25 at 03:00 CEST (01:00Z) to 02:00 CET: 02:xx happens twice.
-    @Test func parisAutumnRepeatedHourFiresOnce() throws {
+    @Test func parisAutumnRepeatedHourFiresOnceAtSetHoursAndByRealTimeHourly() throws {
         #expect(try fires("30 2 * * *", zone: "Europe/Paris", from: "2026-10-24T12:00:00Z")
             == ["2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z", "2026-10-27T01:30:00Z"])
-        #expect(try fires("0 * * * *", zone: "Europe/Paris", from: "2026-10-24T23:30:00Z", count: 3)
-            == ["2026-10-25T00:00:00Z", "2026-10-25T02:00:00Z", "2026-10-25T03:00:00Z"])
         // From inside the second pass, the repeated 02:30 is not due again.
         #expect(try fires("30 2 * * *", zone: "Europe/Paris", from: "2026-10-25T01:10:00Z", count: 1) == ["2026-10-26T01:30:00Z"])
+        // An hourly job fires every hour the clock goes through, 02:00 CEST and 02:00 CET alike,
+        // as cronie runs it; so do @hourly and */15, with no 75-minute hole.
+        for hourly in ["0 * * * *", "@hourly"] {
+            #expect(try fires(hourly, zone: "Europe/Paris", from: "2026-10-24T23:30:00Z", count: 4)
+                == ["2026-10-25T00:00:00Z", "2026-10-25T01:00:00Z", "2026-10-25T02:00:00Z", "2026-10-25T03:00:00Z"])
+        }
+        #expect(try fires("*/15 * * * *", zone: "Europe/Paris", from: "2026-10-25T00:40:00Z", count: 6)
+            == ["2026-10-25T00:45:00Z", "2026-10-25T01:00:00Z", "2026-10-25T01:15:00Z", "2026-10-25T01:30:00Z",
+                "2026-10-25T01:45:00Z", "2026-10-25T02:00:00Z"])
+        // From inside either pass, the next quarter hour is the next in real time.
+        #expect(try fires("*/15 * * * *", zone: "Europe/Paris", from: "2026-10-25T00:50:00Z", count: 1) == ["2026-10-25T01:00:00Z"])
+        #expect(try fires("*/15 * * * *", zone: "Europe/Paris", from: "2026-10-25T01:20:00Z", count: 1) == ["2026-10-25T01:30:00Z"])
+        // Set minutes in every hour (hour field *) and a step of hours count as hourly too.
+        #expect(try fires("10 */2 * * *", zone: "Europe/Paris", from: "2026-10-25T00:00:00Z", count: 2)
+            == ["2026-10-25T00:10:00Z", "2026-10-25T01:10:00Z"])
+        // A wildcard minute at a set hour runs by real time too, as in cronie.
+        #expect(try fires("*/30 2 * * *", zone: "Europe/Paris", from: "2026-10-24T12:00:00Z", count: 4)
+            == ["2026-10-25T00:00:00Z", "2026-10-25T00:30:00Z", "2026-10-25T01:00:00Z", "2026-10-25T01:30:00Z"])
+        // Every quarter hour of the night in real time, from before the change to after it: no gap, none twice.
+        let night = try fires("*/15 * * * *", zone: "Europe/Paris", from: "2026-10-24T23:50:00Z", count: 12)
+        let quarters = (1...12).map { iso(at("2026-10-24T23:45:00Z").addingTimeInterval(Double($0 * 900))) }
+        #expect(night == quarters, "\(night)")
     }
 
     // America/New_York: 02:00 EST → 03:00 EDT on 2026-03-08 (07:00Z); 02:00 EDT → 01:00 EST on 2026-11-01 (06:00Z).
@@ -112,8 +132,8 @@ func fires(_ expression: String, zone: String = "UTC", from: String, count: Int 
             == ["2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z", "2026-03-10T06:30:00Z"])
         #expect(try fires("30 1 * * *", zone: "America/New_York", from: "2026-10-31T12:00:00Z")
             == ["2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z", "2026-11-03T06:30:00Z"])
-        #expect(try fires("0,30 * * * *", zone: "America/New_York", from: "2026-11-01T05:00:00Z", count: 3)
-            == ["2026-11-01T05:30:00Z", "2026-11-01T07:00:00Z", "2026-11-01T07:30:00Z"])
+        #expect(try fires("0,30 * * * *", zone: "America/New_York", from: "2026-11-01T05:00:00Z", count: 4)
+            == ["2026-11-01T05:30:00Z", "2026-11-01T06:00:00Z", "2026-11-01T06:30:00Z", "2026-11-01T07:00:00Z"])
     }
 
     // Australia/Sydney (southern hemisphere): 02:00 AEST → 03:00 AEDT on 2026-10-04 (16:00Z on the 3rd).
