@@ -109,17 +109,35 @@ public struct Scheduler: Chore {
         let unfired = total - toFire.count - (schedule.definition.misfire == .all ? total - recent.count : 0)
         report.missed += unfired
         if unfired > 0 { logger.info("schedule \(schedule.name): \(unfired) missed slot(s) skipped (misfire \(schedule.definition.misfire.rawValue))") }
+        var settled: Date?
         for slot in toFire {
-            switch try await store.fire(ScheduleFire(schedule: schedule, slot: slot)) {
+            let outcome: FireOutcome
+            do {
+                outcome = try await store.fire(ScheduleFire(schedule: schedule, slot: slot))
+            } catch let error as SluiceError where error.code == .idempotencyConflict {
+                // Another task holds this slot's key (enqueued through the Swift API, which cannot
+                // refuse it as the HTTP API does): it can never fire, so settle it once and go on,
+                // rather than fail on it every pass until that task is pruned.
+                report.missed += 1
+                logger.warning("schedule \(schedule.name): slot \(Schedule.format(slot)) not fired: \(error.message)")
+                guard try await store.advanceSchedule(schedule.name, revision: schedule.revision, to: slot) else { return }
+                continue
+            }
+            switch outcome {
             case .fired(let task):
                 report.fired += 1
+                settled = slot
                 logger.debug("schedule \(schedule.name) fired slot \(Schedule.format(slot)) as task \(task.id)")
             case .alreadyFired: report.alreadyFired += 1
-            case .overlapping: report.overlapping += 1
+            case .overlapping:
+                report.overlapping += 1
+                settled = slot
             case .stale: return  // edited, disabled or deleted meanwhile: the next pass reads it anew
             }
         }
-        // Settle what the policy let pass (the fires above settled their own slots).
+        // Settle what the policy let pass. A fire or skip settles its own slot in its transaction,
+        // so when the newest due slot was one, there is nothing left: one commit per slot, not two.
+        guard settled != cursor else { return }
         _ = try await store.advanceSchedule(schedule.name, revision: schedule.revision, to: cursor)
     }
 }

@@ -4,6 +4,7 @@ import SluicePool
 import SluiceSQLite
 import SluiceStore
 import SluiceTestSupport
+import Synchronization
 import Testing
 
 /// The scheduler on a manual clock: hours of simulated time, several schedulers on one store.
@@ -119,7 +120,7 @@ import Testing
         }
     }
 
-    @Test func aScheduleThatCannotFireDoesNotStopTheOthers() async throws {
+    @Test func aSlotWhoseKeyAnotherTaskHoldsIsSettledOnceAndTheOthersFire() async throws {
         let clock = ManualClock(Self.iso("2026-01-01T00:00:00Z"))
         let store = MemoryTaskStore(clock: clock)
         _ = try await store.saveSchedule(try Self.definition("blocked", "* * * * *"))
@@ -130,8 +131,75 @@ import Testing
         let scheduler = Scheduler(store: store, clock: clock)
         clock.advance(by: .seconds(61))
         let report = try await scheduler.pass()
-        #expect(report.failed == 1 && report.fired == 1)
+        #expect(report.fired == 1 && report.missed == 1 && report.failed == 0)
         #expect(try await Self.firedSlots(store)["other"] == ["2026-01-01T00:01:00Z"])
+        // The blocked slot is settled once, not tried every pass: the next slot fires.
+        #expect(try await store.schedule("blocked")?.cursor == slot)
+        clock.advance(by: .seconds(60))
+        #expect(try await scheduler.pass().fired == 2)
+    }
+
+    /// A store that counts the scheduler's commits: each fire, and each settling of skipped slots.
+    final class CountingStore: ScheduleStore {
+        let base: MemoryTaskStore
+        let writes = Mutex((fires: 0, advances: 0))
+        /// Fires of this schedule fail, as a storage error would.
+        let failing: String?
+        init(base: MemoryTaskStore, failing: String? = nil) {
+            self.base = base
+            self.failing = failing
+        }
+        func saveSchedule(_ definition: ScheduleDefinition, ifRevision: Int64?) async throws -> (Schedule, ScheduleChange)? {
+            try await base.saveSchedule(definition, ifRevision: ifRevision)
+        }
+        func schedule(_ name: String) async throws -> Schedule? { try await base.schedule(name) }
+        func schedules() async throws -> [Schedule] { try await base.schedules() }
+        func dueSchedules(at date: Date, limit: Int) async throws -> [Schedule] { try await base.dueSchedules(at: date, limit: limit) }
+        func deleteSchedule(_ name: String) async throws -> Bool { try await base.deleteSchedule(name) }
+        func fire(_ fire: ScheduleFire) async throws -> FireOutcome {
+            writes.withLock { $0.fires += 1 }
+            if fire.schedule == failing { throw SluiceError(.storage, "disk I/O error") }
+            return try await base.fire(fire)
+        }
+        func advanceSchedule(_ name: String, revision: Int64, to cursor: Date) async throws -> Bool {
+            writes.withLock { $0.advances += 1 }
+            return try await base.advanceSchedule(name, revision: revision, to: cursor)
+        }
+        func pruneScheduleSlots(before date: Date, limit: Int) async throws -> Int { try await base.pruneScheduleSlots(before: date, limit: limit) }
+    }
+
+    /// A schedule whose fire fails is tried again next pass; the others fire meanwhile (one failure
+    /// used to end the pass, and since it stayed the oldest due, every pass after it).
+    @Test func aScheduleWhoseFireFailsDoesNotStopTheOthers() async throws {
+        let clock = ManualClock(Self.iso("2026-01-01T00:00:00Z"))
+        let store = CountingStore(base: MemoryTaskStore(clock: clock), failing: "broken")
+        _ = try await store.saveSchedule(try Self.definition("broken", "* * * * *"))
+        _ = try await store.saveSchedule(try Self.definition("fine", "* * * * *"))
+        let scheduler = Scheduler(store: store, clock: clock)
+        for minute in 1...3 {
+            clock.advance(by: .seconds(60))
+            let report = try await scheduler.pass()
+            #expect(report.failed == 1 && report.fired == 1, "minute \(minute)")
+        }
+        #expect(try await Self.firedSlots(store.base)["fine"]?.count == 3)
+        #expect(try await store.schedule("broken")?.cursor == Self.iso("2026-01-01T00:00:00Z"), "its slots stay due")
+    }
+
+    /// Many schedules due at once (a thousand @daily at midnight) cost one commit each, not two:
+    /// a fire settles its own slot, so nothing is left to settle after it.
+    @Test func aSlotFiredOnTimeCostsOneCommit() async throws {
+        let clock = ManualClock(Self.iso("2026-01-01T00:00:00Z"))
+        let store = CountingStore(base: MemoryTaskStore(clock: clock))
+        for n in 0..<50 { _ = try await store.saveSchedule(try Self.definition("daily-\(n)", "@daily")) }
+        clock.set(Self.iso("2026-01-02T00:00:01Z"))
+        let report = try await Scheduler(store: store, clock: clock).pass()
+        #expect(report.fired == 50)
+        #expect(store.writes.withLock { $0 } == (fires: 50, advances: 0))
+        // Missed slots still settle: a day's downtime of a minutely `skip` schedule, one fire on time.
+        _ = try await store.saveSchedule(try Self.definition("minutely", "* * * * *"))
+        clock.set(Self.iso("2026-01-03T00:00:30Z"))
+        #expect(try await Scheduler(store: store, clock: clock).pass().missed > 1000)
+        #expect(try await store.schedule("minutely")?.cursor == Self.iso("2026-01-03T00:00:00Z"))
     }
 
     @Test func aScheduleEditedOrDisabledWhileASlotIsDue() async throws {
