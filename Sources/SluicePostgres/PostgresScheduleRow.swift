@@ -47,6 +47,7 @@ enum PostgresScheduleSQL {
         INSERT INTO schedules (name, cron, timezone, kind, queue, args, priority, max_attempts, timeout_ms, misfire, overlap, enabled,
                                revision, cursor_at, last_slot_at, last_task_id, created_at, updated_at, next_at)
         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+        ON CONFLICT (name) DO NOTHING RETURNING 1
         """
     /// Same parameters as `insert`: the name is the first, the key.
     static let update = """

@@ -14,20 +14,27 @@ extension PostgresTaskStore: ScheduleStore {
 
     public func saveSchedule(_ definition: ScheduleDefinition, ifRevision: Int64?) async throws -> (Schedule, ScheduleChange)? {
         try definition.validate()
-        return try await transaction { connection -> (Schedule, ScheduleChange)? in
-            let now = try await self.now(connection)
-            let existing = try await self.schedules(connection, PostgresScheduleSQL.byNameForUpdate, Binds(definition.name)).first
-            guard ifRevision == nil || existing?.revision == ifRevision else { return nil }
-            guard let existing else {
-                let schedule = Schedule(new: definition, now: now)
-                // A concurrent create of the same name loses on the primary key and reports it.
-                _ = try await self.rows(connection, PostgresScheduleSQL.insert, try PostgresScheduleRow.binds(schedule))
-                return (schedule, .created)
+        // `FOR UPDATE` locks no row that does not exist yet: two processes creating one name at
+        // once (every `serve --schedules` of a cluster starting) both insert. The one that finds
+        // the name taken saves again, now as an update of the row the other made.
+        for _ in 0..<3 {
+            let saved = try await transaction { connection -> (Schedule, ScheduleChange)?? in
+                let now = try await self.now(connection)
+                let existing = try await self.schedules(connection, PostgresScheduleSQL.byNameForUpdate, Binds(definition.name)).first
+                guard ifRevision == nil || existing?.revision == ifRevision else { return .some(nil) }
+                guard let existing else {
+                    let schedule = Schedule(new: definition, now: now)
+                    let inserted = try await self.rows(connection, PostgresScheduleSQL.insert, try PostgresScheduleRow.binds(schedule))
+                    if inserted.isEmpty { return nil }  // made meanwhile: save again
+                    return (schedule, .created)
+                }
+                guard let updated = existing.updated(to: definition, now: now) else { return (existing, .unchanged) }
+                _ = try await self.rows(connection, PostgresScheduleSQL.update, try PostgresScheduleRow.binds(updated))
+                return (updated, .updated)
             }
-            guard let updated = existing.updated(to: definition, now: now) else { return (existing, .unchanged) }
-            _ = try await self.rows(connection, PostgresScheduleSQL.update, try PostgresScheduleRow.binds(updated))
-            return (updated, .updated)
+            if let saved { return saved }
         }
+        throw SluiceError(.storage, "schedule \(definition.name) was created and deleted again while this save ran; save it again")
     }
 
     public func schedule(_ name: String) async throws -> Schedule? {

@@ -33,6 +33,22 @@ import Testing
         }
     }
 
+    /// Every `serve --schedules` of a cluster starting at once saves the same new schedules: one
+    /// creates each, the others find it made (on PostgreSQL one used to fail on the primary key).
+    @Test(arguments: StoreKind.allCases)
+    func concurrentCreatesOfOneNameAllSucceedAndOneCreates(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            for round in 0..<10 {
+                let definition = try Self.nightly().renamed("report-\(round)")
+                let changes = try await withThrowingTaskGroup(of: ScheduleChange.self) { group in
+                    for _ in 0..<6 { group.addTask { try await store.saveSchedule(definition).1 } }
+                    return try await group.reduce(into: [ScheduleChange]()) { $0.append($1) }
+                }
+                #expect(changes.filter { $0 == .created }.count == 1 && changes.count == 6, "round \(round): \(changes)")
+            }
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func aSaveAtARevisionLandsOnlyOnThatRevision(kind: StoreKind) async throws {
         try await withStore(kind) { store, _ in
@@ -160,4 +176,12 @@ func at(_ text: String) -> Date {
     let formatter = ISO8601DateFormatter()
     formatter.formatOptions = [.withInternetDateTime]
     return formatter.date(from: text)!
+}
+
+extension ScheduleDefinition {
+    func renamed(_ name: String) -> ScheduleDefinition {
+        var copy = self
+        copy.name = name
+        return copy
+    }
 }
