@@ -87,14 +87,23 @@ extension TaskRecord {
         }
     }
 
-    /// Hands a claimed task back unstarted (graceful shutdown): `queued` again, attempt not counted.
+    /// The error recorded when a task's cancel was asked for while its worker held it unstarted.
+    public static let cancelledBeforeStartMessage = "cancelled by request before it started"
+
+    /// Hands a claimed task back unstarted (graceful shutdown): `queued` again, attempt not counted;
+    /// or `cancelled`, if a cancel was asked for meanwhile (it must not run after all).
     public mutating func release(_ lease: TaskLease, now: Date) throws(SluiceError) {
         try checkLease(lease)
-        try state.checkTransition(to: .queued, task: id)
-        state = .queued
+        let next: TaskState = cancelRequested ? .cancelled : .queued
+        try state.checkTransition(to: next, task: id)
+        state = next
         attempt -= 1
         self.lease = nil
         startedAt = nil
+        if cancelRequested {
+            error = Self.cancelledBeforeStartMessage
+            finish(now)
+        }
     }
 
     /// Asks to cancel: waiting tasks are cancelled at once; a running one is flagged, and its worker

@@ -64,21 +64,31 @@ extension SluiceAPI {
     }
 
     /// `POST /v1/workers/{id}/claim`: up to `free` ready tasks for each pool, each under a lease
-    /// owned by the worker; with `wait`, held open until some are ready.
+    /// owned by the worker; with `wait`, held open until some are ready. Every pool's claim is one
+    /// transaction (all or nothing), and paused queues give nothing, as to `sluice worker`.
     func remoteClaim(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try remoteWorkerID(context)
         let body = try ClaimBody.parse(try await readJSON(request), maxWait: limits.maxWait, maxTasks: limits.maxBatch)
         let wanted = body.pools.filter { $0.free > 0 }
-        let lease = limits.remoteLease
         let claimed = try await claimWaiter.wait(on: Set(wanted.flatMap(\.queues)), timeout: body.wait) {
-            var claimed: [(pool: String, task: TaskRecord)] = []
-            for pool in wanted {
-                let tasks = try await store.claim(queues: pool.queues, limit: pool.free, owner: id, leaseDuration: lease)
-                claimed += tasks.map { (pool.name, $0) }
-            }
-            return claimed
+            let requests = try await claimRequests(wanted, owner: id)
+            // One pool's claim is one statement already; several share a transaction.
+            let claimed = requests.count == 1
+                ? [try await store.claim(queues: requests[0].queues, limit: requests[0].limit, owner: id, leaseDuration: requests[0].leaseDuration)]
+                : try await store.record([], thenClaim: requests).claimed
+            return zip(wanted, claimed).flatMap { pool, tasks in tasks.map { (pool: pool.name, task: $0) } }
         }
         return jsonResponse(["tasks": Self.claimedJSON(claimed)])
+    }
+
+    /// The store's claims for a remote worker's pools, paused queues left out (read each time, so
+    /// a pause holds from the next claim on, in every process alike).
+    private func claimRequests(_ pools: [ClaimBody.Pool], owner: String) async throws -> [ClaimRequest] {
+        guard !pools.isEmpty else { return [] }
+        let paused = try await store.pausedQueues()
+        return pools.map { pool in
+            ClaimRequest(queues: pool.queues.filter { !paused.contains($0) }, limit: pool.free, owner: owner, leaseDuration: limits.remoteLease)
+        }
     }
 
     /// Claimed tasks as a remote worker receives them.
@@ -106,9 +116,7 @@ extension SluiceAPI {
         // No wait: the outcomes must not be held back for tasks that are not there.
         let refill = try body["claim"].map { (value) throws(APIError) in try ClaimBody.parse(value, at: "claim.", maxWait: 0, maxTasks: limits.maxBatch) }
         let wanted = refill?.pools.filter { $0.free > 0 } ?? []
-        let result = try await store.record(outcomes, thenClaim: wanted.map {
-            ClaimRequest(queues: $0.queues, limit: $0.free, owner: id, leaseDuration: limits.remoteLease)
-        })
+        let result = try await store.record(outcomes, thenClaim: try await claimRequests(wanted, owner: id))
         var answer: [String: JSONValue] = ["outcomes": .array(zip(outcomes, result.recorded).map { outcome, recorded in
             switch recorded {
             case .success(let task): ["id": .string(task.id.rawValue), "state": .string(task.state.rawValue)]

@@ -285,7 +285,7 @@ public final class Pool: @unchecked Sendable {
         defer {
             condition.unlock()
             for job in cancelledUnstarted {
-                report(Outcome(source: job.source, result: .fail(job.task.lease!, TaskFailure("cancelled by request before it started", disposition: .cancel)), pool: name))
+                report(Outcome(source: job.source, result: .fail(job.task.lease!, TaskFailure(TaskRecord.cancelledBeforeStartMessage, disposition: .cancel)), pool: name))
             }
             if !cancelledUnstarted.isEmpty { wake.signal() }
         }

@@ -130,6 +130,40 @@ import Testing
         }
     }
 
+    /// A paused queue gives remote workers nothing, as it gives `sluice worker` nothing: not to a
+    /// claim, not to an outcome batch's refill.
+    @Test func pausedQueuesGiveRemoteWorkersNothing() async throws {
+        try await Harness().test { client, _ in
+            _ = try await client.send(.put, "/v1/workers/py-1", Self.register)
+            _ = try await client.send(.post, "/v1/tasks", #"{"kind":"resize","queue":"images"}"#)
+            _ = try await client.send(.post, "/v1/tasks", #"{"kind":"resize","queue":"bulk"}"#)
+            #expect(try await client.send(.post, "/v1/queues/images/pause").status == .ok)
+            let both = #"{"pools":[{"name":"py","queues":["images"],"free":2},{"name":"bulk","queues":["bulk"],"free":2}]}"#
+            let claimed = try #require(try await client.send(.post, "/v1/workers/py-1/claim", both).json["tasks"]?.arrayValue)
+            #expect(claimed.map { $0["queue"] } == ["bulk"], "\(claimed)")
+            let refill = try await client.send(.post, "/v1/workers/py-1/outcomes", #"{"outcomes":[],"claim":{"pools":[{"name":"py","queues":["images"],"free":2}]}}"#)
+            #expect(refill.json["tasks"] == [])
+            #expect(try await client.send(.post, "/v1/queues/images/resume").status == .ok)
+            let resumed = try await client.send(.post, "/v1/workers/py-1/claim", #"{"pools":[{"name":"py","queues":["images"],"free":2}]}"#)
+            #expect(resumed.json["tasks"]?.arrayValue?.map { $0["queue"] } == ["images"])
+        }
+    }
+
+    /// A task whose cancel was asked for while its worker held it unstarted must not run after all:
+    /// handed back, it ends cancelled, not queued for someone else.
+    @Test func aReleasedTaskWhoseCancelWasAskedForEndsCancelled() async throws {
+        try await Harness().test { client, _ in
+            _ = try await client.send(.put, "/v1/workers/py-1", Self.register)
+            _ = try await client.send(.post, "/v1/tasks", #"{"kind":"resize","queue":"images"}"#)
+            let task = try #require(try await client.send(.post, "/v1/workers/py-1/claim", Self.claim).json["tasks"]?[0])
+            let id = try #require(task["id"]?.stringValue), token = try #require(task["token"]?.stringValue)
+            #expect(try await client.send(.post, "/v1/tasks/\(id)/cancel").json["cancel_requested"] == true)
+            _ = try await client.send(.post, "/v1/workers/py-1/release", #"{"leases":[{"id":"\#(id)","token":"\#(token)"}]}"#)
+            let read = try await client.send(.get, "/v1/tasks/\(id)").json
+            #expect(read["state"] == "cancelled" && read["attempt"] == 0 && read["error"] == "cancelled by request before it started", "\(read.jsonText())")
+        }
+    }
+
     @Test func aReleasedTaskIsQueuedAgainAndAVanishedWorkersTasksAreRescued() async throws {
         var limits = SluiceAPI.Limits()
         limits.remoteLease = .milliseconds(500)
