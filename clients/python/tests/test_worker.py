@@ -245,3 +245,19 @@ def test_a_pool_spec_s_concurrency_follows_the_last_colon_so_queue_names_may_hol
             PoolSpec.parse(bad)
     start_worker("--pool", "jobs=mail:high:2")
     assert client.run("add", {"a": 4, "b": 5}, queue="mail:high", timeout=20) == 9
+
+
+def test_a_release_of_more_leases_than_one_call_carries_hands_back_every_task(server) -> None:
+    from sluice.protocol import WorkerAPI
+
+    api = WorkerAPI(server.url, None, "py-release")
+    api.register({"host": "t", "kinds": ["add"], "pools": [{"name": "big", "queues": ["big"], "concurrency": 1}]})
+    http = httpx.Client(base_url=server.url)
+    assert http.post("/v1/tasks/batch", json=[{"kind": "add", "queue": "big"}] * 1000).status_code == 202
+    assert http.post("/v1/tasks/batch", json=[{"kind": "add", "queue": "big"}] * 500).status_code == 202
+    claimed = api.claim([{"name": "big", "queues": ["big"], "free": 1000}], 0) + api.claim([{"name": "big", "queues": ["big"], "free": 1000}], 0)
+    assert len(claimed) == 1500
+    api.release([{"id": task["id"], "token": task["token"]} for task in claimed])
+    queues = http.get("/v1/queues").json()["durable"]
+    assert next(q for q in queues if q["queue"] == "big")["counts"]["queued"] == 1500
+    api.close()

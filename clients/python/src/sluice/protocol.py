@@ -43,8 +43,14 @@ class WorkerAPI:
             body["claim"] = {"pools": refill}
         return cast(Dict[str, Any], self._post("/outcomes", body))
 
+    #: The most leases one release may name (the server's batch limit).
+    RELEASE_BATCH = 1000
+
     def release(self, leases: List[Dict[str, Any]]) -> None:
-        self._post("/release", {"leases": leases})
+        """Hands the tasks back, in calls of at most `RELEASE_BATCH` leases: a pool of thousands
+        stopping hands back more than one call may carry."""
+        for start in range(0, len(leases), self.RELEASE_BATCH):
+            self._post("/release", {"leases": leases[start:start + self.RELEASE_BATCH]})
 
     def deregister(self) -> None:
         try:
