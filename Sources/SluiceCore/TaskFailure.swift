@@ -17,7 +17,14 @@ public struct TaskFailure: Sendable, Hashable, Error {
 
     public init(_ message: String, disposition: Disposition = .retry) {
         // A NUL (a program's raw output, say) would be refused by PostgreSQL with the whole batch.
-        self.message = message.utf8.contains(0) ? message.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : message
+        self.message = message.withoutNUL
         self.disposition = disposition
+    }
+}
+
+extension String {
+    /// The text with each NUL character (which PostgreSQL's `text` and `jsonb` refuse) shown as U+FFFD.
+    public var withoutNUL: String {
+        utf8.contains(0) ? replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : self
     }
 }

@@ -40,14 +40,14 @@ struct EnqueueBody {
         case (nil, nil): break
         }
         request.idempotencyKey = try fields.string("idempotency_key") ?? idempotencyHeader
-        // Schedules key their tasks `schedule:NAME@SLOT`; a client's task holding one would block that slot.
-        if let key = request.idempotencyKey, key.hasPrefix(Schedule.idempotencyKeyPrefix) {
-            throw .badRequest(prefix + "idempotency_key", "keys starting with \"\(Schedule.idempotencyKeyPrefix)\" are kept for the tasks schedules fire")
-        }
         do {
             try request.validate(now: now)
         } catch {
             throw .badRequest(prefix + (error.field ?? "body"), String(error.message.drop(while: { $0 != ":" }).dropFirst(2)))
+        }
+        // Schedules key their tasks `schedule:NAME@SLOT`; a client's task holding one would block that slot.
+        if let key = request.idempotencyKey, key.hasPrefix(Schedule.idempotencyKeyPrefix) {
+            throw .badRequest(prefix + "idempotency_key", "keys starting with \"\(Schedule.idempotencyKeyPrefix)\" are kept for the tasks schedules fire")
         }
         return EnqueueBody(request: request, durable: durable)
     }

@@ -32,13 +32,11 @@ struct RemoteWorkerBody {
                         runTimeP99: try fields.number("run_time_p99", in: 0...1e9))
         }
 
-        /// The figures as every process reports them, with the store's counts of its queues (the
-        /// paused ones' ready tasks wait for the operator, not for a slot, as in `Worker.capacity`).
+        /// The figures as every process reports them, with the store's counts of its queues.
         func capacity(counts: [QueueCounts], paused: Set<String>) -> PoolCapacity {
-            let mine = counts.filter { queues.contains($0.queue) }
+            let backlog = QueueCounts.backlog(of: queues, in: counts, paused: paused)
             return PoolCapacity(name: name, queues: queues, target: concurrency, threads: threads, busy: busy, idle: idle, stuck: stuck,
-                                free: free, waiting: mine.reduce(0) { $0 + (paused.contains($1.queue) ? 0 : $1.counts[.queued] ?? 0) },
-                                scheduled: mine.reduce(0) { $0 + ($1.counts[.scheduled] ?? 0) + ($1.counts[.retrying] ?? 0) },
+                                free: free, waiting: backlog.waiting, scheduled: backlog.scheduled,
                                 processed: processed, failed: failed, runTimeP50: runTimeP50, runTimeP99: runTimeP99, autoscale: nil)
         }
     }

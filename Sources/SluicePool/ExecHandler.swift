@@ -68,8 +68,8 @@ struct ExecHandler {
             ok = false
         }
         // Output is text; a NUL in it (which a result may not hold) is shown as U+FFFD.
-        func text(_ output: String) -> JSONValue { .string(output.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}")) }
-        let output: JSONValue = ["status": status, "stdout": text(result.standardOutput), "stderr": text(result.standardError)]
+        let output: JSONValue = ["status": status, "stdout": .string(result.standardOutput.withoutNUL),
+                                 "stderr": .string(result.standardError.withoutNUL)]
         if Task.isCancelled || context.isCancelled {
             throw TaskFailure(context.cancellation.reason ?? "cancelled", disposition: .cancel)
         }

@@ -180,11 +180,8 @@ public final class Worker: Service, Sendable {
         if let ephemeral { counts += try await ephemeral.counts() }
         let paused = pausedQueues
         return pools.map { pool in
-            let mine = counts.filter { pool.queues.contains($0.queue) }
-            // A paused queue's tasks wait for the operator, not for a slot: not the pool's backlog.
-            let waiting = mine.reduce(0) { $0 + (paused.contains($1.queue) ? 0 : $1.counts[.queued] ?? 0) }
-            let scheduled = mine.reduce(0) { $0 + ($1.counts[.scheduled] ?? 0) + ($1.counts[.retrying] ?? 0) }
-            return pool.capacity(waiting: waiting, scheduled: scheduled)
+            let backlog = QueueCounts.backlog(of: pool.queues, in: counts, paused: paused)
+            return pool.capacity(waiting: backlog.waiting, scheduled: backlog.scheduled)
         }
     }
 

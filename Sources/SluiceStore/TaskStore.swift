@@ -104,6 +104,15 @@ public struct QueueCounts: Sendable, Hashable {
     public static func inQueueOrder(_ byQueue: [String: [TaskState: Int]]) -> [QueueCounts] {
         byQueue.sorted { $0.key < $1.key }.map { QueueCounts(queue: $0.key, counts: $0.value) }
     }
+
+    /// A pool's backlog in `counts`: the ready tasks of its `queues` and those waiting for a time.
+    /// A paused queue's ready tasks wait for the operator, not for a slot: they are left out.
+    public static func backlog(of queues: [String], in counts: [QueueCounts], paused: Set<String>) -> (waiting: Int, scheduled: Int) {
+        counts.filter { queues.contains($0.queue) }.reduce(into: (waiting: 0, scheduled: 0)) { total, queue in
+            if !paused.contains(queue.queue) { total.waiting += queue.counts[.queued] ?? 0 }
+            total.scheduled += (queue.counts[.scheduled] ?? 0) + (queue.counts[.retrying] ?? 0)
+        }
+    }
 }
 
 /// What a heartbeat learned about one lease.

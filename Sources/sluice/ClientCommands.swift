@@ -71,7 +71,7 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Higher runs first (-1000…1000).") var priority: Int?
     @Option(name: .customLong("max-attempts"), help: "Attempts before the task fails for good.") var maxAttempts: Int?
     @Option(help: "Seconds one attempt may run.") var timeout: Double?
-    @Option(name: .customLong("idempotency-key"), help: "Enqueue at most once per key and queue.") var idempotencyKey: String?
+    @Option(name: .customLong("idempotency-key"), help: "Enqueue at most once per key and queue (keys starting with schedule: are kept for schedules).") var idempotencyKey: String?
     @Flag(name: .customLong("fire-and-forget"), help: "Run in the server's own pool without storing the task (lost if the server stops).")
     var fireAndForget = false
     @Option(help: "Hold on up to this many seconds for the task to finish.") var wait: Double?

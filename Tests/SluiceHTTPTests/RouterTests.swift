@@ -71,6 +71,7 @@ import Testing
         (#"{"kind":"echo","args":{"a":["x\u0000"]}}"#, 400, "invalid_argument", "args"),
         (#"{"kind":"echo","idempotency_key":"a\u0000"}"#, 400, "invalid_argument", "idempotency_key"),
         (#"{"kind":"echo","idempotency_key":"schedule:nightly@2030-01-01T00:00:00Z"}"#, 400, "invalid_argument", "idempotency_key"),
+        (#"{"kind":"","idempotency_key":"schedule:nightly@2030-01-01T00:00:00Z"}"#, 400, "invalid_argument", "kind"),
         (#"{"kind":"nope"}"#, 422, "unknown_kind", "kind"),
     ] as [(String, Int, String, String?)])
     func badInputIsRefusedNamingTheField(body: String, status: Int, code: String, field: String?) async throws {

@@ -35,7 +35,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--url", help="the Sluice server (default $SLUICE_URL, else http://127.0.0.1:8000)")
     parser.add_argument("--token", help="bearer token (default $SLUICE_TOKEN)")
     parser.add_argument("--pool", action="append", default=[], metavar="NAME=QUEUES:N",
-                        help="a pool, e.g. images=images,bulk:20 (repeatable; default: the worker's own, else default=default:10)")
+                        help="a pool, e.g. images=images,bulk:20 (repeatable; default: the worker's own, else default=default:10); "
+                             "N follows the last colon, so a queue name holding one needs it: jobs=mail:high:5")
     parser.add_argument("--prefetch", type=int, metavar="N",
                         help="tasks each pool claims beyond its free slots, for short tasks (default 0: a task is claimed only for a free slot)")
     parser.add_argument("--grace", type=float, help="seconds running tasks get to finish on SIGTERM (default 30)")
