@@ -136,8 +136,9 @@ struct ServeCommand: AsyncParsableCommand {
                 pools[0].concurrency = n
                 try pools[0].validate()
             }
-            let publicHosts = self.publicHosts
-                + (env["SLUICE_PUBLIC_HOST"]?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? [])
+            // The flags win over the variable, as for every setting: not added to it.
+            let publicHosts = !self.publicHosts.isEmpty ? self.publicHosts
+                : (env["SLUICE_PUBLIC_HOST"]?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? [])
             for name in publicHosts where name.isEmpty || name.contains(where: { "/: @".contains($0) }) && !HostNames.isIPAddress(name) {
                 throw SluiceError(.invalidArgument, "--public-host \(name): give a host name alone, without scheme, port or path (any port is allowed)", field: "public-host")
             }
@@ -190,15 +191,16 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 
-    /// The bearer tokens from `--token` and `SLUICE_TOKEN` (comma-separated). An empty token is
-    /// refused rather than dropped: `--token ""` or `SLUICE_TOKEN=` from an unset variable meant a
-    /// token, and dropping it would leave the server open.
+    /// The bearer tokens from `--token`, else from `SLUICE_TOKEN` (comma-separated): the flags win,
+    /// so `--token new` with an old variable still set does not accept the old token too. An empty
+    /// token is refused rather than dropped: `--token ""` or `SLUICE_TOKEN=` from an unset variable
+    /// meant a token, and dropping it would leave the server open.
     static func tokens(flags: [String], environment: String?) throws -> [String] {
         if flags.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
             throw SluiceError(.invalidArgument, "--token must not be empty: give the token, or leave out --token to run without one on loopback", field: "token")
         }
         var tokens = flags
-        if let environment {
+        if flags.isEmpty, let environment {
             let entries = environment.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
             // `a,,b` and a trailing comma are forgiven; a variable that holds no token at all is not.
             guard entries.contains(where: { !$0.isEmpty }) else {

@@ -40,6 +40,22 @@ import Testing
         #expect(error.contains(message), "\(error)")
     }
 
+    /// A flag wins over its variable for tokens too: `--token new` with an old SLUICE_TOKEN still
+    /// set accepts only the new one (they used to be added together).
+    @Test func aTokenFlagReplacesTheVariable() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let serve = try Self.start(["serve", "--port", "0", "--db", dir.path("t.db"), "--token", "new", "--no-pool"],
+                                   environment: ["SLUICE_TOKEN": "old"], in: dir.path(""))
+        defer { serve.kill9() }
+        let line = try #require(await serve.line(startingWith: "sluice: listening on "))
+        let url = try #require(line.split(separator: " ").dropFirst(3).first.flatMap { URL(string: String($0)) })
+        #expect(try await SluiceClient(baseURL: url, token: "new").send("GET", "/v1/pools").status == 200)
+        await #expect { try await SluiceClient(baseURL: url, token: "old").send("GET", "/v1/pools") } throws: {
+            ($0 as? SluiceClient.Failure)?.status == 401
+        }
+    }
+
     @Test(arguments: [["--prefetch=-1"], ["--prefetch", "10001"]])
     func workerRefusesAPrefetchOutOfRange(arguments: [String]) async throws {
         let dir = try TempDir()
