@@ -123,6 +123,10 @@ import Testing
             #expect(page.contains(a))
             let plus = String(buffer: try await client.send(.get, "/ui/tasks?args=a%2Bb").body)
             #expect(!plus.contains(a) && plus.contains(b))
+            // A search the form cannot spell is kept in it, so searching again keeps it.
+            let wide = String(buffer: try await client.send(.get, "/ui/tasks?state=failed,cancelled&limit=5&durable=false").body)
+            #expect(wide.contains(#"<option value="failed,cancelled" selected>"#))
+            #expect(wide.contains(#"<input type="hidden" name="limit" value="5">"#) && wide.contains(#"<input type="hidden" name="durable" value="false">"#))
             // A value the API refuses is shown in the console's page, not answered as JSON.
             let bad = try await client.send(.get, "/ui/tasks?created_after=yesterday&match=")
             #expect(bad.status == .ok && bad.headers[.contentType] == "text/html; charset=utf-8")

@@ -10,12 +10,17 @@ extension SluiceAPI {
         let query = try TaskQuery.parse(Self.consoleSearch(request.parameters))
         let page = try await search(query)
         let value = { (name: String) in HTML.escape(query.parameters.last { $0.0 == name }?.1 ?? "") }
-        let states = ([""] + TaskState.allCases.map(\.rawValue)).map { state in
+        // A search the form cannot spell (several states, a page size, fire-and-forget only, from a
+        // link or the API's own parameters) is kept as it is, so searching again does not drop it.
+        let known = [""] + TaskState.allCases.map(\.rawValue)
+        let states = (known + (known.contains(value("state")) ? [] : [value("state")])).map { state in
             "<option value=\"\(state)\"\(value("state") == state ? " selected" : "")>\(state.isEmpty ? "any" : state)</option>"
         }.joined()
+        let kept = ["limit", "durable"].filter { name in query.parameters.contains { $0.0 == name } }
+            .map { "<input type=\"hidden\" name=\"\($0)\" value=\"\(value($0))\">" }.joined()
         let match = query.parameters.filter { $0.0.hasPrefix("args.") }.map { "\($0.0.dropFirst(5))=\($0.1)" }.joined(separator: " ")
         let top = """
-            <section class="card"><form class="filters" method="get" action="/ui/tasks" id="search">
+            <section class="card"><form class="filters" method="get" action="/ui/tasks" id="search">\(kept)
             <label>state <select name="state">\(states)</select></label>
             <label>queue <input name="queue" value="\(value("queue"))" size="10"></label>
             <label>kind <input name="kind" value="\(value("kind"))" size="10"></label>
