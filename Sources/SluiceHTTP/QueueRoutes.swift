@@ -54,6 +54,7 @@ extension SluiceAPI {
     func setPaused(_ name: String, _ paused: Bool) async throws {
         guard !name.isEmpty, name.count <= 200 else { throw APIError.badRequest("name", "must be a queue name of 1 to 200 characters") }
         try await store.setQueuePaused(name, paused)
+        pausedCache.forget()
         if let worker {
             var queues = worker.pausedQueues
             if paused { queues.insert(name) } else { queues.remove(name) }

@@ -81,11 +81,10 @@ extension SluiceAPI {
         return jsonResponse(["tasks": Self.claimedJSON(claimed)])
     }
 
-    /// The store's claims for a remote worker's pools, paused queues left out (read each time, so
-    /// a pause holds from the next claim on, in every process alike).
+    /// The store's claims for a remote worker's pools, paused queues left out.
     private func claimRequests(_ pools: [ClaimBody.Pool], owner: String) async throws -> [ClaimRequest] {
         guard !pools.isEmpty else { return [] }
-        let paused = try await store.pausedQueues()
+        let paused = try await pausedCache.get(maxAge: .milliseconds(250)) { try await store.pausedQueues() }
         return pools.map { pool in
             ClaimRequest(queues: pool.queues.filter { !paused.contains($0) }, limit: pool.free, owner: owner, leaseDuration: limits.remoteLease)
         }

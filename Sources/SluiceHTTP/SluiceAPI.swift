@@ -49,6 +49,9 @@ public struct SluiceAPI: Sendable {
     let readyCounts = RecentValue<[String: Int]>()
     /// Kinds that live workers run: enqueues must not read the workers table each.
     let workerKinds = RecentValue<Set<String>>()
+    /// Paused queues, for remote workers' claims: a draining worker's every outcome batch must not
+    /// read them each (a pause through this server applies at once, through another within 250 ms).
+    let pausedCache = RecentValue<Set<String>>()
     /// The bound on unfinished fire-and-forget tasks.
     let memoryAdmission = MemoryAdmission()
     /// Per queue and second, what this process saw enqueued, started and finished in the last hour.
