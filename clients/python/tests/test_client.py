@@ -115,3 +115,19 @@ def test_a_client_told_a_server_s_shorter_max_wait_waits_within_it(tmp_path) -> 
             Client(server.url, max_wait=0)
     finally:
         server.stop()
+
+
+def test_sluice_token_may_list_several_tokens_as_the_server_reads_it(tmp_path, monkeypatch) -> None:
+    from support import Server
+
+    server = Server(tmp_path, "--token", "s3cret", "--token", "other")
+    try:
+        monkeypatch.setenv("SLUICE_TOKEN", " s3cret , other")
+        with Client(server.url) as client:
+            assert client.workers()  # authenticated with the first entry
+        monkeypatch.setenv("SLUICE_TOKEN", "wrong")
+        with Client(server.url) as client, pytest.raises(SluiceError) as refused:
+            client.workers()
+        assert refused.value.status == 401
+    finally:
+        server.stop()

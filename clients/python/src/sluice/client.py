@@ -68,6 +68,13 @@ def _headers(token: Optional[str]) -> Dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def env_token() -> Optional[str]:
+    """The token from `SLUICE_TOKEN`: the server reads the variable as a comma-separated list, so a
+    client sends its first entry, as the `sluice` command line does."""
+    entries = [entry.strip() for entry in os.environ.get("SLUICE_TOKEN", "").split(",")]
+    return next((entry for entry in entries if entry), None)
+
+
 def _enqueue_call(kind: str, args: Optional[Dict[str, Any]], queue: Optional[str], delay: Optional[float],
                   priority: Optional[int], max_attempts: Optional[int], timeout: Optional[float],
                   idempotency_key: Optional[str], durable: bool, wait: Optional[float]) -> _Call:
@@ -120,7 +127,7 @@ class Client:
                  transport: Optional[httpx.BaseTransport] = None, max_wait: float = MAX_WAIT_PER_REQUEST) -> None:
         self.url = (url or os.environ.get("SLUICE_URL") or DEFAULT_URL).rstrip("/")
         self.max_wait = _max_wait(max_wait)
-        self._http = httpx.Client(base_url=self.url, headers=_headers(token or os.environ.get("SLUICE_TOKEN")),
+        self._http = httpx.Client(base_url=self.url, headers=_headers(token or env_token()),
                                   transport=transport, timeout=SLACK)
 
     def _send(self, call: _Call) -> Any:
@@ -206,7 +213,7 @@ class AsyncClient:
         self.max_wait = _max_wait(max_wait)
         # Each waiting call holds a connection, so the limit bounds how many can wait at once.
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = httpx.AsyncClient(base_url=self.url, headers=_headers(token or os.environ.get("SLUICE_TOKEN")),
+        self._http = httpx.AsyncClient(base_url=self.url, headers=_headers(token or env_token()),
                                        transport=transport, timeout=SLACK, limits=limits)
 
     async def _send(self, call: _Call) -> Any:

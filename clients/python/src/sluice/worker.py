@@ -30,6 +30,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, cast
 
+from .client import env_token
 from .context import TaskContext, _current
 from .errors import Discard, Retry, SluiceError
 from .pool import Pool, PoolSpec
@@ -76,7 +77,7 @@ class Worker:
                  pools: Optional[Sequence[PoolSpec]] = None, grace: float = 30.0, worker_id: Optional[str] = None,
                  prefetch: int = 0) -> None:
         self.url = (url or os.environ.get("SLUICE_URL") or "http://127.0.0.1:8000").rstrip("/")
-        self.token = token or os.environ.get("SLUICE_TOKEN")
+        self.token = token or env_token()
         self.pool_specs: List[PoolSpec] = list(pools or [PoolSpec("default", ["default"], 10)])
         self.grace = grace
         if prefetch < 0:
