@@ -89,6 +89,16 @@ extension SluiceAPI {
             case .delete: _ = try await store.delete(id)
             }
         }
+
+        /// The states this action changes. A search by filter looks only at these: tasks it cannot
+        /// change would otherwise fill a call's 1000 again at every call, so that `more` never ended.
+        var applies: Set<TaskState> {
+            switch self {
+            case .retry: [.failed, .cancelled]
+            case .cancel: [.scheduled, .queued, .running, .retrying]
+            case .delete: [.succeeded, .failed, .cancelled]
+            }
+        }
     }
 
     /// The most tasks one bulk call changes, and the most pages of a search it walks.
@@ -104,6 +114,8 @@ extension SluiceAPI {
             }
         } else if var query {
             query.limit = 1000
+            query.filter.states = (query.filter.states ?? Set(TaskState.allCases)).intersection(action.applies)
+            guard query.filter.states?.isEmpty == false else { return result }
             let source: any TaskStore = query.durable ? store : (memory ?? store)
             // Bounded: at most ten pages of examined rows per call; `more` tells the caller to repeat.
             for _ in 0..<10 {
@@ -124,7 +136,9 @@ extension SluiceAPI {
             do {
                 try await action.apply(source, id)
                 result.changed += 1
-            } catch let error as SluiceError {
+            } catch let error as SluiceError where error.code != .storage && error.code != .closed {
+                // The task's own refusal (its state, gone meanwhile); a store that cannot answer
+                // fails the call (503), rather than being reported task by task.
                 result.refused.append((id, error.message))
             }
         }
