@@ -23,7 +23,8 @@ struct EnqueueBody {
         if let attempts = try fields.integer("max_attempts") { request.maxAttempts = attempts }
         if let timeout = try fields.number("timeout") {
             guard timeout > 0, timeout <= 86_400 else { throw .badRequest(prefix + "timeout", "must be more than 0 and at most 86400 seconds") }
-            request.timeout = .milliseconds(Int64((timeout * 1000).rounded(.up)))
+            // Up to the millisecond, but not for binary noise: 2.007 s is 2007.0000000000002 ms.
+            request.timeout = .milliseconds(Int64(((timeout * 1000 * 1000).rounded() / 1000).rounded(.up)))
         }
         let delay = try fields.number("delay")
         let runAt = try fields.string("run_at")

@@ -318,6 +318,8 @@ public final class Pool: @unchecked Sendable {
             run.asyncTask?.cancel()
             expired.append(run)
         }
+        // A drain waiting for the pool to go idle counts stuck threads as done: tell it.
+        if !expired.isEmpty { condition.broadcast() }
         condition.unlock()
         for run in expired where !run.leaseLost {
             report(Outcome(source: run.source, result: .fail(run.lease, TaskFailure("timed out after \(run.task.timeout.seconds) s")), pool: name))

@@ -19,6 +19,11 @@ import Testing
             #expect(created.json["max_attempts"] == 5 && created.json["timeout"] == 2.5 && created.json["queue"] == "mail")
             let read = try await client.send(.get, "/v1/tasks/\(id)")
             #expect(read.status == .ok && read.json["id"] == .string(id) && read.json["args"] == ["x": 1])
+            // Rounded up to the millisecond, but a decimal's binary noise is not a millisecond more.
+            for (given, kept) in [("2.007", 2.007), ("0.0001", 0.001), ("1.0005", 1.001)] {
+                let timed = try await client.send(.post, "/v1/tasks", #"{"kind":"echo","timeout":\#(given)}"#)
+                #expect(timed.json["timeout"]?.doubleValue == kept, "\(given): \(timed.json["timeout"]?.jsonText() ?? "")")
+            }
         }
     }
 

@@ -193,6 +193,34 @@ import Testing
         }
     }
 
+    /// A drain waits for running tasks; one that times out is done with, as far as the drain goes,
+    /// and the drain hears of it then, not at the end of its grace period.
+    @Test func aDrainWaitingForIdleIsToldWhenTheLastTaskTimesOut() async throws {
+        let monotonic = ManualMonotonicClock()
+        let (store, dir) = try sqliteStore(clock: SystemClock())
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let gate = Gate()
+        let started = Gate()
+        var registry = HandlerRegistry()
+        registry.register("stubborn", .blocking { _ in
+            started.release()
+            gate.wait()  // ignores its cancellation check
+            return "late"
+        })
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 1)], registry: registry,
+                             monotonic: monotonic) { worker in
+            let pool = try #require(worker.pool("default"))
+            _ = try await store.enqueue(EnqueueRequest(kind: "stubborn", maxAttempts: 1, timeout: .seconds(5)))
+            await onOwnThread { started.wait() }
+            let began = ContinuousClock.now
+            async let idle = onOwnThread { pool.waitUntilIdle(deadline: Date().addingTimeInterval(30)) }
+            monotonic.advance(by: .seconds(6))
+            #expect(await idle)
+            #expect(ContinuousClock.now - began < .seconds(15), "the drain waited out its deadline")
+            gate.release()
+        }
+    }
+
     @Test func tasksInAPausedQueueDoNotCountAsWaitingForTheirPool() async throws {
         let store = MemoryTaskStore()
         let worker = try Worker(store: store, pools: [PoolConfiguration(name: "p", queues: ["a", "b"], concurrency: 1)],
