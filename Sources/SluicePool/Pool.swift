@@ -218,15 +218,21 @@ public final class Pool: @unchecked Sendable {
         return activity.activity(now: now)
     }
 
-    /// One autoscale step: grow while tasks wait and every slot is busy; back to what is busy after
-    /// `quietPeriod` without waiting tasks.
+    /// One autoscale step: grow while tasks wait and every slot holds a task; back to what is busy
+    /// after `quietPeriod` in which no task waited for a slot.
     func autoscaleStep(waiting: Int, now: Date, quietPeriod: Duration) {
         condition.lock()
         guard let range = autoscale else { return condition.unlock() }
         var grew = false
+        // A slot reserved for a claim in flight is still unused: tasks waiting while one is are
+        // about to be claimed, not a sign of too few slots (nor of too many).
+        if waiting > 0 && unusedSlotsLocked > 0 {
+            condition.unlock()
+            return
+        }
         if waiting > 0 {
             quietSince = nil
-            if freeSlotsLocked == 0 && target < range.max {
+            if target < range.max {
                 target = min(range.max, target + max(1, min(waiting, target)))
                 grew = true
             }

@@ -360,6 +360,20 @@ import Testing
         #expect(try await store.workers(seenWithin: .seconds(10)).isEmpty, "a stopped worker removes itself")
     }
 
+    /// Slots reserved for a claim in flight are unused slots: tasks waiting meanwhile do not grow
+    /// the pool (the completer and fetchers reserve every free slot for each write in flight, so
+    /// a busy pool grew to its maximum with threads idle).
+    @Test func autoscaleDoesNotGrowForSlotsReservedForAClaim() {
+        let pool = Pool(configuration: PoolConfiguration(name: "p", queues: ["p"], concurrency: 2, autoscale: AutoscaleRange(min: 2, max: 12)),
+                        registry: HandlerRegistry(), clock: SystemClock(), idleTimeout: .seconds(60), report: { _ in })
+        let now = Date()
+        #expect(pool.reserveSlots() == 2)
+        pool.autoscaleStep(waiting: 5, now: now, quietPeriod: .seconds(30))
+        #expect(pool.capacity().target == 2)
+        pool.unreserve(2)
+        _ = pool.stop()
+    }
+
     @Test func autoscaleGrowsWhileTasksWaitAndShrinksWhenQuiet() async throws {
         let (store, dir) = try sqliteStore()
         defer { try? FileManager.default.removeItem(at: dir) }
