@@ -66,6 +66,9 @@ public final class Pool: @unchecked Sendable {
     /// Claimed, not yet started.
     private var jobs = Deque<Job>()
     private var running: [TaskID: Run] = [:]
+    /// Runs whose task was claimed here again under a new lease while they ran (their own lease
+    /// lost): cancelled, never reported, still held to their deadline for the slot they take.
+    private var orphans: [ObjectIdentifier: Run] = [:]
     private var processed = 0
     private var failed = 0
     private var runTimes = RunTimeWindow(capacity: 1024)
@@ -257,6 +260,7 @@ public final class Pool: @unchecked Sendable {
         reserved = max(0, reserved - claimedFor)
         guard !tasks.isEmpty else { return [] }
         guard accepting else { return tasks }
+        for task in tasks { orphanLocked(task) }
         jobs.append(contentsOf: tasks.map { Job(task: $0, source: source) })
         while idle < jobs.count && threads - stuck < target {
             threads += 1
@@ -268,6 +272,18 @@ public final class Pool: @unchecked Sendable {
         }
         wakeForJobs()
         return []
+    }
+
+    /// A run of `task` under an older lease, still going (its lease was lost and the task claimed
+    /// here again): it must not go on unseen beside the new run, nor send the old lease in
+    /// heartbeats beside the new one. It is cancelled and kept apart until its thread returns.
+    private func orphanLocked(_ task: TaskRecord) {
+        guard let old = running[task.id], old.lease.token != task.lease?.token, !old.finished else { return }
+        running[task.id] = nil
+        orphans[ObjectIdentifier(old)] = old
+        old.leaseLost = true
+        old.cancellation.set("lease lost: the task was claimed again")
+        old.asyncTask?.cancel()
     }
 
     /// Leases of every task this pool holds from `source`, started or not, for the heartbeat.
@@ -316,7 +332,7 @@ public final class Pool: @unchecked Sendable {
         let now = monotonic.now()
         var expired: [Run] = []
         condition.lock()
-        for run in running.values where !run.timedOut && !run.finished && run.dueAt <= now {
+        for run in Array(running.values) + orphans.values where !run.timedOut && !run.finished && run.dueAt <= now {
             run.timedOut = true
             busy -= 1
             stuck += 1
@@ -391,6 +407,7 @@ public final class Pool: @unchecked Sendable {
                 busy += 1
                 let run = Run(task: task, source: job.source, lease: task.lease!,
                               deadline: clock.now().addingTimeInterval(task.timeout.seconds), dueAt: monotonic.now() + task.timeout)
+                orphanLocked(task)
                 running[task.id] = run
                 // Wait time: from when the task could run to when a thread took it.
                 let startedAt = clock.now()
@@ -408,7 +425,7 @@ public final class Pool: @unchecked Sendable {
                 let reportable = !run.timedOut && !run.leaseLost
                 // A stale run (timed out, its task since claimed again here) must not remove the
                 // newer run's record: that one still needs heartbeats, its deadline and cancels.
-                if running[task.id] === run { running[task.id] = nil }
+                if running[task.id] === run { running[task.id] = nil } else { orphans[ObjectIdentifier(run)] = nil }
                 // The slot is free before the outcome is handed over, so the completer can refill it
                 // in the outcome's own transaction; `reporting` keeps a graceful drain waiting
                 // until the outcome is handed over.

@@ -263,6 +263,44 @@ import Testing
         }
     }
 
+    /// A task whose lease was lost while it ran here (heartbeats failing past the lease), rescued
+    /// and claimed here again: the old run is cancelled and no longer heartbeats beside the new
+    /// one. It used to be overwritten by the new run, and then went on unseen: no cancel, no
+    /// deadline, and its lease sent with the new one, whose answer could drop the new run.
+    @Test func aRunWhoseTaskIsClaimedHereAgainIsCancelledAndSendsNoLease() async throws {
+        let clock = ManualClock(Date())
+        let store = MemoryTaskStore(clock: clock)
+        let gate = Gate()
+        let started = Gate()
+        let cancelledSeen = Mutex<[Int: Bool]>([:])
+        let outcomes = Mutex<[TaskOutcome]>([])
+        var registry = HandlerRegistry()
+        registry.register("stubborn", .blocking { context in
+            started.release()
+            gate.wait()  // ignores cancels until the test opens the gate
+            cancelledSeen.withLock { $0[context.attempt] = context.isCancelled }
+            return .int(Int64(context.attempt))
+        })
+        let pool = Pool(configuration: PoolConfiguration(name: "p", queues: ["default"], concurrency: 2), registry: registry,
+                        clock: clock, idleTimeout: .seconds(60), report: { outcome in outcomes.withLock { $0.append(outcome.result) } })
+        _ = try await store.enqueue(EnqueueRequest(kind: "stubborn", maxAttempts: 3))
+        let first = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: .seconds(1))
+        _ = pool.submit(first, from: .durable, reserved: 0)
+        await onOwnThread { started.wait() }
+        // Its heartbeats failed: the lease ran out, the task was rescued and claimed here again.
+        clock.advance(by: .seconds(5))
+        _ = try await store.rescueExpiredLeases()
+        let second = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: .seconds(60))
+        try #require(second.count == 1 && second[0].lease?.token != first[0].lease?.token)
+        _ = pool.submit(second, from: .durable, reserved: 0)
+        #expect(pool.leases(from: .durable) == [second[0].lease!], "only the new lease is renewed")
+        gate.release()
+        #expect(await eventually { outcomes.withLock { $0.count } == 1 && pool.capacity().busy == 0 })
+        #expect(cancelledSeen.withLock { $0 } == [1: true, 2: false])
+        #expect(outcomes.withLock { $0.map(\.lease) } == [second[0].lease!], "only the new run reports")
+        _ = pool.stop()
+    }
+
     @Test func aStaleRunDoesNotRemoveTheNewerRunOfTheSameTask() async throws {
         let clock = ManualClock(Date())
         let monotonic = ManualMonotonicClock()
