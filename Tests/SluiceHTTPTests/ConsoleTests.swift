@@ -135,7 +135,7 @@ import Testing
             #expect(wide.contains(#"<input type="hidden" name="limit" value="5">"#) && wide.contains(#"<input type="hidden" name="durable" value="false">"#))
             // A value the API refuses is shown in the console's page, not answered as JSON.
             let bad = try await client.send(.get, "/ui/tasks?created_after=yesterday&match=")
-            #expect(bad.status == .ok && bad.headers[.contentType] == "text/html; charset=utf-8")
+            #expect(bad.status == .badRequest && bad.headers[.contentType] == "text/html; charset=utf-8")
             #expect(String(buffer: bad.body).contains("class=\"error\"") && String(buffer: bad.body).contains("created_after"))
         }
     }
@@ -172,7 +172,9 @@ import Testing
             let fragment = try await client.send(.get, "/ui/", headers: [.init("X-Sluice-Fragment")!: "1"])
             #expect(fragment.status == .ok && !String(buffer: fragment.body).contains("<!doctype") && String(buffer: fragment.body).contains("Throughput"))
             #expect(try await client.send(.get, "/ui/assets/console.js").status == .ok)
-            #expect(try await client.send(.get, "/ui/tasks/nope").status == .ok)   // an error page, not a crash
+            // An error page, not a crash, with the status the API would answer.
+            let missing = try await client.send(.get, "/ui/tasks/01JXT21Q00YJWX718ZW3PPVMD1")
+            #expect(missing.status == .notFound && String(buffer: missing.body).contains("class=\"error\""))
         }
     }
 

@@ -83,7 +83,8 @@ extension SluiceAPI {
         do {
             view = try await render(console)
         } catch let error as APIError where !fragment {
-            view = ConsoleView(title: "Error", section: "", live: "<div class=\"error\">\(HTML.escape(error.message))</div>")
+            // A page, with the status the API would answer (a missing task is a 404, not a 200).
+            view = ConsoleView(title: "Error", section: "", live: "<div class=\"error\">\(HTML.escape(error.message))</div>", status: error.status)
         }
         var response = Self.html(fragment ? view.live : layout(view, console), status: view.status)
         if console.newCSRF {
