@@ -98,6 +98,13 @@ public final class Worker: Service, Sendable {
                 "the lease (\(options.leaseDuration.seconds) s) must be at least 3 × the store's lock wait (\(wait.seconds) s): a heartbeat may wait that long; raise --lease",
                 field: "lease")
         }
+        // Renewed less than three times per lease, one late heartbeat lets it expire under a live
+        // task (the command line derives the interval from --lease; a library caller sets both).
+        guard options.heartbeatInterval * 3 <= options.leaseDuration else {
+            throw SluiceError(.invalidArgument,
+                "the lease (\(options.leaseDuration.seconds) s) must be at least 3 × the heartbeat interval (\(options.heartbeatInterval.seconds) s): raise the lease or beat more often",
+                field: "lease")
+        }
         // A leader's lease never outlasts a task's: a short --lease (tests, fast failover) speeds both.
         var options = options
         options.leaderLease = min(options.leaderLease, options.leaseDuration)

@@ -486,6 +486,16 @@ import Testing
         options.leaseDuration = .seconds(30)
         _ = try Worker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 1)],
                        registry: .builtin(allowExec: []), options: options)
+        // Nor may a lease be renewed fewer than three times in its length (a library caller's
+        // options; the command line derives the interval from --lease).
+        var short = WorkerOptions()
+        short.leaseDuration = .seconds(3)
+        short.heartbeatInterval = .seconds(2)
+        let beat = #expect(throws: SluiceError.self) {
+            try Worker(store: MemoryTaskStore(), pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 1)],
+                       registry: .builtin(allowExec: []), options: short)
+        }
+        #expect(beat?.field == "lease" && beat?.message.contains("heartbeat interval") == true)
     }
 }
 
