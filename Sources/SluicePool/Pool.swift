@@ -496,10 +496,9 @@ public final class Pool: @unchecked Sendable {
             result = box.result ?? .failure(CancellationError())
         }
         switch result {
-        case .success(let value) where value.holdsNUL:
-            return fail(TaskFailure(TaskOutcome.nulResultMessage, disposition: .discard))
         case .success(let value):
-            return Outcome(source: run.source, result: .complete(run.lease, value), pool: name)
+            // A result that cannot be stored fails its task, as a remote worker's does.
+            return Outcome(source: run.source, result: .completed(run.lease, value), pool: name)
         case .failure(var failure as TaskFailure):
             if run.cancellation.reason == "cancelled by request" { failure.disposition = .cancel }
             return fail(failure)

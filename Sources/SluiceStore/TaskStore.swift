@@ -153,7 +153,7 @@ public enum TaskOutcome: Sendable, Hashable {
         return .fail(lease, TaskFailure(Self.nulResultMessage, disposition: .discard))
     }
 
-    public static let nulResultMessage = "the result holds the NUL character (\\u0000), which cannot be stored; return binary data as base64"
+    private static let nulResultMessage = "the result holds the NUL character (\\u0000), which cannot be stored; return binary data as base64"
 
     /// The lease the outcome is fenced by.
     public var lease: TaskLease {
