@@ -7,6 +7,20 @@ import SluiceTestSupport
 import Synchronization
 import Testing
 
+/// A registry whose `stubborn` kind says it started, then waits for `gate` whatever its deadline
+/// or cancellation says, and returns "late".
+func stubbornRegistry() -> (registry: HandlerRegistry, started: Gate, gate: Gate) {
+    let gate = Gate()
+    let started = Gate()
+    var registry = HandlerRegistry()
+    registry.register("stubborn", .blocking { _ in
+        started.release()
+        gate.wait()  // ignores its cancellation check
+        return "late"
+    })
+    return (registry, started, gate)
+}
+
 @Suite(.serialized, .timeLimit(.minutes(4))) struct PoolTests {
     @Test func blockingHandlersRunOnThePoolsOwnThreads() async throws {
         let (store, dir) = try sqliteStore()
@@ -162,14 +176,7 @@ import Testing
         let monotonic = ManualMonotonicClock()
         let (store, dir) = try sqliteStore(clock: clock)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let gate = Gate()
-        let started = Gate()
-        var registry = HandlerRegistry()
-        registry.register("stubborn", .blocking { _ in
-            started.release()
-            gate.wait()  // ignores its cancellation check
-            return "late"
-        })
+        let (registry, started, gate) = stubbornRegistry()
         try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 2)], registry: registry,
                              clock: clock, monotonic: monotonic) { worker in
             let pool = try #require(worker.pool("default"))
@@ -199,14 +206,7 @@ import Testing
         let monotonic = ManualMonotonicClock()
         let (store, dir) = try sqliteStore(clock: SystemClock())
         defer { try? FileManager.default.removeItem(at: dir) }
-        let gate = Gate()
-        let started = Gate()
-        var registry = HandlerRegistry()
-        registry.register("stubborn", .blocking { _ in
-            started.release()
-            gate.wait()  // ignores its cancellation check
-            return "late"
-        })
+        let (registry, started, gate) = stubbornRegistry()
         try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 1)], registry: registry,
                              monotonic: monotonic) { worker in
             let pool = try #require(worker.pool("default"))
