@@ -176,7 +176,8 @@ public final class Pool: @unchecked Sendable {
         condition.lock()
         self.autoscale = autoscale
         target = autoscale.map { min(max(concurrency, $0.min), $0.max) } ?? concurrency
-        // Surplus idle threads wake up and leave; busy ones leave after their task.
+        startThreadsLocked()
+        // Surplus idle threads wake up and leave (busy ones after their task); held jobs start.
         condition.broadcast()
         condition.unlock()
         wake.signal()
@@ -237,6 +238,7 @@ public final class Pool: @unchecked Sendable {
             quietSince = nil
             if target < range.max {
                 target = min(range.max, target + max(1, min(waiting, target)))
+                startThreadsLocked()
                 grew = true
             }
         } else {
@@ -262,6 +264,15 @@ public final class Pool: @unchecked Sendable {
         guard accepting else { return tasks }
         for task in tasks { orphanLocked(task) }
         jobs.append(contentsOf: tasks.map { Job(task: $0, source: source) })
+        startThreadsLocked()
+        wakeForJobs()
+        return []
+    }
+
+    /// Starts a thread for each job no idle thread will take, up to the target. Called when jobs
+    /// arrive and when the target rises: with prefetch, jobs already held would otherwise wait for
+    /// the old number of threads until new tasks arrived.
+    private func startThreadsLocked() {
         while idle < jobs.count && threads - stuck < target {
             threads += 1
             idle += 1
@@ -270,8 +281,6 @@ public final class Pool: @unchecked Sendable {
             thread.name = "sluice-pool-\(name)-\(threadNumber)"
             thread.start()
         }
-        wakeForJobs()
-        return []
     }
 
     /// A run of `task` under an older lease, still going (its lease was lost and the task claimed

@@ -131,6 +131,36 @@ func stubbornRegistry() -> (registry: HandlerRegistry, started: Gate, gate: Gate
         #expect(mark.max == 2)
     }
 
+    @Test func raisingTheConcurrencyStartsTasksAlreadyHeldInThePrefetch() async throws {
+        let (store, dir) = try sqliteStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let mark = HighWaterMark()
+        let gate = Gate()
+        var registry = HandlerRegistry()
+        registry.register("hold", .blocking { _ in
+            mark.enter()
+            gate.wait()
+            mark.leave()
+            return nil
+        })
+        var options = fastOptions()
+        options.prefetch = 3
+        // Exactly what two slots and a prefetch of three claim: after the resize no claim brings
+        // anything new, so only the held tasks can fill the new slots.
+        let ids = try await store.enqueue(batch: (0..<5).map { _ in EnqueueRequest(kind: "hold") }).map(\.task.id)
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 2)],
+                             registry: registry, options: options) { worker in
+            let pool = try #require(worker.pool("default"))
+            #expect(await eventually { mark.current == 2 })
+            #expect(try await eventually { try await store.counts() == [QueueCounts(queue: "default", counts: [.running: 5])] })
+            pool.setConcurrency(5)
+            #expect(await eventually { mark.current == 5 }, "\(mark.current) of the 5 held tasks run after the resize")
+            gate.release()
+            let tasks = try await finished(store, ids)
+            #expect(tasks.allSatisfy { $0.state == .succeeded })
+        }
+    }
+
     @Test func liveResizeFollowsTheNewLimitWithoutInterruptingTasks() async throws {
         let (store, dir) = try sqliteStore()
         defer { try? FileManager.default.removeItem(at: dir) }
