@@ -43,7 +43,8 @@ public struct PostgresStoreConfiguration: Sendable {
     /// `lock_timeout`): a heartbeat may take that long, so leases must last several times longer.
     public var lockTimeout: Duration = .seconds(10)
     /// How long the store waits for a statement's answer before it gives up on it, closes its
-    /// connection and fails the call (which its caller retries). Longer than `lockTimeout`.
+    /// connection and fails the call (which its caller retries). Longer than `lockTimeout`. A
+    /// heartbeat waits at most a third of its lease instead, when that is shorter.
     public var statementTimeout: Duration = .seconds(30)
     /// Outcome batches a worker's completer writes at once, each its own transaction. One drains
     /// fastest: while it commits, outcomes pile up and the next batch carries them all (a

@@ -339,7 +339,11 @@ public final class PostgresTaskStore: TaskStore, Service {
     public func heartbeat(_ leases: [TaskLease], leaseDuration: Duration) async throws -> [TaskID: LeaseStatus] {
         guard !leases.isEmpty else { return [:] }
         let binds = try Binds(nowParameter, leaseDuration.microseconds, leases.map(\.taskID.rawValue), leases.map(\.owner), leases.map(\.token))
-        let renewed = try await connection { connection in try await self.rows(connection, SQL.Heartbeat.self, binds) }
+        // A beat that hangs (a connection left half-open by a failover) gives up within a third of
+        // the lease, so the next beat, on another connection, still renews it in time; the
+        // statement limit (30 s) is as long as the default lease.
+        let limit = min(configuration.statementTimeout, leaseDuration / 3)
+        let renewed = try await connection { connection in try await self.rows(connection, SQL.Heartbeat.self, binds, limit: limit) }
         var statuses = Dictionary(leases.map { ($0.taskID, LeaseStatus.lost) }, uniquingKeysWith: { a, _ in a })
         for row in renewed {
             guard let id = TaskID(try row[0].decode(String.self)) else { continue }

@@ -217,6 +217,42 @@ import Testing
         }
     }
 
+    /// A heartbeat that gets no answer gives up within a third of its lease, not after the
+    /// statement limit (30 s, the default lease itself), so the next beat can renew in time. Here a
+    /// lock held on the whole table (with no `lock_timeout` to end the wait) stands for a
+    /// connection that hangs.
+    @Test func aHeartbeatWithoutAnAnswerGivesUpWithinAThirdOfTheLease() async throws {
+        try await TestPostgres.withSchema { base in
+            var configuration = base
+            configuration.lockTimeout = .seconds(120)
+            try await PostgresTaskStore.withStore(configuration) { store in
+                let logger = Logger(label: "sluice.test")
+                _ = try await store.enqueue(EnqueueRequest(kind: "k"))
+                let claimed = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: .seconds(60))
+                let lease = try #require(claimed.first?.lease)
+                let other = try await PostgresConnection.connect(configuration: try configuration.connectionConfiguration(), id: 9, logger: logger)
+                do {
+                    try await other.query("BEGIN", logger: logger)
+                    try await other.query("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE", logger: logger)
+                    let start = ContinuousClock.now
+                    let error = await #expect(throws: SluiceError.self) {
+                        _ = try await store.heartbeat([lease], leaseDuration: .seconds(3))
+                    }
+                    let waited = ContinuousClock.now - start
+                    #expect(error?.code == .storage, "\(String(describing: error))")
+                    #expect(waited < .seconds(10), "gave up after \(waited), with a lease of 3 s")
+                    try await other.query("ROLLBACK", logger: logger)
+                    try await other.close()
+                } catch {
+                    try? await other.close()
+                    throw error
+                }
+                #expect(await eventually { (try? await store.heartbeat([lease], leaseDuration: .seconds(60)))?[lease.taskID] == .held },
+                        "the next beat renews")
+            }
+        }
+    }
+
     /// Every statement is watched (postgres-nio can lose an answer), by one watcher for all those in
     /// flight: a timer each cost a draining worker a tenth of its CPU. A burst of statements shares
     /// one watcher, and a statement that outlasts its limit still fails with a storage error
