@@ -6,23 +6,33 @@ import Synchronization
 /// Keeps this process in the running for the `maintenance` lease in the store: takes it when free
 /// or expired, renews it at a third of its length while held. When the leader dies, its lease
 /// expires and another process takes it within two lease periods.
+///
+/// This process counts itself the leader only until its lease would expire if no renewal came
+/// through: a renewal that hangs (a slow or unreachable store) must not let it go on running
+/// maintenance beside the process that took over.
 final class LeaderElector: Sendable {
     /// The lease's name in the store.
     static let role = "maintenance"
     let store: any WorkerDirectory
     let owner: String
     let lease: Duration
+    let monotonic: any MonotonicClock
     let logger: Logger
-    private let leading = Atomic<Bool>(false)
+    /// When the lease held ends, on `monotonic`; `nil` when not held.
+    private let heldUntil = Mutex<Duration?>(nil)
 
-    init(store: any WorkerDirectory, owner: String, lease: Duration, logger: Logger) {
+    init(store: any WorkerDirectory, owner: String, lease: Duration, monotonic: any MonotonicClock = SystemMonotonicClock(), logger: Logger) {
         self.store = store
         self.owner = owner
         self.lease = lease
+        self.monotonic = monotonic
         self.logger = logger
     }
 
-    var isLeader: Bool { leading.load(ordering: .relaxed) }
+    var isLeader: Bool {
+        let now = monotonic.now()
+        return heldUntil.withLock { until in until.map { now < $0 } ?? false }
+    }
 
     func run() async {
         while !Task.isCancelled {
@@ -33,6 +43,8 @@ final class LeaderElector: Sendable {
 
     /// One election round: take or renew the lease.
     func attempt() async {
+        // The lease runs from before the request at the latest: part of it is gone when the answer comes.
+        let asked = monotonic.now()
         let now: Bool
         do {
             now = try await store.acquireLeadership(Self.role, owner: owner, for: lease)
@@ -41,13 +53,14 @@ final class LeaderElector: Sendable {
             now = false
             logger.warning("leader election failed: \(error)", metadata: ["worker": "\(owner)"])
         }
-        let was = leading.exchange(now, ordering: .relaxed)
+        let was = isLeader
+        heldUntil.withLock { $0 = now ? asked + lease : nil }
         if now != was { logger.info(now ? "elected leader: this process runs maintenance" : "no longer leader", metadata: ["worker": "\(owner)"]) }
     }
 
     /// Gives the lease up (clean exit) so another process takes over at once.
     func resign() async throws {
-        guard leading.exchange(false, ordering: .relaxed) else { return }
+        guard heldUntil.withLock({ held in defer { held = nil }; return held != nil }) else { return }
         try await store.resignLeadership(Self.role, owner: owner)
     }
 }

@@ -30,6 +30,8 @@ struct Maintenance {
             }
             if worker.isLeader {
                 for (index, chore) in chores.enumerated() where last[index].map({ now - $0 >= chore.interval }) ?? true {
+                    // A chore may take long enough for the lease to end meanwhile.
+                    guard worker.isLeader else { break }
                     last[index] = now
                     await chore.tick()
                 }

@@ -126,7 +126,7 @@ public final class Worker: Service, Sendable {
                  prefetch: options.prefetch, report: { outcomes.add($0) },
                  onStart: { startObservers.notify($0) })
         }
-        elector = LeaderElector(store: store, owner: id, lease: options.leaderLease, logger: logger)
+        elector = LeaderElector(store: store, owner: id, lease: options.leaderLease, monotonic: monotonic, logger: logger)
     }
 
     /// The pool called `name`.
