@@ -212,29 +212,33 @@ public final class Worker: Service, Sendable {
         let registrar = Registrar(worker: self)
         await registrar.register()
         await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                // The completer outlives the others: it records the last outcomes of the drain.
-                group.addTask { await Completer(worker: self).run() }
-                await withDiscardingTaskGroup { background in
-                    background.addTask { await Heartbeater(worker: self).run() }
-                    background.addTask { await DeadlineWatch(pools: self.pools).run() }
-                    background.addTask { await registrar.run() }
-                    background.addTask { await self.elector.run() }
-                    background.addTask { await Maintenance(worker: self).run() }
-                    await withDiscardingTaskGroup { fetchers in
-                        for pool in self.pools { fetchers.addTask { await Fetcher(pool: pool, worker: self).run { self.isStopping } } }
-                        // Without pools (`serve --no-pool`) the process still registers, takes its
-                        // turn as leader and runs maintenance until it is told to stop.
-                        if self.pools.isEmpty {
-                            fetchers.addTask { while !self.isStopping { await self.shutdown.wait(timeout: .seconds(1)) } }
+            await withDiscardingTaskGroup { beats in
+                // The heartbeater outlives the completer, so outcomes it is still writing keep their
+                // leases; the completer outlives the others: it records the last outcomes of the drain.
+                beats.addTask { await Heartbeater(worker: self).run() }
+                await withDiscardingTaskGroup { group in
+                    group.addTask { await Completer(worker: self).run() }
+                    await withDiscardingTaskGroup { background in
+                        background.addTask { await DeadlineWatch(pools: self.pools).run() }
+                        background.addTask { await registrar.run() }
+                        background.addTask { await self.elector.run() }
+                        background.addTask { await Maintenance(worker: self).run() }
+                        await withDiscardingTaskGroup { fetchers in
+                            for pool in self.pools { fetchers.addTask { await Fetcher(pool: pool, worker: self).run { self.isStopping } } }
+                            // Without pools (`serve --no-pool`) the process still registers, takes its
+                            // turn as leader and runs maintenance until it is told to stop.
+                            if self.pools.isEmpty {
+                                fetchers.addTask { while !self.isStopping { await self.shutdown.wait(timeout: .seconds(1)) } }
+                            }
                         }
+                        // Fetchers end only when shutting down.
+                        await self.drain()
+                        // The other roles stop here, woken from their sleeps at once.
+                        background.cancelAll()
                     }
-                    // Fetchers end only when shutting down.
-                    await self.drain()
-                    // The other roles stop here, woken from their sleeps at once.
-                    background.cancelAll()
+                    self.outcomes.close()
                 }
-                self.outcomes.close()
+                beats.cancelAll()
             }
         } onGracefulShutdown: {
             self.beginShutdown()

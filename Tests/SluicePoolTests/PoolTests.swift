@@ -230,6 +230,41 @@ func stubbornRegistry() -> (registry: HandlerRegistry, started: Gate, gate: Gate
         }
     }
 
+    /// A store that refuses the last outcomes of a shutdown (here its write lock is held by another
+    /// connection the whole time) does not keep the worker from exiting: the completer retries for
+    /// the grace period, then gives up, and the task keeps its lease to expire and run again.
+    @Test func aShutdownWhoseLastOutcomesCannotBeWrittenEndsAfterTheGrace() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-pool-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("tasks.db").path
+        var configuration = SQLiteStoreConfiguration(path: path)
+        configuration.busyTimeout = .milliseconds(200)
+        let store = try SQLiteTaskStore(configuration)
+        let (registry, started, gate) = stubbornRegistry()
+        var options = fastOptions()
+        options.grace = .seconds(1)
+        let id = try await store.enqueue(EnqueueRequest(kind: "stubborn")).task.id
+        let worker = try Worker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 1)],
+                                registry: registry, options: options)
+        let ended = Mutex(false)
+        let run = Task {
+            try await worker.run()
+            ended.withLock { $0 = true }
+        }
+        #expect(await onOwnThread { started.wait() })
+        let locker = try SQLiteConnection(path: path)
+        try locker.execute("BEGIN IMMEDIATE; INSERT INTO pool_settings (pool, worker, updated_at) VALUES ('lock', 'x', 0)")
+        worker.beginShutdown()
+        gate.release()
+        let endedWhileLocked = await eventually(timeout: .seconds(20)) { ended.withLock { $0 } }
+        try locker.execute("ROLLBACK")
+        try await run.value
+        #expect(endedWhileLocked, "the worker kept retrying its last outcome after the grace period")
+        let task = try await store.require(id)
+        #expect(task.state == .running && task.lease != nil, "the outcome was given up; the lease expires and the task runs again: \(task.state)")
+    }
+
     /// A drain waits for running tasks; one that times out is done with, as far as the drain goes,
     /// and the drain hears of it then, not at the end of its grace period.
     @Test func aDrainWaitingForIdleIsToldWhenTheLastTaskTimesOut() async throws {
