@@ -43,8 +43,9 @@ struct RemoteWorkerBody {
 
     var host: String
     var pid: Int
-    var kinds: [String]
-    var pools: [Pool]
+    /// `nil` when the body leaves them out: a heartbeat then keeps what the worker registered.
+    var kinds: [String]?
+    var pools: [Pool]?
     var leases: [LeaseReference]
 
     /// Parses the body; `leases` allows the heartbeat's list of leases.
@@ -52,20 +53,33 @@ struct RemoteWorkerBody {
         let fields = try JSONFields(value, known: allowLeases ? ["host", "pid", "kinds", "pools", "leases"] : ["host", "pid", "kinds", "pools"])
         let host = try fields.string("host") ?? ""
         guard host.utf8.count <= 255 else { throw .badRequest("host", "must be at most 255 bytes") }
-        var kinds: [String] = []
-        for (index, kind) in (try fields.array("kinds", limit: 1000) ?? []).enumerated() {
-            guard let text = kind.stringValue else { throw .badRequest("kinds[\(index)]", "must be a string") }
-            try JSONFields.checkName(text, at: "kinds[\(index)]")
-            kinds.append(text)
+        let kinds = try fields.array("kinds", limit: 1000).map { (list) throws(APIError) in
+            var kinds: [String] = []
+            for (index, kind) in list.enumerated() {
+                guard let text = kind.stringValue else { throw .badRequest("kinds[\(index)]", "must be a string") }
+                try JSONFields.checkName(text, at: "kinds[\(index)]")
+                kinds.append(text)
+            }
+            return kinds
         }
-        var pools: [Pool] = []
-        for (index, pool) in (try fields.array("pools", limit: 100) ?? []).enumerated() {
-            pools.append(try Pool.parse(pool, at: "pools[\(index)]."))
+        let pools = try fields.array("pools", limit: 100).map { (list) throws(APIError) in
+            var pools: [Pool] = []
+            for (index, pool) in list.enumerated() { pools.append(try Pool.parse(pool, at: "pools[\(index)].")) }
+            return pools
         }
-        if let repeated = Dictionary(grouping: pools.map(\.name), by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+        if let repeated = Dictionary(grouping: (pools ?? []).map(\.name), by: { $0 }).first(where: { $0.value.count > 1 })?.key {
             throw .badRequest("pools", "names pool \(repeated) twice")
         }
         return RemoteWorkerBody(host: host, pid: try fields.integer("pid", in: 0...Int(Int32.max)) ?? 0, kinds: kinds, pools: pools,
                                 leases: allowLeases ? try LeaseReference.parseList(fields, maxBatch: 100_000) : [])
+    }
+}
+
+extension PoolCapacity {
+    /// A registered pool's figures with its backlog as the store's counts say now.
+    func withBacklog(counts: [QueueCounts], paused: Set<String>) -> PoolCapacity {
+        var figures = self
+        (figures.waiting, figures.scheduled) = QueueCounts.backlog(of: queues, in: counts, paused: paused)
+        return figures
     }
 }

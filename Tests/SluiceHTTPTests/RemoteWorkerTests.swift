@@ -184,6 +184,28 @@ import Testing
         }
     }
 
+    /// A heartbeat that sends only its leases keeps the kinds and pools the worker registered:
+    /// before, it recorded none, so enqueues of its kinds were refused as unknown a second later
+    /// and its pools vanished from `GET /v1/pools`.
+    @Test func aHeartbeatOfLeasesAloneKeepsTheRegisteredKindsAndPools() async throws {
+        let harness = try Harness()
+        try await harness.test { client, _ in
+            _ = try await client.send(.put, "/v1/workers/py-1", Self.register)
+            #expect(try await client.send(.post, "/v1/tasks", #"{"kind":"resize","queue":"images"}"#).status == .accepted)
+            _ = try await client.send(.patch, "/v1/pools/py", #"{"concurrency":6}"#)
+            let beat = try await client.send(.post, "/v1/workers/py-1/heartbeat", #"{"leases":[]}"#)
+            #expect(beat.status == .ok && beat.json["pools"]?[0]?["concurrency"] == 6, "the operator's change still reaches it: \(beat.json)")
+            let recorded = try await harness.store.workers(seenWithin: .seconds(15)).first { $0.id == "py-1" }
+            #expect(recorded?.kinds == ["resize"] && recorded?.host == "py-1" && recorded?.pid == 42)
+            let pool = try await client.send(.get, "/v1/pools").json["pools"]?[0]
+            #expect(pool?["name"] == "py" && pool?["target"] == 4 && pool?["waiting"] == 1, "\(String(describing: pool))")
+            // A registration says everything: one without kinds or pools has none.
+            _ = try await client.send(.put, "/v1/workers/py-1", #"{"host":"py-1","pid":42}"#)
+            let bare = try await harness.store.workers(seenWithin: .seconds(15)).first { $0.id == "py-1" }
+            #expect(bare?.kinds == [] && bare?.pools == [])
+        }
+    }
+
     @Test func anOperatorsResizeReachesTheWorkerInItsNextHeartbeat() async throws {
         try await Harness().test { client, _ in
             _ = try await client.send(.put, "/v1/workers/py-1", Self.register)
