@@ -301,7 +301,16 @@ public final class PostgresTaskStore: TaskStore, Service {
         if let queue = filter.queue { conditions.append("t.queue = \(parameter(queue))") }
         if let kind = filter.kind { conditions.append("t.kind = \(parameter(kind))") }
         if let text = filter.argsContains { conditions.append("strpos(t.args::text, \(parameter(text))) > 0") }
-        for field in filter.argsFields { conditions.append("t.args ->> \(parameter(field.name)) = \(parameter(field.value))") }
+        for field in filter.argsFields {
+            // A string by its value; a number or boolean by its text, only when VALUE is spelled as one;
+            // null, objects and arrays never (as in every store).
+            let name = parameter(field.name), value = parameter(field.value)
+            let scalar = field.scalarSpelling == nil ? "false" : "t.args ->> \(name) = \(value)"
+            conditions.append("""
+                CASE jsonb_typeof(t.args -> \(name)) WHEN 'string' THEN t.args ->> \(name) = \(value) \
+                WHEN 'number' THEN \(scalar) WHEN 'boolean' THEN \(scalar) ELSE false END
+                """)
+        }
         let sql = filter.isIDOnly
             // Nothing to skip: the primary key gives the page directly.
             ? "SELECT \(PostgresTaskRow.columns) FROM tasks t \(windowWhere) ORDER BY t.id DESC LIMIT \(parameter(limit + 1))"

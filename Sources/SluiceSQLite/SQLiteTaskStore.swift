@@ -244,7 +244,8 @@ public final class SQLiteTaskStore: TaskStore {
         for field in filter.argsFields {
             conditions.append(SQL.argsFieldEquals)
             let path = SQLiteValue.text("$.\"\(field.name)\"")
-            parameters += [path, .text(field.value), .text(field.value)]
+            // Unquoted, only a number's or boolean's spelling: `null` or `{…}` must not match those values.
+            parameters += [path, field.scalarSpelling.map(SQLiteValue.text) ?? .null, .text(field.value)]
         }
         let sql = SQL.search(window: windowWhere, conditions: conditions.joined(separator: " AND "))
         let frozen = windowParameters + [.integer(Int64(filter.scanLimit))] + parameters + [.integer(Int64(limit + 1))]
@@ -705,8 +706,9 @@ public final class SQLiteTaskStore: TaskStore {
             WHERE \(conditions) ORDER BY id DESC LIMIT ?
             """
         }
-        /// `args.NAME=VALUE`: the field's JSON text is VALUE (a number or `true`) or VALUE quoted (a
-        /// string). One parse of `args` per row: a search may test 10,000 of them.
+        /// `args.NAME=VALUE`: the field's JSON text is VALUE (when spelled as a number or boolean;
+        /// else NULL, which matches nothing) or VALUE quoted (a string). One parse of `args` per row:
+        /// a search may test 10,000 of them.
         static let argsFieldEquals = "(args -> ?) IN (?, json_quote(?))"
         static let delete = "DELETE FROM tasks WHERE id = ? AND state = ?"
         /// The head of a queue in claim order: one seek into `tasks_ready`.

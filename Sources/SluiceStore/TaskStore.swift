@@ -11,7 +11,8 @@ public struct TaskFilter: Sendable, Hashable {
     /// A substring of the args' JSON text.
     public var argsContains: String?
     /// Top-level args fields and the value each must have, compared as text: a string's value, or a
-    /// number's or boolean's JSON spelling (`42`, `true`).
+    /// number's or boolean's JSON spelling as stored (`42`, `2.5`, `3.0`, `true`). Null, objects and
+    /// arrays match nothing. Every store follows this rule.
     public var argsFields: [ArgsField] = []
 
     /// One `args.NAME=VALUE` condition.
@@ -21,6 +22,22 @@ public struct TaskFilter: Sendable, Hashable {
         public init(name: String, value: String) {
             self.name = name
             self.value = value
+        }
+
+        /// `value` when it is spelled as a JSON number or boolean, so that a number or boolean field
+        /// may match it; `nil` when only a string can.
+        public var scalarSpelling: String? {
+            if value == "true" || value == "false" { return value }
+            return value.wholeMatch(of: /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/) != nil ? value : nil
+        }
+
+        /// Whether a field holding `field` passes.
+        public func matches(_ field: JSONValue) -> Bool {
+            switch field {
+            case .string(let text): text == value
+            case .int, .double, .bool: scalarSpelling != nil && TaskFilter.text(of: field) == value
+            case .null, .array, .object: false
+            }
         }
 
         /// Field names the stores accept: letters, digits, `_` and `-` (they go into a JSON path).
@@ -58,18 +75,17 @@ public struct TaskFilter: Sendable, Hashable {
             && (kind.map { $0 == task.kind } ?? true) && (ids.map { $0.contains(task.id) } ?? true) else { return false }
         if let argsContains, !String(decoding: task.args.jsonBytes(), as: UTF8.self).contains(argsContains) { return false }
         for field in argsFields {
-            guard let value = task.args[field.name], Self.text(of: value) == field.value else { return false }
+            guard let value = task.args[field.name], field.matches(value) else { return false }
         }
         return true
     }
 
-    /// A field's value as `args.NAME=VALUE` compares it.
+    /// A field's value as `args.NAME=VALUE` compares it: a string's value, or a number's or
+    /// boolean's JSON text as the stores hold it (`3.0` stays `3.0`).
     public static func text(of value: JSONValue) -> String? {
         switch value {
         case .string(let text): text
-        case .int(let n): String(n)
-        case .double(let d): d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)
-        case .bool(let b): b ? "true" : "false"
+        case .int, .double, .bool: String(decoding: value.jsonBytes(), as: UTF8.self)
         default: nil
         }
     }

@@ -41,6 +41,36 @@ import Testing
         }
     }
 
+    /// `args.NAME=VALUE` follows one rule in every store: a string by its value, a number or
+    /// boolean by its JSON text as stored, null, objects and arrays never. (SQLite matched
+    /// `args.x=null` to a null and `args.x={"a":1}` to an object, PostgreSQL objects by jsonb's
+    /// text, and the memory store took 3.0 for `3` where the others took it for `3.0`.)
+    @Test(arguments: StoreKind.allCases)
+    func anArgsFieldMatchesByOneRuleInEveryStore(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            let values: [String: JSONValue] = [
+                "int": 42, "text": "42", "float": .double(3.0), "fraction": .double(2.5), "yes": true, "null": .null,
+                "object": ["a": 1], "array": [1], "word": "null", "negative": -7,
+            ]
+            var ids: [String: TaskID] = [:]
+            for (name, value) in values { ids[name] = try await store.enqueue(EnqueueRequest(kind: "k", args: ["x": value])).task.id }
+            func matched(_ value: String) async throws -> Set<String> {
+                let found = Set(try await store.list(TaskFilter(argsFields: [.init(name: "x", value: value)]), limit: 50, after: nil).tasks.map(\.id))
+                return Set(ids.filter { found.contains($0.value) }.keys)
+            }
+            #expect(try await matched("42") == ["int", "text"])
+            #expect(try await matched("3.0") == ["float"])
+            #expect(try await matched("3") == [])
+            #expect(try await matched("2.5") == ["fraction"])
+            #expect(try await matched("-7") == ["negative"])
+            #expect(try await matched("true") == ["yes"])
+            #expect(try await matched("null") == ["word"], "only the string \"null\"")
+            #expect(try await matched(#"{"a":1}"#) == [])
+            #expect(try await matched(#"{"a": 1}"#) == [])
+            #expect(try await matched("[1]") == [])
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func boundedScansAnswerPartialPagesWithACursor(kind: StoreKind) async throws {
         try await withStore(kind) { store, _ in
