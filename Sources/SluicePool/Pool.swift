@@ -78,7 +78,8 @@ public final class Pool: @unchecked Sendable {
     /// Called with each task as a thread takes it (the throughput history's "started").
     private let onStart: @Sendable (TaskRecord) -> Void
     private var threadNumber = 0
-    private var quietSince: Date?
+    /// Since when (monotonic) no task waited, for autoscale's shrink.
+    private var quietSince: Duration?
     /// Exported through swift-metrics (Prometheus in `sluice serve`); no-ops until a backend is set.
     private let outcomeCounters: [String: Counter]
     private let runTime: Metrics.Timer
@@ -224,7 +225,8 @@ public final class Pool: @unchecked Sendable {
 
     /// One autoscale step: grow while tasks wait and every slot holds a task; back to what is busy
     /// after `quietPeriod` in which no task waited for a slot.
-    func autoscaleStep(waiting: Int, now: Date, quietPeriod: Duration) {
+    func autoscaleStep(waiting: Int, quietPeriod: Duration) {
+        let now = monotonic.now()
         condition.lock()
         guard let range = autoscale else { return condition.unlock() }
         var grew = false
@@ -243,7 +245,7 @@ public final class Pool: @unchecked Sendable {
             }
         } else {
             if quietSince == nil { quietSince = now }
-            if let since = quietSince, now.timeIntervalSince(since) >= quietPeriod.seconds, target > max(range.min, busy) {
+            if let since = quietSince, now - since >= quietPeriod, target > max(range.min, busy) {
                 target = max(range.min, busy)
                 condition.broadcast()
             }
@@ -370,7 +372,13 @@ public final class Pool: @unchecked Sendable {
     }
 
     /// Waits until no task runs (stuck ones aside) or `deadline` passes; returns whether idle.
-    func waitUntilIdle(deadline: Date) -> Bool {
+    func waitUntilIdle(within time: Duration) -> Bool {
+        waitUntilIdle(until: monotonic.now() + time)
+    }
+
+    /// As `waitUntilIdle(within:)`, until `end` on this pool's monotonic clock, so that several pools
+    /// share one grace period. The wall clock the condition waits on may jump: it waits in slices.
+    func waitUntilIdle(until end: Duration) -> Bool {
         condition.lock()
         idleWaiters += 1
         defer {
@@ -378,7 +386,9 @@ public final class Pool: @unchecked Sendable {
             condition.unlock()
         }
         while busy > 0 || reporting > 0 {
-            if !condition.wait(until: deadline) { return busy == 0 && reporting == 0 }
+            let left = end - monotonic.now()
+            if left <= .zero { return false }
+            _ = condition.wait(until: Date().addingTimeInterval(min(left, .milliseconds(100)).seconds))
         }
         return true
     }

@@ -25,7 +25,7 @@ final class Registrar: Sendable {
             let now = worker.clock.now()
             var capacity = try await worker.capacity()
             for (index, (pool, figures)) in zip(worker.pools, capacity).enumerated() {
-                pool.autoscaleStep(waiting: figures.waiting, now: now, quietPeriod: worker.options.quietPeriod)
+                pool.autoscaleStep(waiting: figures.waiting, quietPeriod: worker.options.quietPeriod)
                 // One advisor sample per second, taken here so that every process samples alike.
                 capacity[index] = pool.sample(waiting: figures.waiting, scheduled: figures.scheduled, now: now)
             }

@@ -66,6 +66,8 @@ public final class Worker: Service, Sendable {
     public let ephemeral: MemoryTaskStore?
     let options: WorkerOptions
     let clock: any WallClock
+    /// Times the grace period: a wall clock set forward must not cut it short.
+    let monotonic: any MonotonicClock
     let logger: Logger
     let startedAt: Date
     /// The kinds this process's handlers run, reported with its registration.
@@ -116,6 +118,7 @@ public final class Worker: Service, Sendable {
         self.ephemeral = ephemeral
         self.options = options
         self.clock = clock
+        self.monotonic = monotonic
         self.logger = logger
         startedAt = clock.now()
         kinds = registry.kinds
@@ -269,11 +272,11 @@ public final class Worker: Service, Sendable {
                 logger.info("handed \(mine.count) unstarted \(source.rawValue) tasks back to their queues")
             } catch { logger.error("handing back unstarted tasks failed (their leases will expire): \(error)") }
         }
-        let deadline = Date().addingTimeInterval(options.grace.seconds)
+        let end = monotonic.now() + options.grace
         let pools = self.pools
         let idle = await withCheckedContinuation { continuation in
             // Waiting blocks a thread, so it gets one of its own.
-            Thread { continuation.resume(returning: pools.allSatisfy { $0.waitUntilIdle(deadline: deadline) }) }.start()
+            Thread { continuation.resume(returning: pools.allSatisfy { $0.waitUntilIdle(until: end) }) }.start()
         }
         if !idle {
             logger.warning("grace period over with tasks still running; their leases will expire and they will be retried")

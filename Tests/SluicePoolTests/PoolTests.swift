@@ -278,7 +278,7 @@ func stubbornRegistry() -> (registry: HandlerRegistry, started: Gate, gate: Gate
             _ = try await store.enqueue(EnqueueRequest(kind: "stubborn", maxAttempts: 1, timeout: .seconds(5)))
             await onOwnThread { started.wait() }
             let began = ContinuousClock.now
-            async let idle = onOwnThread { pool.waitUntilIdle(deadline: Date().addingTimeInterval(30)) }
+            async let idle = onOwnThread { pool.waitUntilIdle(within: .seconds(30)) }
             monotonic.advance(by: .seconds(6))
             #expect(await idle)
             #expect(ContinuousClock.now - began < .seconds(15), "the drain waited out its deadline")
@@ -466,12 +466,55 @@ func stubbornRegistry() -> (registry: HandlerRegistry, started: Gate, gate: Gate
     /// Slots reserved for a claim in flight are unused slots: tasks waiting meanwhile do not grow
     /// the pool (the completer and fetchers reserve every free slot for each write in flight, so
     /// a busy pool grew to its maximum with threads idle).
+    /// Autoscale's quiet period is timed on the monotonic clock: a wall clock set back (NTP, an
+    /// operator) must not keep a pool at its peak size for the length of the jump.
+    @Test func autoscaleShrinksAfterAQuietPeriodOnTheMonotonicClock() {
+        let monotonic = ManualMonotonicClock()
+        let pool = Pool(configuration: PoolConfiguration(name: "p", queues: ["p"], concurrency: 2, autoscale: AutoscaleRange(min: 2, max: 12)),
+                        registry: HandlerRegistry(), clock: SystemClock(), monotonic: monotonic, idleTimeout: .seconds(60), report: { _ in })
+        pool.setConcurrency(8, autoscale: AutoscaleRange(min: 2, max: 12))
+        pool.autoscaleStep(waiting: 0, quietPeriod: .seconds(30))
+        monotonic.advance(by: .seconds(29))
+        pool.autoscaleStep(waiting: 0, quietPeriod: .seconds(30))
+        #expect(pool.capacity().target == 8, "not quiet for 30 s yet")
+        monotonic.advance(by: .seconds(1))
+        pool.autoscaleStep(waiting: 0, quietPeriod: .seconds(30))
+        #expect(pool.capacity().target == 2)
+        _ = pool.stop()
+    }
+
+    /// The grace period of a shutdown is timed on the monotonic clock: here it stands still, so the
+    /// drain waits past the grace in real time, and ends once the clock passes it.
+    @Test func theGracePeriodIsTimedOnTheMonotonicClock() async throws {
+        let (store, dir) = try sqliteStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (registry, started, gate) = stubbornRegistry()
+        let monotonic = ManualMonotonicClock()
+        var options = fastOptions()
+        options.grace = .milliseconds(300)
+        _ = try await store.enqueue(EnqueueRequest(kind: "stubborn"))
+        let worker = try Worker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 1)],
+                                registry: registry, options: options, monotonic: monotonic)
+        let ended = Mutex(false)
+        let run = Task {
+            try await worker.run()
+            ended.withLock { $0 = true }
+        }
+        #expect(await onOwnThread { started.wait() })
+        worker.beginShutdown()
+        try await Task.sleep(for: .seconds(1))
+        #expect(!ended.withLock { $0 }, "the grace ended by the wall clock")
+        monotonic.advance(by: .milliseconds(300))
+        #expect(await eventually { ended.withLock { $0 } }, "the grace ended on the monotonic clock")
+        gate.release()
+        try await run.value
+    }
+
     @Test func autoscaleDoesNotGrowForSlotsReservedForAClaim() {
         let pool = Pool(configuration: PoolConfiguration(name: "p", queues: ["p"], concurrency: 2, autoscale: AutoscaleRange(min: 2, max: 12)),
                         registry: HandlerRegistry(), clock: SystemClock(), idleTimeout: .seconds(60), report: { _ in })
-        let now = Date()
         #expect(pool.reserveSlots() == 2)
-        pool.autoscaleStep(waiting: 5, now: now, quietPeriod: .seconds(30))
+        pool.autoscaleStep(waiting: 5, quietPeriod: .seconds(30))
         #expect(pool.capacity().target == 2)
         pool.unreserve(2)
         _ = pool.stop()
@@ -535,7 +578,7 @@ func stubbornRegistry() -> (registry: HandlerRegistry, started: Gate, gate: Gate
         #expect(pool.leases(from: .durable).map(\.taskID) == [claimed[0].id])
         gate.release()
         _ = pool.stop()
-        #expect(await onOwnThread { pool.waitUntilIdle(deadline: Date().addingTimeInterval(10)) })
+        #expect(await onOwnThread { pool.waitUntilIdle(within: .seconds(10)) })
     }
 
     @Test func aLeaseShorterThanThreeLockWaitsIsRefused() throws {
