@@ -52,7 +52,7 @@ import Testing
         // A third process (sqlite3's own CLI would do; here, a raw connection on another thread)
         // holds the write lock for 2 s.
         let locker = try SQLiteConnection(path: db)
-        try locker.execute("BEGIN IMMEDIATE; INSERT INTO pool_settings (pool, worker, updated_at) VALUES ('lock', 'x', 0)")
+        try locker.execute("PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE; INSERT INTO pool_settings (pool, worker, updated_at) VALUES ('lock', 'x', 0)")
         let released = Thread {
             Thread.sleep(forTimeInterval: 2)
             try? locker.execute("ROLLBACK")

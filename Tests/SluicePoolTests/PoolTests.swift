@@ -254,7 +254,8 @@ func stubbornRegistry() -> (registry: HandlerRegistry, started: Gate, gate: Gate
         }
         #expect(await onOwnThread { started.wait() })
         let locker = try SQLiteConnection(path: path)
-        try locker.execute("BEGIN IMMEDIATE; INSERT INTO pool_settings (pool, worker, updated_at) VALUES ('lock', 'x', 0)")
+        // The worker writes all the time (heartbeats, registration): wait for its lock to take ours.
+        try locker.execute("PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE; INSERT INTO pool_settings (pool, worker, updated_at) VALUES ('lock', 'x', 0)")
         worker.beginShutdown()
         gate.release()
         let endedWhileLocked = await eventually(timeout: .seconds(20)) { ended.withLock { $0 } }
