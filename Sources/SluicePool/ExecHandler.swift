@@ -40,7 +40,8 @@ struct ExecHandler {
                 environment[Environment.Key(stringLiteral: key)] = text
             }
         }
-        let stdin = context.args["stdin"]?.stringValue ?? ""
+        // Subprocess owns it from here, and closes it whatever happens.
+        let stdin = try stdinFile(context.args["stdin"]?.stringValue ?? "")
         var options = PlatformOptions()
         // Its own process group, so that a timeout or cancel kills what the program started too.
         options.processGroupID = 0
@@ -50,7 +51,7 @@ struct ExecHandler {
             result = try await Subprocess.run(
                 .path(FilePath(program)), arguments: Arguments(Array(argv.dropFirst())),
                 environment: .custom(environment), platformOptions: options,
-                input: .string(stdin), output: .string(limit: outputCap), error: .string(limit: outputCap))
+                input: .fileDescriptor(stdin, closeAfterSpawningProcess: true), output: .string(limit: outputCap), error: .string(limit: outputCap))
         } catch is CancellationError {
             throw TaskFailure(context.cancellation.reason ?? "cancelled", disposition: .cancel)
         } catch {
@@ -75,5 +76,36 @@ struct ExecHandler {
         }
         guard ok else { throw TaskFailure("exec: \(program) ended with \(status.jsonText()); stderr: \((result.standardError).suffix(500))") }
         return output
+    }
+
+    /// `text` in a file in memory, read from its start, for the child's standard input. Not a pipe:
+    /// swift-subprocess 1.0.2 ends the whole process (a fatal error) when a child exits without
+    /// reading the pipe it writes (swiftlang/swift-subprocess#367), and a task would then take down
+    /// every worker that ran it. A file is read, or not, without anyone waiting on the reader.
+    static func stdinFile(_ text: String) throws -> FileDescriptor {
+        let fd = memoryFile()
+        guard fd >= 0 else { throw TaskFailure("exec: no file for stdin: \(String(cString: strerror(errno)))") }
+        let file = FileDescriptor(rawValue: fd)
+        do {
+            _ = try file.writeAll(Array(text.utf8))
+            _ = try file.seek(offset: 0, from: FileDescriptor.SeekOrigin.start)
+        } catch {
+            try? file.close()
+            throw TaskFailure("exec: writing stdin to a memory file: \(error)")
+        }
+        return file
+    }
+
+    /// A file descriptor of an anonymous file: `memfd_create` (looked up: Swift's Glibc module does
+    /// not declare it), else an unlinked temporary file. -1 on failure, with `errno` set.
+    private static func memoryFile() -> Int32 {
+        typealias MemfdCreate = @convention(c) (UnsafePointer<CChar>, UInt32) -> Int32
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "memfd_create") {  // RTLD_DEFAULT
+            let fd = unsafeBitCast(symbol, to: MemfdCreate.self)("sluice-exec-stdin", 1)  // MFD_CLOEXEC
+            if fd >= 0 { return fd }
+        }
+        guard let stream = tmpfile() else { return -1 }
+        defer { fclose(stream) }
+        return fcntl(fileno(stream), F_DUPFD_CLOEXEC, 0)
     }
 }

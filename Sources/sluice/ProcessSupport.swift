@@ -59,6 +59,10 @@ func bootstrapLogging(_ level: String) throws -> Logger {
 
 /// Runs `services` until SIGTERM/SIGINT; a second signal exits at once.
 func runServices(_ services: [any Service], logger: Logger) async throws {
+    // A broken pipe is an error to handle, not a reason to die: an `exec` child that exits without
+    // reading its stdin made the write of it kill `sluice worker` (which, without a listener, had
+    // nothing else that ignores SIGPIPE), and the retried task then killed the next worker.
+    signal(SIGPIPE, SIG_IGN)
     // Services are shut down last to first: the listener for a second signal comes first, so it
     // stays armed while the others drain.
     let group = ServiceGroup(configuration: ServiceGroupConfiguration(

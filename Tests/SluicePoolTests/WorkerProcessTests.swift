@@ -37,6 +37,25 @@ import Testing
         }
     }
 
+    /// An `exec` child that exits without reading its stdin breaks the pipe the worker writes it
+    /// to: the write fails, the worker lives (SIGPIPE used to kill it, and the task, retried, then
+    /// killed the next worker), and the task ends by the child's exit status.
+    @Test func anExecChildThatLeavesItsStdinUnreadDoesNotKillTheWorker() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path("w.db")
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
+        let worker = try ChildProcess("sluice", ["worker", "--db", path, "--allow-exec", "/bin/true", "--log-level", "warning"])
+        let id = try await store.enqueue(EnqueueRequest(kind: "exec", args: ["argv": ["/bin/true"], "stdin": .string(String(repeating: "x", count: 1 << 20))])).task.id
+        let tasks = try await finished(store, [id], timeout: .seconds(30))
+        #expect(tasks.first?.state == .succeeded, "\(String(describing: tasks.first))")
+        #expect(worker.isRunning, "the worker died")
+        worker.signal(SIGTERM)
+        let exited = await eventually(timeout: .seconds(15)) { !worker.isRunning }
+        if !exited { worker.kill9() }
+        #expect(await worker.wait() == 0)
+    }
+
     @Test func whenTheLeaderIsKilledAnotherProcessTakesOverAndRescues() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
