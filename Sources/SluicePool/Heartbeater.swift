@@ -23,16 +23,23 @@ struct Heartbeater {
             // run's late outcome is "lost" while a newer attempt of the same task runs here (or is
             // about to), and that run must not read it as its own.
             let running = worker.pools.flatMap { $0.leases(from: source) }
-            let runningIDs = Set(running.map(\.taskID))
-            let leases = running + worker.outcomes.leases(from: source).filter { !runningIDs.contains($0.taskID) }
+            let tokens = Dictionary(running.map { ($0.taskID, $0.token) }, uniquingKeysWith: { first, _ in first })
+            let leases = running + worker.outcomes.leases(from: source).filter { tokens[$0.taskID] == nil }
             guard !leases.isEmpty else { continue }
             do {
                 let statuses = try await store.heartbeat(leases, leaseDuration: worker.options.leaseDuration)
-                    .filter { runningIDs.contains($0.key) }
-                for pool in worker.pools { pool.apply(statuses, from: source) }
+                var answers: [TaskID: LeaseAnswer] = [:]
+                for (id, status) in statuses { if let token = tokens[id] { answers[id] = LeaseAnswer(token: token, status: status) } }
+                for pool in worker.pools { pool.apply(answers, from: source) }
             } catch {
                 worker.logger.warning("heartbeat failed: \(error)", metadata: ["worker": "\(worker.id)"])
             }
         }
     }
+}
+
+/// What a heartbeat learned about one lease it sent: the lease's token and its status.
+struct LeaseAnswer: Sendable {
+    var token: Int64
+    var status: LeaseStatus
 }

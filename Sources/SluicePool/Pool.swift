@@ -307,12 +307,17 @@ public final class Pool: @unchecked Sendable {
 
     /// Applies what a heartbeat learned: stop cancelled tasks and tasks whose lease was lost.
     /// Claimed tasks not yet started are dropped when lost and cancelled at once when asked to.
-    func apply(_ statuses: [TaskID: LeaseStatus], from source: TaskSource) {
+    /// Each answer is about the lease (token) the heartbeat sent: by the time it comes, the task
+    /// may have failed, been retried and claimed here again under another lease, and an answer
+    /// about the old one must not drop or cancel the new one.
+    func apply(_ answers: [TaskID: LeaseAnswer], from source: TaskSource) {
         condition.lock()
         var cancelledUnstarted: [Job] = []
+        var dropped = 0
         jobs.removeAll { job in
-            guard job.source == source, let status = statuses[job.task.id], status != .held else { return false }
-            if status == .cancelRequested { cancelledUnstarted.append(job) }
+            guard job.source == source, let answer = answers[job.task.id], answer.token == job.task.lease?.token,
+                  answer.status != .held else { return false }
+            if answer.status == .cancelRequested { cancelledUnstarted.append(job) } else { dropped += 1 }
             return true
         }
         defer {
@@ -320,11 +325,12 @@ public final class Pool: @unchecked Sendable {
             for job in cancelledUnstarted {
                 report(Outcome(source: job.source, result: .fail(job.task.lease!, TaskFailure(TaskRecord.cancelledBeforeStartMessage, disposition: .cancel)), pool: name))
             }
-            if !cancelledUnstarted.isEmpty { wake.signal() }
+            // Their slots are free: the fetcher claims for them now, not at its next poll.
+            if !cancelledUnstarted.isEmpty || dropped > 0 { wake.signal() }
         }
-        for (id, status) in statuses {
-            guard let run = running[id], run.source == source, !run.timedOut else { continue }
-            switch status {
+        for (id, answer) in answers {
+            guard let run = running[id], run.source == source, !run.timedOut, run.lease.token == answer.token else { continue }
+            switch answer.status {
             case .held: break
             case .cancelRequested:
                 run.cancellation.set("cancelled by request")

@@ -569,7 +569,16 @@ func stubbornRegistry() -> (registry: HandlerRegistry, started: Gate, gate: Gate
         _ = pool.submit(claimed, from: .durable, reserved: 0)
         await onOwnThread { started.wait() }
         #expect(Set(pool.leases(from: .durable).map(\.taskID)) == Set(claimed.map(\.id)))
-        pool.apply([claimed[1].id: .cancelRequested, claimed[2].id: .lost], from: .durable)
+        // Answers about other leases of the same tasks (an older claim, whose heartbeat answer
+        // arrives after the task was claimed again) change nothing, running or waiting.
+        func answer(_ task: TaskRecord, _ status: LeaseStatus, stale: Bool = false) -> (TaskID, LeaseAnswer) {
+            (task.id, LeaseAnswer(token: task.lease!.token &+ (stale ? 1 : 0), status: status))
+        }
+        pool.apply(Dictionary(uniqueKeysWithValues: [answer(claimed[0], .lost, stale: true), answer(claimed[1], .cancelRequested, stale: true),
+                                                     answer(claimed[2], .lost, stale: true)]), from: .durable)
+        #expect(reported.withLock { $0 }.isEmpty)
+        #expect(Set(pool.leases(from: .durable).map(\.taskID)) == Set(claimed.map(\.id)), "an answer about another lease dropped a task")
+        pool.apply(Dictionary(uniqueKeysWithValues: [answer(claimed[1], .cancelRequested), answer(claimed[2], .lost)]), from: .durable)
         // The cancelled one is reported cancelled without running; the lost one is dropped.
         let outcomes = reported.withLock { $0 }
         #expect(outcomes.count == 1)
