@@ -377,6 +377,19 @@ public final class Pool: @unchecked Sendable {
         return unstarted
     }
 
+    /// Cancels every task still running, as lost: at the end of a shutdown's grace period, so that
+    /// an async handler stops and an `exec` child is killed rather than outliving the process. No
+    /// outcome is reported: the leases expire and the tasks run again, as when the process dies.
+    func abandonRunning(_ reason: String) {
+        condition.lock()
+        defer { condition.unlock() }
+        for run in running.values where !run.timedOut && !run.finished {
+            run.leaseLost = true
+            run.cancellation.set(reason)
+            run.asyncTask?.cancel()
+        }
+    }
+
     /// Waits until no task runs (stuck ones aside) or `deadline` passes; returns whether idle.
     func waitUntilIdle(within time: Duration) -> Bool {
         waitUntilIdle(until: monotonic.now() + time)

@@ -279,7 +279,13 @@ public final class Worker: Service, Sendable {
             Thread { continuation.resume(returning: pools.allSatisfy { $0.waitUntilIdle(until: end) }) }.start()
         }
         if !idle {
-            logger.warning("grace period over with tasks still running; their leases will expire and they will be retried")
+            logger.warning("grace period over with tasks still running: they are cancelled (exec children killed), and their leases will expire and they will be retried")
+            for pool in pools { pool.abandonRunning("the worker is shutting down and its grace period is over") }
+            // Async handlers stop at the cancel (an exec child's process group is killed, which
+            // would otherwise outlive this process); blocking ones end with the process.
+            _ = await withCheckedContinuation { continuation in
+                Thread { continuation.resume(returning: pools.allSatisfy { $0.waitUntilIdle(within: .seconds(1)) }) }.start()
+            }
         }
         // Renew once more so the last outcomes are accepted, then let the completer finish.
         await Heartbeater(worker: self).beat()

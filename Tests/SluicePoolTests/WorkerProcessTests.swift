@@ -56,6 +56,30 @@ import Testing
         #expect(await worker.wait() == 0)
     }
 
+    /// When the grace period ends with an `exec` task still running, its child is killed: it runs
+    /// in a process group of its own, so it outlived the worker before, and ran on beside the
+    /// retry of its task on another worker.
+    @Test func anExecChildStillRunningWhenTheGraceEndsIsKilled() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path("w.db")
+        let pidFile = dir.path("child.pid")
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
+        let worker = try ChildProcess("sluice", ["worker", "--db", path, "--allow-exec", "/bin/sh", "--grace", "0.5", "--log-level", "error"])
+        let id = try await store.enqueue(EnqueueRequest(kind: "exec", args: ["argv": ["/bin/sh", "-c", .string("echo $$ > \(pidFile); exec sleep 60")]])).task.id
+        let started = await eventually { ((try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) != nil }
+        try #require(started)
+        let child = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { kill(child, SIGKILL) }
+        worker.signal(SIGTERM)
+        let exited = await eventually(timeout: .seconds(15)) { !worker.isRunning }
+        if !exited { worker.kill9() }
+        #expect(await worker.wait() == 0)
+        #expect(await eventually(timeout: .seconds(5)) { kill(child, 0) != 0 }, "the exec child outlived the worker")
+        // Not finished: its lease expires and it runs again, as when a worker dies.
+        #expect(try await store.require(id).state == .running)
+    }
+
     @Test func whenTheLeaderIsKilledAnotherProcessTakesOverAndRescues() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
