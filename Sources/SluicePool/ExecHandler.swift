@@ -56,7 +56,7 @@ struct ExecHandler {
             throw TaskFailure(context.cancellation.reason ?? "cancelled", disposition: .cancel)
         } catch {
             if Task.isCancelled { throw TaskFailure(context.cancellation.reason ?? "cancelled", disposition: .cancel) }
-            throw TaskFailure("exec: \(program): \(error)", disposition: .discard)
+            throw TaskFailure("exec: \(program): \(error)", disposition: startFailure(error))
         }
         let status: JSONValue
         let ok: Bool
@@ -76,6 +76,17 @@ struct ExecHandler {
         }
         guard ok else { throw TaskFailure("exec: \(program) ended with \(status.jsonText()); stderr: \((result.standardError).suffix(500))") }
         return output
+    }
+
+    /// A program that cannot be run (missing, not executable, not permitted) fails its task at
+    /// once, and so does output past the cap; anything else may pass (out of processes, files or
+    /// memory, a binary being replaced by a deploy: ETXTBSY): the attempt is retried.
+    static func startFailure(_ error: any Error) -> TaskFailure.Disposition {
+        guard let error = error as? SubprocessError else { return .retry }
+        if error.code == .executableNotFound || error.code == .outputLimitExceeded { return .discard }
+        let permanent: Set<Int32> = [ENOENT, EACCES, ENOEXEC, ENOTDIR, ELOOP, ENAMETOOLONG, EISDIR, EPERM]
+        if let errno = error.underlyingError, permanent.contains(errno.rawValue) { return .discard }
+        return .retry
     }
 
     /// `text` in a file in memory, read from its start, for the child's standard input. Not a pipe:

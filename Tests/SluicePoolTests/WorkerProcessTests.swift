@@ -156,6 +156,28 @@ extension Array {
         #expect(shell.result?["stdout"] == "in:(nil):bar\n" || shell.result?["stdout"] == "in::bar\n")
     }
 
+    /// A program that cannot start for a reason that may pass (here ETXTBSY: the file is open for
+    /// writing, as while a deploy replaces it) is retried; one that does not exist fails at once.
+    @Test func aStartFailureThatMayPassIsRetriedAndAMissingProgramIsNot() async throws {
+        let (store, dir) = try sqliteStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let script = dir.appendingPathComponent("deploying.sh").path
+        try "#!/bin/sh\necho done\n".write(toFile: script, atomically: false, encoding: .utf8)
+        chmod(script, 0o755)
+        let writer = try #require(FileHandle(forWritingAtPath: script))
+        defer { try? writer.close() }
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 2)],
+                             registry: .builtin(allowExec: [script, "/nonexistent/program"])) { _ in
+            let busy = try await store.enqueue(EnqueueRequest(kind: "exec", args: ["argv": [.string(script)]], maxAttempts: 3)).task.id
+            let missing = try await store.enqueue(EnqueueRequest(kind: "exec", args: ["argv": ["/nonexistent/program"]], maxAttempts: 3)).task.id
+            #expect(try await eventually { try await store.require(busy).state == .retrying })
+            let retrying = try await store.require(busy)
+            #expect(retrying.attempt == 1 && retrying.error?.contains("exec: \(script)") == true, "\(retrying)")
+            let failed = try await finished(store, [missing])[0]
+            #expect(failed.state == .failed && failed.attempt == 1, "\(failed)")
+        }
+    }
+
     @Test func nonZeroExitIsAFailure() async throws {
         let task = try await run(["argv": ["/bin/sh", "-c", "echo oops >&2; exit 3"]])
         #expect(task.state == .failed)
