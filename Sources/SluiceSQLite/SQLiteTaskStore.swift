@@ -378,8 +378,13 @@ public final class SQLiteTaskStore: TaskStore {
         let clock = self.clock
         try await write { connection in
             for lease in leases {
-                // A lease already lost (or a task gone) has nothing to hand back.
-                _ = try? Self.move(connection, lease.taskID) { task in try task.release(lease, now: clock.now()) }
+                // A lease already lost (or a task gone) has nothing to hand back; a failed write is an
+                // error (the caller must not think the task went back to its queue).
+                do {
+                    _ = try Self.move(connection, lease.taskID) { task in try task.release(lease, now: clock.now()) }
+                } catch let error as SluiceError where [.leaseLost, .notFound, .invalidTransition].contains(error.code) {
+                    continue
+                }
             }
         }
     }

@@ -203,6 +203,30 @@ import Testing
         #expect(try admin.scalar("SELECT count(*) FROM tasks") == 2)
     }
 
+    /// A release whose write fails says so: the worker handing tasks back at shutdown must not
+    /// believe they went back to their queue (they would wait out their leases, and a task of one
+    /// attempt would then fail without having run). A lease already lost is still no error.
+    @Test func aReleaseWhoseWriteFailsThrowsAndALostLeaseDoesNot() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path("r.db")
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
+        _ = try await store.enqueue(batch: [EnqueueRequest(kind: "k"), EnqueueRequest(kind: "k")])
+        let claimed = try await store.claim(queues: ["default"], limit: 2, owner: "w", leaseDuration: .seconds(30))
+        try #require(claimed.count == 2)
+        _ = try await store.complete(claimed[1].lease!, result: nil)
+        let admin = try SQLiteConnection(path: path)
+        try admin.execute("CREATE TRIGGER no_release BEFORE UPDATE ON tasks WHEN NEW.state = 'queued' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+        let error = await #expect(throws: SluiceError.self) { try await store.release([claimed[0].lease!]) }
+        #expect(error?.code == .storage && error?.message.contains("disk on fire") == true, "\(String(describing: error))")
+        #expect(try await store.require(claimed[0].id).state == .running)
+        try admin.execute("DROP TRIGGER no_release")
+        // The finished task's lease is lost: nothing to hand back, and no error for it.
+        try await store.release([claimed[0].lease!, claimed[1].lease!])
+        #expect(try await store.require(claimed[0].id).state == .queued)
+        #expect(try await store.require(claimed[1].id).state == .succeeded)
+    }
+
     @Test func aCommitThatFailsAnswersEveryOperationOfItsGroupWithAnError() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
