@@ -46,7 +46,11 @@ public struct EnqueueRequest: Sendable, Hashable {
         try Self.checkName(kind, field: "kind")
         try Self.checkName(queue, field: "queue")
         guard args.objectValue != nil else { throw .invalid("args", "must be a JSON object") }
-        guard !args.holdsNUL else { throw .invalid("args", "may not hold the NUL character (\\u0000); send binary data as base64") }
+        switch args.unstorable(nesting: JSONValue.maxNesting) {
+        case .nul?: throw .invalid("args", "may not hold the NUL character (\\u0000); send binary data as base64")
+        case .tooDeep?: throw .invalid("args", "may nest arrays and objects at most \(JSONValue.maxNesting) levels deep")
+        case nil: break
+        }
         guard Limits.priority.contains(priority) else {
             throw .invalid("priority", "must be between \(Limits.priority.lowerBound) and \(Limits.priority.upperBound)")
         }

@@ -72,14 +72,37 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     /// Whether a string or key anywhere inside holds U+0000, which JSON allows (`"\u0000"`) but
     /// PostgreSQL's `jsonb` and `text` refuse: such values are refused on the way in, in every store alike.
-    public var holdsNUL: Bool {
+    public var holdsNUL: Bool { unstorable(nesting: .max) == .nul }
+
+    /// Why a store could not keep this value, if it could not: a NUL character (PostgreSQL's
+    /// text and jsonb refuse it), or arrays and objects nested more than `nesting` levels (the
+    /// JSON readers that read it back stop at 512, and a row that cannot be read back strands
+    /// every claim and rescue that meets it). One pass over the value.
+    public func unstorable(nesting: Int) -> Unstorable? {
         switch self {
-        case .null, .bool, .int, .double: false
-        case .string(let s): s.utf8.contains(0)
-        case .array(let a): a.contains(where: \.holdsNUL)
-        case .object(let o): o.contains { $0.key.utf8.contains(0) || $0.value.holdsNUL }
+        case .null, .bool, .int, .double: return nil
+        case .string(let s): return s.utf8.contains(0) ? .nul : nil
+        case .array(let a):
+            guard nesting > 0 else { return .tooDeep }
+            for item in a { if let issue = item.unstorable(nesting: nesting - 1) { return issue } }
+            return nil
+        case .object(let o):
+            guard nesting > 0 else { return .tooDeep }
+            for (key, value) in o {
+                if key.utf8.contains(0) { return .nul }
+                if let issue = value.unstorable(nesting: nesting - 1) { return issue }
+            }
+            return nil
         }
     }
+
+    /// See `unstorable(nesting:)`.
+    public enum Unstorable: Sendable, Hashable {
+        case nul, tooDeep
+    }
+
+    /// How deep arrays and objects may nest in args and results.
+    public static let maxNesting = 100
 
     /// Element lookup in an array; `nil` elsewhere or out of range.
     public subscript(index: Int) -> JSONValue? {

@@ -163,13 +163,18 @@ public enum TaskOutcome: Sendable, Hashable {
     case fail(TaskLease, TaskFailure)
 
     /// A success with `result`, or, when the result cannot be stored (it holds a NUL character,
-    /// which PostgreSQL refuses), a failure that says so and is not retried: a retry would return it again.
+    /// which PostgreSQL refuses, or nests too deep to be read back), a failure that says so and is
+    /// not retried: a retry would return it again.
     public static func completed(_ lease: TaskLease, _ result: JSONValue) -> TaskOutcome {
-        guard result.holdsNUL else { return .complete(lease, result) }
-        return .fail(lease, TaskFailure(Self.nulResultMessage, disposition: .discard))
+        switch result.unstorable(nesting: JSONValue.maxNesting) {
+        case nil: .complete(lease, result)
+        case .nul?: .fail(lease, TaskFailure(Self.nulResultMessage, disposition: .discard))
+        case .tooDeep?: .fail(lease, TaskFailure(Self.deepResultMessage, disposition: .discard))
+        }
     }
 
     private static let nulResultMessage = "the result holds the NUL character (\\u0000), which cannot be stored; return binary data as base64"
+    private static let deepResultMessage = "the result nests arrays and objects more than \(JSONValue.maxNesting) levels deep, which cannot be stored"
 
     /// The lease the outcome is fenced by.
     public var lease: TaskLease {

@@ -24,6 +24,21 @@ import Testing
         #expect(error?.field == field)
     }
 
+    /// Args nested deeper than the stores' JSON readers go could be stored but never read back
+    /// (a row that strands every claim and rescue that meets it): refused, naming args.
+    @Test func argsNestedTooDeeplyAreRefused() throws {
+        func nested(_ levels: Int) -> JSONValue {
+            var value: JSONValue = 1
+            for _ in 0..<levels { value = .array([value]) }
+            return ["x": value]
+        }
+        try EnqueueRequest(kind: "echo", args: nested(JSONValue.maxNesting - 1)).validate(now: Self.now)
+        let error = #expect(throws: SluiceError.self) { try EnqueueRequest(kind: "echo", args: nested(JSONValue.maxNesting)).validate(now: Self.now) }
+        #expect(error?.field == "args" && error?.message.contains("at most 100 levels") == true, "\(String(describing: error))")
+        #expect(nested(1000).unstorable(nesting: JSONValue.maxNesting) == .tooDeep)
+        #expect(JSONValue.object(["a": .string("x\u{0}")]).unstorable(nesting: JSONValue.maxNesting) == .nul)
+    }
+
     @Test func aPlainRequestIsValid() throws {
         try EnqueueRequest(kind: "sleep", args: ["seconds": 3]).validate(now: Self.now)
     }

@@ -1,3 +1,4 @@
+import Foundation
 import SluiceCore
 import SluiceStore
 import SluiceTestSupport
@@ -5,6 +6,22 @@ import Testing
 
 /// What only the memory store of fire-and-forget tasks does: keep a bounded number of finished tasks.
 @Suite struct MemoryStoreTests {
+    /// A result that no store could keep (a NUL, or nesting past the readers' depth) fails its task
+    /// without retry, whatever the store: a retry would return it again.
+    @Test func aResultThatCannotBeStoredFailsWithoutRetry() {
+        let lease = TaskLease(taskID: TaskID.lowerBound(at: Date()), owner: "w", attempt: 1, token: 1, expiresAt: Date())
+        var deep: JSONValue = 1
+        for _ in 0...JSONValue.maxNesting { deep = .array([deep]) }  // one level too many
+        for result in [deep, JSONValue.string("a\u{0}b")] {
+            guard case .fail(_, let failure) = TaskOutcome.completed(lease, result) else {
+                Issue.record("stored \(result)")
+                continue
+            }
+            #expect(failure.disposition == .discard)
+        }
+        if case .fail = TaskOutcome.completed(lease, ["ok": [[1]]]) { Issue.record("a plain result failed") }
+    }
+
     /// The oldest finished (not the oldest created) are forgotten first, with their idempotency keys,
     /// and never more than an eighth over the limit are kept; the rest still list in id order.
     @Test func finishedTasksAreForgottenOldestFinishedFirstWithinTheBound() async throws {
