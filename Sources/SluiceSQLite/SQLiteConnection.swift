@@ -15,6 +15,9 @@ public enum SQLiteValue: Sendable, Hashable {
 /// Not thread-safe: a connection is owned by one thread at a time (an `SQLiteExecutor`'s).
 public final class SQLiteConnection: @unchecked Sendable {
     let handle: OpaquePointer
+
+    /// Whether a transaction is open (SQLite ends one by itself on some errors: a full disk, I/O).
+    var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
     private var statements: [String: OpaquePointer] = [:]
     /// The file path, for messages.
     public let path: String

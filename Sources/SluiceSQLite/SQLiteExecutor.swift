@@ -143,12 +143,14 @@ final class SQLiteExecutor: @unchecked Sendable {
             // A lone operation needs no savepoint: if it fails, the whole transaction rolls back.
             if single {
                 operation.execute(connection)
+                if endedBySQLite(operation, batch) { return }
                 continue
             }
             do {
                 // `run` reuses prepared statements; `execute` would parse these again every time.
                 try connection.run("SAVEPOINT op")
                 operation.execute(connection)
+                if endedBySQLite(operation, batch) { return }
                 if operation.failed { try connection.run("ROLLBACK TO op") }
                 try connection.run("RELEASE op")
             } catch {
@@ -173,6 +175,16 @@ final class SQLiteExecutor: @unchecked Sendable {
             batch.forEach { $0.finish(overriding: error) }
         }
     }
+
+    /// Whether `operation` failed in a way that made SQLite roll the whole transaction back (a
+    /// full disk, an I/O error): then nothing of `batch` is committed, and every caller learns
+    /// that operation's error, not the "no such savepoint" or "no transaction is active" that
+    /// settling the savepoint or the transaction would now raise.
+    private func endedBySQLite(_ operation: any PendingOperation, _ batch: [any PendingOperation]) -> Bool {
+        guard operation.failed, !connection.isInTransaction, let cause = operation.error else { return false }
+        for other in batch { if other === operation { other.finish() } else { other.finish(overriding: cause) } }
+        return true
+    }
 }
 
 /// Raised when an operation reaches a closed store.
@@ -182,6 +194,7 @@ private protocol PendingOperation: AnyObject {
     func execute(_ connection: SQLiteConnection)
     var durable: Bool { get }
     var failed: Bool { get }
+    var error: (any Error)? { get }
     func finish()
     func finish(overriding error: any Error)
 }
@@ -204,6 +217,7 @@ private final class Operation<T: Sendable>: PendingOperation {
     }
 
     var failed: Bool { if case .failure = result { true } else { false } }
+    var error: (any Error)? { if case .failure(let error) = result { error } else { nil } }
 
     func finish() {
         continuation.resume(with: result ?? .failure(SQLiteStoreClosed()))

@@ -227,6 +227,38 @@ import Testing
         #expect(try await store.require(claimed[1].id).state == .succeeded)
     }
 
+    /// An operation whose error makes SQLite roll the whole transaction back (a full disk does;
+    /// here a trigger's RAISE(ROLLBACK)) answers every caller of its group with that error, alone
+    /// or grouped: before, they learned "no transaction is active" or "no such savepoint", and the
+    /// advice of the real error (free some space) was lost.
+    @Test func anErrorThatEndsTheTransactionReachesEveryCallerOfItsGroup() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path("g.db")
+        let store = try SQLiteTaskStore(SQLiteStoreConfiguration(path: path))
+        let admin = try SQLiteConnection(path: path)
+        try admin.execute("CREATE TRIGGER full BEFORE INSERT ON tasks WHEN NEW.kind = 'poison' BEGIN SELECT RAISE(ROLLBACK, 'disk on fire'); END")
+        let alone = await #expect(throws: SluiceError.self) { try await store.enqueue(EnqueueRequest(kind: "poison")) }
+        #expect(alone?.message.contains("disk on fire") == true, "\(String(describing: alone))")
+        // Grouped: another connection holds the write lock until both wait in the writer's queue.
+        try admin.execute("BEGIN IMMEDIATE")
+        let taken = store.writesTaken
+        async let blocked = store.enqueue(EnqueueRequest(kind: "ok"))
+        #expect(await eventually { store.writesTaken == taken + 1 })
+        async let good = store.enqueue(EnqueueRequest(kind: "ok"))
+        async let bad = store.enqueue(EnqueueRequest(kind: "poison"))
+        #expect(await eventually { store.pendingWrites == 2 })
+        try admin.execute("COMMIT")
+        _ = try await blocked
+        var messages: [String] = []
+        do { _ = try await good } catch let error as SluiceError { messages.append(error.message) }
+        do { _ = try await bad } catch let error as SluiceError { messages.append(error.message) }
+        #expect(messages.count == 2 && messages.allSatisfy { $0.contains("disk on fire") }, "\(messages)")
+        #expect(try admin.scalar("SELECT count(*) FROM tasks") == 1, "only the first, committed alone")
+        _ = try await store.enqueue(EnqueueRequest(kind: "ok"))
+        #expect(try admin.scalar("SELECT count(*) FROM tasks") == 2, "the writer goes on")
+    }
+
     @Test func aCommitThatFailsAnswersEveryOperationOfItsGroupWithAnError() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
