@@ -666,9 +666,13 @@ public final class SQLiteTaskStore: TaskStore {
             RETURNING \(TaskRow.columns)
             """
         /// Whether a queue has a task to claim now (ready, or scheduled/retrying and due).
+        /// Whether a claim may find work: a ready task of the queue, or a due task of any queue (the
+        /// claim stages up to 1,000 due tasks, whatever their queue). Testing the queue of due tasks
+        /// too walked every due task of every other queue, one by one, at every idle poll: after a
+        /// fan-out of 200,000 tasks due at once, until the stager had moved them all.
         static let anyReady = """
             SELECT 1 WHERE EXISTS (SELECT 1 FROM tasks WHERE state = 'queued' AND queue = ?1)
-                OR EXISTS (SELECT 1 FROM tasks WHERE state IN ('scheduled', 'retrying') AND run_at <= ?2 AND queue = ?1)
+                OR EXISTS (SELECT 1 FROM tasks WHERE state IN ('scheduled', 'retrying') AND run_at <= ?2)
             """
         static let heartbeat = """
             UPDATE tasks SET lease_expires_at = ?
