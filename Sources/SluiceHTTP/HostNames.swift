@@ -5,10 +5,15 @@ import Foundation
 public struct HostNames: Sendable, Hashable {
     /// Names (or addresses) besides the loopback ones: the address bound and `--public-host` names.
     public let names: Set<String>
+    /// The `--public-host` names: a proxy in front may serve this server's pages on them with any
+    /// scheme and port, so a page there is not another origin. The address bound is not one: a page
+    /// on another port of 127.0.0.1 (a developer's other web app) is another origin.
+    public let publicNames: Set<String>
 
-    /// The loopback names and addresses, plus `names`.
-    public init(_ names: [String] = []) {
-        self.names = Set(names.map(Self.normalize).filter { !$0.isEmpty })
+    /// The loopback names and addresses, plus `names` (the address bound) and `publicNames`.
+    public init(_ names: [String] = [], public publicNames: [String] = []) {
+        self.publicNames = Set(publicNames.map(Self.normalize).filter { !$0.isEmpty })
+        self.names = Set(names.map(Self.normalize).filter { !$0.isEmpty }).union(self.publicNames)
     }
 
     /// Whether a `Host` value (`name`, `name:port`, `[v6]:port`) names this server: a loopback name

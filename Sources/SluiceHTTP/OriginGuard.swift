@@ -31,7 +31,7 @@ struct OriginGuard<Context: RequestContext>: RouterMiddleware {
         guard parts.count == 2, parts[0] == "http" || parts[0] == "https", !parts[1].contains("/") else { return false }
         let originAuthority = String(parts[1])
         let originHost = HostNames.hostPart(of: originAuthority)
-        if hosts.names.contains(HostNames.normalize(originHost)) { return true }
+        if hosts.publicNames.contains(HostNames.normalize(originHost)) { return true }
         guard parts[0] == "http", let authority else { return false }
         return HostNames.normalize(originHost) == HostNames.normalize(HostNames.hostPart(of: authority))
             && port(originAuthority) == port(authority)

@@ -42,10 +42,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("token"), help: ArgumentHelp("Require Authorization: Bearer TOKEN on every route but /healthz and the console's pages, which sign in with it (repeatable; SLUICE_TOKEN).", valueName: "token"))
     var tokens: [String] = []
 
-    @Option(name: .customLong("public-host"), help: ArgumentHelp(
-        "Another name this server answers to, besides loopback names, IP addresses and --host (repeatable; SLUICE_PUBLIC_HOST, comma-separated). Requests with another Host are refused (DNS rebinding), and so are pages of another origin, except pages on these names.",
-        valueName: "name"))
-    var publicHosts: [String] = []
+    @OptionGroup var publicHostOptions: PublicHostOptions
 
     @Option(help: "SQLite durability, full or normal (SLUICE_SYNC; default full).")
     var sync: String?
@@ -136,12 +133,7 @@ struct ServeCommand: AsyncParsableCommand {
                 pools[0].concurrency = n
                 try pools[0].validate()
             }
-            // The flags win over the variable, as for every setting: not added to it.
-            let publicHosts = !self.publicHosts.isEmpty ? self.publicHosts
-                : (env["SLUICE_PUBLIC_HOST"]?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? [])
-            for name in publicHosts where name.isEmpty || name.contains(where: { "/: @".contains($0) }) && !HostNames.isIPAddress(name) {
-                throw SluiceError(.invalidArgument, "--public-host \(name): give a host name alone, without scheme, port or path (any port is allowed)", field: "public-host")
-            }
+            let publicHosts = try publicHostOptions.names(environment: env)
             // Before anything makes a metric: one made earlier (a pool's counters) would stay a no-op.
             let prometheus = SluiceMetricsFactory.bootstrapped
             let registry = HandlerRegistry.builtin(allowExec: try poolOptions.allowedPrograms())
@@ -163,7 +155,7 @@ struct ServeCommand: AsyncParsableCommand {
                 throw SluiceError(.invalidArgument, "--idle-timeout must be more than 0 and at most 3600 seconds", field: "idle-timeout")
             }
             api = SluiceAPI(store: store, memory: noPool ? nil : memory, worker: worker, kinds: registry.kinds, tokens: tokens,
-                            limits: limits, metrics: prometheus, hosts: HostNames([host] + publicHosts))
+                            limits: limits, metrics: prometheus, hosts: HostNames([host], public: publicHosts))
         } catch let error as SluiceError {
             throw failure(error.message)
         }

@@ -50,21 +50,25 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Address the --metrics-port listener binds.")
     var host: String = "127.0.0.1"
 
+    @OptionGroup var publicHostOptions: PublicHostOptions
+
     func run() async throws {
         keepFreedMemory()
         let logger = try bootstrapLogging(logLevel)
         // The same database as `sluice serve` started with the same environment; a flag wins.
         let target: DatabaseOptions.Target
         let options: WorkerOptions
+        let publicHosts: [String]
         do {
             target = try database.target()
             options = try poolOptions.workerOptions(grace: grace)
+            publicHosts = try publicHostOptions.names(environment: ProcessInfo.processInfo.environment)
         } catch let error as SluiceError {
             throw failure(error.message)
         }
         do {
             try await withStore(target, sync: GivenSetting(flag: "--sync", sync, default: "full"), lease: options.leaseDuration, logger: logger) { store, location in
-                try await work(store: store, location: location, options: options, logger: logger)
+                try await work(store: store, location: location, options: options, publicHosts: publicHosts, logger: logger)
             }
         } catch let error as SluiceError {
             throw failure(error.message)
@@ -72,7 +76,7 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     /// Runs the pools (and the metrics listener) on an open store.
-    func work(store: any Worker.Store, location: String, options: WorkerOptions, logger: Logger) async throws {
+    func work(store: any Worker.Store, location: String, options: WorkerOptions, publicHosts: [String], logger: Logger) async throws {
         let worker: Worker
         var metrics: MetricsEndpoint?
         do {
@@ -95,7 +99,7 @@ struct WorkerCommand: AsyncParsableCommand {
             let (listening, open) = AfterListening.gate()
             pools = AfterListening(service: worker, listening: listening)
             services.append(Application(
-                router: metrics.router(hosts: HostNames([host])),
+                router: metrics.router(hosts: HostNames([host], public: publicHosts)),
                 server: HTTP1WithConnectionClose.builder(idleTimeout: .seconds(60)),
                 configuration: ApplicationConfiguration(address: .hostname(host, port: metricsPort), serverName: "sluice-worker"),
                 onServerRunning: { channel in

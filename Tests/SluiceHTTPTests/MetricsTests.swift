@@ -44,7 +44,8 @@ import Testing
         let db = dir.path("worker-metrics.db")
         let server = try await LiveServer(db: db, ["--no-pool"])
         defer { server.stop() }
-        let worker = try ChildProcess("sluice", ["worker", "--db", db, "--concurrency", "2", "--metrics-port", "0", "--log-level", "warning"])
+        let worker = try ChildProcess("sluice", ["worker", "--db", db, "--concurrency", "2", "--metrics-port", "0", "--log-level", "warning",
+                                                 "--public-host", "worker-3.internal"])
         defer {
             worker.signal(SIGTERM)
             #expect(worker.wait() == 0)
@@ -61,6 +62,9 @@ import Testing
         try await Self.check(text, succeeded: 2, failed: 0)
         #expect(sample(text, "sluice_pool_target", ["pool": "default"]) == 2)
         #expect(try fetch(port: port, "/v1/tasks").status == 404, "the worker serves /metrics only")
+        // Prometheus scraping by a DNS name the worker was told it has; another name is refused.
+        #expect(try fetch(port: port, "/metrics", host: "worker-3.internal:\(port)").status == 200)
+        #expect(try fetch(port: port, "/metrics", host: "evil.example:\(port)").status == 403)
     }
 
     @Test func shutdownAnswersALongPollAtOnce() async throws {

@@ -53,7 +53,7 @@ import Testing
     }
 
     @Test func foreignHostNamesAreRefused() async throws {
-        try await Harness().testAPI(hosts: HostNames(["127.0.0.1", "sluice.example.com"]), live: true) { client, _, _ in
+        try await Harness().testAPI(hosts: HostNames(["127.0.0.1"], public: ["sluice.example.com"]), live: true) { client, _, _ in
             for host in ["localhost:8000", "LocalHost", "127.0.0.1:1", "127.9.8.7", "[::1]:8000", "sluice.example.com", "Sluice.Example.Com.:443",
                          "10.1.2.3:8000", "[fe80::1]:80"] {
                 let answered = try await client.send(host: host, .get, "/v1/tasks")
@@ -73,6 +73,16 @@ import Testing
             let proxied = try await client.send(host: "127.0.0.1:8000", .post, "/v1/tasks", #"{"kind":"echo"}"#,
                                                 headers: [.contentType: "application/json", .origin: "https://sluice.example.com"])
             #expect(proxied.status == .accepted)
+            // The address bound is not a public name: a page on another port of it (a developer's
+            // other web app, or a dev server) is another origin; the same port is this one.
+            for origin in ["http://127.0.0.1:3000", "https://127.0.0.1:5173", "https://127.0.0.1:8000"] {
+                let other = try await client.send(host: "127.0.0.1:8000", .post, "/v1/tasks", #"{"kind":"echo"}"#,
+                                                  headers: [.contentType: "application/json", .origin: origin])
+                #expect(other.status == .forbidden && other.errorCode == "forbidden_origin", "\(origin) → \(other.status)")
+            }
+            let own = try await client.send(host: "127.0.0.1:8000", .post, "/v1/tasks", #"{"kind":"echo"}"#,
+                                            headers: [.contentType: "application/json", .origin: "http://127.0.0.1:8000"])
+            #expect(own.status == .accepted)
         }
     }
 

@@ -148,12 +148,12 @@ func within<T: Sendable>(_ bound: Duration, _ operation: @escaping @Sendable () 
 }
 
 /// `GET path` on 127.0.0.1:`port` over a connection of its own; the status code and the body.
-func fetch(port: Int, _ path: String) throws -> (status: Int, body: String) {
+func fetch(port: Int, _ path: String, host: String? = nil) throws -> (status: Int, body: String) {
     guard let fd = connectLoopback(port: port) else { throw CocoaError(.fileReadUnknown) }
     defer { close(fd) }
     var timeout = timeval(tv_sec: 10, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n"
+    let request = "GET \(path) HTTP/1.1\r\nHost: \(host ?? "127.0.0.1:\(port)")\r\nConnection: close\r\n\r\n"
     _ = request.withCString { send(fd, $0, strlen($0), 0) }
     var received = [UInt8]()
     var buffer = [UInt8](repeating: 0, count: 65536)
