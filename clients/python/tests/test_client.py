@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 import pytest
 
 import time
@@ -131,3 +133,19 @@ def test_sluice_token_may_list_several_tokens_as_the_server_reads_it(tmp_path, m
         assert refused.value.status == 401
     finally:
         server.stop()
+
+
+def test_ids_and_names_from_users_stay_one_path_segment(client: Client) -> None:
+    """A task id or pool name taken from a user (a web app's query parameter) cannot reach another
+    endpoint: `../queues/mail/pause?` paused the queue `mail` before."""
+    import pytest
+    from sluice import SluiceError
+    for call in (lambda: client.cancel("../queues/mail/pause?"), lambda: client.status("../queues/mail/pause?"),
+                 lambda: client.resize("../queues/mail/pause?", 2)):
+        with pytest.raises(SluiceError):
+            call()
+    assert httpx.get(f"{client.url}/v1/queues").json()["paused"] == []
+    # Names with a colon, which queue and pool names may hold, still reach their own endpoint.
+    with pytest.raises(SluiceError) as raised:
+        client.resize("mail:high", 3)
+    assert raised.value.code == "not_found" and "pool mail:high does not run" in raised.value.message

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
+from typing import Any, List, Tuple
 from datetime import datetime, timezone
 
 import httpx
 import pytest
 
 from support import WorkerProcess, until
-from sluice import Client
+from sluice import Client, SluiceError
 from sluice.pool import PoolSpec
 
 
@@ -202,6 +204,11 @@ def test_async_functions_run_no_more_than_the_pool_at_once_with_prefetch(client:
     ids = [client.enqueue("hold_async", {"seconds": 0.5}, queue="py").id for _ in range(8)]
     done = [client.result(i, timeout=30) for i in ids]
     assert max(r["high_water"] for r in done) == 2, done
+    # Plain and async functions share the slots: a thread must not take a plain task into a slot
+    # an async one holds (4 ran at once in a pool of 2 before).
+    ids = [client.enqueue(kind, {"seconds": 0.4}, queue="py").id for kind in ["hold_async", "hold"] * 6]
+    done = [client.result(i, timeout=30) for i in ids]
+    assert max(r["high_water"] for r in done) == 2, done
 
 
 def test_a_prefetched_task_cancelled_before_it_starts_never_runs(client: Client, start_worker, tmp_path) -> None:
@@ -212,7 +219,9 @@ def test_a_prefetched_task_cancelled_before_it_starts_never_runs(client: Client,
     # Both claimed: the first runs, the second waits in the worker for the slot.
     until(lambda: client.status(second.id).state == "running", 10, "the second task prefetched")
     client.cancel(second.id)
-    assert client.status(second.id, wait=20).state == "cancelled"
+    # Reported within a heartbeat, not when the slot frees.
+    assert client.status(second.id, wait=2.5).state == "cancelled"
+    assert client.status(first.id).state == "running"
     assert client.status(first.id, wait=20).state == "succeeded"
     # Its outcome is in: had the worker run it first, the mark would be there by now.
     assert not mark.exists(), "the cancelled task's function ran"
@@ -261,3 +270,111 @@ def test_a_release_of_more_leases_than_one_call_carries_hands_back_every_task(se
     queues = http.get("/v1/queues").json()["durable"]
     assert next(q for q in queues if q["queue"] == "big")["counts"]["queued"] == 1500
     api.close()
+
+
+def _in_process(url: str, **options: Any) -> Tuple[Worker, threading.Thread]:
+    from sluice import Worker
+    worker = Worker(url, **options)
+    thread = threading.Thread(target=worker.run, kwargs={"install_signal_handlers": False}, daemon=True)
+    return worker, thread
+
+
+def test_an_outcome_the_server_cannot_take_yet_keeps_its_lease_and_runs_once(server, monkeypatch) -> None:
+    """Outcomes waiting to be reported are heartbeated like running tasks: reports that fail for
+    longer than the lease (3 s here) while heartbeats go through must not let the task run again."""
+    from sluice import PoolSpec, protocol
+    real = protocol.WorkerAPI.outcomes
+    refused_until: List[float] = []
+
+    def busy(self: Any, outcomes: Any, refill: Any) -> Any:
+        if not refused_until:
+            refused_until.append(time.monotonic() + 5)
+        if time.monotonic() < refused_until[0]:
+            raise SluiceError(503, "storage", "database is locked (a test's)")
+        return real(self, outcomes, refill)
+
+    monkeypatch.setattr(protocol.WorkerAPI, "outcomes", busy)
+    runs: List[float] = []
+    worker, thread = _in_process(server.url, pools=[PoolSpec("once", ["once"], 1)])
+
+    @worker.task("once")
+    def once() -> str:
+        runs.append(time.monotonic())
+        return "done"
+
+    thread.start()
+    try:
+        with Client(server.url) as client:
+            until(lambda: any(w["pools"] and w["pools"][0]["name"] == "once" for w in client.workers()), 10, "registered")
+            task = client.status(client.enqueue("once", queue="once", max_attempts=3).id, wait=20)
+            assert task.state == "succeeded" and task.attempt == 1 and task.result == "done", task
+            assert len(runs) == 1
+    finally:
+        worker.stop()
+        thread.join(30)
+
+
+def test_tasks_are_handed_back_at_shutdown_even_when_the_first_try_fails(server, monkeypatch) -> None:
+    from sluice import PoolSpec, protocol
+    real = protocol.WorkerAPI.release
+    calls: List[int] = []
+
+    def flaky(self: Any, leases: Any) -> None:
+        calls.append(len(leases))
+        if len(calls) == 1:
+            raise SluiceError(503, "storage", "database is locked (a test's)")
+        real(self, leases)
+
+    monkeypatch.setattr(protocol.WorkerAPI, "release", flaky)
+    worker, thread = _in_process(server.url, pools=[PoolSpec("back", ["back"], 1)], prefetch=3, grace=10)
+    started = threading.Event()
+
+    @worker.task("wait")
+    def wait(seconds: float) -> None:
+        started.set()
+        time.sleep(seconds)
+
+    thread.start()
+    with Client(server.url) as client:
+        until(lambda: any(w["pools"] and w["pools"][0]["name"] == "back" for w in client.workers()), 10, "registered")
+        ids = [client.enqueue("wait", {"seconds": 1}, queue="back", max_attempts=1).id for _ in range(4)]
+        until(lambda: all(client.status(i).state == "running" for i in ids), 10, "all four claimed")
+        assert started.wait(10)
+        worker.stop()
+        thread.join(30)
+        states = sorted(client.status(i).state for i in ids)
+        assert states == ["queued", "queued", "queued", "succeeded"], states
+        assert calls and calls[0] == 3
+
+
+def test_a_server_that_holds_no_claim_open_is_not_asked_a_thousand_times_a_second(tmp_path, monkeypatch) -> None:
+    from sluice import PoolSpec, protocol
+    from support import Server
+
+    server = Server(tmp_path, "--max-wait", "0")
+    real = protocol.WorkerAPI.claim
+    claims: List[float] = []
+
+    def counted(self: Any, pools: Any, wait: float) -> Any:
+        claims.append(time.monotonic())
+        return real(self, pools, wait)
+
+    monkeypatch.setattr(protocol.WorkerAPI, "claim", counted)
+    worker, thread = _in_process(server.url, pools=[PoolSpec("idle", ["idle"], 4)])
+
+    @worker.task("noop")
+    def noop() -> None:
+        return None
+
+    try:
+        thread.start()
+        time.sleep(3)
+        assert 1 <= len(claims) <= 30, f"{len(claims)} claims in 3 s of idling"
+        # And a task still starts promptly.
+        with Client(server.url) as client:
+            task = client.enqueue("noop", queue="idle")
+            until(lambda: client.status(task.id).state == "succeeded", 5, "the task ran")
+    finally:
+        worker.stop()
+        thread.join(30)
+        server.stop()

@@ -7,6 +7,7 @@ import os
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, cast
+from urllib.parse import quote
 
 import httpx
 
@@ -62,6 +63,12 @@ def _max_wait(seconds: float) -> float:
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds <= 3600:
         raise ValueError(f"max_wait={seconds!r}: must be more than 0 and at most 3600 seconds, and at most the server's --max-wait")
     return float(seconds)
+
+
+def _segment(value: str) -> str:
+    """`value` as one path segment: a task id or pool name from a user (a web app's query
+    parameter, say) must not reach another endpoint (`../queues/mail/pause?`)."""
+    return quote(str(value), safe=":")
 
 
 def _headers(token: Optional[str]) -> Dict[str, str]:
@@ -152,7 +159,7 @@ class Client:
 
     def status(self, id: str, wait: Optional[float] = None) -> Task:
         """The task now or, with `wait`, once final (at most `wait` seconds later)."""
-        return Task.from_json(self._send(_Call("GET", f"/v1/tasks/{id}", params=_wait_param(wait), wait=wait or 0.0)))
+        return Task.from_json(self._send(_Call("GET", f"/v1/tasks/{_segment(id)}", params=_wait_param(wait), wait=wait or 0.0)))
 
     def result(self, id: str, timeout: float = 300.0) -> Any:
         """Waits for the task and returns its result; raises `TaskFailed` or `TaskTimeout`."""
@@ -175,11 +182,11 @@ class Client:
 
     def cancel(self, id: str) -> Task:
         """Cancels a waiting task, or asks the worker running it to stop."""
-        return Task.from_json(self._send(_Call("POST", f"/v1/tasks/{id}/cancel")))
+        return Task.from_json(self._send(_Call("POST", f"/v1/tasks/{_segment(id)}/cancel")))
 
     def retry(self, id: str) -> Task:
         """Puts a failed or cancelled task back in its queue."""
-        return Task.from_json(self._send(_Call("POST", f"/v1/tasks/{id}/retry")))
+        return Task.from_json(self._send(_Call("POST", f"/v1/tasks/{_segment(id)}/retry")))
 
     def pools(self) -> List[Dict[str, Any]]:
         """Every pool across every live process (`GET /v1/pools`)."""
@@ -187,7 +194,7 @@ class Client:
 
     def resize(self, pool: str, concurrency: int) -> Dict[str, Any]:
         """Sets a pool's concurrency in every process that runs it (`PATCH /v1/pools/NAME`)."""
-        return cast(Dict[str, Any], self._send(_Call("PATCH", f"/v1/pools/{pool}", json={"concurrency": concurrency})))
+        return cast(Dict[str, Any], self._send(_Call("PATCH", f"/v1/pools/{_segment(pool)}", json={"concurrency": concurrency})))
 
     def workers(self) -> List[Dict[str, Any]]:
         """The live processes (`GET /v1/workers`)."""
@@ -237,7 +244,7 @@ class AsyncClient:
 
     async def status(self, id: str, wait: Optional[float] = None) -> Task:
         """The task now or, with `wait`, once final (at most `wait` seconds later)."""
-        return Task.from_json(await self._send(_Call("GET", f"/v1/tasks/{id}", params=_wait_param(wait), wait=wait or 0.0)))
+        return Task.from_json(await self._send(_Call("GET", f"/v1/tasks/{_segment(id)}", params=_wait_param(wait), wait=wait or 0.0)))
 
     async def result(self, id: str, timeout: float = 300.0) -> Any:
         """Waits for the task and returns its result; raises `TaskFailed` or `TaskTimeout`."""
@@ -260,11 +267,11 @@ class AsyncClient:
 
     async def cancel(self, id: str) -> Task:
         """Cancels a waiting task, or asks the worker running it to stop."""
-        return Task.from_json(await self._send(_Call("POST", f"/v1/tasks/{id}/cancel")))
+        return Task.from_json(await self._send(_Call("POST", f"/v1/tasks/{_segment(id)}/cancel")))
 
     async def retry(self, id: str) -> Task:
         """Puts a failed or cancelled task back in its queue."""
-        return Task.from_json(await self._send(_Call("POST", f"/v1/tasks/{id}/retry")))
+        return Task.from_json(await self._send(_Call("POST", f"/v1/tasks/{_segment(id)}/retry")))
 
     async def pools(self) -> List[Dict[str, Any]]:
         """Every pool across every live process (`GET /v1/pools`)."""
@@ -272,7 +279,7 @@ class AsyncClient:
 
     async def resize(self, pool: str, concurrency: int) -> Dict[str, Any]:
         """Sets a pool's concurrency in every process that runs it (`PATCH /v1/pools/NAME`)."""
-        return cast(Dict[str, Any], await self._send(_Call("PATCH", f"/v1/pools/{pool}", json={"concurrency": concurrency})))
+        return cast(Dict[str, Any], await self._send(_Call("PATCH", f"/v1/pools/{_segment(pool)}", json={"concurrency": concurrency})))
 
     async def workers(self) -> List[Dict[str, Any]]:
         """The live processes (`GET /v1/workers`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, List, Optional
 
@@ -63,6 +64,8 @@ class Pool:
         self.failed = 0
         self._run_times: Deque[float] = collections.deque(maxlen=1000)
         self.high_water = 0
+        #: Threads running a task (stuck ones too): the others are idle.
+        self._working = 0
 
     # All methods below are called with the worker's lock held, except `_thread`.
 
@@ -78,11 +81,19 @@ class Pool:
     def submit_sync(self, item: Any) -> None:
         """Queues a plain function's task and starts a thread for it when none is idle."""
         self._inbox.append(item)
-        idle = self.threads - self.busy - self.stuck
-        if idle < len(self._inbox) and self.threads - self.stuck < self.target:
+        self._start_threads()
+        self._work.notify()
+
+    def _start_threads(self) -> None:
+        """A thread for each queued plain task no idle thread will take, within the concurrency.
+        Threads count apart from slots: an `async def` task holds a slot and no thread."""
+        while self.threads - self._working < len(self._inbox) and self.threads - self.stuck < self.target:
             self.threads += 1
             threading.Thread(target=self._thread, name=f"sluice-{self.name}-{self.threads}", daemon=True).start()
-        self._work.notify()
+
+    @property
+    def _slot_free(self) -> bool:
+        return self.busy + self.stuck < self.target
 
     def submit_async(self, item: Any) -> None:
         """Starts an `async def` task now if a slot is free, else when one frees (prefetch)."""
@@ -106,14 +117,27 @@ class Pool:
             self.processed += 1
             self.failed += int(failed)
             self._run_times.append(seconds)
-        while self._async_waiting and self.busy + self.stuck < self.target:
+        while self._async_waiting and self._slot_free:
             self._start(self._async_waiting.popleft())
+        if self._inbox and self._slot_free:
+            # A plain task waiting for a slot (an async one held it): a thread takes it now.
+            self._start_threads()
+            self._work.notify()
         self._lock.notify_all()
 
     def mark_stuck(self) -> None:
         """A plain function ran past its task's deadline: its slot stays taken until it returns."""
         self.busy -= 1
         self.stuck += 1
+
+    def withdraw(self, item: Any) -> bool:
+        """Takes a claimed task that has not started out of the pool (a cancel); whether it was there."""
+        for waiting in (self._inbox, self._async_waiting):
+            if item in waiting:
+                waiting.remove(item)
+                self._lock.notify_all()  # a slot the claimer may fill
+                return True
+        return False
 
     def take_unstarted(self) -> List[Any]:
         """Empties the inbox (on shutdown, to hand the tasks back)."""
@@ -124,6 +148,10 @@ class Pool:
 
     def resize(self, concurrency: int) -> None:
         self.target = concurrency
+        # Prefetched tasks start in the new slots at once, not when the next claim brings more.
+        while self._async_waiting and self._slot_free:
+            self._start(self._async_waiting.popleft())
+        self._start_threads()
         # Idle threads beyond the new size see it and end; more start as tasks arrive, which the
         # claimer now asks for.
         self._work.notify_all()
@@ -144,9 +172,15 @@ class Pool:
     def _thread(self) -> None:
         while True:
             with self._lock:
-                while not self._inbox and self.threads - self.stuck <= self.target:
-                    self._work.wait(5.0)
-                if not self._inbox or self.threads - self.stuck > self.target:
+                # A task is taken only into a free slot: `async def` tasks hold slots too, so a
+                # queued plain task may wait for one with a thread idle.
+                idle_until = time.monotonic() + 5.0
+                while self.threads - self.stuck <= self.target and not (self._inbox and self._slot_free):
+                    left = idle_until - time.monotonic()
+                    if left <= 0 and not self._inbox:
+                        break
+                    self._work.wait(left if left > 0 else 5.0)
+                if not (self._inbox and self._slot_free) or self.threads - self.stuck > self.target:
                     self.threads -= 1  # the pool shrank (or no work came): this thread ends
                     if self._inbox:
                         self._work.notify()  # the wake-up it took was meant for a thread that works
@@ -154,5 +188,10 @@ class Pool:
                     return
                 item = self._inbox.popleft()
                 self.busy += 1
+                self._working += 1
                 self.high_water = max(self.high_water, self.busy)
-            self._run(item)
+            try:
+                self._run(item)
+            finally:
+                with self._lock:
+                    self._working -= 1

@@ -4,6 +4,7 @@ claim never delays a heartbeat."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, cast
+from urllib.parse import quote
 
 import httpx
 
@@ -16,7 +17,7 @@ class WorkerAPI:
 
     def __init__(self, url: str, token: Optional[str], worker_id: str) -> None:
         self.url = url
-        self._base = f"/v1/workers/{worker_id}"
+        self._base = f"/v1/workers/{quote(worker_id, safe=':')}"
         self._http = httpx.Client(base_url=url, headers=_headers(token), timeout=SLACK)
 
     def _post(self, path: str, body: Dict[str, Any], method: str = "POST", wait: float = 0.0) -> Any:

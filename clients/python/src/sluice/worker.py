@@ -96,7 +96,13 @@ class Worker:
         self._pools: Dict[str, Pool] = {}
         self._held: Dict[str, _Claimed] = {}
         self._outbox: List[Dict[str, Any]] = []
+        #: Batches of outcomes being reported: their leases are renewed until the server has them.
+        self._in_flight: List[List[Dict[str, Any]]] = []
         self._sending = 0
+        #: When a heartbeat last came through (monotonic): leases stand until a lease after it.
+        self._last_beat = time.monotonic()
+        #: Set by the drain: outcomes still failing to be reported are given up at this time.
+        self._flush_deadline: Optional[float] = None
         self._applied: Dict[str, str] = {}
         self._stop = threading.Event()
         #: Set when the drain is over: the heartbeater and the completer end.
@@ -191,13 +197,14 @@ class Worker:
     def _drain(self, api: WorkerAPI, roles: List[threading.Thread]) -> None:
         with self._lock:
             self._stopping = True
-            self._lock.notify_all()
-        roles[0].join(CLAIM_WAIT + 15)  # the claimer: its last claim's tasks are handed back below
-        with self._lock:
+            # Claimed tasks not started are handed back now, before a pool thread starts one; a
+            # claim still in flight hands its tasks back when it returns (`_received`).
             unstarted = [item for pool in self._pools.values() for item in pool.take_unstarted()]
             for item in unstarted:
                 self._settle(item)
+            self._lock.notify_all()
         self._release(api, unstarted)
+        roles[0].join(CLAIM_WAIT + 15)  # the claimer
         deadline = time.monotonic() + self.grace
         with self._lock:
             while any(pool.busy for pool in self._pools.values()) and time.monotonic() < deadline:
@@ -211,10 +218,12 @@ class Worker:
             for item in late:
                 self._cancel_async(item)
         self._release(api, late)
-        # Outcomes already reported are sent before leaving.
+        # Outcomes already reported are sent before leaving, retried for up to another grace
+        # period (at least 10 s) when the server does not take them.
         with self._lock:
-            flush_by = time.monotonic() + 10
-            while (self._outbox or self._sending) and time.monotonic() < flush_by:
+            flush_by = time.monotonic() + max(10.0, self.grace)
+            self._flush_deadline = flush_by
+            while (self._outbox or self._sending) and time.monotonic() < flush_by + 1:
                 self._lock.wait(0.2)
         self._stop_everything()
         api.deregister()
@@ -234,13 +243,8 @@ class Worker:
             self._loop.call_soon_threadsafe(item.aio_task.cancel)
 
     def _release(self, api: WorkerAPI, items: List[_Claimed]) -> None:
-        if not items:
-            return
-        try:
-            api.release([item.lease for item in items])
-            log.info("handed back %d unstarted task(s)", len(items))
-        except SluiceError as error:
-            log.warning("could not hand back %d task(s) (they return when their leases expire): %s", len(items), error)
+        if items:
+            _release(api, [item.lease for item in items])
 
     def _settle(self, item: _Claimed) -> None:
         """Marks `item` done with (lock held): its lease is no longer renewed or reported."""
@@ -253,6 +257,7 @@ class Worker:
         """Long-polls for free slots. While outcomes are on their way, their refill claims instead."""
         api = WorkerAPI(self.url, self.token, self.id)
         backoff = 0.1
+        idle = 0.05
         while True:
             with self._lock:
                 while not self._stopping and (self._outbox or self._sending or not any(p.free for p in self._pools.values())):
@@ -263,13 +268,20 @@ class Worker:
             try:
                 tasks = api.claim(asks, wait=self._claim_wait)
                 backoff = 0.1
-            except SluiceError as error:
+            except Exception as error:  # whatever it is, the claimer must go on: without it nothing runs
                 self._received(api, asks, [])
                 log.warning("claim failed (trying again in %g s): %s", backoff, error)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             self._received(api, asks, tasks)
+            # A server that holds no claim open (`--max-wait 0`) answers empty at once: pause
+            # between such claims instead of asking a thousand times a second.
+            if tasks or self._claim_wait >= 0.1:
+                idle = 0.05
+            else:
+                self._stop.wait(idle)
+                idle = min(idle * 2, 1.0)
         api.close()
 
     def _reserve(self) -> List[Dict[str, Any]]:
@@ -295,10 +307,7 @@ class Worker:
                 self._dispatch(tasks)
             self._lock.notify_all()
         if draining and tasks:
-            try:
-                api.release([{"id": t["id"], "token": t["token"], "attempt": t["attempt"]} for t in tasks])
-            except SluiceError as error:
-                log.warning("could not hand back %d task(s) (they return when their leases expire): %s", len(tasks), error)
+            _release(api, [{"id": t["id"], "token": t["token"], "attempt": t["attempt"]} for t in tasks])
 
     def _dispatch(self, tasks: List[Dict[str, Any]]) -> None:
         now = time.monotonic()
@@ -419,8 +428,13 @@ class Worker:
                 # also claims tasks for the slots free by then (unless the drain has begun).
                 batch, self._outbox = self._outbox[:1000], self._outbox[1000:]
                 self._sending += 1
+                self._in_flight.append(batch)
                 asks = [] if self._stop.is_set() else self._reserve()
-            tasks = self._send(api, batch, asks)
+            try:
+                tasks = self._send(api, batch, asks)
+            finally:
+                with self._lock:
+                    self._in_flight.remove(batch)
             self._received(api, asks, tasks)
             with self._lock:
                 self._sending -= 1
@@ -429,8 +443,9 @@ class Worker:
 
     def _send(self, api: WorkerAPI, batch: List[Dict[str, Any]], asks: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         """Reports `batch`, retrying until the server answers or the leases have run out; the tasks
-        claimed for `asks`. A refused batch is split, so that one bad outcome costs no other."""
-        give_up_at = time.monotonic() + self._lease
+        claimed for `asks`. A refused batch is split, so that one bad outcome costs no other. The
+        heartbeater renews the batch's leases meanwhile, so they run out only a lease after the
+        last heartbeat that came through (or, in a drain, at its deadline)."""
         backoff = 0.1
         while True:
             try:
@@ -440,9 +455,10 @@ class Worker:
                 if 400 <= error.status < 500:
                     return self._refused(api, batch, asks, error)
                 # Until the lease expires an outcome is still ours to report: never drop it for a network hiccup.
-                if time.monotonic() >= give_up_at:
-                    log.error("giving up on %d outcome(s) after %g s, when their leases ran out (the tasks will run again): %s",
-                              len(batch), self._lease, error)
+                now = time.monotonic()
+                if now >= self._last_beat + self._lease or (self._flush_deadline is not None and now >= self._flush_deadline):
+                    log.error("giving up on %d outcome(s): %s (the tasks will run again): %s", len(batch),
+                              "their leases ran out" if now >= self._last_beat + self._lease else "the drain's time is over", error)
                     return []
                 log.warning("reporting %d outcome(s) failed (trying again in %g s): %s", len(batch), backoff, error)
                 time.sleep(backoff)
@@ -477,15 +493,22 @@ class Worker:
             self._expire_overdue()
             with self._lock:
                 held = [item for item in self._held.values() if not item.settled]
+                # Outcomes not yet taken by the server keep their leases too ("claimed and not yet
+                # reported"): a slow or failing report must not let them expire and run again.
+                ids = {item.context.id for item in held}
+                reporting = [{key: outcome[key] for key in ("id", "token", "attempt")}
+                             for outcome in self._outbox + [o for batch in self._in_flight for o in batch] if outcome["id"] not in ids]
+            beat_at = time.monotonic()
             try:
-                answer = api.heartbeat(self._description(), [item.lease for item in held])
+                answer = api.heartbeat(self._description(), [item.lease for item in held] + reporting)
                 if not isinstance(answer, dict):
                     raise ValueError(f"the heartbeat's answer is not a JSON object: {answer!r:.200}")
+                statuses = {entry["id"]: entry["status"] for entry in answer.get("leases", [])}
             except Exception as error:  # whatever it is, the next beat tries again: leases must keep renewing
                 log.warning("heartbeat failed: %s", error)
                 continue
-            statuses = {entry["id"]: entry["status"] for entry in answer.get("leases", [])}
             with self._lock:
+                self._last_beat = beat_at
                 for item in held:
                     status = statuses.get(item.context.id, "lost")
                     if status == "held" or item.settled:
@@ -495,7 +518,16 @@ class Worker:
                     if status == "lost":
                         log.warning("task %s: lease lost (expired or finished elsewhere); its outcome will be dropped", item.context.id)
                         self._settle(item)
-            self._apply_settings(answer.get("pools") or [])
+                    elif item.started_at is None and item.pool.withdraw(item):
+                        # Cancelled while it waited for a slot (prefetched): reported so now, not
+                        # when a slot frees.
+                        self._settle(item)
+                        self._outbox.append(dict(item.lease, error="cancelled before it started", cancel=True))
+                self._lock.notify_all()
+            try:
+                self._apply_settings(answer.get("pools") or [])
+            except Exception as error:
+                log.warning("could not apply the heartbeat's pool settings: %s", error)
         api.close()
 
     def _expire_overdue(self) -> None:
@@ -542,6 +574,25 @@ class Worker:
             loop.run_forever()
         self._loop_thread = threading.Thread(target=serve, name="sluice-asyncio", daemon=True)
         self._loop_thread.start()
+
+
+def _release(api: WorkerAPI, leases: List[Dict[str, Any]]) -> None:
+    """Hands tasks back, trying again for up to 10 s when the server cannot take them now (a 503,
+    no answer): a task not handed back waits out its lease, and that costs it an attempt."""
+    give_up_at = time.monotonic() + 10
+    backoff = 0.1
+    while True:
+        try:
+            api.release(leases)
+            log.info("handed back %d unstarted task(s)", len(leases))
+            return
+        except SluiceError as error:
+            if 400 <= error.status < 500 or time.monotonic() + backoff > give_up_at:
+                log.warning("could not hand back %d task(s) (they return when their leases expire): %s", len(leases), error)
+                return
+            log.warning("handing back %d task(s) failed (trying again in %g s): %s", len(leases), backoff, error)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
 
 
 def _clip(text: str) -> str:
