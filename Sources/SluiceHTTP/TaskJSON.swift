@@ -123,9 +123,25 @@ enum TaskJSON {
         }
     }
 
-    /// Parses RFC 3339, with or without fractional seconds.
+    /// Parses RFC 3339, with or without fractional seconds. A date or time that does not exist
+    /// (February 30, 25:00, minute 61) is refused: Foundation's parser rolls it over into another.
     static func parseTime(_ text: String) -> Date? {
-        (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text))
+        guard let fields = text.wholeMatch(of: /(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2}))/),
+              let year = Int(fields.1), let month = Int(fields.2), let day = Int(fields.3),
+              let hour = Int(fields.4), let minute = Int(fields.5), let second = Int(fields.6),
+              (1...12).contains(month), (0...23).contains(hour), (0...59).contains(minute), (0...59).contains(second),
+              (1...daysIn(month: month, year: year)).contains(day),
+              fields.7.map({ Int($0).map { (0...23).contains($0) } ?? false }) ?? true,
+              fields.8.map({ Int($0).map { (0...59).contains($0) } ?? false }) ?? true else { return nil }
+        return (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text))
             ?? (try? Date.ISO8601FormatStyle().parse(text))
+    }
+
+    private static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
     }
 }

@@ -104,7 +104,8 @@ import Testing
             #expect(try await ids("id=\(a.prefix(25))") == [a])
             #expect(try await ids("created_after=2000-01-01T00:00:00Z&created_before=2001-01-01T00:00:00Z").isEmpty)
             #expect(try await ids("created_after=2000-01-01T00:00:00Z").count == 2)
-            for (query, field) in [("created_after=yesterday", "created_after"), ("args.bad!name=1", "args.bad!name"),
+            for (query, field) in [("created_after=yesterday", "created_after"), ("created_after=2027-02-30T03:04:05Z", "created_after"),
+                                   ("created_before=2027-01-01T24:00:00Z", "created_before"), ("args.bad!name=1", "args.bad!name"),
                                    ("id=!!", "id"), ("limit=0", "limit")] {
                 let refused = try await client.send(.get, "/v1/tasks?\(query)")
                 #expect(refused.status == .badRequest && refused.errorField == field, "\(query)")
