@@ -46,7 +46,7 @@ extension SluiceAPI {
 
     /// `PATCH /v1/pools/{name}`: an operator's change of concurrency or autoscale bounds.
     func resize(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let name = context.parameters.get("name") ?? ""
+        let name = try context.pathParameter("name")
         guard let body = try await readJSON(request).objectValue else { throw APIError.badRequest("body", "must be a JSON object") }
         if let unknown = body.keys.sorted().first(where: { $0 != "concurrency" && $0 != "autoscale" }) {
             throw APIError.badRequest(unknown, "is not a known field; known fields: autoscale, concurrency")

@@ -52,7 +52,8 @@ extension SluiceAPI {
 
     /// Pauses or resumes queue `name` for every process; this process's fetchers see it at once.
     func setPaused(_ name: String, _ paused: Bool) async throws {
-        guard !name.isEmpty, name.count <= 200 else { throw APIError.badRequest("name", "must be a queue name of 1 to 200 characters") }
+        // A name no queue can have would be paused to no effect, and said to be.
+        try JSONFields.checkName(name, at: "name")
         try await store.setQueuePaused(name, paused)
         pausedCache.forget()
         if let worker {
@@ -64,7 +65,7 @@ extension SluiceAPI {
 
     /// `POST /v1/queues/{name}/pause` and `…/resume`.
     func pause(_ context: BasicRequestContext, _ paused: Bool) async throws -> Response {
-        let name = context.parameters.get("name") ?? ""
+        let name = try context.pathParameter("name")
         try await setPaused(name, paused)
         return jsonResponse(["queue": .string(name), "paused": .bool(paused),
                              "note": "this process stops or resumes claiming at once, others within a second; enqueues are accepted either way"])

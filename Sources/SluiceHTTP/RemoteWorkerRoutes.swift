@@ -154,7 +154,7 @@ extension SluiceAPI {
 
     /// The worker id of the path, refused when it is not a plain name or is this server's own.
     private func remoteWorkerID(_ context: BasicRequestContext) throws -> String {
-        let id = context.parameters.get("id") ?? ""
+        let id = try context.pathParameter("id")
         try JSONFields.checkName(id, at: "id")
         guard id != worker?.id else { throw APIError.badRequest("id", "is this server's own worker; give your worker an id of its own") }
         return id

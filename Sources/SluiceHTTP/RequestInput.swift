@@ -52,3 +52,13 @@ extension SluiceAPI {
         return .milliseconds(Int64(seconds * 1000))
     }
 }
+
+extension RequestContext {
+    /// Path parameter `key` percent-decoded, as clients encode a name (`mail%3Ahigh` is the queue
+    /// `mail:high`): read raw, a pause of `mail%3Ahigh` paused a queue of that name instead.
+    func pathParameter(_ key: String) throws(APIError) -> String {
+        let raw = parameters.get(key) ?? ""
+        guard let decoded = raw.removingPercentEncoding else { throw APIError.badRequest(key, "is not valid percent-encoding") }
+        return decoded
+    }
+}

@@ -39,7 +39,7 @@ extension SluiceAPI {
     /// `PATCH /v1/schedules/{name}`: the fields given change, the rest stay.
     func patchSchedule(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let patch = try await readJSON(request)
-        let (schedule, change) = try await updateSchedule(context.parameters.get("name") ?? "") { base in
+        let (schedule, change) = try await updateSchedule(try context.pathParameter("name")) { base in
             try ScheduleJSON.parse(patch, name: base.name, base: base)
         }
         var body = try await scheduleJSON(schedule, now: clock.now())
@@ -59,7 +59,7 @@ extension SluiceAPI {
 
     /// `DELETE /v1/schedules/{name}`: 204; its tasks stay.
     func deleteSchedule(_ context: BasicRequestContext) async throws -> Response {
-        let name = context.parameters.get("name") ?? ""
+        let name = try context.pathParameter("name")
         guard try await scheduleStore().deleteSchedule(name) else { throw APIError(.notFound, "not_found", "no schedule is called \(name.prefix(128))") }
         return Response(status: .noContent)
     }
@@ -87,7 +87,7 @@ extension SluiceAPI {
     }
 
     private func namedSchedule(_ context: BasicRequestContext) async throws -> Schedule {
-        try await namedSchedule(context.parameters.get("name") ?? "")
+        try await namedSchedule(try context.pathParameter("name"))
     }
 
     /// The schedule called `name`, or 404.

@@ -29,6 +29,21 @@ import Testing
         }
     }
 
+    /// Names in paths are read percent-decoded, as clients encode them: a pause of `mail%3Ahigh`
+    /// pauses the queue `mail:high` (it paused a queue named `mail%3Ahigh`), and a name no queue
+    /// can have is refused instead of paused to no effect.
+    @Test func namesInPathsArePercentDecoded() async throws {
+        try await Harness().test { client, _ in
+            let paused = try await client.send(.post, "/v1/queues/mail%3Ahigh/pause")
+            #expect(paused.status == .ok && paused.json["queue"] == "mail:high")
+            #expect(try await client.send(.get, "/v1/queues").json["paused"] == ["mail:high"])
+            let bad = try await client.send(.post, "/v1/queues/a%20b/pause")
+            #expect(bad.status == .badRequest && bad.errorField == "name", "\(bad.status)")
+            let pool = try await client.send(.patch, "/v1/pools/x%3Ay", #"{"concurrency":2}"#)
+            #expect(pool.status == .notFound && pool.json["error"]?["message"]?.stringValue?.contains("pool x:y") == true)
+        }
+    }
+
     @Test func deleteOnlyFinishedTasks() async throws {
         try await Harness().test { client, _ in
             let id = try #require(try await client.send(.post, "/v1/tasks", #"{"kind":"echo"}"#).json["id"]?.stringValue)

@@ -48,7 +48,7 @@ extension SluiceAPI {
             return try await consolePage(request) { try await tasksPage($0) }
         }
         router.get("/ui/tasks/{id}") { request, context in
-            let id = context.parameters.get("id") ?? ""
+            let id = try context.pathParameter("id")
             return try await consolePage(request) { try await taskPage(id, $0) }
         }
         router.get("/ui/workers") { request, _ in try await consolePage(request) { try await workersPage($0) } }
@@ -59,7 +59,7 @@ extension SluiceAPI {
         router.post("/ui/schedules/enable") { request, _ in try await consolePost(request) { try await enableScheduleFromConsole($0) } }
         router.post("/ui/tasks/bulk") { request, _ in try await consolePost(request) { try await bulkFromConsole($0) } }
         router.post("/ui/tasks/{id}/{action}") { request, context in
-            let id = context.parameters.get("id") ?? "", action = context.parameters.get("action") ?? ""
+            let id = try context.pathParameter("id"), action = try context.pathParameter("action")
             return try await consolePost(request) { try await taskActionFromConsole(id, action, $0) }
         }
     }
