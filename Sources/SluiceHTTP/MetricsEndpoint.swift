@@ -3,6 +3,7 @@ import Prometheus
 import SluiceCore
 import SluicePool
 import SluiceStore
+import Synchronization
 
 /// `GET /metrics`: the registry in the Prometheus text format, with gauges set from live figures at
 /// each scrape. The server's API serves it, and so does `sluice worker --metrics-port`.
@@ -12,6 +13,9 @@ public struct MetricsEndpoint: Sendable {
     let memory: MemoryTaskStore?
     let worker: Worker?
     let waiting: (@Sendable () -> Int)?
+    /// The queues each queue gauge showed at the last scrape: a queue whose tasks are all gone
+    /// leaves the counts, and its series must go too (they kept their last values for good).
+    private let shown = ShownSeries()
 
     /// An endpoint over `registry`, with gauges of `store`'s queues and of `worker`'s pools.
     public init(registry: PrometheusCollectorRegistry, store: any TaskStore, memory: MemoryTaskStore? = nil, worker: Worker?,
@@ -33,6 +37,14 @@ public struct MetricsEndpoint: Sendable {
                 for state in TaskState.allCases {
                     gauge(name, [("queue", queue.queue), ("state", state.rawValue)]).set(Int64(queue.counts[state] ?? 0))
                 }
+            }
+            let now = Set(counts.map(\.queue))
+            let gone = shown.queues.withLock { shown in
+                defer { shown[name] = now }
+                return (shown[name] ?? []).subtracting(now)
+            }
+            for queue in gone {
+                for state in TaskState.allCases { registry.unregisterGauge(gauge(name, [("queue", queue), ("state", state.rawValue)])) }
             }
         }
         if let worker {
@@ -59,4 +71,9 @@ public struct MetricsEndpoint: Sendable {
         router.get("/metrics") { _, _ in try await response() }
         return router
     }
+}
+
+/// What a `MetricsEndpoint` showed at its last scrape, shared by its copies.
+private final class ShownSeries: Sendable {
+    let queues = Mutex<[String: Set<String>]>([:])
 }

@@ -21,8 +21,7 @@ extension SluiceAPI {
 
     /// `GET /metrics`: the registry in Prometheus text, with gauges set from live figures.
     func prometheus() async throws -> Response {
-        guard let metrics else { throw APIError(.notFound, "not_found", "metrics are not enabled in this process") }
-        let waiter = self.waiter
-        return try await MetricsEndpoint(registry: metrics, store: store, memory: memory, worker: worker, waiting: { waiter.count }).response()
+        guard let metricsEndpoint else { throw APIError(.notFound, "not_found", "metrics are not enabled in this process") }
+        return try await metricsEndpoint.response()
     }
 }

@@ -40,6 +40,8 @@ public struct SluiceAPI: Sendable {
     let limits: Limits
     let clock: any WallClock
     let metrics: PrometheusCollectorRegistry?
+    /// `GET /metrics` over `metrics`: one for the process, since it remembers the series it showed.
+    let metricsEndpoint: MetricsEndpoint?
     let waiter: TaskWaiter
     /// Holds remote workers' claims open until their queues receive tasks.
     let claimWaiter: ClaimWaiter
@@ -73,7 +75,9 @@ public struct SluiceAPI: Sendable {
         self.clock = clock
         self.metrics = metrics
         self.hosts = hosts
-        waiter = TaskWaiter(stores: [store] + (memory.map { [$0] } ?? []))
+        let waiter = TaskWaiter(stores: [store] + (memory.map { [$0] } ?? []))
+        self.waiter = waiter
+        metricsEndpoint = metrics.map { MetricsEndpoint(registry: $0, store: store, memory: memory, worker: worker, waiting: { waiter.count }) }
         claimWaiter = ClaimWaiter(store: store)
         let history = ThroughputHistory(clock: clock)
         self.history = history

@@ -38,6 +38,23 @@ import Testing
         #expect(sample(text, "sluice_queue_tasks", ["queue": "default", "state": "succeeded"]) == 3)
     }
 
+    /// A queue whose tasks are all gone (deleted, pruned) leaves /metrics: its gauges kept their
+    /// last values for good, so an alert on `failed` never cleared.
+    @Test func aQueueWithNoTasksLeftLeavesTheGauges() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try await LiveServer(db: dir.path("gone.db"), ["--concurrency", "1"])
+        defer { server.stop() }
+        let port = server.client.baseURL.port!
+        let id = try #require(try await server.client.enqueue(["kind": "echo", "queue": "zz", "delay": 1000])["id"]?.stringValue)
+        #expect(sample(try fetch(port: port, "/metrics").body, "sluice_queue_tasks", ["queue": "zz", "state": "scheduled"]) == 1)
+        #expect(try await server.client.send("POST", "/v1/tasks/\(id)/cancel").status == 200)
+        #expect(try await server.client.send("DELETE", "/v1/tasks/\(id)").status == 200)
+        let text = try fetch(port: port, "/metrics").body
+        #expect(!text.contains("queue=\"zz\""), "\(text)")
+        if let (status, said) = try await promtoolCheck(text) { #expect(status == 0, "promtool check metrics: \(said)") }
+    }
+
     @Test func workerServesMetricsOfItsOwnPools() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
