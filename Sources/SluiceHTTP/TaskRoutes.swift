@@ -55,7 +55,8 @@ extension SluiceAPI {
 
     /// `GET /v1/tasks`: a page of tasks, searched by the parameters of `TaskQuery`.
     func list(_ request: Request) async throws -> Response {
-        let query = try TaskQuery.parse(request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+        // Form-decoded (`+` is a space), as the console reads the same search.
+        let query = try TaskQuery.parse(Self.formPairs(request.uri.query ?? ""))
         let page = try await search(query)
         return jsonResponse(bytes: TaskJSON.page(page.tasks, durable: query.durable, with: [
             "next_cursor": page.nextCursor.map { .string($0.rawValue) } ?? .null, "partial": .bool(page.partial),

@@ -107,7 +107,7 @@ import Testing
 
     @Test func searchByArgsIDAndTime() async throws {
         try await Harness().test { client, _ in
-            let a = try #require(try await client.send(.post, "/v1/tasks", #"{"kind":"echo","args":{"customer":42,"note":"rush"}}"#).json["id"]?.stringValue)
+            let a = try #require(try await client.send(.post, "/v1/tasks", #"{"kind":"echo","args":{"customer":42,"note":"rush","to":"a b+c"}}"#).json["id"]?.stringValue)
             _ = try await client.send(.post, "/v1/tasks", #"{"kind":"echo","args":{"customer":7}}"#)
             func ids(_ query: String) async throws -> [String] {
                 let page = try await client.send(.get, "/v1/tasks?\(query)")
@@ -116,6 +116,10 @@ import Testing
             }
             #expect(try await ids("args.customer=42") == [a])
             #expect(try await ids("args=rush&kind=echo") == [a])
+            // Form encoding, as Python's urlencode and browsers write a query: `+` is a space, `%2B` a plus.
+            #expect(try await ids("args.to=a+b%2Bc") == [a])
+            #expect(try await ids("args.to=a%20b%2Bc") == [a])
+            #expect(try await ids("args.to=a+b+c").isEmpty)
             #expect(try await ids("id=\(a.prefix(25))") == [a])
             #expect(try await ids("created_after=2000-01-01T00:00:00Z&created_before=2001-01-01T00:00:00Z").isEmpty)
             #expect(try await ids("created_after=2000-01-01T00:00:00Z").count == 2)
