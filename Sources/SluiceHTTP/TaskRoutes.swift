@@ -34,6 +34,23 @@ extension SluiceAPI {
         guard Set(parsed.map(\.durable)).count == 1 else {
             throw APIError.badRequest("durable", "must be the same for every task of a batch (it is stored in one place, atomically)")
         }
+        // A key repeated within the batch for another task: said here, naming both places (the
+        // store would name a task of this very batch, which is then rolled back and never stored).
+        var keyed: [String: Int] = [:]
+        for (index, body) in parsed.enumerated() {
+            guard let key = body.request.idempotencyKey else { continue }
+            let slot = body.request.queue + "\u{0}" + key
+            if let first = keyed[slot] {
+                let earlier = parsed[first].request
+                guard earlier.kind == body.request.kind, earlier.args.sameJSON(as: body.request.args) else {
+                    throw APIError(.conflict, "idempotency_conflict",
+                                   "repeats the idempotency key of [\(first)] in queue \(body.request.queue) for another kind or other args; give it another key",
+                                   field: "[\(index)].idempotency_key")
+                }
+            } else {
+                keyed[slot] = index
+            }
+        }
         var target: (store: any TaskStore, durable: Bool)?
         for (index, body) in parsed.enumerated() { target = try await storeFor(body, prefix: "[\(index)].") }
         if !target!.durable { try await admitToMemory(parsed.count) }

@@ -193,7 +193,15 @@ import Testing
             #expect(unknown.status == .unprocessableContent && unknown.errorField == "[1].kind")
             let mixed = try await client.send(.post, "/v1/tasks/batch", #"[{"kind":"echo"},{"kind":"echo","durable":false}]"#)
             #expect(mixed.status == .badRequest && mixed.errorField == "durable")
+            // A key repeated in one batch for another task names the place, not a task never stored.
+            let repeated = try await client.send(.post, "/v1/tasks/batch",
+                                                 #"[{"kind":"echo","idempotency_key":"k"},{"kind":"echo","queue":"q","idempotency_key":"k"},{"kind":"sleep","idempotency_key":"k"}]"#)
+            #expect(repeated.status == .conflict && repeated.errorCode == "idempotency_conflict" && repeated.errorField == "[2].idempotency_key")
+            #expect(repeated.json["error"]?["message"]?.stringValue?.contains("[0]") == true, "\(repeated.json)")
             #expect(try await harness.store.counts().reduce(0) { $0 + $1.counts.values.reduce(0, +) } == 3)
+            // The same task twice under one key is one task.
+            let same = try await client.send(.post, "/v1/tasks/batch", #"[{"kind":"echo","idempotency_key":"s"},{"kind":"echo","idempotency_key":"s"}]"#)
+            #expect(same.status == .accepted && same.json["tasks"]?[0]?["id"] == same.json["tasks"]?[1]?["id"])
         }
     }
 
