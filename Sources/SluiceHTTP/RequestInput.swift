@@ -47,7 +47,8 @@ extension SluiceAPI {
     func waitSeconds(_ request: Request) throws -> Duration? {
         guard let text = request.uri.queryParameters.get("wait") else { return nil }
         guard let seconds = Double(text), seconds.isFinite, seconds >= 0, seconds <= limits.maxWait else {
-            throw APIError.badRequest("wait", "must be a number of seconds from 0 to \(Int(limits.maxWait))")
+            let most = limits.maxWait == limits.maxWait.rounded() ? String(Int(limits.maxWait)) : String(limits.maxWait)
+            throw APIError.badRequest("wait", "must be a number of seconds from 0 to \(most)")
         }
         return .milliseconds(Int64(seconds * 1000))
     }

@@ -107,7 +107,10 @@ import Testing
     @Test func limitsAndTransport() async throws {
         var limits = SluiceAPI.Limits()
         limits.maxBody = 2048
+        limits.maxWait = 0.5
         try await Harness().test(limits: limits) { client, _ in
+            let longWait = try await client.send(.get, "/v1/tasks/01JY3R8M4S7K2Q9ZB6XW5T0N1C?wait=1")
+            #expect(longWait.errorField == "wait" && longWait.json["error"]?["message"] == "wait: must be a number of seconds from 0 to 0.5", "\(longWait.json)")
             let huge = #"{"kind":"echo","args":{"x":""# + String(repeating: "a", count: 4096) + #""}}"#
             let tooBig = try await client.send(.post, "/v1/tasks", huge)
             #expect(tooBig.status == .contentTooLarge && tooBig.errorCode == "body_too_large")
