@@ -34,7 +34,8 @@ struct TaskQuery: Sendable {
                     }
                     set.insert(state)
                 }
-                query.filter.states = set
+                // Only commas (`state=,`) name no state: any, as an empty value does.
+                if !set.isEmpty { query.filter.states = set }
             case "queue": query.filter.queue = value
             case "kind": query.filter.kind = value
             case "id":

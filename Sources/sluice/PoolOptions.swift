@@ -10,8 +10,8 @@ struct PoolOptions: ParsableArguments {
         valueName: "spec"))
     var pools: [String] = []
 
-    @Option(help: ArgumentHelp("Queues of the pool named default, earlier first (when no --pool is given).", valueName: "a,b"))
-    var queues: String = "default"
+    @Option(help: ArgumentHelp("Queues of the pool named default, earlier first (when no --pool is given; default: default).", valueName: "a,b"))
+    var queues: String?
 
     @Option(help: ArgumentHelp(
         "Tasks the default pool runs at once (default \(PoolConfiguration.defaultConcurrency)). Blocking tasks each hold a thread: size it for the work, not the cores.",
@@ -29,6 +29,12 @@ struct PoolOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("Tasks each pool claims beyond its free slots, so a thread finds its next task waiting (for many short tasks). Default 0: tasks are claimed only for free slots, so none waits in this process while another has a free thread.", valueName: "n"))
     var prefetch: Int = 0
+
+    /// The flags given that shape a pool in this process (for `serve --no-pool`, which runs none).
+    var poolFlagsGiven: [String] {
+        [(concurrency != nil, "--concurrency"), (!pools.isEmpty, "--pool"), (autoscale != nil, "--autoscale"), (queues != nil, "--queues"),
+         (!allowExec.isEmpty, "--allow-exec"), (prefetch != 0, "--prefetch")].filter(\.0).map(\.1)
+    }
 
     /// Worker timings from these options.
     func workerOptions(grace: Double) throws -> WorkerOptions {
@@ -55,12 +61,12 @@ struct PoolOptions: ParsableArguments {
             range = AutoscaleRange(min: low, max: high)
         }
         if !pools.isEmpty {
-            guard queues == "default", concurrency == nil, range == nil else {
+            guard queues == nil, concurrency == nil, range == nil else {
                 throw SluiceError(.invalidArgument, "give pools either with --pool or with --queues/--concurrency/--autoscale, not both", field: "pool")
             }
             return try pools.map(PoolConfiguration.parse)
         }
-        let pool = PoolConfiguration(name: "default", queues: queues.split(separator: ",").map(String.init),
+        let pool = PoolConfiguration(name: "default", queues: (queues ?? "default").split(separator: ",").map(String.init),
                                      concurrency: concurrency ?? range?.min ?? PoolConfiguration.defaultConcurrency, autoscale: range)
         try pool.validate()
         return [pool]

@@ -124,8 +124,8 @@ struct ServeCommand: AsyncParsableCommand {
             port = parsed
             guard maxBody >= 1024 else { throw SluiceError(.invalidArgument, "--max-body must be at least 1024 bytes", field: "max-body") }
             guard memoryLimit >= 1 else { throw SluiceError(.invalidArgument, "--memory-limit must be at least 1", field: "memory-limit") }
-            if noPool, poolOptions.concurrency != nil || !poolOptions.pools.isEmpty || poolOptions.autoscale != nil {
-                throw SluiceError(.invalidArgument, "--no-pool runs no pool: leave out --concurrency, --pool and --autoscale, or --no-pool", field: "no-pool")
+            if noPool, let first = poolOptions.poolFlagsGiven.first {
+                throw SluiceError(.invalidArgument, "--no-pool runs no pool, so \(first) would do nothing: leave out \(poolOptions.poolFlagsGiven.joined(separator: ", ")), or --no-pool", field: "no-pool")
             }
             var pools = try poolOptions.configurations()
             if poolOptions.concurrency == nil, poolOptions.pools.isEmpty, let text = env["SLUICE_CONCURRENCY"] {

@@ -31,6 +31,9 @@ import Testing
         ([], ["SLUICE_SYNC": "sometimes"], "SLUICE_SYNC=sometimes: expected full or normal"),
         (["--host", "[::1]", "--token", "t"], [:], "--host [::1]: not an address to listen on"),
         (["--no-pool", "--concurrency", "5"], [:], "--no-pool runs no pool"),
+        (["--no-pool", "--queues", "mail"], [:], "--no-pool runs no pool, so --queues would do nothing"),
+        (["--no-pool", "--prefetch", "5"], [:], "--no-pool runs no pool, so --prefetch would do nothing"),
+        (["--no-pool", "--allow-exec", "/bin/true"], [:], "--no-pool runs no pool, so --allow-exec would do nothing"),
     ] as [([String], [String: String], String)])
     func serveRefusesOptionsThatWouldLeaveItOpen(arguments: [String], environment: [String: String], message: String) async throws {
         let dir = try TempDir()

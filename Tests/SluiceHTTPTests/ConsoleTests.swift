@@ -115,6 +115,7 @@ import Testing
                 return tasks.compactMap { $0["id"]?.stringValue }
             }
             #expect(try await ids("args.customer=42") == [a])
+            #expect(try await ids("state=,").count == 2, "only commas name no state: any")
             #expect(try await ids("args=rush&kind=echo") == [a])
             // Form encoding, as Python's urlencode and browsers write a query: `+` is a space, `%2B` a plus.
             #expect(try await ids("args.to=a+b%2Bc") == [a])
