@@ -7,8 +7,8 @@ import SluiceStore
 /// one commit per wave of tasks instead of one for the outcomes and one for the next claims.
 /// A write the store refuses for storage reasons is retried, so a task is never marked failed
 /// because the disk was; an outcome whose lease was lost is dropped (someone else owns the task).
-/// Once the worker is stopping, a write is retried for at most the grace period, so a store that
-/// stays unreachable cannot keep the process from exiting: those tasks run again elsewhere.
+/// Once the worker has drained, writes are retried for at most one more grace period, all together,
+/// so a store that stays unreachable cannot keep the process from exiting: those tasks run again.
 struct Completer {
     let worker: Worker
     /// The most outcomes one transaction carries.
@@ -37,7 +37,6 @@ struct Completer {
         let store = worker.store(for: source)
         let logger = worker.logger
         var pause = Duration.milliseconds(100)
-        var givingUpAt: ContinuousClock.Instant?
         while true {
             // Slots are reserved per attempt: a failed write must give them back.
             let refills: [(Pool, Int)] = source == .durable && !worker.isStopping
@@ -65,14 +64,12 @@ struct Completer {
                 return
             } catch let error as SluiceError where error.code == .storage {
                 for (pool, reserved) in refills { pool.unreserve(reserved) }
-                if worker.isStopping {
-                    let deadline = givingUpAt ?? ContinuousClock.now + worker.options.grace
-                    givingUpAt = deadline
-                    if ContinuousClock.now >= deadline {
-                        logger.error("recording \(outcomes.count) outcomes failed through the grace period of shutdown; giving up (their leases will expire and the tasks run again): \(error)",
-                                     metadata: ["worker": "\(worker.id)"])
-                        return
-                    }
+                // Shutting down, a refused write is retried for one more grace period after the
+                // drain (for every batch together), so that the process still exits.
+                if let deadline = worker.outcomesDeadline, worker.monotonic.now() >= deadline {
+                    logger.error("recording \(outcomes.count) outcomes failed through the grace period of shutdown; giving up (their leases will expire and the tasks run again): \(error)",
+                                 metadata: ["worker": "\(worker.id)"])
+                    return
                 }
                 logger.error("recording \(outcomes.count) outcomes failed, retrying in \(pause): \(error)", metadata: ["worker": "\(worker.id)"])
                 try? await Task.sleep(for: pause)

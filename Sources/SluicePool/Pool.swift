@@ -380,14 +380,21 @@ public final class Pool: @unchecked Sendable {
     /// Cancels every task still running, as lost: at the end of a shutdown's grace period, so that
     /// an async handler stops and an `exec` child is killed rather than outliving the process. No
     /// outcome is reported: the leases expire and the tasks run again, as when the process dies.
-    func abandonRunning(_ reason: String) {
+    /// Returns how many of them are async: those stop at the cancel, and are worth a moment's wait.
+    @discardableResult
+    func abandonRunning(_ reason: String) -> Int {
         condition.lock()
         defer { condition.unlock() }
+        var async = 0
         for run in running.values where !run.timedOut && !run.finished {
             run.leaseLost = true
             run.cancellation.set(reason)
-            run.asyncTask?.cancel()
+            if let task = run.asyncTask {
+                task.cancel()
+                async += 1
+            }
         }
+        return async
     }
 
     /// Waits until no task runs (stuck ones aside) or `deadline` passes; returns whether idle.

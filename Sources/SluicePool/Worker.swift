@@ -68,6 +68,9 @@ public final class Worker: Service, Sendable {
     let clock: any WallClock
     /// Times the grace period: a wall clock set forward must not cut it short.
     let monotonic: any MonotonicClock
+    /// Set when the drain is over (on `monotonic`): the completer gives up refused writes then.
+    private let outcomesDeadlineValue = Mutex<Duration?>(nil)
+    var outcomesDeadline: Duration? { outcomesDeadlineValue.withLock { $0 } }
     let logger: Logger
     let startedAt: Date
     /// The kinds this process's handlers run, reported with its registration.
@@ -280,13 +283,18 @@ public final class Worker: Service, Sendable {
         }
         if !idle {
             logger.warning("grace period over with tasks still running: they are cancelled (exec children killed), and their leases will expire and they will be retried")
-            for pool in pools { pool.abandonRunning("the worker is shutting down and its grace period is over") }
+            let stopping = pools.reduce(0) { $0 + $1.abandonRunning("the worker is shutting down and its grace period is over") }
             // Async handlers stop at the cancel (an exec child's process group is killed, which
-            // would otherwise outlive this process); blocking ones end with the process.
-            _ = await withCheckedContinuation { continuation in
-                Thread { continuation.resume(returning: pools.allSatisfy { $0.waitUntilIdle(within: .seconds(1)) }) }.start()
+            // would otherwise outlive this process): a moment for them. Blocking ones, which
+            // cannot be stopped, end with the process.
+            if stopping > 0 {
+                _ = await withCheckedContinuation { continuation in
+                    Thread { continuation.resume(returning: pools.allSatisfy { $0.waitUntilIdle(within: .seconds(1)) }) }.start()
+                }
             }
         }
+        // Outcomes still refused by the store are given up one grace period from now.
+        outcomesDeadlineValue.withLock { $0 = monotonic.now() + options.grace }
         // Renew once more so the last outcomes are accepted, then let the completer finish.
         await Heartbeater(worker: self).beat()
     }
