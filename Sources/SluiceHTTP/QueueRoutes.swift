@@ -52,8 +52,13 @@ extension SluiceAPI {
 
     /// Pauses or resumes queue `name` for every process; this process's fetchers see it at once.
     func setPaused(_ name: String, _ paused: Bool) async throws {
-        // A name no queue can have would be paused to no effect, and said to be.
-        try JSONFields.checkName(name, at: "name")
+        // A name no queue can have would be paused to no effect, and said to be. Resuming takes
+        // any name: one paused before this rule held must still be resumable.
+        if paused {
+            try JSONFields.checkName(name, at: "name")
+        } else {
+            guard !name.isEmpty, name.count <= 200 else { throw APIError.badRequest("name", "must be a queue name of 1 to 200 characters") }
+        }
         try await store.setQueuePaused(name, paused)
         pausedCache.forget()
         if let worker {

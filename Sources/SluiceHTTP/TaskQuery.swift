@@ -43,7 +43,9 @@ struct TaskQuery: Sendable {
                 idRange = range
             case "args": query.filter.argsContains = value
             case "created_after", "created_before":
-                guard let date = TaskJSON.parseTime(value) else { throw bad("must be an RFC 3339 time such as 2026-11-27T18:00:00Z") }
+                // A time holds no space: one here is the `+` of an offset written unencoded in a URL
+                // (`+02:00`), which form decoding read as a space.
+                guard let date = TaskJSON.parseTime(value.replacingOccurrences(of: " ", with: "+")) else { throw bad("must be an RFC 3339 time such as 2026-11-27T18:00:00Z") }
                 if name == "created_after" { after = date } else { before = date }
             case "limit":
                 guard let n = Int(value), (1...1000).contains(n) else { throw bad("must be a whole number from 1 to 1000") }

@@ -34,6 +34,8 @@ extension SluiceAPI {
         guard Set(parsed.map(\.durable)).count == 1 else {
             throw APIError.badRequest("durable", "must be the same for every task of a batch (it is stored in one place, atomically)")
         }
+        var target: (store: any TaskStore, durable: Bool)?
+        for (index, body) in parsed.enumerated() { target = try await storeFor(body, prefix: "[\(index)].") }
         // A key repeated within the batch for another task: said here, naming both places (the
         // store would name a task of this very batch, which is then rolled back and never stored).
         var keyed: [String: Int] = [:]
@@ -51,8 +53,6 @@ extension SluiceAPI {
                 keyed[slot] = index
             }
         }
-        var target: (store: any TaskStore, durable: Bool)?
-        for (index, body) in parsed.enumerated() { target = try await storeFor(body, prefix: "[\(index)].") }
         if !target!.durable { try await admitToMemory(parsed.count) }
         let results = try await target!.store.enqueue(batch: parsed.map(\.request))
         var tasks = results.map(\.task)

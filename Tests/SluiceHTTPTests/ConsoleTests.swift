@@ -39,6 +39,8 @@ import Testing
             #expect(try await client.send(.get, "/v1/queues").json["paused"] == ["mail:high"])
             let bad = try await client.send(.post, "/v1/queues/a%20b/pause")
             #expect(bad.status == .badRequest && bad.errorField == "name", "\(bad.status)")
+            // A name paused before that rule held can still be resumed.
+            #expect(try await client.send(.post, "/v1/queues/a%20b/resume").status == .ok)
             let pool = try await client.send(.patch, "/v1/pools/x%3Ay", #"{"concurrency":2}"#)
             #expect(pool.status == .notFound && pool.json["error"]?["message"]?.stringValue?.contains("pool x:y") == true)
         }
@@ -124,6 +126,9 @@ import Testing
             #expect(try await ids("id=\(a.prefix(25))") == [a])
             #expect(try await ids("created_after=2000-01-01T00:00:00Z&created_before=2001-01-01T00:00:00Z").isEmpty)
             #expect(try await ids("created_after=2000-01-01T00:00:00Z").count == 2)
+            // An offset's + written unencoded, as curl users do, is still a +.
+            #expect(try await ids("created_after=2000-01-01T02:00:00+02:00").count == 2)
+            #expect(try await ids("created_after=2999-01-01T02:00:00+02:00").isEmpty)
             for (query, field) in [("created_after=yesterday", "created_after"), ("created_after=2027-02-30T03:04:05Z", "created_after"),
                                    ("created_before=2027-01-01T24:00:00Z", "created_before"), ("args.bad!name=1", "args.bad!name"),
                                    ("id=!!", "id"), ("limit=0", "limit")] {
