@@ -211,6 +211,21 @@ def test_async_functions_run_no_more_than_the_pool_at_once_with_prefetch(client:
     assert max(r["high_water"] for r in done) == 2, done
 
 
+def test_a_freed_slot_goes_to_the_task_claimed_first_plain_or_async(client: Client, start_worker) -> None:
+    """With prefetch, plain and async tasks wait for one slot in claim order: a stream of async
+    tasks claimed later must not hold a plain one back (async ones always went first before)."""
+    start_worker("--pool", "py=py:1", "--prefetch", "4")
+    first = client.enqueue("hold_async", {"seconds": 0.5}, queue="py")
+    until(lambda: client.status(first.id).state == "running", 10, "the first task claimed")
+    plain = client.enqueue("hold", {"seconds": 0.1}, queue="py")
+    later = [client.enqueue("hold_async", {"seconds": 0.1}, queue="py") for _ in range(3)]
+    until(lambda: all(client.status(t.id).state == "running" for t in [plain] + later), 10, "all five claimed")
+    done = {t.id: client.status(t.id, wait=20) for t in [first, plain] + later}
+    assert all(t.state == "succeeded" for t in done.values()), done
+    # One slot: tasks finish in the order they ran (started_at is the claim, the same order either way).
+    assert all(done[plain.id].finished_at < done[t.id].finished_at for t in later), done
+
+
 def test_a_prefetched_task_cancelled_before_it_starts_never_runs(client: Client, start_worker, tmp_path) -> None:
     start_worker("--pool", "py=py:1", "--prefetch", "1")
     first = client.enqueue("hold", {"seconds": 3}, queue="py")

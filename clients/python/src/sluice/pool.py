@@ -7,7 +7,7 @@ import collections
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, List, Optional
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,13 @@ class Pool:
         self._work = threading.Condition(mutex)
         self._run = run
         self._start_async = start_async
-        self._inbox: Deque[Any] = collections.deque()
+        #: Plain tasks waiting for a thread and a slot, as (claim order, item).
+        self._inbox: Deque[Tuple[int, Any]] = collections.deque()
         #: `async def` tasks claimed (prefetched) while every slot was taken, in claim order.
-        self._async_waiting: Deque[Any] = collections.deque()
+        self._async_waiting: Deque[Tuple[int, Any]] = collections.deque()
+        #: Claim order across both kinds: a freed slot goes to the task claimed first, so that a
+        #: stream of async tasks cannot hold plain ones back for good (or the other way round).
+        self._order = 0
         self.busy = 0
         self.stuck = 0
         #: Slots asked for by a claim or refill still in flight: not free, or two would ask for them.
@@ -80,7 +84,8 @@ class Pool:
 
     def submit_sync(self, item: Any) -> None:
         """Queues a plain function's task and starts a thread for it when none is idle."""
-        self._inbox.append(item)
+        self._order += 1
+        self._inbox.append((self._order, item))
         self._start_threads()
         self._work.notify()
 
@@ -97,10 +102,11 @@ class Pool:
 
     def submit_async(self, item: Any) -> None:
         """Starts an `async def` task now if a slot is free, else when one frees (prefetch)."""
-        if self.busy + self.stuck < self.target:
+        self._order += 1
+        if self._slot_free and not self._inbox:
             self._start(item)
         else:
-            self._async_waiting.append(item)
+            self._async_waiting.append((self._order, item))
 
     def _start(self, item: Any) -> None:
         self.busy += 1
@@ -117,13 +123,22 @@ class Pool:
             self.processed += 1
             self.failed += int(failed)
             self._run_times.append(seconds)
-        while self._async_waiting and self._slot_free:
-            self._start(self._async_waiting.popleft())
-        if self._inbox and self._slot_free:
-            # A plain task waiting for a slot (an async one held it): a thread takes it now.
+        self._fill_slots()
+        self._lock.notify_all()
+
+    @property
+    def _plain_next(self) -> bool:
+        """Whether the next free slot is a queued plain task's (claimed before any waiting async one)."""
+        return bool(self._inbox) and (not self._async_waiting or self._inbox[0][0] < self._async_waiting[0][0])
+
+    def _fill_slots(self) -> None:
+        """Gives free slots to waiting tasks in claim order: async ones start here, plain ones are
+        taken by a thread (started or woken)."""
+        while self._slot_free and self._async_waiting and not self._plain_next:
+            self._start(self._async_waiting.popleft()[1])
+        if self._slot_free and self._plain_next:
             self._start_threads()
             self._work.notify()
-        self._lock.notify_all()
 
     def mark_stuck(self) -> None:
         """A plain function ran past its task's deadline: its slot stays taken until it returns."""
@@ -133,15 +148,17 @@ class Pool:
     def withdraw(self, item: Any) -> bool:
         """Takes a claimed task that has not started out of the pool (a cancel); whether it was there."""
         for waiting in (self._inbox, self._async_waiting):
-            if item in waiting:
-                waiting.remove(item)
-                self._lock.notify_all()  # a slot the claimer may fill
-                return True
+            for entry in waiting:
+                if entry[1] is item:
+                    waiting.remove(entry)
+                    self._fill_slots()
+                    self._lock.notify_all()  # a slot the claimer may fill
+                    return True
         return False
 
     def take_unstarted(self) -> List[Any]:
         """Empties the inbox (on shutdown, to hand the tasks back)."""
-        items = list(self._inbox) + list(self._async_waiting)
+        items = [item for _, item in sorted(list(self._inbox) + list(self._async_waiting), key=lambda entry: entry[0])]
         self._inbox.clear()
         self._async_waiting.clear()
         return items
@@ -149,8 +166,7 @@ class Pool:
     def resize(self, concurrency: int) -> None:
         self.target = concurrency
         # Prefetched tasks start in the new slots at once, not when the next claim brings more.
-        while self._async_waiting and self._slot_free:
-            self._start(self._async_waiting.popleft())
+        self._fill_slots()
         self._start_threads()
         # Idle threads beyond the new size see it and end; more start as tasks arrive, which the
         # claimer now asks for.
@@ -175,21 +191,22 @@ class Pool:
                 # A task is taken only into a free slot: `async def` tasks hold slots too, so a
                 # queued plain task may wait for one with a thread idle.
                 idle_until = time.monotonic() + 5.0
-                while self.threads - self.stuck <= self.target and not (self._inbox and self._slot_free):
+                while self.threads - self.stuck <= self.target and not (self._plain_next and self._slot_free):
                     left = idle_until - time.monotonic()
                     if left <= 0 and not self._inbox:
                         break
                     self._work.wait(left if left > 0 else 5.0)
-                if not (self._inbox and self._slot_free) or self.threads - self.stuck > self.target:
+                if not (self._plain_next and self._slot_free) or self.threads - self.stuck > self.target:
                     self.threads -= 1  # the pool shrank (or no work came): this thread ends
                     if self._inbox:
                         self._work.notify()  # the wake-up it took was meant for a thread that works
                     self._lock.notify_all()
                     return
-                item = self._inbox.popleft()
+                item = self._inbox.popleft()[1]
                 self.busy += 1
                 self._working += 1
                 self.high_water = max(self.high_water, self.busy)
+                self._fill_slots()  # an async task claimed next may have a slot too
             try:
                 self._run(item)
             finally:

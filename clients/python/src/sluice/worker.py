@@ -447,6 +447,10 @@ class Worker:
         heartbeater renews the batch's leases meanwhile, so they run out only a lease after the
         last heartbeat that came through (or, in a drain, at its deadline)."""
         backoff = 0.1
+        # A server that keeps refusing a batch while heartbeats go through (a 500 on one outcome, a
+        # proxy's 502 on a large body) must not stall the worker for good: three leases at least
+        # a minute, then the batch is given up (its leases, no longer renewed, then expire).
+        give_up_at = time.monotonic() + max(60.0, 3 * self._lease)
         while True:
             try:
                 answer = api.outcomes(batch, asks)
@@ -456,9 +460,11 @@ class Worker:
                     return self._refused(api, batch, asks, error)
                 # Until the lease expires an outcome is still ours to report: never drop it for a network hiccup.
                 now = time.monotonic()
-                if now >= self._last_beat + self._lease or (self._flush_deadline is not None and now >= self._flush_deadline):
-                    log.error("giving up on %d outcome(s): %s (the tasks will run again): %s", len(batch),
-                              "their leases ran out" if now >= self._last_beat + self._lease else "the drain's time is over", error)
+                reason = ("their leases ran out" if now >= self._last_beat + self._lease
+                          else "the drain's time is over" if self._flush_deadline is not None and now >= self._flush_deadline
+                          else "the server refused them for too long" if now >= give_up_at else None)
+                if reason is not None:
+                    log.error("giving up on %d outcome(s): %s (the tasks will run again): %s", len(batch), reason, error)
                     return []
                 log.warning("reporting %d outcome(s) failed (trying again in %g s): %s", len(batch), backoff, error)
                 time.sleep(backoff)
