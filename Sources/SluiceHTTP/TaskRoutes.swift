@@ -217,7 +217,8 @@ extension SluiceAPI {
 
     /// The task named in the path, from memory (fire-and-forget) or the durable store.
     func find(_ context: BasicRequestContext) async throws -> (TaskRecord, Bool, any TaskStore) {
-        let text = try context.pathParameter("id")
+        // Any text that is not an id, even one not validly percent-encoded, names no task: 404.
+        let text = (try? context.pathParameter("id")) ?? context.parameters.get("id") ?? ""
         guard let id = TaskID(text) else { throw APIError(.notFound, "not_found", "no task has id \(text.prefix(64))") }
         if let memory, let task = try await memory.task(id) { return (task, false, memory) }
         if let task = try await store.task(id) { return (task, true, store) }

@@ -39,6 +39,8 @@ import Testing
             #expect(try await client.send(.get, "/v1/queues").json["paused"] == ["mail:high"])
             let bad = try await client.send(.post, "/v1/queues/a%20b/pause")
             #expect(bad.status == .badRequest && bad.errorField == "name", "\(bad.status)")
+            // A task id that is no id, even one not validly percent-encoded, names no task.
+            #expect(try await client.send(.get, "/v1/tasks/%ZZ").status == .notFound)
             // A name paused before that rule held can still be resumed.
             #expect(try await client.send(.post, "/v1/queues/a%20b/resume").status == .ok)
             let pool = try await client.send(.patch, "/v1/pools/x%3Ay", #"{"concurrency":2}"#)
