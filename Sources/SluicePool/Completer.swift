@@ -37,6 +37,8 @@ struct Completer {
         let store = worker.store(for: source)
         let logger = worker.logger
         var pause = Duration.milliseconds(100)
+        var failures = 0
+        var failingSince: Duration?
         while true {
             // Slots are reserved per attempt: a failed write must give them back.
             let refills: [(Pool, Int)] = source == .durable && !worker.isStopping
@@ -68,6 +70,30 @@ struct Completer {
                 // drain (for every batch together), so that the process still exits.
                 if let deadline = worker.outcomesDeadline, worker.monotonic.now() >= deadline {
                     logger.error("recording \(outcomes.count) outcomes failed through the grace period of shutdown; giving up (their leases will expire and the tasks run again): \(error)",
+                                 metadata: ["worker": "\(worker.id)"])
+                    return
+                }
+                // One outcome the store keeps refusing (a row it cannot write) must not hold back
+                // the others of its batch for good: after a few tries, each half is written alone.
+                // The halves are written side by side, so that a half the store goes on refusing
+                // does not hold up the other; one outcome refused for a whole lease is given up (its
+                // lease, no longer renewed, expires and the task runs again), so that it cannot
+                // hold up the batches behind it either. A store that refuses everything (a full
+                // disk) gets there too: by then the leases have expired anyway.
+                failures += 1
+                if outcomes.count > 1 && failures >= 3 {
+                    logger.error("recording \(outcomes.count) outcomes failed \(failures) times; writing them in halves: \(error)", metadata: ["worker": "\(worker.id)"])
+                    let half = outcomes.count / 2
+                    async let first: Void = record(Array(outcomes[..<half]), source: source)
+                    await record(Array(outcomes[half...]), source: source)
+                    await first
+                    return
+                }
+                let now = worker.monotonic.now()
+                let since = failingSince ?? now
+                failingSince = since
+                if outcomes.count == 1 && now - since >= worker.options.leaseDuration {
+                    logger.error("recording the outcome of task \(outcomes[0].result.lease.taskID) failed for \(worker.options.leaseDuration); giving it up (its lease will expire and the task run again): \(error)",
                                  metadata: ["worker": "\(worker.id)"])
                     return
                 }

@@ -592,6 +592,44 @@ func stubbornRegistry() -> (registry: HandlerRegistry, started: Gate, gate: Gate
         #expect(await onOwnThread { pool.waitUntilIdle(within: .seconds(10)) })
     }
 
+    /// One outcome the store keeps refusing (here a trigger refuses its row) holds back the rest of
+    /// its batch for a few tries only: then the batch is written in halves, and the others are
+    /// recorded; the refused one is given up after a lease, and its task runs again. Before, the
+    /// whole batch was retried for good and none of them was recorded.
+    @Test func anOutcomeTheStoreKeepsRefusingDoesNotHoldBackTheRestOfItsBatch() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-pool-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("tasks.db").path
+        var configuration = SQLiteStoreConfiguration(path: path)
+        configuration.busyTimeout = .milliseconds(500)
+        let store = try SQLiteTaskStore(configuration)
+        var options = fastOptions()
+        options.leaseDuration = .seconds(3)
+        let worker = try Worker(store: store, pools: [PoolConfiguration(name: "default", queues: ["elsewhere"], concurrency: 1)],
+                                registry: HandlerRegistry(), options: options)
+        _ = try await store.enqueue(batch: (0..<4).map { _ in EnqueueRequest(kind: "k") })
+        let claimed = try await store.claim(queues: ["default"], limit: 4, owner: worker.id, leaseDuration: .seconds(3))
+        try #require(claimed.count == 4)
+        let poison = claimed[1].id
+        let admin = try SQLiteConnection(path: path)
+        try admin.execute("CREATE TRIGGER poison BEFORE UPDATE ON tasks WHEN NEW.id = '\(poison.rawValue)' AND NEW.state = 'succeeded' BEGIN SELECT RAISE(ABORT, 'poison'); END")
+        // In the buffer before the completer starts: its first batch holds all four.
+        for task in claimed { worker.outcomes.add(Outcome(source: .durable, result: .complete(task.lease!, "done"), pool: "default")) }
+        let run = Task { try await worker.run() }
+        let others = claimed.map(\.id).filter { $0 != poison }
+        let recorded = try await eventually(timeout: .seconds(15)) {
+            for id in others where try await store.require(id).state != .succeeded { return false }
+            return true
+        }
+        #expect(recorded, "the outcomes beside the refused one were never recorded")
+        // Given up after a lease of refusals: its lease expires, and the leader (this process) puts
+        // the task back in its queue.
+        #expect(try await eventually { try await store.require(poison).state == .queued }, "the refused outcome held its task")
+        worker.beginShutdown()
+        try await run.value
+    }
+
     @Test func aLeaseShorterThanThreeLockWaitsIsRefused() throws {
         let (store, dir) = try sqliteStore()
         defer { try? FileManager.default.removeItem(at: dir) }
