@@ -21,6 +21,20 @@ func stubbornRegistry() -> (registry: HandlerRegistry, started: Gate, gate: Gate
     return (registry, started, gate)
 }
 
+/// A registry whose `hold` kind counts itself running in `mark` until the test opens `gate`.
+func holdingRegistry() -> (registry: HandlerRegistry, mark: HighWaterMark, gate: Gate) {
+    let mark = HighWaterMark()
+    let gate = Gate()
+    var registry = HandlerRegistry()
+    registry.register("hold", .blocking { _ in
+        mark.enter()
+        gate.wait()
+        mark.leave()
+        return nil
+    })
+    return (registry, mark, gate)
+}
+
 @Suite(.serialized, .timeLimit(.minutes(4))) struct PoolTests {
     @Test func blockingHandlersRunOnThePoolsOwnThreads() async throws {
         let (store, dir) = try sqliteStore()
@@ -94,15 +108,7 @@ func stubbornRegistry() -> (registry: HandlerRegistry, started: Gate, gate: Gate
     @Test func prefetchHoldsTasksBeyondTheSlotsRunsNoMoreAtOnceAndHandsThemBack() async throws {
         let (store, dir) = try sqliteStore()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let mark = HighWaterMark()
-        let gate = Gate()
-        var registry = HandlerRegistry()
-        registry.register("hold", .blocking { _ in
-            mark.enter()
-            gate.wait()
-            mark.leave()
-            return nil
-        })
+        let (registry, mark, gate) = holdingRegistry()
         var options = fastOptions()
         options.prefetch = 3
         let ids = try await store.enqueue(batch: (0..<8).map { _ in EnqueueRequest(kind: "hold") }).map(\.task.id)
@@ -134,15 +140,7 @@ func stubbornRegistry() -> (registry: HandlerRegistry, started: Gate, gate: Gate
     @Test func raisingTheConcurrencyStartsTasksAlreadyHeldInThePrefetch() async throws {
         let (store, dir) = try sqliteStore()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let mark = HighWaterMark()
-        let gate = Gate()
-        var registry = HandlerRegistry()
-        registry.register("hold", .blocking { _ in
-            mark.enter()
-            gate.wait()
-            mark.leave()
-            return nil
-        })
+        let (registry, mark, gate) = holdingRegistry()
         var options = fastOptions()
         options.prefetch = 3
         // Exactly what two slots and a prefetch of three claim: after the resize no claim brings

@@ -184,15 +184,13 @@ import Testing
             var configuration = base
             configuration.lockTimeout = .seconds(3)
             try await PostgresTaskStore.withStore(configuration) { store in
-                let logger = Logger(label: "sluice.test")
                 _ = try await store.enqueue(batch: (0..<4).map { EnqueueRequest(kind: "k", args: ["i": .int(Int64($0))]) })
                 let claimed = try await store.claim(queues: ["default"], limit: 4, owner: "w", leaseDuration: .seconds(60))
                 try #require(claimed.count == 4)
                 let leases = claimed.map { $0.lease! }
                 let busy = claimed[0], done = claimed[3]
                 _ = try await store.complete(done.lease!, result: nil)
-                let other = try await PostgresConnection.connect(configuration: try configuration.connectionConfiguration(), id: 9, logger: logger)
-                do {
+                try await TestPostgres.withConnection(configuration, id: 9) { other, logger in
                     try await other.query("BEGIN", logger: logger)
                     try await other.query("SELECT 1 FROM tasks WHERE id = \(busy.id.rawValue) FOR UPDATE", logger: logger)
                     let statuses = try await store.heartbeat(leases, leaseDuration: .seconds(3600))
@@ -205,10 +203,6 @@ import Testing
                     }
                     #expect(try await store.task(busy.id)?.lease?.expiresAt == busy.lease!.expiresAt, "not renewed while held")
                     try await other.query("ROLLBACK", logger: logger)
-                    try await other.close()
-                } catch {
-                    try? await other.close()
-                    throw error
                 }
                 _ = try await store.heartbeat(leases, leaseDuration: .seconds(3600))
                 let renewed = try #require(try await store.task(busy.id)?.lease?.expiresAt)
@@ -226,12 +220,10 @@ import Testing
             var configuration = base
             configuration.lockTimeout = .seconds(120)
             try await PostgresTaskStore.withStore(configuration) { store in
-                let logger = Logger(label: "sluice.test")
                 _ = try await store.enqueue(EnqueueRequest(kind: "k"))
                 let claimed = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: .seconds(60))
                 let lease = try #require(claimed.first?.lease)
-                let other = try await PostgresConnection.connect(configuration: try configuration.connectionConfiguration(), id: 9, logger: logger)
-                do {
+                try await TestPostgres.withConnection(configuration, id: 9) { other, logger in
                     try await other.query("BEGIN", logger: logger)
                     try await other.query("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE", logger: logger)
                     let start = ContinuousClock.now
@@ -242,10 +234,6 @@ import Testing
                     #expect(error?.code == .storage, "\(String(describing: error))")
                     #expect(waited < .seconds(10), "gave up after \(waited), with a lease of 3 s")
                     try await other.query("ROLLBACK", logger: logger)
-                    try await other.close()
-                } catch {
-                    try? await other.close()
-                    throw error
                 }
                 #expect(await eventually { (try? await store.heartbeat([lease], leaseDuration: .seconds(60)))?[lease.taskID] == .held },
                         "the next beat renews")
@@ -332,15 +320,12 @@ import Testing
             configuration.maximumConnections = 2
             try await PostgresTaskStore.withStore(configuration) { store in
                 _ = try await store.enqueue(EnqueueRequest(kind: "k", idempotencyKey: "vanish"))
-                let logger = Logger(label: "sluice.test")
-                let other = try await PostgresConnection.connect(configuration: try configuration.connectionConfiguration(), id: 9, logger: logger)
-                try await other.query("""
+                try await TestPostgres.execute(configuration, """
                     CREATE FUNCTION vanish() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
                       IF NEW.idempotency_key = 'vanish' THEN DELETE FROM tasks WHERE idempotency_key = 'vanish'; RETURN NULL; END IF;
                       RETURN NEW; END $$
-                    """, logger: logger)
-                try await other.query("CREATE TRIGGER vanish BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION vanish()", logger: logger)
-                try await other.close()
+                    """)
+                try await TestPostgres.execute(configuration, "CREATE TRIGGER vanish BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION vanish()")
                 let callers = 200
                 let outcomes = await withTaskGroup(of: (Int, Bool).self) { group in
                     for n in 1...callers {
@@ -415,14 +400,8 @@ import Testing
     @Test func tasksEnqueuedInTheCallersTransactionCommitAndRollBackWithIt() async throws {
         try await TestPostgres.withSchema { configuration in
             try await PostgresTaskStore.withStore(configuration) { store in
-                let logger = Logger(label: "sluice.test")
-                let app = try await PostgresConnection.connect(configuration: try configuration.connectionConfiguration(), id: 7, logger: logger)
-                do {
+                try await TestPostgres.withConnection(configuration, id: 7) { app, logger in
                     try await enqueueWithTheApplication(store, app, logger)
-                    try await app.close()
-                } catch {
-                    try? await app.close()
-                    throw error
                 }
             }
         }

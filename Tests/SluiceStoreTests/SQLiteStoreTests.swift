@@ -8,6 +8,30 @@ import Synchronization
 import Testing
 
 @Suite(.timeLimit(.minutes(4))) struct SQLiteStoreTests {
+    /// Enqueues `requests` so that they share one transaction, and answers each one's result in
+    /// order. The group is forced: `admin` holds the write lock while a first write (committed
+    /// alone) blocks on it, so these queue up behind it and are taken together.
+    static func enqueueInOneGroup(_ store: SQLiteTaskStore, holding admin: SQLiteConnection,
+                                  _ requests: [EnqueueRequest]) async throws -> [Result<EnqueueResult, any Error>] {
+        try admin.execute("BEGIN IMMEDIATE")
+        let taken = store.writesTaken
+        let blocked = Task { try await store.enqueue(EnqueueRequest(kind: "ok")) }
+        #expect(await eventually { store.writesTaken == taken + 1 })
+        return try await withThrowingTaskGroup(of: (Int, Result<EnqueueResult, any Error>).self) { group in
+            for (index, request) in requests.enumerated() {
+                group.addTask {
+                    do { return (index, .success(try await store.enqueue(request))) } catch { return (index, .failure(error)) }
+                }
+            }
+            #expect(await eventually { store.pendingWrites == requests.count })
+            try admin.execute("COMMIT")
+            _ = try await blocked.value
+            var results = [Result<EnqueueResult, any Error>?](repeating: nil, count: requests.count)
+            for try await (index, result) in group { results[index] = result }
+            return results.map { $0! }
+        }
+    }
+
     @Test func pragmasAreSetForDurabilityAndConcurrency() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
@@ -182,21 +206,11 @@ import Testing
         #expect(error?.message.contains("poison refused") == true)
         #expect(try admin.scalar("SELECT count(*) FROM tasks") == 0)
         // A failing operation inside a group commit rolls back to its savepoint; its neighbours in the
-        // same transaction commit. The group is forced: another connection holds the write lock while
-        // a first write blocks on it, so the next two queue up and are taken together.
-        try admin.execute("BEGIN IMMEDIATE")
-        let taken = store.writesTaken
-        async let blocked = store.enqueue(EnqueueRequest(kind: "ok"))
-        #expect(await eventually { store.writesTaken == taken + 1 })
-        async let good = store.enqueue(EnqueueRequest(kind: "ok"))
-        async let bad = store.enqueue(EnqueueRequest(kind: "poison"))
-        #expect(await eventually { store.pendingWrites == 2 })
+        // same transaction commit.
         let before = store.writeStatistics
-        try admin.execute("COMMIT")
-        _ = try await blocked
-        let stored = try await good
-        let refused = await (try? bad) == nil
-        #expect(refused)
+        let grouped = try await Self.enqueueInOneGroup(store, holding: admin, [EnqueueRequest(kind: "ok"), EnqueueRequest(kind: "poison")])
+        let stored = try grouped[0].get()
+        #expect((try? grouped[1].get()) == nil)
         let after = store.writeStatistics
         #expect(after.transactions - before.transactions == 2 && after.operations - before.operations == 3, "the two shared one transaction: \(before) → \(after)")
         #expect(try admin.scalar("SELECT count(*) FROM tasks WHERE id = '\(stored.task.id)'") == 1)
@@ -240,19 +254,10 @@ import Testing
         try admin.execute("CREATE TRIGGER full BEFORE INSERT ON tasks WHEN NEW.kind = 'poison' BEGIN SELECT RAISE(ROLLBACK, 'disk on fire'); END")
         let alone = await #expect(throws: SluiceError.self) { try await store.enqueue(EnqueueRequest(kind: "poison")) }
         #expect(alone?.message.contains("disk on fire") == true, "\(String(describing: alone))")
-        // Grouped: another connection holds the write lock until both wait in the writer's queue.
-        try admin.execute("BEGIN IMMEDIATE")
-        let taken = store.writesTaken
-        async let blocked = store.enqueue(EnqueueRequest(kind: "ok"))
-        #expect(await eventually { store.writesTaken == taken + 1 })
-        async let good = store.enqueue(EnqueueRequest(kind: "ok"))
-        async let bad = store.enqueue(EnqueueRequest(kind: "poison"))
-        #expect(await eventually { store.pendingWrites == 2 })
-        try admin.execute("COMMIT")
-        _ = try await blocked
+        // Grouped.
+        let grouped = try await Self.enqueueInOneGroup(store, holding: admin, [EnqueueRequest(kind: "ok"), EnqueueRequest(kind: "poison")])
         var messages: [String] = []
-        do { _ = try await good } catch let error as SluiceError { messages.append(error.message) }
-        do { _ = try await bad } catch let error as SluiceError { messages.append(error.message) }
+        for result in grouped { if case .failure(let error as SluiceError) = result { messages.append(error.message) } }
         #expect(messages.count == 2 && messages.allSatisfy { $0.contains("disk on fire") }, "\(messages)")
         #expect(try admin.scalar("SELECT count(*) FROM tasks") == 1, "only the first, committed alone")
         _ = try await store.enqueue(EnqueueRequest(kind: "ok"))
@@ -271,17 +276,8 @@ import Testing
             CREATE TABLE doom_child (parent INTEGER REFERENCES doom_parent (id) DEFERRABLE INITIALLY DEFERRED);
             CREATE TRIGGER doom AFTER INSERT ON tasks WHEN NEW.kind = 'doom' BEGIN INSERT INTO doom_child VALUES (42); END;
             """)
-        try admin.execute("BEGIN IMMEDIATE")
-        let taken = store.writesTaken
-        async let blocked = store.enqueue(EnqueueRequest(kind: "ok"))
-        #expect(await eventually { store.writesTaken == taken + 1 })
-        async let first = store.enqueue(EnqueueRequest(kind: "ok"))
-        async let doomed = store.enqueue(EnqueueRequest(kind: "doom"))
-        async let third = store.enqueue(EnqueueRequest(kind: "ok"))
-        #expect(await eventually { store.pendingWrites == 3 })
-        try admin.execute("COMMIT")
-        _ = try await blocked
-        let answers = [await (try? first) != nil, await (try? doomed) != nil, await (try? third) != nil]
+        let grouped = try await Self.enqueueInOneGroup(store, holding: admin, ["ok", "doom", "ok"].map { EnqueueRequest(kind: $0) })
+        let answers = grouped.map { (try? $0.get()) != nil }
         // The commit failed: nobody in its group may be told their task was stored.
         #expect(answers == [false, false, false])
         #expect(try admin.scalar("SELECT count(*) FROM tasks") == 1)

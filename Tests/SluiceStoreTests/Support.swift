@@ -97,11 +97,21 @@ enum TestPostgres {
 
     /// Runs one statement on a connection of its own.
     static func execute(_ configuration: PostgresStoreConfiguration, _ sql: String) async throws {
-        let connection = try await PostgresConnection.connect(configuration: try configuration.connectionConfiguration(), id: 1,
-                                                              logger: Logger(label: "sluice.test"))
+        try await withConnection(configuration) { connection, logger in
+            _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).collect()
+        }
+    }
+
+    /// Runs `body` on a connection of its own (another client of the server: an application, a
+    /// transaction holding locks), closed afterwards whatever happens.
+    static func withConnection<T>(_ configuration: PostgresStoreConfiguration, id: Int = 1,
+                                  _ body: (PostgresConnection, Logger) async throws -> T) async throws -> T {
+        let logger = Logger(label: "sluice.test")
+        let connection = try await PostgresConnection.connect(configuration: try configuration.connectionConfiguration(), id: id, logger: logger)
         do {
-            _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "sluice.test")).collect()
+            let result = try await body(connection, logger)
             try await connection.close()
+            return result
         } catch {
             try? await connection.close()
             throw error
