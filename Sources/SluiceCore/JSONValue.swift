@@ -70,12 +70,8 @@ public enum JSONValue: Sendable, Hashable, Codable {
         }
     }
 
-    /// Whether a string or key anywhere inside holds U+0000, which JSON allows (`"\u0000"`) but
-    /// PostgreSQL's `jsonb` and `text` refuse: such values are refused on the way in, in every store alike.
-    public var holdsNUL: Bool { unstorable(nesting: .max) == .nul }
-
-    /// Why a store could not keep this value, if it could not: a NUL character (PostgreSQL's
-    /// text and jsonb refuse it), or arrays and objects nested more than `nesting` levels (the
+    /// Why a store could not keep this value, if it could not: a NUL character in a string or key
+    /// (JSON allows `"\u0000"`, PostgreSQL's text and jsonb refuse it), or arrays and objects nested more than `nesting` levels (the
     /// JSON readers that read it back stop at 512, and a row that cannot be read back strands
     /// every claim and rescue that meets it). One pass over the value.
     public func unstorable(nesting: Int) -> Unstorable? {

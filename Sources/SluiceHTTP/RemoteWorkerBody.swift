@@ -34,10 +34,9 @@ struct RemoteWorkerBody {
 
         /// The figures as every process reports them, with the store's counts of its queues.
         func capacity(counts: [QueueCounts], paused: Set<String>) -> PoolCapacity {
-            let backlog = QueueCounts.backlog(of: queues, in: counts, paused: paused)
-            return PoolCapacity(name: name, queues: queues, target: concurrency, threads: threads, busy: busy, idle: idle, stuck: stuck,
-                                free: free, waiting: backlog.waiting, scheduled: backlog.scheduled,
-                                processed: processed, failed: failed, runTimeP50: runTimeP50, runTimeP99: runTimeP99, autoscale: nil)
+            PoolCapacity(name: name, queues: queues, target: concurrency, threads: threads, busy: busy, idle: idle, stuck: stuck,
+                         free: free, waiting: 0, scheduled: 0, processed: processed, failed: failed,
+                         runTimeP50: runTimeP50, runTimeP99: runTimeP99, autoscale: nil).withBacklog(counts: counts, paused: paused)
         }
     }
 
@@ -76,7 +75,8 @@ struct RemoteWorkerBody {
 }
 
 extension PoolCapacity {
-    /// A registered pool's figures with its backlog as the store's counts say now.
+    /// The pool's figures with its backlog as the store's counts say now (for a heartbeat's pools,
+    /// and for those a heartbeat left out, as registered).
     func withBacklog(counts: [QueueCounts], paused: Set<String>) -> PoolCapacity {
         var figures = self
         (figures.waiting, figures.scheduled) = QueueCounts.backlog(of: queues, in: counts, paused: paused)

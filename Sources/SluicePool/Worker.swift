@@ -275,28 +275,28 @@ public final class Worker: Service, Sendable {
                 logger.info("handed \(mine.count) unstarted \(source.rawValue) tasks back to their queues")
             } catch { logger.error("handing back unstarted tasks failed (their leases will expire): \(error)") }
         }
-        let end = monotonic.now() + options.grace
-        let pools = self.pools
-        let idle = await withCheckedContinuation { continuation in
-            // Waiting blocks a thread, so it gets one of its own.
-            Thread { continuation.resume(returning: pools.allSatisfy { $0.waitUntilIdle(until: end) }) }.start()
-        }
-        if !idle {
+        if await !poolsIdle(within: options.grace) {
             logger.warning("grace period over with tasks still running: they are cancelled (exec children killed), and their leases will expire and they will be retried")
-            let stopping = pools.reduce(0) { $0 + $1.abandonRunning("the worker is shutting down and its grace period is over") }
+            let stopping = self.pools.reduce(0) { $0 + $1.abandonRunning("the worker is shutting down and its grace period is over") }
             // Async handlers stop at the cancel (an exec child's process group is killed, which
             // would otherwise outlive this process): a moment for them. Blocking ones, which
             // cannot be stopped, end with the process.
-            if stopping > 0 {
-                _ = await withCheckedContinuation { continuation in
-                    Thread { continuation.resume(returning: pools.allSatisfy { $0.waitUntilIdle(within: .seconds(1)) }) }.start()
-                }
-            }
+            if stopping > 0 { _ = await poolsIdle(within: .seconds(1)) }
         }
         // Outcomes still refused by the store are given up one grace period from now.
         outcomesDeadlineValue.withLock { $0 = monotonic.now() + options.grace }
         // Renew once more so the last outcomes are accepted, then let the completer finish.
         await Heartbeater(worker: self).beat()
+    }
+
+    /// Whether every pool is idle within `time` (on the monotonic clock, one bound for all pools).
+    private func poolsIdle(within time: Duration) async -> Bool {
+        let end = monotonic.now() + time
+        let pools = self.pools
+        return await withCheckedContinuation { continuation in
+            // Waiting blocks a thread, so it gets one of its own.
+            Thread { continuation.resume(returning: pools.allSatisfy { $0.waitUntilIdle(until: end) }) }.start()
+        }
     }
 }
 
