@@ -307,7 +307,7 @@ class Worker:
                 self._dispatch(tasks)
             self._lock.notify_all()
         if draining and tasks:
-            _release(api, [{"id": t["id"], "token": t["token"], "attempt": t["attempt"]} for t in tasks])
+            _release(api, [_lease(t) for t in tasks])
 
     def _dispatch(self, tasks: List[Dict[str, Any]]) -> None:
         now = time.monotonic()
@@ -483,7 +483,7 @@ class Worker:
             half = len(batch) // 2
             return self._send(api, batch[:half], asks) + self._send(api, batch[half:], [])
         outcome = batch[0]
-        plain = {key: outcome[key] for key in ("id", "token", "attempt")}
+        plain = _lease(outcome)
         plain["error"] = _clip(f"the worker's outcome was refused: {error}")
         if outcome == plain:
             log.error("the server refused the outcome of task %s: %s", outcome.get("id"), error)
@@ -502,8 +502,8 @@ class Worker:
                 # Outcomes not yet taken by the server keep their leases too ("claimed and not yet
                 # reported"): a slow or failing report must not let them expire and run again.
                 ids = {item.context.id for item in held}
-                reporting = [{key: outcome[key] for key in ("id", "token", "attempt")}
-                             for outcome in self._outbox + [o for batch in self._in_flight for o in batch] if outcome["id"] not in ids]
+                pending = self._outbox + [outcome for batch in self._in_flight for outcome in batch]
+                reporting = [_lease(outcome) for outcome in pending if outcome["id"] not in ids]
             beat_at = time.monotonic()
             try:
                 answer = api.heartbeat(self._description(), [item.lease for item in held] + reporting)
@@ -580,6 +580,11 @@ class Worker:
             loop.run_forever()
         self._loop_thread = threading.Thread(target=serve, name="sluice-asyncio", daemon=True)
         self._loop_thread.start()
+
+
+def _lease(entry: Dict[str, Any]) -> Dict[str, Any]:
+    """The lease an answer's task or an outcome names: what a heartbeat, a release or an outcome sends."""
+    return {key: entry[key] for key in ("id", "token", "attempt")}
 
 
 def _release(api: WorkerAPI, leases: List[Dict[str, Any]]) -> None:
