@@ -40,8 +40,10 @@ struct ExecHandler {
                 environment[Environment.Key(stringLiteral: key)] = text
             }
         }
-        // Subprocess owns it from here, and closes it whatever happens.
+        // Closed here, not by Subprocess: it would close it only once it had made its pipes, and a
+        // run that fails before then (out of files) would leak one descriptor a task.
         let stdin = try stdinFile(context.args["stdin"]?.stringValue ?? "")
+        defer { try? stdin.close() }
         var options = PlatformOptions()
         // Its own process group, so that a timeout or cancel kills what the program started too.
         options.processGroupID = 0
@@ -51,7 +53,7 @@ struct ExecHandler {
             result = try await Subprocess.run(
                 .path(FilePath(program)), arguments: Arguments(Array(argv.dropFirst())),
                 environment: .custom(environment), platformOptions: options,
-                input: .fileDescriptor(stdin, closeAfterSpawningProcess: true), output: .string(limit: outputCap), error: .string(limit: outputCap))
+                input: .fileDescriptor(stdin, closeAfterSpawningProcess: false), output: .string(limit: outputCap), error: .string(limit: outputCap))
         } catch is CancellationError {
             throw TaskFailure(context.cancellation.reason ?? "cancelled", disposition: .cancel)
         } catch {

@@ -178,6 +178,19 @@ extension Array {
         }
     }
 
+    /// The stdin file is the handler's to close, whether the program ran, failed or never started
+    /// (only this suite runs `exec` in this process, one test at a time).
+    @Test func noStdinFileOutlivesItsRun() async throws {
+        func stdinFiles() -> Int {
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+            return fds.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)"))?.contains("sluice-exec-stdin") == true }.count
+        }
+        _ = try await run(["argv": ["/bin/sh", "-c", "cat"], "stdin": "in"])
+        _ = try await run(["argv": ["/bin/sh", "-c", "exit 3"]])
+        _ = try await run(["argv": ["/bin/sh", "-c", "sleep 30"]], timeout: .milliseconds(200))
+        #expect(stdinFiles() == 0)
+    }
+
     @Test func nonZeroExitIsAFailure() async throws {
         let task = try await run(["argv": ["/bin/sh", "-c", "echo oops >&2; exit 3"]])
         #expect(task.state == .failed)
