@@ -6,7 +6,8 @@ import Synchronization
 /// Holds a remote worker's claim open until tasks may be ready in its queues, without holding a
 /// thread: an enqueue through this process's store wakes the claims on those queues at once; tasks
 /// enqueued by other processes (or becoming due) are found by claiming again at least once a
-/// second. On shutdown every claim answers at once, so a long poll never holds up the drain.
+/// second. On shutdown every claim answers at once, so a long poll never holds up the drain; a
+/// claim whose client has gone stops trying, so that it takes no task nobody will run.
 final class ClaimWaiter: Sendable {
     private struct Waiting {
         var queues: Set<String>
@@ -41,7 +42,7 @@ final class ClaimWaiter: Sendable {
         signals.forEach { $0.signal() }
     }
 
-    /// Calls `claim` until it returns tasks, `timeout` passes or shutdown begins; its last answer.
+    /// Calls `claim` until it returns tasks, `timeout` passes, shutdown begins or the client goes; its last answer.
     func wait<T: Collection & Sendable>(on queues: Set<String>, timeout: Duration,
                                         _ claim: () async throws -> T) async throws -> T {
         let signal = WakeSignal()
@@ -55,6 +56,7 @@ final class ClaimWaiter: Sendable {
             let left = deadline - ContinuousClock.now
             if !found.isEmpty || left <= .zero || Task.isCancelled || state.withLock({ $0.shutDown }) { return found }
             await signal.wait(timeout: min(Self.pollInterval, left))
+            if await ClientConnection.isGone() { return found }
         }
     }
 }

@@ -31,6 +31,10 @@ public struct HTTP1WithConnectionClose: ServerChildChannel {
     }
 
     public func handle(value: HTTP1Channel.Value, logger: Logger) async {
-        await inner.handle(value: value, logger: logger)
+        // The handlers run in this task, and so see the connection.
+        let channel = value.channel
+        await ClientConnection.$isOpen.withValue({ await ClientConnection.isOpen(channel) }) {
+            await inner.handle(value: value, logger: logger)
+        }
     }
 }

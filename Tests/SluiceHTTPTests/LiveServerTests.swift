@@ -226,6 +226,26 @@ final class LiveServer: @unchecked Sendable {
         #expect(crossSite.hasPrefix("HTTP/1.1 403") && crossSite.contains("forbidden_origin"))
     }
 
+    /// A long-poll claim whose client went away claims nothing more: the next task goes to a worker
+    /// that is there, instead of sitting under a dead claim's lease.
+    @Test func aClaimWhoseClientWentAwayTakesNoTask() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try await LiveServer(db: dir.path("gone.db"))
+        defer { server.stop() }
+        let claim = #"{"pools":[{"name":"py","queues":["gone"],"free":1}],"wait":20}"#
+        let fd = try #require(connectLoopback(port: server.client.baseURL.port!))
+        let request = "POST /v1/workers/dead/claim HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(claim.utf8.count)\r\n\r\n\(claim)"
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        try await Task.sleep(for: .milliseconds(300))
+        close(fd)
+        try await Task.sleep(for: .milliseconds(300))
+        let id = try #require(try await server.client.enqueue(["kind": "echo", "queue": "gone"])["id"]?.stringValue)
+        let alive = try await server.client.send("POST", "/v1/workers/alive/claim", body: ["pools": [["name": "py", "queues": ["gone"], "free": 1]], "wait": 5])
+        let task = try await server.client.task(id)
+        #expect(alive.body["tasks"]?[0]?["id"]?.stringValue == id, "\(alive.body); the task: \(task)")
+    }
+
     /// Sends `request` on a fresh connection; returns what came back within 2 s and whether the
     /// server closed the connection.
     func rawExchange(port: Int, _ request: String) throws -> (String, Bool) {
