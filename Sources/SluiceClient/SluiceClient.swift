@@ -52,14 +52,30 @@ public struct SluiceClient: Sendable {
         var configuration = HTTPClient.Configuration.singletonConfiguration
         configuration.connectionPool.retryConnectionEstablishment = retrying
         configuration.timeout = .init(connect: .seconds(10), read: nil)
+        // A redirect is reported, not followed: following a 301 turns a POST into a GET, and a
+        // proxy's sign-in page is no answer from Sluice.
+        configuration.redirectConfiguration = .disallow
         return configuration
     }
 
+    /// `text` as one percent-encoded path segment or query part: everything but RFC 3986's
+    /// unreserved characters is encoded, `/`, `+`, `&` and `=` included (the server reads a `+` in a
+    /// query as a space, as forms send it).
+    public static func encoded(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text
+    }
+
+    private static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
     /// Sends a request; returns the status and JSON body of a 2xx answer, throws `Failure` otherwise.
+    /// `path` is sent as it is: a name in it must be `encoded` first. `query` is encoded here.
     @discardableResult
     public func send(_ method: String, _ path: String, query: [String: String] = [:], body: JSONValue? = nil) async throws -> (status: Int, body: JSONValue) {
-        var components = URLComponents(url: baseURL.appendingPathComponent(path), resolvingAgainstBaseURL: false)!
-        if !query.isEmpty { components.queryItems = query.keys.sorted().map { URLQueryItem(name: $0, value: query[$0]) } }
+        var components = URLComponents(url: baseURL, resolvingAgainstBaseURL: false)!
+        var base = components.percentEncodedPath
+        while base.hasSuffix("/") { base.removeLast() }
+        components.percentEncodedPath = base + path
+        if !query.isEmpty { components.percentEncodedQuery = query.keys.sorted().map { "\(Self.encoded($0))=\(Self.encoded(query[$0]!))" }.joined(separator: "&") }
         var request = HTTPClientRequest(url: components.url!.absoluteString)
         request.method = HTTPMethod(rawValue: method)
         if let body {
@@ -73,13 +89,25 @@ public struct SluiceClient: Sendable {
         let limit = patience + .milliseconds(Int64(asked * 1000))
         let (response, data) = try await exchange(request, timeout: .nanoseconds(limit.components.seconds * 1_000_000_000 + limit.components.attoseconds / 1_000_000_000))
         let status = Int(response.status.code)
-        let json = (try? JSONCoders.decoder.decode(JSONValue.self, from: data)) ?? .null
-        guard (200..<300).contains(status) else {
-            throw Failure(status: status, code: json["error"]?["code"]?.stringValue ?? "http_\(status)",
-                          message: json["error"]?["message"]?.stringValue ?? String(decoding: data.prefix(300), as: UTF8.self),
-                          field: json["error"]?["field"]?.stringValue)
+        let json = try? JSONCoders.decoder.decode(JSONValue.self, from: data)
+        if (300..<400).contains(status) {
+            let location = response.headers.first(name: "location").map { " to \($0)" } ?? ""
+            throw Failure(status: status, code: "redirect", message: "\(baseURL.absoluteString) redirected\(location); give the address Sluice answers at with --url or SLUICE_URL")
         }
-        return (status, json)
+        // Sluice answers JSON (an object), or nothing at all with 204: anything else came from
+        // something else at that address (a proxy's page, another program).
+        guard status == 204 || json?.objectValue != nil else {
+            let type = response.headers.first(name: "content-type").map { ", \($0)" } ?? ""
+            throw Failure(status: status, code: "not_sluice", message: "\(baseURL.absoluteString) answered HTTP \(status) with \(data.count) bytes that are not Sluice's JSON\(type); is --url (or SLUICE_URL) a Sluice server?")
+        }
+        let answer = json ?? .null
+        guard (200..<300).contains(status) else {
+            var message = answer["error"]?["message"]?.stringValue ?? "HTTP \(status)"
+            if status == 401 { message += "; give the server's token with --token or SLUICE_TOKEN" }
+            throw Failure(status: status, code: answer["error"]?["code"]?.stringValue ?? "http_\(status)", message: message,
+                          field: answer["error"]?["field"]?.stringValue)
+        }
+        return (status, answer)
     }
 
     /// One request and its whole answer. A pooled keep-alive connection can be closed by the
@@ -107,6 +135,9 @@ public struct SluiceClient: Sendable {
             } catch let error as IOError where error.errnoCode == ECONNREFUSED {
                 throw Failure(status: 0, code: "unreachable", message: "cannot reach \(baseURL.absoluteString): connection refused, "
                               + "nothing listens there; start the server (sluice serve) or give its address with --url or SLUICE_URL")
+            } catch let error as HTTPClientError where error == .deadlineExceeded {
+                throw Failure(status: 0, code: "timeout", message: "\(baseURL.absoluteString) took the request but gave no answer in time; "
+                              + "is the server overloaded, or is something else listening there?")
             } catch {
                 throw Failure(status: 0, code: "unreachable", message: "cannot reach \(baseURL.absoluteString): \(error)")
             }
@@ -137,6 +168,6 @@ public struct SluiceClient: Sendable {
 
     /// A task, optionally waiting up to `wait` seconds for it to finish.
     public func task(_ id: String, wait: Double? = nil) async throws -> JSONValue {
-        try await send("GET", "/v1/tasks/\(id)", query: wait.map { ["wait": String($0)] } ?? [:]).body
+        try await send("GET", "/v1/tasks/\(Self.encoded(id))", query: wait.map { ["wait": String($0)] } ?? [:]).body
     }
 }

@@ -21,7 +21,12 @@ struct ClientOptions: ParsableArguments {
               (1...65535).contains(base.port ?? 80) else {
             throw failure("\(given.spelled): expected an address like http://127.0.0.1:8000")
         }
-        return SluiceClient(baseURL: base, token: token ?? env["SLUICE_TOKEN"]?.split(separator: ",").first.map(String.init), failFast: true)
+        return SluiceClient(baseURL: base, token: token ?? Self.firstToken(env["SLUICE_TOKEN"]), failFast: true)
+    }
+
+    /// The first of SLUICE_TOKEN's comma-separated tokens, trimmed as the server trims them.
+    static func firstToken(_ variable: String?) -> String? {
+        variable?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.first { !$0.isEmpty }
     }
 
     /// Runs a request, printing the server's message and exiting 1 on failure.
@@ -45,6 +50,20 @@ func taskLine(_ task: JSONValue) -> String {
     return [task["id"]?.stringValue ?? "?", pad(task["state"]?.stringValue ?? "?", 9), pad(task["kind"]?.stringValue ?? "?", 8),
             pad(task["queue"]?.stringValue ?? "?", 10), "\(task["attempt"]?.intValue ?? 0)/\(task["max_attempts"]?.intValue ?? 0)",
             String(outcome.prefix(80))].joined(separator: "  ")
+}
+
+/// After `--wait`, the exit status says how the wait ended, for scripts: 0 the task succeeded, 2 it
+/// failed or was cancelled, 3 it had not finished when the wait ran out (the line printed says
+/// where it stands). Without `--wait`, printing the task is the whole answer.
+func waitOutcome(_ task: JSONValue, waited: Double?) throws {
+    guard let waited else { return }
+    switch task["state"]?.stringValue {
+    case "succeeded": return
+    case let state? where state == "failed" || state == "cancelled": throw ExitCode(2)
+    default:
+        FileHandle.standardError.write(Data("sluice: the task had not finished after --wait \(waited) s\n".utf8))
+        throw ExitCode(3)
+    }
 }
 
 /// Refuses a seconds option that is infinite or NaN (JSON carries neither), naming it as typed.
@@ -74,7 +93,7 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(name: .customLong("idempotency-key"), help: "Enqueue at most once per key and queue (keys starting with schedule: are kept for schedules).") var idempotencyKey: String?
     @Flag(name: .customLong("fire-and-forget"), help: "Run in the server's own pool without storing the task (lost if the server stops).")
     var fireAndForget = false
-    @Option(help: "Hold on up to this many seconds for the task to finish.") var wait: Double?
+    @Option(help: "Hold on up to this many seconds for the task to finish; the exit status is then 0 if it succeeded, 2 if it failed or was cancelled, 3 if it had not finished.") var wait: Double?
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
@@ -91,6 +110,7 @@ struct EnqueueCommand: AsyncParsableCommand {
         try await client.call { api in
             let task = try await api.enqueue(.object(body), wait: wait)
             client.print(task) { taskLine(task) }
+            try waitOutcome(task, waited: wait)
         }
     }
 }
@@ -98,7 +118,7 @@ struct EnqueueCommand: AsyncParsableCommand {
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Show a task, optionally waiting for it to finish.")
     @Argument(help: "The task id.") var id: String
-    @Option(help: "Hold on up to this many seconds for the task to finish.") var wait: Double?
+    @Option(help: "Hold on up to this many seconds for the task to finish; the exit status is then 0 if it succeeded, 2 if it failed or was cancelled, 3 if it had not finished.") var wait: Double?
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
@@ -107,6 +127,7 @@ struct StatusCommand: AsyncParsableCommand {
         try await client.call { api in
             let task = try await api.task(id, wait: wait)
             client.print(task) { taskLine(task) }
+            try waitOutcome(task, waited: wait)
         }
     }
 }
@@ -176,7 +197,7 @@ struct TaskChange {
     func run(_ id: String) async throws {
         try requireTaskID(id)
         try await client.call { api in
-            let task = try await api.send(method, path.replacingOccurrences(of: "{id}", with: id)).body
+            let task = try await api.send(method, path.replacingOccurrences(of: "{id}", with: SluiceClient.encoded(id))).body
             client.print(task) { taskLine(task) }
         }
     }
@@ -255,7 +276,7 @@ struct QueuesCommand: AsyncParsableCommand {
     /// `POST /v1/queues/NAME/pause` or `…/resume`.
     static func change(_ name: String, _ verb: String, _ client: ClientOptions) async throws {
         try await client.call { api in
-            let answer = try await api.send("POST", "/v1/queues/\(name)/\(verb)").body
+            let answer = try await api.send("POST", "/v1/queues/\(SluiceClient.encoded(name))/\(verb)").body
             client.print(answer) { "queue \(name) \(verb == "pause" ? "paused" : "resumed")" }
         }
     }
@@ -312,7 +333,7 @@ struct PoolsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await client.call { api in
-                let answer = try await api.send("PATCH", "/v1/pools/\(name)", query: worker.map { ["worker": $0] } ?? [:],
+                let answer = try await api.send("PATCH", "/v1/pools/\(SluiceClient.encoded(name))", query: worker.map { ["worker": $0] } ?? [:],
                                                 body: ["concurrency": .int(Int64(concurrency))]).body
                 client.print(answer) {
                     "pool \(name): concurrency \(concurrency) set for \(answer["applied_to"].map { $0.jsonText() } ?? "?"); target now \(answer["capacity"]?["target"]?.intValue ?? 0) (others apply it within a second)"

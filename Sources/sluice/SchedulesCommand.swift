@@ -106,7 +106,7 @@ struct SchedulesCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await client.call { api in
-                _ = try await api.send("DELETE", "/v1/schedules/\(name)")
+                _ = try await api.send("DELETE", "/v1/schedules/\(SluiceClient.encoded(name))")
                 print("schedule \(name) deleted")
             }
         }
@@ -119,7 +119,7 @@ struct SchedulesCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await client.call { api in
-                let task = try await api.send("POST", "/v1/schedules/\(name)/run").body
+                let task = try await api.send("POST", "/v1/schedules/\(SluiceClient.encoded(name))/run").body
                 client.print(task) { taskLine(task) }
             }
         }

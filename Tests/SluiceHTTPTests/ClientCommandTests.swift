@@ -105,6 +105,54 @@ import Testing
         await server.stop()
     }
 
+    /// `tasks` and `bulk` find the same tasks: a `+` in a value reached the server as a space in the
+    /// query of `tasks` (which then listed another task than the one `bulk` changed), and a name went
+    /// into a path unencoded.
+    @Test func valuesAndNamesReachTheServerAsTyped() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try await LiveServer(db: dir.path("plus.db"), ["--no-pool"])
+        let plus = try #require(try await server.client.enqueue(["kind": "echo", "args": ["note": "a+b"]])["id"]?.stringValue)
+        let space = try #require(try await server.client.enqueue(["kind": "echo", "args": ["note": "a b"]])["id"]?.stringValue)
+        let listed = try await sluice(["tasks", "--where", "note=a+b"], server)
+        #expect(listed.output.contains(plus) && !listed.output.contains(space), "\(listed)")
+        #expect(try await sluice(["tasks", "--args", "a+b"], server).output.contains(plus))
+        #expect(try await sluice(["bulk", "cancel", "--where", "note=a+b"], server).output.contains("1 of 1 changed"))
+        #expect(try await server.client.task(plus)["state"] == "cancelled")
+        #expect(try await server.client.task(space)["state"] == "queued", "the other task is still there")
+        let slashed = try await sluice(["queues", "pause", "a/b"], server)
+        #expect(slashed.status == 1 && slashed.error.contains("name"), "refused as a name, not as a route: \(slashed)")
+        await server.stop()
+    }
+
+    /// After `--wait`, the exit status tells a script how the wait ended.
+    @Test func theExitStatusAfterAWaitSaysHowTheTaskEnded() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try await LiveServer(db: dir.path("wait.db"), ["--concurrency", "2"])
+        #expect(try await sluice(["enqueue", "echo", "--wait", "10"], server).status == 0)
+        let failed = try await sluice(["enqueue", "fail", "--args", #"{"times": 5}"#, "--max-attempts", "1", "--wait", "10"], server)
+        #expect(failed.status == 2 && failed.output.contains("failed"), "\(failed)")
+        let long = try task(try await sluice(["enqueue", "sleep", "--args", #"{"seconds": 30}"#, "--json"], server).output)
+        let running = try await sluice(["status", try #require(long["id"]?.stringValue), "--wait", "0.3"], server)
+        #expect(running.status == 3 && running.error.contains("had not finished after --wait 0.3 s"), "\(running)")
+        #expect(try await sluice(["status", try #require(long["id"]?.stringValue)], server).status == 0, "without --wait, reading is the answer")
+        await server.stop()
+    }
+
+    /// The client trims SLUICE_TOKEN's entries as the server does, and a 401 says how to give a token.
+    @Test func tokensAsTheServerReadsThem() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try await LiveServer(db: dir.path("token.db"), ["--no-pool", "--token", "s3cret"])
+        let url = server.client.baseURL.absoluteString
+        let missing = try await CommandLineTests.start(["tasks", "--url", url]).finish(timeout: .seconds(30))
+        #expect(missing.status == 1 && missing.error.contains("give the server's token with --token or SLUICE_TOKEN"), "\(missing)")
+        let spaced = try await CommandLineTests.start(["tasks", "--url", url], environment: ["SLUICE_TOKEN": " s3cret , other"]).finish(timeout: .seconds(30))
+        #expect(spaced.status == 0, "\(spaced)")
+        await server.stop()
+    }
+
     @Test func badAddressesAndArgumentsAreOneLineAndExit1() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
