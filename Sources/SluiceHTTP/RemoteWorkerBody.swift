@@ -40,9 +40,9 @@ struct RemoteWorkerBody {
         }
     }
 
-    var host: String
-    var pid: Int
-    /// `nil` when the body leaves them out: a heartbeat then keeps what the worker registered.
+    /// Each `nil` when the body leaves it out: a heartbeat then keeps what the worker registered.
+    var host: String?
+    var pid: Int?
     var kinds: [String]?
     var pools: [Pool]?
     var leases: [LeaseReference]
@@ -50,8 +50,8 @@ struct RemoteWorkerBody {
     /// Parses the body; `leases` allows the heartbeat's list of leases.
     static func parse(_ value: JSONValue, leases allowLeases: Bool) throws(APIError) -> RemoteWorkerBody {
         let fields = try JSONFields(value, known: allowLeases ? ["host", "pid", "kinds", "pools", "leases"] : ["host", "pid", "kinds", "pools"])
-        let host = try fields.string("host") ?? ""
-        guard host.utf8.count <= 255 else { throw .badRequest("host", "must be at most 255 bytes") }
+        let host = try fields.string("host")
+        guard (host?.utf8.count ?? 0) <= 255 else { throw .badRequest("host", "must be at most 255 bytes") }
         let kinds = try fields.array("kinds", limit: 1000).map { (list) throws(APIError) in
             var kinds: [String] = []
             for (index, kind) in list.enumerated() {
@@ -69,7 +69,7 @@ struct RemoteWorkerBody {
         if let repeated = Dictionary(grouping: (pools ?? []).map(\.name), by: { $0 }).first(where: { $0.value.count > 1 })?.key {
             throw .badRequest("pools", "names pool \(repeated) twice")
         }
-        return RemoteWorkerBody(host: host, pid: try fields.integer("pid", in: 0...Int(Int32.max)) ?? 0, kinds: kinds, pools: pools,
+        return RemoteWorkerBody(host: host, pid: try fields.integer("pid", in: 0...Int(Int32.max)), kinds: kinds, pools: pools,
                                 leases: allowLeases ? try LeaseReference.parseList(fields, maxBatch: 100_000) : [])
     }
 }

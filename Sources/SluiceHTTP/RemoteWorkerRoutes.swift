@@ -23,17 +23,20 @@ extension SluiceAPI {
         if !body.leases.isEmpty {
             statuses = try await store.heartbeat(body.leases.map { $0.lease(owner: id, now: now) }, leaseDuration: limits.remoteLease)
         }
-        // A heartbeat that leaves out its kinds or pools keeps those registered (a registration
-        // without them has none): a lease-only beat must not make the server forget the kinds it
-        // runs, which enqueues are checked against.
-        let registered = renewing && (body.kinds == nil || body.pools == nil)
+        // A heartbeat that leaves out its host, pid, kinds or pools keeps those registered (a
+        // registration without them has none): a lease-only beat must not make the server forget
+        // the kinds it runs, which enqueues are checked against.
+        let registered = renewing && (body.kinds == nil || body.pools == nil || body.host == nil || body.pid == nil)
             ? try await store.workers(seenWithin: .seconds(86_400)).first { $0.id == id } : nil
         let counts = try await store.counts()
         let paused = try await pausedCache.get(maxAge: .milliseconds(250)) { try await store.pausedQueues() }
         let pools = body.pools?.map { $0.capacity(counts: counts, paused: paused) }
             ?? (registered?.pools ?? []).map { $0.withBacklog(counts: counts, paused: paused) }
         let kinds = body.kinds ?? registered?.kinds ?? []
-        try await store.recordWorker(WorkerInfo(id: id, host: body.host, pid: body.pid, startedAt: now, heartbeatAt: now,
+        // Registered again with another host or pid, it is another process: the store then takes
+        // `now` as its start, and keeps the first otherwise.
+        try await store.recordWorker(WorkerInfo(id: id, host: body.host ?? registered?.host ?? "", pid: body.pid ?? registered?.pid ?? 0,
+                                                startedAt: now, heartbeatAt: now,
                                                 pools: pools, kinds: kinds))
         // A new kind is accepted by enqueues at once, not after the cache's second.
         if !workerKinds.holds(where: { Set(kinds).isSubset(of: $0) }) { workerKinds.forget() }

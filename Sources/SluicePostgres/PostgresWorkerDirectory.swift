@@ -94,7 +94,9 @@ extension PostgresTaskStore.SQL {
     static let recordWorker = """
         INSERT INTO workers (id, host, pid, started_at, heartbeat_at, pools, kinds)
         VALUES ($1, $2, $3, $4, coalesce($5::timestamptz, now()), $6::jsonb, $7::jsonb)
-        ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, pools = excluded.pools, kinds = excluded.kinds
+        ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, pools = excluded.pools, kinds = excluded.kinds,
+            started_at = CASE WHEN workers.host = excluded.host AND workers.pid = excluded.pid THEN workers.started_at ELSE excluded.started_at END,
+            host = excluded.host, pid = excluded.pid
         """
     static let forgetWorkers = "DELETE FROM workers WHERE heartbeat_at < coalesce($1::timestamptz, now()) - interval '1 day'"
     static let removeWorker = "DELETE FROM workers WHERE id = $1"

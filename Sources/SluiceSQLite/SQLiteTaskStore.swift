@@ -851,7 +851,9 @@ extension SQLiteTaskStore.SQL {
     static let leader = "SELECT owner, expires_at FROM leadership WHERE name = ? AND expires_at > ?"
     static let recordWorker = """
         INSERT INTO workers (id, host, pid, started_at, heartbeat_at, pools, kinds) VALUES (?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, pools = excluded.pools, kinds = excluded.kinds
+        ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, pools = excluded.pools, kinds = excluded.kinds,
+            started_at = CASE WHEN workers.host = excluded.host AND workers.pid = excluded.pid THEN workers.started_at ELSE excluded.started_at END,
+            host = excluded.host, pid = excluded.pid
         """
     static let forgetWorkers = "DELETE FROM workers WHERE heartbeat_at < ?"
     static let workers = "SELECT id, host, pid, started_at, heartbeat_at, pools, kinds FROM workers WHERE heartbeat_at >= ? ORDER BY id"

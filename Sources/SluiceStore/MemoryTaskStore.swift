@@ -354,7 +354,10 @@ extension MemoryTaskStore: WorkerDirectory {
     public func recordWorker(_ worker: WorkerInfo) async throws {
         var worker = worker
         worker.heartbeatAt = clock.now().storedPrecision
-        directory.withLock { $0.workers[worker.id] = worker }
+        directory.withLock { directory in
+            if let known = directory.workers[worker.id], known.host == worker.host, known.pid == worker.pid { worker.startedAt = known.startedAt }
+            directory.workers[worker.id] = worker
+        }
     }
 
     public func workers(seenWithin window: Duration) async throws -> [WorkerInfo] {

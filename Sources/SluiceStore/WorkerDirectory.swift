@@ -4,7 +4,9 @@ import SluiceCore
 /// Where processes register themselves, where operators' pool changes are kept, and where the
 /// processes elect the one that runs maintenance.
 public protocol WorkerDirectory: Sendable {
-    /// Records (or refreshes) a process and its pools' capacity.
+    /// Records (or refreshes) a process and its pools' capacity. Recorded again under its id, it
+    /// takes the new host and pid; its start time stays while host and pid do (a refresh), and is
+    /// the new one otherwise (another process under the same id).
     func recordWorker(_ worker: WorkerInfo) async throws
     /// Processes heard from within `window`.
     func workers(seenWithin window: Duration) async throws -> [WorkerInfo]

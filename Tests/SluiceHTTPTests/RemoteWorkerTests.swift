@@ -206,6 +206,25 @@ import Testing
         }
     }
 
+    /// A worker id registered again from another host or process shows the new one (a restart, a
+    /// move), not the first registration's forever.
+    @Test func registeringAgainShowsTheNewHostAndPid() async throws {
+        let harness = try Harness()
+        try await harness.test { client, _ in
+            _ = try await client.send(.put, "/v1/workers/py-1", Self.register)
+            let first = try #require(try await harness.store.workers(seenWithin: .seconds(15)).first { $0.id == "py-1" })
+            try await Task.sleep(for: .milliseconds(20))
+            _ = try await client.send(.post, "/v1/workers/py-1/heartbeat", Self.register)
+            let beat = try await harness.store.workers(seenWithin: .seconds(15)).first { $0.id == "py-1" }
+            #expect(beat?.startedAt == first.startedAt, "the same process: its start stays")
+            _ = try await client.send(.put, "/v1/workers/py-1", Self.register.replacingOccurrences(of: #""host":"py-1","pid":42"#, with: #""host":"py-2","pid":7"#))
+            let moved = try await client.send(.get, "/v1/workers").json["workers"]?[0]
+            #expect(moved?["host"] == "py-2" && moved?["pid"] == 7, "\(String(describing: moved))")
+            let again = try await harness.store.workers(seenWithin: .seconds(15)).first { $0.id == "py-1" }
+            #expect(again.map { $0.startedAt > first.startedAt } == true, "another process: a new start")
+        }
+    }
+
     @Test func anOperatorsResizeReachesTheWorkerInItsNextHeartbeat() async throws {
         try await Harness().test { client, _ in
             _ = try await client.send(.put, "/v1/workers/py-1", Self.register)

@@ -54,6 +54,25 @@ import Testing
         }
     }
 
+    /// A process recorded again under its id takes the new host and pid; its start stays while they do.
+    @Test(arguments: StoreKind.allCases)
+    func aWorkerRecordedAgainTakesItsNewHostAndPid(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            let directory = try #require(store as? any WorkerDirectory)
+            func record(_ host: String, _ pid: Int) async throws -> WorkerInfo? {
+                try await directory.recordWorker(WorkerInfo(id: "w1", host: host, pid: pid, startedAt: clock.now(), heartbeatAt: clock.now(), pools: []))
+                return try await directory.workers(seenWithin: .seconds(60)).first { $0.id == "w1" }
+            }
+            let first = try await record("h1", 11)
+            clock.advance(by: .seconds(5))
+            let refreshed = try await record("h1", 11)
+            #expect(refreshed?.startedAt == first?.startedAt && refreshed?.heartbeatAt == clock.now().storedPrecision)
+            clock.advance(by: .seconds(5))
+            let moved = try await record("h2", 22)
+            #expect(moved?.host == "h2" && moved?.pid == 22 && moved?.startedAt == clock.now().storedPrecision, "\(String(describing: moved))")
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func invalidRequestsStoreNothing(kind: StoreKind) async throws {
         try await withStore(kind) { store, _ in
