@@ -33,9 +33,20 @@ struct PoolSummary: Sendable {
                 stuck: sum(\.stuck), free: sum(\.free), processed: sum(\.processed), failed: sum(\.failed),
                 waiting: first.waiting, scheduled: first.scheduled, runTimeP50: p50,
                 runTimeP99: entries.compactMap { $0.pool.runTimeP99 }.max(), activity: activity,
-                advice: PoolAdvisor.advise(target: target, waiting: first.waiting, runTimeP50: p50, activity: activity, processes: entries.count),
+                advice: PoolAdvisor.advise(target: target, waiting: first.waiting, runTimeP50: serviceTime(entries), activity: activity,
+                                           processes: entries.count),
                 processes: entries)
         }
+    }
+
+    /// The pool's run time for the advisor: the processes' medians weighted by how many tasks each
+    /// finishes (one slow process among many does not stand for the pool), the largest while none
+    /// has finished any in the last minute.
+    static func serviceTime(_ entries: [(process: WorkerInfo, pool: PoolCapacity)]) -> Double? {
+        let measured = entries.compactMap { entry in entry.pool.runTimeP50.map { (p50: $0, rate: entry.pool.activity?.completionRate ?? 0) } }
+        let finishing = measured.reduce(0) { $0 + $1.rate }
+        guard finishing > 0 else { return measured.map(\.p50).max() }
+        return measured.reduce(0) { $0 + $1.p50 * $1.rate } / finishing
     }
 
     /// Several processes' activity as one pool's: busy slots, targets and rates add up; the backlog

@@ -30,8 +30,13 @@ extension SluiceAPI {
             ? try await store.workers(seenWithin: .seconds(86_400)).first { $0.id == id } : nil
         let counts = try await store.counts()
         let paused = try await pausedCache.get(maxAge: .milliseconds(250)) { try await store.pausedQueues() }
-        let pools = body.pools?.map { $0.capacity(counts: counts, paused: paused) }
-            ?? (registered?.pools ?? []).map { $0.withBacklog(counts: counts, paused: paused) }
+        remoteActivity.paused(paused, at: now)
+        // The advisor's activity is measured here from each beat that reports the pools' figures.
+        let pools = body.pools?.map { pool in
+            var capacity = pool.capacity(counts: counts, paused: paused)
+            capacity.activity = remoteActivity.sample(worker: id, pool: capacity, at: now)
+            return capacity
+        } ?? (registered?.pools ?? []).map { $0.withBacklog(counts: counts, paused: paused) }
         let kinds = body.kinds ?? registered?.kinds ?? []
         // Registered again with another host or pid, it is another process: the store then takes
         // `now` as its start, and keeps the first otherwise.
@@ -88,13 +93,25 @@ extension SluiceAPI {
                 : try await store.record([], thenClaim: requests).claimed
             return zip(wanted, claimed).flatMap { pool, tasks in tasks.map { (pool: pool.name, task: $0) } }
         }
+        noteClaimed(claimed, by: id)
         return jsonResponse(["tasks": Self.claimedJSON(claimed)])
+    }
+
+    /// Tasks handed to a remote worker: their waits for the advisor, their starts for the throughput
+    /// chart (a remote worker claims only for free slots, so a claim is as good as a start).
+    private func noteClaimed(_ claimed: [(pool: String, task: TaskRecord)], by worker: String) {
+        let now = clock.now()
+        for (pool, tasks) in Dictionary(grouping: claimed, by: \.pool) {
+            remoteActivity.claimed(worker: worker, pool: pool, tasks: tasks.map(\.task), at: now)
+        }
+        for (_, task) in claimed { history.add(.started, queue: task.queue) }
     }
 
     /// The store's claims for a remote worker's pools, paused queues left out.
     private func claimRequests(_ pools: [ClaimBody.Pool], owner: String) async throws -> [ClaimRequest] {
         guard !pools.isEmpty else { return [] }
         let paused = try await pausedCache.get(maxAge: .milliseconds(250)) { try await store.pausedQueues() }
+        remoteActivity.paused(paused, at: clock.now())
         return pools.map { pool in
             ClaimRequest(queues: pool.queues.filter { !paused.contains($0) }, limit: pool.free, owner: owner, leaseDuration: limits.remoteLease)
         }
@@ -134,7 +151,9 @@ extension SluiceAPI {
             }
         })]
         if refill != nil {
-            answer["tasks"] = Self.claimedJSON(zip(wanted, result.claimed).flatMap { pool, tasks in tasks.map { (pool.name, $0) } })
+            let claimed = zip(wanted, result.claimed).flatMap { pool, tasks in tasks.map { (pool: pool.name, task: $0) } }
+            noteClaimed(claimed, by: id)
+            answer["tasks"] = Self.claimedJSON(claimed)
         }
         return jsonResponse(.object(answer))
     }
@@ -151,7 +170,9 @@ extension SluiceAPI {
 
     /// `DELETE /v1/workers/{id}`: forgets a remote worker that stops cleanly.
     func remoteDeregister(_ context: BasicRequestContext) async throws -> Response {
-        try await store.removeWorker(try remoteWorkerID(context))
+        let id = try remoteWorkerID(context)
+        try await store.removeWorker(id)
+        remoteActivity.forget(worker: id)
         return Response(status: .noContent)
     }
 

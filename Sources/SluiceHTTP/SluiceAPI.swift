@@ -56,6 +56,8 @@ public struct SluiceAPI: Sendable {
     let pausedCache = RecentValue<Set<String>>()
     /// The bound on unfinished fire-and-forget tasks.
     let memoryAdmission = MemoryAdmission()
+    /// The advisor's figures for remote workers' pools, measured here.
+    let remoteActivity = RemoteActivity()
     /// Per queue and second, what this process saw enqueued, started and finished in the last hour.
     public let history: ThroughputHistory
     /// The console's sessions and CSRF tokens (with tokens configured).

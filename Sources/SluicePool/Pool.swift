@@ -75,6 +75,9 @@ public final class Pool: @unchecked Sendable {
     /// Tasks started here since start, and the per-second samples and waits the advisor reads.
     private var startedCount = 0
     private var activity = PoolActivityRecorder()
+    /// When each of its queues was last resumed: a task waits for a slot from then at the earliest,
+    /// not through the pause, which no size of pool would have shortened.
+    private var resumedAt: [String: Date] = [:]
     /// Called with each task as a thread takes it (the throughput history's "started").
     private let onStart: @Sendable (TaskRecord) -> Void
     private var threadNumber = 0
@@ -214,6 +217,13 @@ public final class Pool: @unchecked Sendable {
         var figures = capacity(waiting: waiting, scheduled: scheduled)
         figures.activity = measured
         return figures
+    }
+
+    /// Notes that `resumed` queues (those of this pool among them) could run tasks again from `now`.
+    func queuesResumed(_ resumed: Set<String>, at now: Date) {
+        condition.lock()
+        for queue in queues where resumed.contains(queue) { resumedAt[queue] = now }
+        condition.unlock()
     }
 
     /// The advisor's figures as of the last sample.
@@ -454,9 +464,9 @@ public final class Pool: @unchecked Sendable {
                               deadline: clock.now().addingTimeInterval(task.timeout.seconds), dueAt: monotonic.now() + task.timeout)
                 orphanLocked(task)
                 running[task.id] = run
-                // Wait time: from when the task could run to when a thread took it.
+                // Wait time: from when the task could run (due, and its queue not paused) to when a thread took it.
                 let startedAt = clock.now()
-                let waited = startedAt.timeIntervalSince(task.runAt)
+                let waited = startedAt.timeIntervalSince(max(task.runAt, resumedAt[task.queue] ?? task.runAt))
                 startedCount += 1
                 activity.addWait(waited, at: startedAt)
                 condition.unlock()

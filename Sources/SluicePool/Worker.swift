@@ -150,10 +150,15 @@ public final class Worker: Service, Sendable {
     public func setPausedQueues(_ queues: Set<String>) {
         let resumed = paused.withLock { old in
             defer { old = queues }
-            return !old.subtracting(queues).isEmpty
+            return old.subtracting(queues)
         }
         // A resumed queue may have tasks waiting: look at once.
-        if resumed { for pool in pools { pool.wake.signal() } }
+        guard !resumed.isEmpty else { return }
+        let now = clock.now()
+        for pool in pools {
+            pool.queuesResumed(resumed, at: now)
+            pool.wake.signal()
+        }
     }
 
     /// The queues `pool` may claim from now: its queues less the paused ones, in order.

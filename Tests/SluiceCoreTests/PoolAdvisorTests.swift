@@ -24,18 +24,47 @@ import Testing
     }
 
     /// The example: 16 tasks/s of 3 s each need 48 slots on average; a pool of 20 is
-    /// saturated and the advice is the M/M/c size for a wait under 0.1 s.
-    @Test func saturatedPoolGetsASizeThatKeepsTheWaitShort() {
+    /// saturated. With few waiting the advice is the M/M/c size for a wait under 0.1 s; with 560
+    /// waiting it is the slots that also clear them within a minute (48 + 560·3/60 = 76): the M/M/c
+    /// size alone (56) would take seven minutes to clear them, its "wait under 0.1 s" untrue meanwhile.
+    @Test func saturatedPoolGetsASizeThatKeepsUpAndClearsTheBacklog() {
         let activity = PoolActivity(window: 60, meanBusy: 20, meanTarget: 20, startRate: 6.67, completionRate: 6.67,
                                     backlogGrowth: 9.33, waitP50: 2.4, waitP99: 9, hourWindow: 600, hourPeakBusy: 20)
-        let advice = PoolAdvisor.advise(target: 20, waiting: 560, runTimeP50: 3.0, activity: activity)
-        #expect(advice.verdict == .saturated)
-        #expect(abs((advice.arrivalRate ?? 0) - 16) < 0.01)
-        #expect(abs((advice.offeredLoad ?? 0) - 48) < 0.1)
-        let recommended = try! #require(advice.recommendedConcurrency)
-        #expect(recommended == PoolAdvisor.minimumServers(load: advice.offeredLoad!, serviceTime: 3, targetWait: 0.1))
-        #expect(advice.message.hasPrefix("saturated: 560 tasks waiting; tasks wait 2.40 s (p50) for a slot"))
-        #expect(advice.message.contains("concurrency \(recommended) would keep the wait under 0.10 s"))
+        let few = PoolAdvisor.advise(target: 20, waiting: 5, runTimeP50: 3.0, activity: activity)
+        #expect(few.verdict == .saturated)
+        #expect(abs((few.arrivalRate ?? 0) - 16) < 0.01)
+        #expect(abs((few.offeredLoad ?? 0) - 48) < 0.1)
+        let steady = try! #require(few.recommendedConcurrency)
+        #expect(steady == PoolAdvisor.minimumServers(load: few.offeredLoad!, serviceTime: 3, targetWait: 0.1))
+        #expect(few.message.contains("concurrency \(steady) would keep the wait under 0.10 s"), "\(few.message)")
+        let backlog = PoolAdvisor.advise(target: 20, waiting: 560, runTimeP50: 3.0, activity: activity)
+        #expect(backlog.recommendedConcurrency == 76)
+        #expect(backlog.message.hasPrefix("saturated: 560 tasks waiting; tasks wait 2.40 s (p50) for a slot"))
+        #expect(backlog.message.hasSuffix("concurrency 76 would keep up and clear the 560 waiting in about 1 min"), "\(backlog.message)")
+    }
+
+    /// One batch of 1,000 one-second tasks on a pool of 2, a second after it arrived: the backlog's
+    /// growth over that second is not a rate of 1,000 tasks/s (the old advice: 507 slots). Until 15 s
+    /// of samples exist arrivals are the starts; the batch is work to clear (2 + 998/60 → 19), and
+    /// a minute on, with the batch still waiting and nothing more arriving, the advice is the same.
+    @Test func aBurstIsWorkToClearNotARate() {
+        let first = PoolActivity(window: 1, meanBusy: 2, meanTarget: 2, startRate: 2, completionRate: 0,
+                                 backlogGrowth: 998, waitP50: 0, waitP99: 0, hourWindow: 1, hourPeakBusy: 2)
+        let early = PoolAdvisor.advise(target: 2, waiting: 998, runTimeP50: 1.0, activity: first)
+        #expect(early.verdict == .saturated && early.arrivalRate == 2 && early.recommendedConcurrency == 19, "\(early)")
+        let minute = PoolActivity(window: 60, meanBusy: 2, meanTarget: 2, startRate: 2, completionRate: 2,
+                                  backlogGrowth: -2, waitP50: 30, waitP99: 58, hourWindow: 60, hourPeakBusy: 2)
+        let later = PoolAdvisor.advise(target: 2, waiting: 880, runTimeP50: 1.0, activity: minute)
+        #expect(later.recommendedConcurrency == 17 && later.message.contains("clear the 880 waiting"), "\(later)")
+    }
+
+    /// Past the largest pool the advice says so, instead of a size that would not do.
+    @Test func aLoadBeyondTheLargestPoolIsSaidToBe() {
+        let activity = PoolActivity(window: 60, meanBusy: 4, meanTarget: 4, startRate: 2, completionRate: 2,
+                                    backlogGrowth: 0, waitP50: 9, waitP99: 20, hourWindow: 600, hourPeakBusy: 4)
+        let advice = PoolAdvisor.advise(target: 4, waiting: 30, runTimeP50: 20_000, activity: activity, processes: 2)
+        #expect(advice.recommendedConcurrency == 10_000)
+        #expect(advice.message.hasSuffix("more than 20000 slots would be needed, more than concurrency 10000 in each of the 2 processes (20000 in all) gives: make the tasks shorter or add processes"), "\(advice.message)")
     }
 
     @Test func idlePoolSaysHowManyThreadsWentUnused() {
@@ -64,7 +93,7 @@ import Testing
         let split = PoolAdvisor.advise(target: 20, waiting: 560, runTimeP50: 3.0, activity: activity, processes: 2)
         let each = (total + 1) / 2
         #expect(split.recommendedConcurrency == each)
-        #expect(split.message.contains("concurrency \(each) in each of the 2 processes (\(each * 2) in all) would keep the wait under"), "\(split.message)")
+        #expect(split.message.contains("concurrency \(each) in each of the 2 processes (\(each * 2) in all) would keep up and clear"), "\(split.message)")
         let idle = PoolActivity(window: 60, meanBusy: 4, meanTarget: 50, startRate: 1, completionRate: 1,
                                 backlogGrowth: 0, waitP50: 0, waitP99: 0.01, hourWindow: 3600, hourPeakBusy: 10)
         #expect(PoolAdvisor.advise(target: 50, waiting: 0, runTimeP50: 4, activity: idle, processes: 5).recommendedConcurrency == 3)

@@ -225,6 +225,43 @@ import Testing
         }
     }
 
+    /// The advisor reads a remote worker's pool from its heartbeats and claims, as it reads a
+    /// `sluice worker`'s from its own figures: a pool whose 4 slots are all busy is not "unknown"
+    /// (it was, for good) and its claimed task's wait is measured.
+    @Test func theAdvisorMeasuresARemoteWorkersPool() async throws {
+        try await Harness().test { client, _ in
+            let busy = Self.register.replacingOccurrences(of: #""concurrency":4}"#, with: #""concurrency":4,"busy":4,"processed":10}"#)
+            _ = try await client.send(.put, "/v1/workers/py-1", busy)
+            _ = try await client.send(.post, "/v1/tasks", #"{"kind":"resize","queue":"images"}"#)
+            #expect(try await client.send(.post, "/v1/workers/py-1/claim", Self.claim).json["tasks"]?.arrayValue?.count == 1)
+            try await Task.sleep(for: .milliseconds(100))
+            _ = try await client.send(.post, "/v1/workers/py-1/heartbeat", busy)
+            let pool = try await client.send(.get, "/v1/pools").json["pools"]?[0]
+            let advisor = pool?["advisor"]
+            #expect(advisor?["verdict"] == "ok" && advisor?["utilisation"] == 1.0 && advisor?["wait_p50"]?.doubleValue != nil, "\(String(describing: advisor))")
+            #expect(pool?["processes"]?[0]?["utilisation"] == 1.0)
+        }
+    }
+
+    /// The pool's run time for the advisor weighs each process's median by the tasks it finishes:
+    /// one process that reported a 20,000 s median and finishes nothing does not stand for a pool
+    /// whose other process finishes tasks of 0.1 s.
+    @Test func theAdvisorsRunTimeWeighsProcessesByTheirWork() async throws {
+        try await Harness().test { client, _ in
+            func pool(_ processed: Int, _ p50: Double) -> String {
+                #"{"host":"h","pid":1,"kinds":["resize"],"pools":[{"name":"py","queues":["images"],"concurrency":4,"processed":\#(processed),"run_time_p50":\#(p50)}]}"#
+            }
+            _ = try await client.send(.put, "/v1/workers/fast", pool(10, 0.1))
+            _ = try await client.send(.put, "/v1/workers/slow", pool(0, 20_000))
+            try await Task.sleep(for: .milliseconds(100))
+            _ = try await client.send(.post, "/v1/workers/fast/heartbeat", pool(30, 0.1))
+            _ = try await client.send(.post, "/v1/workers/slow/heartbeat", pool(0, 20_000))
+            let pools = try await client.send(.get, "/v1/pools").json["pools"]
+            #expect(pools?[0]?["run_time_p50"] == 20_000.0, "the pool's own figure stays the largest, as documented")
+            #expect(pools?[0]?["advisor"]?["service_time"] == 0.1, "\(String(describing: pools?[0]?["advisor"]))")
+        }
+    }
+
     @Test func anOperatorsResizeReachesTheWorkerInItsNextHeartbeat() async throws {
         try await Harness().test { client, _ in
             _ = try await client.send(.put, "/v1/workers/py-1", Self.register)

@@ -538,6 +538,31 @@ func holdingRegistry() -> (registry: HandlerRegistry, mark: HighWaterMark, gate:
             #expect(await eventually { pool.capacity().target == 2 })
         }
     }
+
+    /// The advisor's wait is for a slot: time in a paused queue, which no size of pool would have
+    /// shortened, is not counted (the console called a pool paused for 25 s "saturated").
+    @Test func timeInAPausedQueueIsNotAWaitForASlot() async throws {
+        let clock = ManualClock()
+        let (store, dir) = try sqliteStore(clock: clock)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await withWorker(store: store, pools: [PoolConfiguration(name: "default", queues: ["default"], concurrency: 2)],
+                             registry: .builtin(), clock: clock) { worker in
+            try await store.setQueuePaused("default", true)
+            worker.setPausedQueues(["default"])
+            let id = try await store.enqueue(EnqueueRequest(kind: "echo")).task.id
+            clock.advance(by: .seconds(25))
+            try await store.setQueuePaused("default", false)
+            worker.setPausedQueues([])
+            _ = try await finished(store, [id])
+            clock.advance(by: .seconds(1))
+            var wait: Double?
+            #expect(await eventually {
+                wait = try? await worker.capacityWithActivity().first?.activity?.waitP50
+                return wait != nil
+            })
+            #expect(wait.map { $0 < 1 } == true, "waited \(String(describing: wait)) s")
+        }
+    }
 }
 
 /// Where a test keeps its tasks.
