@@ -186,6 +186,21 @@ import Testing
         }
     }
 
+    /// The resize form sets each process's size, so its hint is that size, not the pool's total
+    /// (typing the total back into it grew the pool), and none when the processes differ.
+    @Test func theResizeFormHintsTheSizeOfEachProcess() async throws {
+        try await Harness().test(pool: 2) { client, _ in
+            func form() async throws -> String {
+                let page = String(buffer: try await client.send(.get, "/ui/pools").body)
+                return String(page[try #require(page.range(of: "concurrency of each process"))!.upperBound...].prefix(200))
+            }
+            #expect(await eventually { (try? await form())?.contains(#"placeholder="2""#) == true })
+            _ = try await client.send(.put, "/v1/workers/py-1", #"{"host":"h","pid":1,"kinds":["echo"],"pools":[{"name":"default","queues":["default"],"concurrency":1}]}"#)
+            let mixed = try await form()
+            #expect(!mixed.contains("placeholder="), "\(mixed)")
+        }
+    }
+
     @Test func pagesRenderAndRefreshFragmentsWithoutTokens() async throws {
         try await Harness().test(pool: 1) { client, _ in
             let id = try #require(try await client.send(.post, "/v1/tasks?wait=10", #"{"kind":"echo","args":{"customer":42}}"#).json["id"]?.stringValue)
@@ -325,6 +340,13 @@ import Testing
             #expect(right.status == .seeOther)
             let session = try #require(right.headers[values: .setCookie].first { $0.hasPrefix("sluice_session=") })
             #expect(session.contains("HttpOnly") && session.contains("SameSite=Strict") && session.contains("Max-Age=43200") && !session.contains("s3cret"))
+            #expect(!session.contains("Secure"), "over plain HTTP a Secure cookie would never come back")
+            // Behind a proxy that serves HTTPS, the cookies are Secure: never sent over plain HTTP.
+            var proxied = form
+            proxied[HTTPFields.Element.Name("X-Forwarded-Proto")!] = "https"
+            let secure = try await client.send(.post, "/ui/sign-in", "token=s3cret&csrf=\(csrf)", headers: proxied)
+            #expect(secure.headers[values: .setCookie].first { $0.hasPrefix("sluice_session=") }?.hasSuffix("; Secure; Max-Age=43200") == true,
+                    "\(secure.headers[values: .setCookie])")
             let value = session.dropFirst("sluice_session=".count).prefix { $0 != ";" }
             let signedIn = try await client.send(.get, "/ui/", headers: [.cookie: "sluice_session=\(value); sluice_csrf=\(csrf)"])
             #expect(signedIn.status == .ok)

@@ -193,9 +193,11 @@ def test_live_refresh_survives_a_restart(server, browser):
     wait(browser).until(lambda d: status(d) == "server unreachable, retrying")
     server.start()
     wait(browser, 30).until(lambda d: status(d).startswith("live,"))
-    # Errors while the server was away are expected (failed fetches); none after it came back.
+    # Errors while the server was away are expected (failed fetches); none after it came back:
+    # the log is emptied, then read after a refresh that came later.
     browser.get_log("browser")
-    wait(browser).until(lambda d: status(d).startswith("live,") and status(d) != "")
+    before = status(browser)
+    wait(browser).until(lambda d: status(d).startswith("live,") and status(d) != before)
     assert console_errors(browser) == []
 
 
@@ -208,3 +210,23 @@ def test_pause_live_refresh(server, browser):
     assert browser.find_elements(By.CSS_SELECTOR, 'tr[data-queue="default"]') == []
     browser.find_element(By.ID, "live-toggle").click()
     wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-queue="default"]'))
+
+
+def test_the_live_refresh_keeps_keyboard_focus_and_announces_only_changes(server, browser):
+    """A keyboard user's place survives the refresh (a swap used to drop focus to the page's body
+    every 2 s), and a screen reader hears the refresh's state when it changes, not every refresh."""
+    server.enqueue("echo", wait=10)
+    browser.get(server.url + "/ui/queues")
+    status = lambda d: d.find_element(By.ID, "live-status").text
+    wait(browser).until(lambda d: status(d).startswith("live,"))
+    announced = browser.find_element(By.ID, "live-announce").text
+    assert announced == "live"
+    first = status(browser)
+    wait(browser).until(lambda d: status(d).startswith("live,") and status(d) != first)
+    assert browser.find_element(By.ID, "live-announce").get_attribute("textContent") == "live", "a refresh is not news"
+    button = browser.find_element(By.CSS_SELECTOR, 'tr[data-queue="default"] button')
+    browser.execute_script("arguments[0].focus()", button)
+    wait(browser).until(lambda d: status(d) == "held while a control has focus")
+    time.sleep(2.5)  # more than one refresh period
+    assert browser.execute_script("return document.activeElement") == button
+

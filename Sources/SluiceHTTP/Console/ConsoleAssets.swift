@@ -39,6 +39,7 @@ enum ConsoleAssets {
     .series.succeeded, .legend.succeeded b { stroke: #1f8a4c; color: #1f8a4c; } .series.failed, .legend.failed b { stroke: #c53030; color: #c53030; }
     .axis { stroke: var(--line); } figcaption { color: var(--muted); font-size: .8rem; margin-top: .3rem; }
     #live-status.bad { color: #ffb4b4; } #live-status { font-size: .8rem; color: #cfd8ea; }
+    .announce { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
     .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 1rem; }
     .pager { display: flex; gap: 1rem; margin-top: .6rem; }
     ul.fires { margin: 0; padding: 0; list-style: none; white-space: nowrap; } .cron, td.policies div { white-space: nowrap; }
@@ -48,20 +49,29 @@ enum ConsoleAssets {
 
     static let js = #"""
     // Live refresh: every 2 s fetch this page's live part and swap it in. Pausable (remembered per
-    // browser, where storage is allowed); held while a field inside has focus or differs from what
-    // the page was sent with (a ticked box, a typed size, a chosen scope), so a swap never throws
-    // away a choice; keeps trying when the server is away, so the page comes back after a restart.
+    // browser, where storage is allowed); held while a control inside has focus (a swap would drop
+    // a keyboard user's place) or a field differs from what the page was sent with (a ticked box, a
+    // typed size, a chosen scope), so a swap never throws away a choice; keeps trying when the
+    // server is away, so the page comes back after a restart. A screen reader hears the state when
+    // it changes (live, held, unreachable), not every refresh's time.
     (function () {
       var live = document.getElementById('live');
       var toggle = document.getElementById('live-toggle');
       var status = document.getElementById('live-status');
+      var announce = document.getElementById('live-announce');
       if (!live || !toggle) return;
+      var said = '';
+      function setStatus(text, className, state) {
+        status.textContent = text;
+        status.className = className;
+        if (announce && state !== said) { said = state; announce.textContent = state; }
+      }
       toggle.hidden = false;
       status.hidden = false;
       function remembered() { try { return window.localStorage.getItem('sluice-live'); } catch (e) { return null; } }
       function remember(value) { try { window.localStorage.setItem('sluice-live', value); } catch (e) { } }
       var paused = remembered() === 'off';
-      function show() { toggle.textContent = paused ? 'Resume live' : 'Pause live'; toggle.setAttribute('aria-pressed', String(paused)); if (paused) status.textContent = 'paused'; }
+      function show() { toggle.textContent = paused ? 'Resume live' : 'Pause live'; toggle.setAttribute('aria-pressed', String(paused)); if (paused) setStatus('paused', '', 'live refresh paused'); }
       show();
       toggle.addEventListener('click', function () { paused = !paused; remember(paused ? 'off' : 'on'); show(); });
       function edited(field) {
@@ -78,29 +88,32 @@ enum ConsoleAssets {
         if (field.type === 'checkbox' || field.type === 'radio') return field.checked !== field.defaultChecked;
         return field.type !== 'hidden' && field.value !== field.defaultValue;
       }
+      // Why the refresh holds, or '' when it need not.
       function held() {
         var active = document.activeElement;
-        if (active && live.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) return true;
+        if (active && active !== live && live.contains(active)) {
+          return /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName) ? 'held while you fill in a form' : 'held while a control has focus';
+        }
         var fields = live.querySelectorAll('input, select, textarea');
-        for (var i = 0; i < fields.length; i++) if (edited(fields[i])) return true;
-        return false;
+        for (var i = 0; i < fields.length; i++) if (edited(fields[i])) return 'held while you fill in a form';
+        return '';
       }
       function refresh() {
         if (paused) return;
-        if (held()) { status.textContent = 'held while you fill in a form'; status.className = ''; return; }
+        var why = held();
+        if (why) { setStatus(why, '', why); return; }
         fetch(window.location.href, { headers: { 'X-Sluice-Fragment': '1' }, credentials: 'same-origin', cache: 'no-store' })
           .then(function (response) {
-            if (response.status === 401) { status.textContent = 'signed out: reload to sign in'; status.className = 'bad'; return null; }
-            if (!response.ok) { status.textContent = 'the server answered ' + response.status + ': reload the page'; status.className = 'bad'; return null; }
+            if (response.status === 401) { setStatus('signed out: reload to sign in', 'bad', 'signed out'); return null; }
+            if (!response.ok) { setStatus('the server answered ' + response.status + ': reload the page', 'bad', 'server error'); return null; }
             return response.text();
           })
           .then(function (html) {
             if (html === null) return;
             live.innerHTML = html;
-            status.textContent = 'live, ' + new Date().toLocaleTimeString();
-            status.className = 'ok';
+            setStatus('live, ' + new Date().toLocaleTimeString(), 'ok', 'live');
           })
-          .catch(function () { status.textContent = 'server unreachable, retrying'; status.className = 'bad'; });
+          .catch(function () { setStatus('server unreachable, retrying', 'bad', 'server unreachable, retrying'); });
       }
       window.setInterval(refresh, 2000);
     })();

@@ -30,7 +30,7 @@ extension SluiceAPI {
         router.post("/ui/sign-in") { request, _ in try await signIn(request) }
         router.post("/ui/sign-out") { request, _ in try await consolePost(request) { _ in
             var response = Self.redirect("/ui/sign-in")
-            response.headers[values: .setCookie].append("\(ConsoleSessions.sessionCookie)=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0")
+            response.headers[values: .setCookie].append(Self.cookie(ConsoleSessions.sessionCookie, "", for: request, maxAge: 0))
             return response
         } }
         router.get("/ui/") { request, _ in try await consolePage(request) { try await overviewPage($0) } }
@@ -88,7 +88,7 @@ extension SluiceAPI {
         }
         var response = Self.html(fragment ? view.live : layout(view, console), status: view.status)
         if console.newCSRF {
-            response.headers[values: .setCookie].append("\(ConsoleSessions.csrfCookie)=\(console.csrf); Path=/ui; HttpOnly; SameSite=Strict")
+            response.headers[values: .setCookie].append(Self.cookie(ConsoleSessions.csrfCookie, console.csrf, for: request))
         }
         return response
     }
@@ -132,7 +132,8 @@ extension SluiceAPI {
         // The script shows the live controls; without it they would promise a refresh that never
         // comes, so the page offers a plain reload instead.
         let liveControls = view.refreshes
-            ? "<span id=\"live-status\" aria-live=\"polite\" hidden>live</span><button type=\"button\" id=\"live-toggle\" hidden>Pause live</button>"
+            ? "<span id=\"live-status\" hidden>live</span><span id=\"live-announce\" class=\"announce\" aria-live=\"polite\"></span>"
+              + "<button type=\"button\" id=\"live-toggle\" hidden>Pause live</button>"
               + "<noscript><a id=\"reload\" href=\"\(HTML.escape(request.reload))\">Reload</a></noscript>" : ""
         return """
             <!doctype html>
@@ -161,7 +162,7 @@ extension SluiceAPI {
             <p class="muted">Use one of the tokens the server was started with (--token or SLUICE_TOKEN).</p></section></main></body></html>
             """, status: status)
         if existing == nil {
-            response.headers[values: .setCookie].append("\(ConsoleSessions.csrfCookie)=\(csrf); Path=/ui; HttpOnly; SameSite=Strict")
+            response.headers[values: .setCookie].append(Self.cookie(ConsoleSessions.csrfCookie, csrf, for: request))
         }
         return response
     }
@@ -179,7 +180,7 @@ extension SluiceAPI {
             return try await signInPage(request, error: "That token is not one of this server's tokens.", status: .unauthorized)
         }
         var response = Self.redirect("/ui/")
-        response.headers[values: .setCookie].append("\(ConsoleSessions.sessionCookie)=\(session); Path=/ui; HttpOnly; SameSite=Strict; Max-Age=\(ConsoleSessions.lifetime)")
+        response.headers[values: .setCookie].append(Self.cookie(ConsoleSessions.sessionCookie, session, for: request, maxAge: ConsoleSessions.lifetime))
         return response
     }
 
@@ -213,6 +214,15 @@ extension SluiceAPI {
     }
 
     /// The request's cookies by name.
+    /// A console cookie: HttpOnly, SameSite=Strict, and Secure when the page came over HTTPS (a
+    /// proxy in front says so with `X-Forwarded-Proto`, the browser with an https `Origin`), so the
+    /// browser never sends it over plain HTTP.
+    static func cookie(_ name: String, _ value: String, for request: Request, maxAge: Int64? = nil) -> String {
+        let proto = request.headers[HTTPFields.Element.Name("X-Forwarded-Proto")!]?.split(separator: ",").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        let secure = proto == "https" || request.headers[.origin]?.lowercased().hasPrefix("https://") == true
+        return "\(name)=\(value); Path=/ui; HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "") + (maxAge.map { "; Max-Age=\($0)" } ?? "")
+    }
+
     static func cookies(_ request: Request) -> [String: String] {
         var cookies: [String: String] = [:]
         for header in request.headers[values: .cookie] {

@@ -17,6 +17,9 @@ extension SluiceAPI {
             }.joined()
             let activity = pool.activity
             let suggested = pool.advice.recommendedConcurrency.map { " value=\"\($0)\"" } ?? ""
+            // The form sets each process's size: hint with that, not the pool's total.
+            let sizes = Set(pool.processes.map(\.pool.target))
+            let placeholder = sizes.count == 1 ? " placeholder=\"\(sizes.first!)\"" : ""
             return """
                 <section class="card" id="pool-\(HTML.escape(pool.name))" data-pool="\(HTML.escape(pool.name))">\(poolBlock(pool))
                 <table class="advisor"><tbody>
@@ -28,7 +31,7 @@ extension SluiceAPI {
                 </tbody></table>
                 <form class="settings" method="post" action="/ui/pools/resize">\(HTML.csrfField(request.csrf))
                 <input type="hidden" name="pool" value="\(HTML.escape(pool.name))">
-                <label>concurrency <input type="number" name="concurrency" min="1" max="\(PoolSetting.concurrencyRange.upperBound)" required placeholder="\(pool.target)"\(suggested)></label>
+                <label>concurrency of each process <input type="number" name="concurrency" min="1" max="\(PoolSetting.concurrencyRange.upperBound)" required\(placeholder)\(suggested)></label>
                 <button type="submit" class="primary">Resize</button></form>
                 <form class="settings" method="post" action="/ui/pools/resize">\(HTML.csrfField(request.csrf))
                 <input type="hidden" name="pool" value="\(HTML.escape(pool.name))">
