@@ -35,7 +35,7 @@ extension PostgresTaskStore: WorkerDirectory {
 
     public func savePoolSetting(_ setting: PoolSetting) async throws {
         let binds = try Binds(setting.pool, setting.worker ?? "*", setting.concurrency, setting.autoscale?.min, setting.autoscale?.max,
-                              Timestamp(setting.updatedAt))
+                              nowParameter)
         _ = try await connection { connection in try await self.rows(connection, SQL.savePoolSetting, binds) }
     }
 
@@ -109,7 +109,8 @@ extension PostgresTaskStore.SQL {
         ORDER BY id
         """
     static let savePoolSetting = """
-        INSERT INTO pool_settings (pool, worker, concurrency, autoscale_min, autoscale_max, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+        INSERT INTO pool_settings (pool, worker, concurrency, autoscale_min, autoscale_max, updated_at)
+        VALUES ($1, $2, $3, $4, $5, coalesce($6::timestamptz, now()))
         ON CONFLICT (pool, worker) DO UPDATE SET concurrency = excluded.concurrency, autoscale_min = excluded.autoscale_min,
             autoscale_max = excluded.autoscale_max, updated_at = excluded.updated_at
         """

@@ -767,13 +767,14 @@ extension SQLiteTaskStore: WorkerDirectory {
     }
 
     public func savePoolSetting(_ setting: PoolSetting) async throws {
+        let now = clock.now()
         _ = try await write { connection in
             try connection.run(SQL.savePoolSetting, [
                 .text(setting.pool), .text(setting.worker ?? "*"),
                 setting.concurrency.map { .integer(Int64($0)) } ?? .null,
                 setting.autoscale.map { .integer(Int64($0.min)) } ?? .null,
                 setting.autoscale.map { .integer(Int64($0.max)) } ?? .null,
-                TaskRow.time(setting.updatedAt),
+                TaskRow.time(now),
             ])
         }
     }

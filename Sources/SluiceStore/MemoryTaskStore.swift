@@ -370,6 +370,8 @@ extension MemoryTaskStore: WorkerDirectory {
     }
 
     public func savePoolSetting(_ setting: PoolSetting) async throws {
+        var setting = setting
+        setting.updatedAt = clock.now().storedPrecision
         directory.withLock { $0.settings["\(setting.pool)\u{0}\(setting.worker ?? "*")"] = setting }
     }
 

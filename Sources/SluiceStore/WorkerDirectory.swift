@@ -12,7 +12,9 @@ public protocol WorkerDirectory: Sendable {
     func workers(seenWithin window: Duration) async throws -> [WorkerInfo]
     /// Forgets a process (on clean exit).
     func removeWorker(_ id: String) async throws
-    /// Stores an operator's pool change.
+    /// Stores an operator's pool change, stamped with the store's time (the database's `now()` on
+    /// PostgreSQL) whatever `updatedAt` says: processes apply the newest change, and changes made
+    /// through hosts whose clocks differ must still order as they were made.
     func savePoolSetting(_ setting: PoolSetting) async throws
     /// Every stored pool change.
     func poolSettings() async throws -> [PoolSetting]

@@ -73,6 +73,21 @@ import Testing
         }
     }
 
+    /// Pool changes are stamped by the store, so a change made through a host whose clock runs an
+    /// hour ahead does not outrank the changes made after it (processes apply the newest).
+    @Test(arguments: StoreKind.allCases)
+    func poolChangesAreStampedByTheStore(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            let directory = try #require(store as? any WorkerDirectory)
+            try await directory.savePoolSetting(PoolSetting(pool: "p", worker: nil, concurrency: 7, autoscale: nil, updatedAt: clock.now().addingTimeInterval(3600)))
+            clock.advance(by: .seconds(1))
+            try await directory.savePoolSetting(PoolSetting(pool: "p", worker: "w1", concurrency: 3, autoscale: nil, updatedAt: clock.now()))
+            let settings = try await directory.poolSettings()
+            #expect(settings.max { $0.updatedAt < $1.updatedAt }?.concurrency == 3, "\(settings)")
+            #expect(settings.first { $0.worker == nil }?.updatedAt == clock.now().addingTimeInterval(-1).storedPrecision)
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func invalidRequestsStoreNothing(kind: StoreKind) async throws {
         try await withStore(kind) { store, _ in
