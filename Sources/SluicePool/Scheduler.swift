@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SluiceCore
 import SluiceStore
+import Synchronization
 
 /// What one scheduler pass did, summed over every schedule.
 public struct SchedulerReport: Sendable, Hashable {
@@ -26,6 +27,12 @@ public struct SchedulerReport: Sendable, Hashable {
 /// schedule, the slots after its cursor up to now are due; a slot older than `grace` is *missed*
 /// and handled by the schedule's misfire policy. Slots fire oldest first, each in its own
 /// transaction, so a pass cut short by a crash leaves the rest due for the next leader.
+///
+/// Lateness is judged from the start of the previous pass when passes ran on without a gap: a slot
+/// that fell due while a long pass (a catch-up, thousands of schedules due at once) was busy was
+/// not missed for want of a scheduler, and firing it late beats dropping it. A pass also stops
+/// taking schedules after `passBudget`, so the leader's other chores are not held up; the rest are
+/// still due at the next pass, and by the rule above none of their slots turns late meanwhile.
 public struct Scheduler: Chore {
     let store: any ScheduleStore
     let clock: any WallClock
@@ -33,13 +40,23 @@ public struct Scheduler: Chore {
     /// A slot seen this long after its time is missed; longer than a leader change takes.
     let grace: Duration
     let logger: Logger
+    private let previous = PreviousPass()
+
+    /// When the previous pass in this process started and ended (by the clock its `now` came from).
+    private final class PreviousPass: Sendable {
+        let span = Mutex<(start: Date, end: Date)?>(nil)
+    }
+
+    /// Real time one pass may spend taking schedules.
+    let passBudget: Duration
 
     /// Slots enumerated per schedule and pass, at most: a schedule every second that was down for
     /// more than a day catches up over several passes.
     static let enumerationLimit = 100_000
 
     public init(store: any ScheduleStore, clock: any WallClock = SystemClock(), interval: Duration = .seconds(1),
-                grace: Duration = .seconds(60), logger: Logger = Logger(label: "sluice.scheduler")) {
+                grace: Duration = .seconds(60), passBudget: Duration = .seconds(5), logger: Logger = Logger(label: "sluice.scheduler")) {
+        self.passBudget = passBudget
         self.store = store
         self.clock = clock
         self.interval = interval
@@ -57,12 +74,23 @@ public struct Scheduler: Chore {
         var report = SchedulerReport()
         // The database's clock where hosts share one, so a leader whose own clock is off fires on time.
         let now = try await store.sharedTime() ?? clock.now()
+        let began = clock.now()
+        let started = ContinuousClock.now
+        var onTimeSince = now.addingTimeInterval(-grace.seconds)
+        if let last = previous.span.withLock({ $0 }), now.timeIntervalSince(last.end) <= grace.seconds {
+            onTimeSince = min(onTimeSince, last.start.addingTimeInterval(-grace.seconds))
+        }
+        defer {
+            let end = now.addingTimeInterval(max(0, clock.now().timeIntervalSince(began)))
+            previous.span.withLock { $0 = (start: now, end: end) }
+        }
         // Only the schedules due (an index walk): thousands of idle ones cost nothing. Capped per
         // pass; the rest are due at the next.
         for schedule in try await store.dueSchedules(at: now, limit: 1000) where schedule.definition.enabled {
+            guard ContinuousClock.now - started < passBudget else { break }
             // One schedule's failure is its own: the others still fire, and it is tried again next pass.
             do {
-                try await fireDue(schedule, now: now, report: &report)
+                try await fireDue(schedule, now: now, onTimeSince: onTimeSince, report: &report)
             } catch {
                 report.failed += 1
                 logger.warning("schedule \(schedule.name): firing failed, tried again next pass: \(error)")
@@ -71,9 +99,8 @@ public struct Scheduler: Chore {
         return report
     }
 
-    private func fireDue(_ schedule: Schedule, now: Date, report: inout SchedulerReport) async throws {
+    private func fireDue(_ schedule: Schedule, now: Date, onTimeSince: Date, report: inout SchedulerReport) async throws {
         guard let zone = try? schedule.definition.zone() else { return }
-        let onTimeSince = now.addingTimeInterval(-grace.seconds)
         // The newest `catchUp` due slots, and how many there were in all.
         var recent: [Date] = []
         var total = 0
@@ -132,6 +159,7 @@ public struct Scheduler: Chore {
             case .overlapping:
                 report.overlapping += 1
                 settled = slot
+                logger.info("schedule \(schedule.name): slot \(Schedule.format(slot)) not fired: its previous task is still live (overlap false)")
             case .stale: return  // edited, disabled or deleted meanwhile: the next pass reads it anew
             }
         }

@@ -120,6 +120,25 @@ import Testing
         }
     }
 
+    /// A pass that takes long (here 30 schedules every second, each fire taking 3 s of the injected
+    /// clock: 90 s in all) does not make the next pass drop the slots that fell due meanwhile: they
+    /// were not missed for want of a scheduler. (The old rule judged them against the next pass's
+    /// start and skipped every slot older than the grace: 29 of the 90 per schedule.)
+    @Test func slotsThatFallDueDuringALongPassStillFire() async throws {
+        let clock = ManualClock(Self.iso("2026-01-01T00:00:00Z"))
+        let store = MemoryTaskStore(clock: clock)
+        for n in 0..<30 { _ = try await store.saveSchedule(try Self.definition("s\(n)", "* * * * * *", misfire: .skip)) }
+        let slow = SlowFires(store: store, clock: clock, each: .seconds(3))
+        let scheduler = Scheduler(store: slow, clock: clock, grace: .seconds(60), passBudget: .seconds(600))
+        clock.advance(by: .seconds(1))
+        #expect(try await scheduler.pass().fired == 30)
+        #expect(clock.now() == Self.iso("2026-01-01T00:01:31Z"))
+        let report = try await scheduler.pass()
+        #expect(report.missed == 0, "\(report)")
+        let fired = try await Self.firedSlots(store)
+        #expect(fired.count == 30 && fired.values.allSatisfy { $0.count == 91 }, "every slot up to the second pass's start: \(fired.mapValues(\.count))")
+    }
+
     @Test func aSlotWhoseKeyAnotherTaskHoldsIsSettledOnceAndTheOthersFire() async throws {
         let clock = ManualClock(Self.iso("2026-01-01T00:00:00Z"))
         let store = MemoryTaskStore(clock: clock)
@@ -222,4 +241,28 @@ import Testing
         #expect(try await scheduler.pass().fired == 1)
         #expect(try await Self.firedSlots(store)["job"] == ["2026-01-01T00:02:00Z", "2026-01-01T01:00:00Z"])
     }
+}
+
+/// A schedule store whose every fire takes `each` of the injected clock: a long pass, without sleeping.
+struct SlowFires: ScheduleStore {
+    let store: MemoryTaskStore
+    let clock: ManualClock
+    let each: Duration
+    func saveSchedule(_ definition: ScheduleDefinition, ifRevision: Int64?) async throws -> (Schedule, ScheduleChange)? {
+        try await store.saveSchedule(definition, ifRevision: ifRevision)
+    }
+    func schedule(_ name: String) async throws -> Schedule? { try await store.schedule(name) }
+    func schedules() async throws -> [Schedule] { try await store.schedules() }
+    func dueSchedules(at date: Date, limit: Int) async throws -> [Schedule] { try await store.dueSchedules(at: date, limit: limit) }
+    func deleteSchedule(_ name: String) async throws -> Bool { try await store.deleteSchedule(name) }
+    func fire(_ fire: ScheduleFire) async throws -> FireOutcome {
+        let outcome = try await store.fire(fire)
+        clock.advance(by: each)
+        return outcome
+    }
+    func advanceSchedule(_ name: String, revision: Int64, to cursor: Date) async throws -> Bool {
+        try await store.advanceSchedule(name, revision: revision, to: cursor)
+    }
+    func pruneScheduleSlots(before date: Date, limit: Int) async throws -> Int { try await store.pruneScheduleSlots(before: date, limit: limit) }
+    func sharedTime() async throws -> Date? { nil }
 }
