@@ -128,7 +128,8 @@ struct CronSet: Sendable, Hashable {
             .invalid("cron", "\(spec.name) field at position \(position + offset): \(message)")
         }
         func value(_ part: Substring, at offset: Int) throws(SluiceError) -> Int {
-            if let number = Int(part) {
+            // Digits only: Int("+5") parses, and a cron field has no signs.
+            if part.allSatisfy(\.isASCIIDigit), let number = Int(part) {
                 guard spec.range.contains(number) else {
                     throw fail(offset, "\(number) is out of range \(spec.range.lowerBound)-\(spec.range.upperBound)")
                 }
@@ -145,7 +146,7 @@ struct CronSet: Sendable, Hashable {
             let base = halves[0]
             var step = 1
             if halves.count == 2 {
-                guard let parsed = Int(halves[1]), parsed > 0, parsed <= spec.range.upperBound else {
+                guard halves[1].allSatisfy(\.isASCIIDigit), let parsed = Int(halves[1]), parsed > 0, parsed <= spec.range.upperBound else {
                     throw fail(offset + base.count + 1, "step \"\(halves[1])\" must be a number from 1 to \(spec.range.upperBound)")
                 }
                 step = parsed
@@ -277,4 +278,9 @@ struct ZonedTime {
         }
         return high
     }
+}
+
+extension Character {
+    /// 0 to 9, and nothing else Unicode calls a digit.
+    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }

@@ -39,12 +39,21 @@ struct CronNextCommand: AsyncParsableCommand {
             }
             let times = cron.next(count, after: start, in: zone)
             if times.isEmpty { print("\(expression) never fires after \(ISO8601DateFormatter().string(from: start))") }
-            let local = ISO8601DateFormatter()
-            local.timeZone = zone
             let utc = ISO8601DateFormatter()
-            for time in times { print(tz == "UTC" ? utc.string(from: time) : "\(local.string(from: time))  \(utc.string(from: time))") }
+            for time in times { print(tz == "UTC" ? utc.string(from: time) : "\(Self.local(time, in: zone))  \(utc.string(from: time))") }
         } catch let error as SluiceError {
             throw failure(error.message)
         }
+    }
+
+    /// `time` as the zone's wall clock with its offset, from the offset the cron engine uses
+    /// (`secondsFromGMT(for:)`): Foundation's formatter read EST as New York, summer time and all.
+    static func local(_ time: Date, in zone: TimeZone) -> String {
+        let offset = zone.secondsFromGMT(for: time)
+        let wall = ISO8601DateFormatter()
+        wall.formatOptions = [.withFullDate, .withTime, .withColonSeparatorInTime, .withDashSeparatorInDate]
+        let sign = offset < 0 ? "-" : "+"
+        let minutes = abs(offset) / 60
+        return wall.string(from: time.addingTimeInterval(Double(offset))) + sign + String(format: "%02d:%02d", minutes / 60, minutes % 60)
     }
 }

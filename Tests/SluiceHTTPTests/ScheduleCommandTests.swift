@@ -14,6 +14,9 @@ import Testing
         let (status, text, _) = try await Self.output(["cron", "next", "30 2 * * *", "--tz", "Europe/Paris", "--from", "2026-03-28T00:00:00Z", "--count", "2"], in: dir.url.path)
         #expect(status == 0)
         #expect(text == "2026-03-28T02:30:00+01:00  2026-03-28T01:30:00Z\n2026-03-29T03:00:00+02:00  2026-03-29T01:00:00Z\n")
+        // EST is the zone of a fixed -05:00 (IANA has it); it was printed as New York's summer time.
+        let est = try await Self.output(["cron", "next", "0 12 * * *", "--tz", "EST", "--from", "2026-07-01T00:00:00Z", "--count", "1"], in: dir.url.path)
+        #expect(est.1 == "2026-07-01T12:00:00-05:00  2026-07-01T17:00:00Z\n", "\(est)")
     }
 
     @Test func cronAloneIsCronNextAndWithoutAnExpressionFails() async throws {
@@ -28,6 +31,7 @@ import Testing
     @Test(arguments: [
         (["cron", "next", "* * 32 * *"], "cron: day of month field at position 5: 32 is out of range 1-31"),
         (["cron", "next", "@daily", "--tz", "Mars/Olympus"], "--tz: \"Mars/Olympus\" is not an IANA time zone"),
+        (["cron", "next", "0 0 +5 * *"], "cron: day of month field at position 5: \"+5\" is not a number 1-31"),
         (["cron", "next", "@daily", "--from", "yesterday"], "--from yesterday: expected an ISO 8601 time"),
     ])
     func badCronInputIsOneLineAndExit1(arguments: [String], message: String) async throws {

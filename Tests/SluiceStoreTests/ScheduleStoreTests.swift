@@ -85,13 +85,22 @@ import Testing
             let stored = try #require(try await store.schedule("nightly"))
             #expect(stored.cursor == slot && stored.lastSlot == slot && stored.lastTaskID == task.id)
             #expect(try await store.list(TaskFilter(), limit: 10, after: nil).tasks.map(\.id) == [task.id])
-            // Deleted and made again: the slot's record stays, so it does not fire twice.
+            // Deleted and made again: the slot's record stays, so it does not fire twice. The next
+            // day's slot is fired, the schedule deleted and made again a minute before that slot (a
+            // clock stepped back), so its cursor does not refuse the slot: the record must.
+            let next = at("2026-03-02T00:05:00Z")
+            clock.set(next)
+            guard case .fired = try await store.fire(ScheduleFire(schedule: stored, slot: next)) else {
+                Issue.record("the next day's slot did not fire"); return
+            }
             _ = try await store.deleteSchedule("nightly")
+            clock.set(next.addingTimeInterval(-60))
             let (again, _) = try await store.saveSchedule(try Self.nightly())
-            var old = ScheduleFire(schedule: again, slot: slot)
+            #expect(again.cursor < next)
+            var old = ScheduleFire(schedule: again, slot: next)
             old.revision = again.revision
             #expect(try await store.fire(old) == .alreadyFired)
-            #expect(try await store.counts().first?.counts[.queued] == 1)
+            #expect(try await store.counts().first?.counts[.queued] == 2)
         }
     }
 
