@@ -126,8 +126,10 @@ public struct PostgresMigrator: Sendable {
         for migration in migrations where migration.version > start {
             do {
                 try await connection.query("BEGIN", logger: logger)
-                // A migration may wait as long as it takes for another process's: no lock_timeout.
+                // A migration may wait as long as it takes for another process's, and take as long
+                // as it needs (an index on a large table): no lock or statement timeout.
                 try await connection.query("SET LOCAL lock_timeout = 0", logger: logger)
+                try await connection.query("SET LOCAL statement_timeout = 0", logger: logger)
                 // Held until COMMIT: a second process starting now waits here, then finds the
                 // migration applied and skips it.
                 try await connection.query(PostgresQuery(unsafeSQL: SQL.lock, binds: try Binds("sluice migrations \(schema ?? "(default schema)")").bindings), logger: logger)

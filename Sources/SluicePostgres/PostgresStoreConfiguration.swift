@@ -44,7 +44,10 @@ public struct PostgresStoreConfiguration: Sendable {
     public var lockTimeout: Duration = .seconds(10)
     /// How long the store waits for a statement's answer before it gives up on it, closes its
     /// connection and fails the call (which its caller retries). Longer than `lockTimeout`. A
-    /// heartbeat waits at most a third of its lease instead, when that is shorter.
+    /// heartbeat waits at most a third of its lease instead, when that is shorter. The server is
+    /// told to cancel a statement at nine tenths of it (the session's `statement_timeout`), so a
+    /// statement the store gave up on is rolled back rather than committed after the caller was
+    /// told it failed (an enqueue answered 503 and then stored would be stored twice on retry).
     public var statementTimeout: Duration = .seconds(30)
     /// Outcome batches a worker's completer writes at once, each its own transaction. One drains
     /// fastest: while it commits, outcomes pile up and the next batch carries them all (a
@@ -165,7 +168,8 @@ public struct PostgresStoreConfiguration: Sendable {
     }
 
     private func startupParameters(applicationName: String) -> [(String, String)] {
-        var parameters = [("application_name", applicationName), ("lock_timeout", "\(max(1, lockTimeout.milliseconds))ms")]
+        var parameters = [("application_name", applicationName), ("lock_timeout", "\(max(1, lockTimeout.milliseconds))ms"),
+                          ("statement_timeout", "\(max(1, statementTimeout.milliseconds * 9 / 10))ms")]
         if let schema { parameters.append(("search_path", Self.quoteIdentifier(schema))) }
         return parameters
     }

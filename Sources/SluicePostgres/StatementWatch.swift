@@ -113,7 +113,7 @@ final class StatementWatch: Sendable {
             for watched in due {
                 if watched.connection.isClosed {
                     watched.waiter.finish(.failure(Self.closed(watched.place)))
-                } else if watched.waiter.finish(.failure(SluiceError(.storage, "\(watched.place): no answer from PostgreSQL within \(watched.limit); the connection was closed, try again"))) {
+                } else if watched.waiter.finish(.failure(SluiceError(.storage, "\(watched.place): no answer from PostgreSQL within \(watched.limit); the connection was closed, try again (a change whose answer was lost may have been made: repeat an enqueue with an idempotency_key to be safe)"))) {
                     watched.logger.warning("a statement got no answer within \(watched.limit); closing its connection", metadata: ["sql": "\(watched.sql)"])
                     watched.connection.close().whenComplete { _ in }
                 }

@@ -260,12 +260,40 @@ import Testing
                 #expect(started >= 1 && started <= min(bound, 100), "\(started) watchers for 200 statements one after another")
                 let clock = ContinuousClock.now
                 let error = await #expect(throws: SluiceError.self) {
-                    try await store.connection { connection in try await store.rows(connection, "SELECT pg_sleep(30)", Binds()) }
+                    // The server's own statement_timeout off, as for an answer lost on the way.
+                    try await store.connection { connection in
+                        _ = try await store.rows(connection, "SET statement_timeout = 0", Binds())
+                        return try await store.rows(connection, "SELECT pg_sleep(30)", Binds())
+                    }
                 }
                 #expect(error?.code == .storage && error?.message.contains("no answer from PostgreSQL within 1") == true, "\(String(describing: error))")
                 #expect(ContinuousClock.now - clock < .seconds(10), "ended by its limit, not by pg_sleep")
                 // A read may still get the closing connection once (a storage error, which callers retry).
                 #expect(await eventually { (try? await store.task(id)?.state) == .queued }, "the store goes on once its pool replaced the connection")
+            }
+        }
+    }
+
+    /// A statement the store gives up on is cancelled by the server too: an enqueue refused with
+    /// "try again" after its limit must not be stored afterwards (the retry would store it twice).
+    /// A trigger holds inserts to one queue for 2 s against a limit of 1 s.
+    @Test func anEnqueueRefusedAtItsLimitIsNotStoredAfterwards() async throws {
+        try await TestPostgres.withSchema { base in
+            var configuration = base
+            configuration.statementTimeout = .seconds(1)
+            try await PostgresTaskStore.withStore(configuration) { store in
+                try await store.connection { connection in
+                    _ = try await store.rows(connection, """
+                        CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$
+                        """, Binds())
+                    _ = try await store.rows(connection, "CREATE TRIGGER slow BEFORE INSERT ON tasks FOR EACH ROW WHEN (NEW.queue = 'slowq') EXECUTE FUNCTION slow_insert()", Binds())
+                }
+                await #expect(throws: SluiceError.self) { try await store.enqueue(EnqueueRequest(kind: "k", queue: "slowq")) }
+                try await Task.sleep(for: .seconds(2))  // past when the server would have committed it
+                let stored = try await store.connection { connection in
+                    try await store.rows(connection, "SELECT count(*) FROM tasks WHERE queue = 'slowq'", Binds())
+                }
+                #expect(try stored[0][0].decode(Int.self) == 0, "the refused enqueue was stored all the same")
             }
         }
     }
