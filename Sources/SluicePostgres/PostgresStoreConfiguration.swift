@@ -29,7 +29,11 @@ public struct PostgresStoreConfiguration: Sendable {
     public var migrate = true
     /// Keep one connection LISTENing for other processes' enqueues, so pools start them at once and
     /// poll only as a backstop. Off (`--poll-only`) behind a pooler in transaction mode
-    /// (PgBouncer), where a session's LISTEN does not last: pools then poll every 50 ms.
+    /// (PgBouncer), where nothing of a session lasts past its transaction: then no LISTEN (pools
+    /// poll every 50 ms), no prepared statements (each statement is parsed and planned at every
+    /// call, which costs throughput) and no settings at login but `application_name` (and
+    /// `search_path` when a schema is given: PgBouncer 1.18 refuses it, so set it on the role
+    /// instead; `lock_timeout` and `statement_timeout` likewise belong on the role there).
     public var listen = true
     /// Tasks finished here are announced to other processes (NOTIFY, for their waiting requests)
     /// at most once per this interval, and once more at its end when more finished meanwhile. Each
@@ -168,8 +172,12 @@ public struct PostgresStoreConfiguration: Sendable {
     }
 
     private func startupParameters(applicationName: String) -> [(String, String)] {
-        var parameters = [("application_name", applicationName), ("lock_timeout", "\(max(1, lockTimeout.milliseconds))ms"),
-                          ("statement_timeout", "\(max(1, statementTimeout.milliseconds * 9 / 10))ms")]
+        var parameters = [("application_name", applicationName)]
+        // A pooler in transaction mode refuses session settings at login (see `listen`).
+        if listen {
+            parameters += [("lock_timeout", "\(max(1, lockTimeout.milliseconds))ms"),
+                           ("statement_timeout", "\(max(1, statementTimeout.milliseconds * 9 / 10))ms")]
+        }
         if let schema { parameters.append(("search_path", Self.quoteIdentifier(schema))) }
         return parameters
     }

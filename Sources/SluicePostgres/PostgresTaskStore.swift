@@ -708,10 +708,17 @@ public final class PostgresTaskStore: TaskStore, Service {
         try await rows(connection, sql, binds).map(PostgresTaskRow.decode)
     }
 
-    /// A hot statement, prepared on `connection` at its first use there (see `PreparedSQL`).
+    /// A hot statement, prepared on `connection` at its first use there (see `PreparedSQL`); sent
+    /// unnamed, planned at each call, behind a pooler in transaction mode (`listen` off), where a
+    /// statement prepared on one server connection is unknown to the next.
     func rows<Key: PreparedSQL>(_ connection: PostgresConnection, _ key: Key.Type, _ binds: Binds, limit: Duration? = nil) async throws -> [PostgresRandomAccessRow] {
-        try await statements.rows(PreparedStatement<Key>(bindings: binds.bindings), on: connection, limit: limit ?? configuration.statementTimeout,
-                                      place: location, logger: logger).map { $0.makeRandomAccess() }
+        let limit = limit ?? configuration.statementTimeout
+        guard configuration.listen else {
+            return try await statements.rows(PostgresQuery(unsafeSQL: Key.sql, binds: binds.bindings), on: connection, limit: limit,
+                                             place: location, logger: logger).map { $0.makeRandomAccess() }
+        }
+        return try await statements.rows(PreparedStatement<Key>(bindings: binds.bindings), on: connection, limit: limit,
+                                         place: location, logger: logger).map { $0.makeRandomAccess() }
     }
 
     func tasks<Key: PreparedSQL>(_ connection: PostgresConnection, _ key: Key.Type, _ binds: Binds) async throws -> [TaskRecord] {

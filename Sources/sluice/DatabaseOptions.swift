@@ -17,7 +17,7 @@ struct DatabaseOptions: ParsableArguments {
         valueName: "url"))
     var database: String?
 
-    @Flag(help: "PostgreSQL, serve and worker: open no LISTEN connection and poll every 50 ms instead (for PgBouncer in transaction mode). SQLite always polls; migrate ignores it.")
+    @Flag(help: "PostgreSQL, for PgBouncer in transaction mode: no LISTEN connection (serve and worker poll every 50 ms instead), no prepared statements, no session settings at login. SQLite ignores it.")
     var pollOnly = false
 
     /// The store these options name.

@@ -45,6 +45,45 @@ import Testing
         #expect(await serve.wait() == 0)
     }
 
+    /// Behind PgBouncer in transaction mode, as the README says to run it with `--poll-only`:
+    /// migrations, a front and a worker on one database through the pooler, and every task runs.
+    /// (The store used to send session settings at login, which PgBouncer refuses, and statements
+    /// prepared on one server connection, which the next transaction's connection does not know.)
+    @Test func behindPgBouncerInTransactionModeWithPollOnly() async throws {
+        let server = try requirePostgres()
+        guard PgBouncer.installed else {
+            let message = "SKIPPED: the PgBouncer test needs pgbouncer (Debian package pgbouncer)"
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                Issue.record("pgbouncer is not installed, and CI must run the PgBouncer test (.ci/run installs it)")
+                return
+            }
+            FileHandle.standardError.write(Data("\n*** \(message) ***\n\n".utf8))
+            try Test.cancel(Comment(rawValue: message))
+        }
+        // A database of its own: PgBouncer takes no search_path at login, so no schema per test.
+        let name = "bouncer_\(UInt32.random(in: 0 ... .max))"
+        #expect(await postgresQuery(server, "CREATE DATABASE \(name)") != nil)
+        let base = String(server[..<server.lastIndex(of: "/")!])
+        let bouncer = try PgBouncer(server: "\(base)/\(name)")
+        defer { bouncer.stop() }
+        let serve = try ChildProcess("sluice", ["serve", "--port", "0", "--database", bouncer.url, "--poll-only", "--no-pool", "--log-level", "warning"])
+        defer { serve.kill9() }
+        let line = try #require(await serve.line(startingWith: "sluice: listening on "), "\(serve.errorOutput())")
+        let address = try #require(line.split(separator: " ").dropFirst(3).first.flatMap { URL(string: String($0)) })
+        let client = SluiceClient(baseURL: address)
+        let worker = try ChildProcess("sluice", ["worker", "--database", bouncer.url, "--poll-only", "--concurrency", "4", "--log-level", "warning"])
+        defer { worker.kill9() }
+        var ids: [String] = []
+        for n in 0..<50 {
+            ids.append(try #require(try await client.send("POST", "/v1/tasks", body: ["kind": "echo", "args": ["n": .int(Int64(n))]]).body["id"]?.stringValue))
+        }
+        for id in ids { #expect(await succeeded(id, on: client, timeout: .seconds(60)) != nil, "\(worker.errorOutput().suffix(2000))") }
+        worker.signal(SIGTERM)
+        #expect(await worker.wait() == 0)
+        serve.signal(SIGTERM)
+        #expect(await serve.wait() == 0)
+    }
+
     /// Four `sluice worker` processes drain one queue; the leader is SIGKILLed mid-run. Every task
     /// ends succeeded; only the tasks the dead process held ran twice (their lease expired, and the
     /// new leader rescued them); every other task was claimed exactly once.
