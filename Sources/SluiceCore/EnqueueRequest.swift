@@ -26,6 +26,9 @@ public struct EnqueueRequest: Sendable, Hashable {
     public var priority: Int
     /// When to run; `nil` or a past time means now.
     public var runAt: Date?
+    /// Or how long after the store takes it, by the store's clock (PostgreSQL's `now()`, so that a
+    /// host whose clock is off does not move it); wins over `runAt`.
+    public var delay: Duration?
     public var maxAttempts: Int
     public var timeout: Duration
     public var retryPolicy: RetryPolicy
@@ -62,6 +65,9 @@ public struct EnqueueRequest: Sendable, Hashable {
         }
         if let runAt, runAt.timeIntervalSince(now) > Limits.maxDelaySeconds {
             throw .invalid("run_at", "is more than a year ahead")
+        }
+        if let delay, delay < .zero || delay.seconds > Limits.maxDelaySeconds {
+            throw .invalid("delay", "must be from 0 to \(Int(Limits.maxDelaySeconds)) seconds")
         }
         if let key = idempotencyKey, !Limits.idempotencyKeyLength.contains(key.utf8.count) {
             throw .invalid("idempotency_key", "must be 1 to 256 bytes")

@@ -89,7 +89,7 @@ public struct TaskRecord: Sendable, Hashable {
     /// A new task from a validated request.
     public init(id: TaskID, request: EnqueueRequest, now: Date) {
         let now = now.storedPrecision
-        let runAt = (request.runAt ?? now).storedPrecision
+        let runAt = (request.delay.map { now.addingTimeInterval($0.seconds) } ?? request.runAt ?? now).storedPrecision
         self.init(
             id: id, queue: request.queue, kind: request.kind, args: request.args, priority: request.priority,
             state: runAt > now ? .scheduled : .queued, runAt: max(runAt, now), attempt: 0,

@@ -34,7 +34,8 @@ struct EnqueueBody {
             guard delay >= 0, delay <= EnqueueRequest.Limits.maxDelaySeconds else {
                 throw .badRequest(prefix + "delay", "must be from 0 to \(Int(EnqueueRequest.Limits.maxDelaySeconds)) seconds")
             }
-            request.runAt = now.addingTimeInterval(delay)
+            // Counted from when the store takes it, by the store's clock, not this host's.
+            request.delay = .microseconds(Int64((delay * 1_000_000).rounded()))
         case (nil, let text?):
             guard let date = TaskJSON.parseTime(text) else { throw .badRequest(prefix + "run_at", "must be an RFC 3339 time such as 2030-01-02T03:04:05Z") }
             request.runAt = date

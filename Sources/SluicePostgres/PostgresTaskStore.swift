@@ -236,7 +236,8 @@ public final class PostgresTaskStore: TaskStore, Service {
             tasks.map { Int64($0.priority) }, valid.map { requests[$0].runAt?.storedPrecision.microsecondsSince1970 ?? 0 },
             tasks.map { Int64($0.maxAttempts) }, tasks.map { Int64($0.timeout.milliseconds) },
             tasks.map { Int64($0.retryPolicy.base.milliseconds) }, tasks.map { Int64($0.retryPolicy.cap.milliseconds) },
-            tasks.map { $0.idempotencyKey ?? "" }, wakeups.channel, payloads)) {
+            tasks.map { $0.idempotencyKey ?? "" }, wakeups.channel, payloads,
+            valid.map { requests[$0].delay.map { max(0, $0.microseconds) } ?? -1 })) {
             let id = try row[0].decode(String.self)
             guard var task = byID[id], let state = TaskState(rawValue: try row[1].decode(String.self)) else {
                 throw SluiceError(.storage, "the database inserted a task this enqueue did not send: \(id)")
@@ -760,7 +761,8 @@ extension PostgresTaskStore {
         static let readyQueues = "SELECT queue FROM queue_counts WHERE state = 'queued' GROUP BY queue HAVING sum(n) > 0"
         /// A batch as one statement: the columns as arrays, due times as microseconds since 1970
         /// (exact, unlike a float; 0 for none, which is "now" as any past time is), no idempotency
-        /// key as ''. The tasks' times are `$1` or the database's `now()`. It also adds the inserted
+        /// key as '', and `$15` each task's delay in microseconds from that `now` (-1 for none: its due
+        /// time `$7` then). The tasks' times are `$1` or the database's `now()`. It also adds the inserted
         /// rows to the counters (as `addCounts`, in key order) and sends the wake-ups `$14` on
         /// channel `$13` when anything was inserted. Returns what the database decided for each row
         /// inserted: id, state, due time and creation time.
@@ -770,13 +772,14 @@ extension PostgresTaskStore {
                 INSERT INTO tasks AS t (id, queue, kind, args, priority, state, run_at, max_attempts, timeout_ms,
                                         backoff_base_ms, backoff_cap_ms, idempotency_key, created_at)
                 SELECT r.id, r.queue, r.kind, r.args::jsonb, r.priority,
-                       CASE WHEN timestamptz 'epoch' + r.run_at * interval '1 microsecond' > clock.now THEN 'scheduled' ELSE 'queued' END,
-                       greatest(timestamptz 'epoch' + r.run_at * interval '1 microsecond', clock.now),
+                       CASE WHEN r.due > clock.now THEN 'scheduled' ELSE 'queued' END, r.due,
                        r.max_attempts, r.timeout_ms, r.backoff_base_ms, r.backoff_cap_ms, nullif(r.idempotency_key, ''), clock.now
-                FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
-                            $10::bigint[], $11::bigint[], $12::text[])
-                     AS r(id, queue, kind, args, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_cap_ms,
-                          idempotency_key), clock
+                FROM (SELECT u.*, CASE WHEN u.delay_us >= 0 THEN clock.now + u.delay_us * interval '1 microsecond'
+                                       ELSE greatest(timestamptz 'epoch' + u.run_at * interval '1 microsecond', clock.now) END AS due
+                      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
+                                  $10::bigint[], $11::bigint[], $12::text[], $15::bigint[])
+                           AS u(id, queue, kind, args, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_cap_ms,
+                                idempotency_key, delay_us), clock) r, clock
                 ON CONFLICT DO NOTHING
                 RETURNING t.id, t.queue, t.state, t.run_at, t.created_at
             ), counted AS (

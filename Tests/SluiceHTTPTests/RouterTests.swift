@@ -9,6 +9,22 @@ import SluiceTestSupport
 import Testing
 
 @Suite(.timeLimit(.minutes(4))) struct RouterTests {
+    /// A delay is counted from when the store takes the task, by the store's clock: a front whose
+    /// clock runs an hour ahead does not push the task an hour further (on PostgreSQL the store's
+    /// clock is the database's, shared by every host).
+    @Test func aDelayIsCountedByTheStoresClock() async throws {
+        let ahead = ManualClock(Date().addingTimeInterval(3600))
+        try await Harness().testAPI(clock: ahead) { client, _, _ in
+            let task = try await client.send(.post, "/v1/tasks", #"{"kind":"echo","delay":2}"#).json
+            let format = ISO8601DateFormatter()
+            format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            let runAt = try #require(task["run_at"]?.stringValue.flatMap(format.date(from:)))
+            let createdAt = try #require(task["created_at"]?.stringValue.flatMap(format.date(from:)))
+            #expect(abs(runAt.timeIntervalSince(createdAt) - 2) < 0.01 && abs(createdAt.timeIntervalSinceNow) < 60, "\(task)")
+            #expect(task["state"] == "scheduled")
+        }
+    }
+
     @Test func enqueueThenRead() async throws {
         try await Harness().test { client, _ in
             let created = try await client.send(.post, "/v1/tasks", #"{"kind":"echo","args":{"x":1},"queue":"mail","priority":7,"max_attempts":5,"timeout":2.5}"#)

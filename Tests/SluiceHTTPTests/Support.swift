@@ -32,7 +32,7 @@ struct Harness: Sendable {
     /// port instead (for requests that need their own `Host`), `metrics` gives it the process's
     /// registry (bootstrapped before the worker is made, so that the pool's metrics are real).
     func testAPI(pool: Int? = nil, tokens: [String] = [], limits: SluiceAPI.Limits = SluiceAPI.Limits(), hosts: HostNames = HostNames(),
-                 metrics: Bool = false, live: Bool = false,
+                 metrics: Bool = false, live: Bool = false, clock: any WallClock = SystemClock(),
                  _ body: @escaping @Sendable (any TestClientProtocol, Worker?, SluiceAPI) async throws -> Void) async throws {
         defer { dir.remove() }
         let registry = metrics ? SluiceMetricsFactory.bootstrapped : nil
@@ -45,7 +45,7 @@ struct Harness: Sendable {
                        registry: registryKinds, options: options)
         }
         let api = SluiceAPI(store: store, memory: worker == nil ? nil : memory, worker: worker, kinds: registryKinds.kinds, tokens: tokens,
-                            limits: limits, metrics: registry, hosts: hosts)
+                            limits: limits, clock: clock, metrics: registry, hosts: hosts)
         let app = Application(router: api.router())
         try await withThrowingTaskGroup(of: Void.self) { group in
             if let worker { group.addTask { try await worker.run() } }

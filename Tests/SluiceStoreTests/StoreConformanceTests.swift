@@ -88,6 +88,23 @@ import Testing
         }
     }
 
+    /// A delay is counted from the store's own time of the enqueue.
+    @Test(arguments: StoreKind.allCases)
+    func aDelayCountsFromTheStoresClock(kind: StoreKind) async throws {
+        try await withStore(kind) { store, clock in
+            var request = EnqueueRequest(kind: "echo", runAt: clock.now().addingTimeInterval(3600))
+            request.delay = .seconds(10)
+            let task = try await store.enqueue(request).task
+            #expect(task.state == .scheduled && task.runAt == clock.now().addingTimeInterval(10).storedPrecision, "\(task)")
+            var none = EnqueueRequest(kind: "echo")
+            none.delay = .zero
+            #expect(try await store.enqueue(none).task.state == .queued)
+            var negative = EnqueueRequest(kind: "echo")
+            negative.delay = .seconds(-1)
+            await #expect(throws: SluiceError.self) { try await store.enqueue(negative) }
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func invalidRequestsStoreNothing(kind: StoreKind) async throws {
         try await withStore(kind) { store, _ in
