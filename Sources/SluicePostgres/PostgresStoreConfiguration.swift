@@ -43,6 +43,11 @@ public struct PostgresStoreConfiguration: Sendable {
     public var maximumConnections = 10
     /// How long to wait for the server to accept a connection.
     public var connectTimeout: Duration = .seconds(10)
+    /// How often the listening connection must answer a `SELECT 1` (within `listenProbeTimeout`):
+    /// one a NAT or load balancer dropped without a word would otherwise look alive for good, no
+    /// notice would come, pools would stay on the slow backstop and other hosts' finishes unheard.
+    public var listenProbeInterval: Duration = .seconds(15)
+    public var listenProbeTimeout: Duration = .seconds(5)
     /// How long a statement waits for another transaction's lock before failing (the session's
     /// `lock_timeout`): a heartbeat may take that long, so leases must last several times longer.
     public var lockTimeout: Duration = .seconds(10)

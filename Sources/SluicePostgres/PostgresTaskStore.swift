@@ -60,9 +60,13 @@ public final class PostgresTaskStore: TaskStore, Service {
                     while !self.opened.load(ordering: .acquiring) {
                         guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return }
                     }
-                    await self.wakeups.listen(self.configuration, events: self.events, logger: self.logger) { connection in
+                    await self.wakeups.listen(self.configuration, events: self.events, logger: self.logger, readyQueues: { connection in
                         Set(try await self.rows(connection, SQL.ReadyQueues.self, Binds()).map { try $0[0].decode(String.self) })
-                    }
+                    }, probe: { connection in
+                        // Watched: no answer within the limit closes the connection and throws.
+                        _ = try await self.statements.rows(PostgresQuery(unsafeSQL: "SELECT 1"), on: connection,
+                                                           limit: self.configuration.listenProbeTimeout, place: self.location, logger: self.logger)
+                    })
                 }
             }
             await client.run()

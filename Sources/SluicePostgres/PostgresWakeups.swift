@@ -87,8 +87,11 @@ final class PostgresWakeups: Sendable {
     /// queues `readyQueues` names after every (re)connect, go to `events`. `readyQueues` runs on the
     /// listening connection itself, never on the store's pool, which may already be stopping when the
     /// listener connects; the listener then depends on nothing but its own connection.
+    /// `probe` must answer every `listenProbeInterval`; when it fails the connection is closed and
+    /// made again, as after any other loss.
     func listen(_ configuration: PostgresStoreConfiguration, events: StoreEvents, logger: Logger,
-                readyQueues: @Sendable (PostgresConnection) async throws -> Set<String>) async {
+                readyQueues: @Sendable (PostgresConnection) async throws -> Set<String>,
+                probe: @escaping @Sendable (PostgresConnection) async throws -> Void) async {
         var backoff = Duration.milliseconds(100)
         var attempt = 0
         while !Task.isCancelled {
@@ -110,6 +113,21 @@ final class PostgresWakeups: Sendable {
                     }
                     // Finishes sent while nobody listened are lost too: whoever waits looks again.
                     events.heardFinishElsewhere()
+                    // A silent loss ends the notifications only when the connection is closed.
+                    let prober = Task {
+                        while !Task.isCancelled {
+                            guard (try? await Task.sleep(for: configuration.listenProbeInterval)) != nil else { return }
+                            do {
+                                try await probe(opened)
+                            } catch {
+                                guard !Task.isCancelled else { return }
+                                logger.warning("the listening connection to \(configuration.place) did not answer; connecting again: \(PostgresErrors.describe(error))")
+                                try? await opened.close()
+                                return
+                            }
+                        }
+                    }
+                    defer { prober.cancel() }
                     for try await notification in notifications {
                         switch notice(heard: notification.payload) {
                         case .enqueued(let queue)?: events.heard(enqueuesIn: [queue])

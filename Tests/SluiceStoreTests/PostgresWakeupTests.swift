@@ -96,6 +96,55 @@ import Testing
         }
     }
 
+    /// A listening connection that goes silent without closing (a NAT or load balancer forgot it)
+    /// is found out by its probe and given up, so pools go back to polling and the listener tries
+    /// again: the listener's traffic runs through a proxy that, on cue, passes nothing more and
+    /// closes nothing. (Before the probe the store went on believing it heard every enqueue.)
+    @Test func aListeningConnectionThatGoesSilentIsGivenUp() async throws {
+        try await TestPostgres.withSchema { configuration in
+            guard case .tcp(let host, let port) = configuration.endpoint else { Issue.record("a TCP server expected"); return }
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let cue = dir.path("silent")
+            let proxy = try ChildProcess(executable: "/usr/bin/python3", ["-c", Self.silentProxy, host, String(port), cue])
+            defer { proxy.kill9() }
+            let line = try #require(await proxy.line(startingWith: "port "))
+            var probed = configuration
+            probed.endpoint = .tcp(host: "127.0.0.1", port: Int(line.dropFirst(5))!)
+            probed.listenProbeInterval = .milliseconds(300)
+            probed.listenProbeTimeout = .milliseconds(500)
+            probed.connectTimeout = .seconds(2)
+            try await PostgresTaskStore.withStore(probed) { store in
+                #expect(await eventually { store.hearsEveryEnqueue }, "listening through the proxy")
+                FileManager.default.createFile(atPath: cue, contents: nil)
+                #expect(await eventually(timeout: .seconds(10)) { !store.hearsEveryEnqueue }, "the silent connection was given up")
+                try? FileManager.default.removeItem(atPath: cue)
+                proxy.kill9()  // the store's own connections, silent too, now end at once
+            }
+        }
+    }
+
+    /// A TCP proxy to HOST PORT that prints `port N`, then passes bytes both ways until the file CUE
+    /// exists, and from then on drops them, closing nothing.
+    static let silentProxy = """
+        import os, socket, sys, threading
+        host, port, cue = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+        server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(64)
+        print("port", server.getsockname()[1], flush=True)
+        def pump(a, b):
+            try:
+                while True:
+                    data = a.recv(65536)
+                    if not data: return
+                    if not os.path.exists(cue): b.sendall(data)
+            except OSError: return
+        while True:
+            client, _ = server.accept()
+            upstream = socket.create_connection((host, port))
+            threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+        """
+
     @Test func pollOnlyOpensNoListeningConnection() async throws {
         try await TestPostgres.withSchema { configuration in
             var pollOnly = configuration
