@@ -31,7 +31,7 @@ extension TaskRecord {
         guard state == .running, let current = self.lease, current.owner == lease.owner,
               current.token == lease.token else {
             throw SluiceError(.leaseLost,
-                "task \(id): the lease of \(lease.owner) on attempt \(lease.attempt) is no longer held (task is \(state.rawValue), attempt \(attempt))")
+                "task \(id): the lease of \(lease.owner)\(lease.attempt > 0 ? " on attempt \(lease.attempt)" : "") is no longer held (task is \(state.rawValue), attempt \(attempt))")
         }
     }
 

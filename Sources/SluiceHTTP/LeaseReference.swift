@@ -19,7 +19,10 @@ struct LeaseReference {
         case .int(let number)?: number
         default: nil
         }
-        guard let token, token > 0 else { throw .badRequest(fields.path("token"), "is required: the token string the claim answered") }
+        guard fields["token"] != nil else { throw .badRequest(fields.path("token"), "is required: the token string the claim answered") }
+        guard let token, token > 0 else {
+            throw .badRequest(fields.path("token"), "must be the token string the claim answered: digits, from 1 to \(Int64.max)")
+        }
         return LeaseReference(taskID: id, token: token, attempt: try fields.integer("attempt", in: 0...1_000_000) ?? 0)
     }
 

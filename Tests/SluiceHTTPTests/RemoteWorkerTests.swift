@@ -273,6 +273,21 @@ import Testing
         }
     }
 
+    /// A token that is there but no token says what a token is, not that it is missing; a lease
+    /// refused names no attempt the worker never sent.
+    @Test func tokenMessagesSayWhatIsWrong() async throws {
+        try await Harness().test { client, _ in
+            for token in [#""0""#, #""-5""#, #""12.0""#, #""99999999999999999999""#] {
+                let refused = try await client.send(.post, "/v1/workers/py-1/outcomes", #"{"outcomes":[{"id":"01JD0000000000000000000000","token":\#(token),"result":1}]}"#)
+                #expect(refused.errorField == "outcomes[0].token" && refused.json["error"]?["message"]?.stringValue?.contains("digits, from 1 to") == true, "\(token): \(refused.json)")
+            }
+            let id = try #require(try await client.send(.post, "/v1/tasks", #"{"kind":"echo","queue":"images"}"#).json["id"]?.stringValue)
+            let lost = try await client.send(.post, "/v1/workers/py-1/outcomes", #"{"outcomes":[{"id":"\#(id)","token":"7","result":1}]}"#)
+            let message = lost.json["outcomes"]?[0]?["error"]?["message"]?.stringValue ?? ""
+            #expect(message.contains("the lease of py-1 is no longer held"), "\(message)")
+        }
+    }
+
     @Test(arguments: [
         ("/v1/workers/py-1", #"{"pools":[{"name":"py","queues":["images"]}]}"#, "pools[0].concurrency"),
         ("/v1/workers/py-1", #"{"pools":[{"name":"py","queues":[],"concurrency":2}]}"#, "pools[0].queues"),
