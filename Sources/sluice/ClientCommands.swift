@@ -44,10 +44,13 @@ struct ClientOptions: ParsableArguments {
     }
 }
 
-/// One line per task: id, state, kind, queue, attempt, and the result or error.
+/// One line per task: id, state, kind, queue, attempt, and the result or error. A task whose
+/// cancel was asked for but that has not stopped yet says so after its state.
 func taskLine(_ task: JSONValue) -> String {
     let outcome = task["error"]?.stringValue ?? (task["result"].map { $0 == .null ? "" : $0.jsonText() } ?? "")
-    return [task["id"]?.stringValue ?? "?", pad(task["state"]?.stringValue ?? "?", 9), pad(task["kind"]?.stringValue ?? "?", 8),
+    var state = task["state"]?.stringValue ?? "?"
+    if task["cancel_requested"] == true, !["succeeded", "failed", "cancelled"].contains(state) { state += " (cancelling)" }
+    return [task["id"]?.stringValue ?? "?", pad(state, 9), pad(task["kind"]?.stringValue ?? "?", 8),
             pad(task["queue"]?.stringValue ?? "?", 10), "\(task["attempt"]?.intValue ?? 0)/\(task["max_attempts"]?.intValue ?? 0)",
             String(outcome.prefix(80))].joined(separator: "  ")
 }
@@ -263,9 +266,12 @@ struct QueuesCommand: AsyncParsableCommand {
                 client.print(answer) {
                     let paused = Swift.Set(array(answer["paused"]).compactMap(\.stringValue))
                     let states = TaskState.allCases.map(\.rawValue)
-                    let rows = array(answer["durable"]).map { q -> [String] in
-                        let name = q["queue"]?.stringValue ?? "?"
-                        return [name + (paused.contains(name) ? " (paused)" : "")] + states.map { "\(q["counts"]?[$0]?.intValue ?? 0)" }
+                    // Fire-and-forget tasks, in the server's memory, on rows of their own.
+                    let rows = [("durable", ""), ("memory", " (memory)")].flatMap { kind, label in
+                        array(answer[kind]).map { q -> [String] in
+                            let name = q["queue"]?.stringValue ?? "?"
+                            return [name + label + (paused.contains(name) ? " (paused)" : "")] + states.map { "\(q["counts"]?[$0]?.intValue ?? 0)" }
+                        }
                     }
                     return table([["queue"] + states] + rows)
                 }
