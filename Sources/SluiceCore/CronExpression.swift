@@ -27,7 +27,7 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
     /// `cron`, the cron field and the character position (1-based) at fault.
     public init(_ source: String) throws(SluiceError) {
         self.source = source
-        let trimmed = source.trimmingCharacters(in: .whitespaces)
+        let trimmed = source.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw .invalid("cron", "is empty; write five fields such as \"30 2 * * *\", or a macro such as @daily") }
         if trimmed.hasPrefix("@") {
             rule = try Self.macro(trimmed, in: source)
@@ -138,8 +138,9 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             case "d": unit = 86_400
             default: throw .invalid("cron", "at position \(position + offset): \"\(character)\" is not a unit; use s, m, h or d, as in \"@every 90s\"")
             }
-            guard digits.contains(where: { $0 != "0" }) else {
-                throw .invalid("cron", "at position \(position + offset): a unit needs a positive number before it, as in \"@every 30s\"")
+            // A part may be 0 (1h0m), as long as the whole is not.
+            guard !digits.isEmpty else {
+                throw .invalid("cron", "at position \(position + offset): a unit needs a number before it, as in \"@every 30s\"")
             }
             // Bounded before multiplying: a number of any length is an error, never an overflow.
             guard let value = Int64(digits), value <= longestInterval / unit, total + value * unit <= longestInterval else {
@@ -152,6 +153,7 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         guard digits.isEmpty, sawUnit else {
             throw .invalid("cron", "at position \(position + text.count): the interval needs a unit (s, m, h or d), as in \"@every 30s\"")
         }
+        guard total > 0 else { throw .invalid("cron", "at position \(position): @every needs an interval longer than 0, as in \"@every 30s\"") }
         return total
     }
 }

@@ -43,7 +43,8 @@ struct CronFields: Sendable, Hashable {
         var tokens: [(text: Substring, position: Int)] = []
         var start: String.Index?
         for index in source.indices {
-            if source[index] == " " || source[index] == "\t" {
+            // A newline too: an expression read from a file or a heredoc often ends with one.
+            if source[index] == " " || source[index] == "\t" || source[index] == "\n" || source[index] == "\r\n" || source[index] == "\r" {
                 if let s = start { tokens.append((source[s..<index], source.distance(from: source.startIndex, to: s) + 1)); start = nil }
             } else if start == nil {
                 start = index

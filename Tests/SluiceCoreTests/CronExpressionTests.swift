@@ -85,6 +85,10 @@ func fires(_ expression: String, zone: String = "UTC", from: String, count: Int 
         #expect(try fires("@every 1h30m", zone: "America/New_York", from: "2026-01-01T00:10:00Z", count: 2)
             == ["2026-01-01T01:30:00Z", "2026-01-01T03:00:00Z"])
         #expect(try fires("@every 1d", from: "2026-01-01T00:00:00Z", count: 1) == ["2026-01-02T00:00:00Z"])
+        // A zero part, as Go writes durations (1h0m0s), and a newline at the end (a file's) are fine.
+        #expect(try fires("@every 1h0m", from: "2026-01-01T00:00:00Z", count: 1) == ["2026-01-01T01:00:00Z"])
+        #expect(try fires("30 2 * * *\n", from: "2026-01-01T00:00:00Z", count: 1) == ["2026-01-01T02:30:00Z"])
+        #expect(try fires("@daily\n", from: "2026-01-01T00:00:00Z", count: 1) == ["2026-01-02T00:00:00Z"])
     }
 
     // Europe/Paris springs forward on 2026-03-29 at 02:00 CET (01:00Z) to 03:00 CEST.
@@ -160,7 +164,9 @@ func fires(_ expression: String, zone: String = "UTC", from: String, count: Int 
         ("@every 999999999999999999m", "longer than 366 days"),
         ("@every 99999999999999999999999s", "longer than 366 days"),
         ("@every 200d200d", "longer than 366 days"),
-        ("@every 0s", "needs a positive number"),
+        ("@every 0s", "needs an interval longer than 0"),
+        ("@every 0h0m", "needs an interval longer than 0"),
+        ("@every h", "a unit needs a number before it"),
         ("0 0 0 * * * *", "has 7 fields"),
         ("60 * * * * *", "second field at position 1: 60 is out of range 0-59"),
     ])
