@@ -102,18 +102,8 @@ final class PostgresWakeups: Sendable {
                                                                   id: attempt, logger: logger)
                 connection = opened
                 try await opened.listen(on: channel) { notifications in
-                    listening.store(true, ordering: .relaxed)
-                    if attempt > 1 { logger.info("listening for enqueues on \(configuration.place) again") }
-                    backoff = .milliseconds(100)
-                    do {
-                        events.heard(enqueuesIn: try await readyQueues(opened))
-                    } catch {
-                        // Before the first migration there is no table, and so nothing ready.
-                        logger.debug("polling for ready queues failed: \(PostgresErrors.describe(error))")
-                    }
-                    // Finishes sent while nobody listened are lost too: whoever waits looks again.
-                    events.heardFinishElsewhere()
-                    // A silent loss ends the notifications only when the connection is closed.
+                    // A silent loss ends the notifications only when the connection is closed. Probed
+                    // from the start: the first look below may already hang on such a connection.
                     let prober = Task {
                         while !Task.isCancelled {
                             guard (try? await Task.sleep(for: configuration.listenProbeInterval)) != nil else { return }
@@ -128,6 +118,17 @@ final class PostgresWakeups: Sendable {
                         }
                     }
                     defer { prober.cancel() }
+                    listening.store(true, ordering: .relaxed)
+                    if attempt > 1 { logger.info("listening for enqueues on \(configuration.place) again") }
+                    backoff = .milliseconds(100)
+                    do {
+                        events.heard(enqueuesIn: try await readyQueues(opened))
+                    } catch {
+                        // Before the first migration there is no table, and so nothing ready.
+                        logger.debug("polling for ready queues failed: \(PostgresErrors.describe(error))")
+                    }
+                    // Finishes sent while nobody listened are lost too: whoever waits looks again.
+                    events.heardFinishElsewhere()
                     for try await notification in notifications {
                         switch notice(heard: notification.payload) {
                         case .enqueued(let queue)?: events.heard(enqueuesIn: [queue])
