@@ -43,7 +43,7 @@ final class ClaimWaiter: Sendable {
     }
 
     /// Calls `claim` until it returns tasks, `timeout` passes, shutdown begins or the client goes; its last answer.
-    func wait<T: Collection & Sendable>(on queues: Set<String>, timeout: Duration,
+    func wait<T: Collection & Sendable>(on queues: Set<String>, timeout: Duration, clientGone: @Sendable () async -> Bool = { false },
                                         _ claim: () async throws -> T) async throws -> T {
         let signal = WakeSignal()
         let key = ObjectIdentifier(signal)
@@ -56,7 +56,7 @@ final class ClaimWaiter: Sendable {
             let left = deadline - ContinuousClock.now
             if !found.isEmpty || left <= .zero || Task.isCancelled || state.withLock({ $0.shutDown }) { return found }
             await signal.wait(timeout: min(Self.pollInterval, left))
-            if await ClientConnection.isGone() { return found }
+            if await clientGone() { return found }
         }
     }
 }

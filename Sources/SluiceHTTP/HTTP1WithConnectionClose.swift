@@ -31,10 +31,6 @@ public struct HTTP1WithConnectionClose: ServerChildChannel {
     }
 
     public func handle(value: HTTP1Channel.Value, logger: Logger) async {
-        // The handlers run in this task, and so see the connection.
-        let channel = value.channel
-        await ClientConnection.$isOpen.withValue({ await ClientConnection.isOpen(channel) }) {
-            await inner.handle(value: value, logger: logger)
-        }
+        await inner.handle(value: value, logger: logger)
     }
 }

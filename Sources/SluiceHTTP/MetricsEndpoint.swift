@@ -64,8 +64,8 @@ public struct MetricsEndpoint: Sendable {
 
     /// A router with `GET /metrics` only, for a process without the API (`sluice worker
     /// --metrics-port`), behind the same guard against other origins and foreign `Host` names.
-    public func router(hosts: HostNames = HostNames()) -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func router(hosts: HostNames = HostNames()) -> Router<SluiceRequestContext> {
+        let router = Router(context: SluiceRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: OriginGuard(hosts: hosts))
         router.get("/metrics") { _, _ in try await response() }

@@ -45,7 +45,7 @@ extension SluiceAPI {
     }
 
     /// `PATCH /v1/pools/{name}`: an operator's change of concurrency or autoscale bounds.
-    func resize(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func resize(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let name = try context.pathParameter("name")
         guard let body = try await readJSON(request).objectValue else { throw APIError.badRequest("body", "must be a JSON object") }
         if let unknown = body.keys.sorted().first(where: { $0 != "concurrency" && $0 != "autoscale" }) {

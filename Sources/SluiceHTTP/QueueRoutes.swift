@@ -69,7 +69,7 @@ extension SluiceAPI {
     }
 
     /// `POST /v1/queues/{name}/pause` and `…/resume`.
-    func pause(_ context: BasicRequestContext, _ paused: Bool) async throws -> Response {
+    func pause(_ context: SluiceRequestContext, _ paused: Bool) async throws -> Response {
         let name = try context.pathParameter("name")
         try await setPaused(name, paused)
         return jsonResponse(["queue": .string(name), "paused": .bool(paused),

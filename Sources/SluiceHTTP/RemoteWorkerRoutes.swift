@@ -15,7 +15,7 @@ extension SluiceAPI {
     /// `PUT /v1/workers/{id}` (register or refresh) and `POST /v1/workers/{id}/heartbeat` (the same,
     /// and renew `leases`): records the worker and its pools, answers each lease's status and the
     /// operator's settings for its pools.
-    func remoteHeartbeat(_ request: Request, _ context: BasicRequestContext, renewing: Bool) async throws -> Response {
+    func remoteHeartbeat(_ request: Request, _ context: SluiceRequestContext, renewing: Bool) async throws -> Response {
         let id = try remoteWorkerID(context)
         let body = try RemoteWorkerBody.parse(try await readJSON(request), leases: renewing)
         let now = clock.now()
@@ -81,11 +81,13 @@ extension SluiceAPI {
     /// `POST /v1/workers/{id}/claim`: up to `free` ready tasks for each pool, each under a lease
     /// owned by the worker; with `wait`, held open until some are ready. Every pool's claim is one
     /// transaction (all or nothing), and paused queues give nothing, as to `sluice worker`.
-    func remoteClaim(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func remoteClaim(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let id = try remoteWorkerID(context)
         let body = try ClaimBody.parse(try await readJSON(request), maxWait: limits.maxWait, maxTasks: limits.maxBatch)
         let wanted = body.pools.filter { $0.free > 0 }
-        let claimed = try await claimWaiter.wait(on: Set(wanted.flatMap(\.queues)), timeout: body.wait) {
+        let channel = context.channel
+        let claimed = try await claimWaiter.wait(on: Set(wanted.flatMap(\.queues)), timeout: body.wait,
+                                                 clientGone: { await !ClientConnection.isOpen(channel) }) {
             let requests = try await claimRequests(wanted, owner: id)
             // One pool's claim is one statement already; several share a transaction.
             let claimed = requests.count == 1
@@ -134,7 +136,7 @@ extension SluiceAPI {
     /// `POST /v1/workers/{id}/outcomes`: results and failures of a batch of attempts, recorded in one
     /// transaction, each fenced by its lease token; answered per task. With `claim`, the freed slots
     /// are refilled in the same transaction (as the Completer does): one request per wave, not two.
-    func remoteOutcomes(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func remoteOutcomes(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let id = try remoteWorkerID(context)
         let now = clock.now()
         let body = try JSONFields(try await readJSON(request), known: ["outcomes", "claim"])
@@ -159,7 +161,7 @@ extension SluiceAPI {
     }
 
     /// `POST /v1/workers/{id}/release`: hands claimed but unstarted tasks back to their queues.
-    func remoteRelease(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func remoteRelease(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let id = try remoteWorkerID(context)
         let fields = try JSONFields(try await readJSON(request), known: ["leases"])
         let leases = try LeaseReference.parseList(fields, maxBatch: limits.maxBatch)
@@ -169,7 +171,7 @@ extension SluiceAPI {
     }
 
     /// `DELETE /v1/workers/{id}`: forgets a remote worker that stops cleanly.
-    func remoteDeregister(_ context: BasicRequestContext) async throws -> Response {
+    func remoteDeregister(_ context: SluiceRequestContext) async throws -> Response {
         let id = try remoteWorkerID(context)
         try await store.removeWorker(id)
         remoteActivity.forget(worker: id)
@@ -177,7 +179,7 @@ extension SluiceAPI {
     }
 
     /// The worker id of the path, refused when it is not a plain name or is this server's own.
-    private func remoteWorkerID(_ context: BasicRequestContext) throws -> String {
+    private func remoteWorkerID(_ context: SluiceRequestContext) throws -> String {
         let id = try context.pathParameter("id")
         try JSONFields.checkName(id, at: "id")
         guard id != worker?.id else { throw APIError.badRequest("id", "is this server's own worker; give your worker an id of its own") }

@@ -22,7 +22,7 @@ extension SluiceAPI {
     }
 
     /// `GET /v1/schedules/{name}`.
-    func showSchedule(_ context: BasicRequestContext) async throws -> Response {
+    func showSchedule(_ context: SluiceRequestContext) async throws -> Response {
         jsonResponse(.object(try await scheduleJSON(try await namedSchedule(context), now: clock.now())))
     }
 
@@ -37,7 +37,7 @@ extension SluiceAPI {
     }
 
     /// `PATCH /v1/schedules/{name}`: the fields given change, the rest stay.
-    func patchSchedule(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func patchSchedule(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let patch = try await readJSON(request)
         let (schedule, change) = try await updateSchedule(try context.pathParameter("name")) { base in
             try ScheduleJSON.parse(patch, name: base.name, base: base)
@@ -58,14 +58,14 @@ extension SluiceAPI {
     }
 
     /// `DELETE /v1/schedules/{name}`: 204; its tasks stay.
-    func deleteSchedule(_ context: BasicRequestContext) async throws -> Response {
+    func deleteSchedule(_ context: SluiceRequestContext) async throws -> Response {
         let name = try context.pathParameter("name")
         guard try await scheduleStore().deleteSchedule(name) else { throw APIError(.notFound, "not_found", "no schedule is called \(name.prefix(128))") }
         return Response(status: .noContent)
     }
 
     /// `POST /v1/schedules/{name}/run`: one task now, outside the slots (they fire as usual).
-    func runSchedule(_ context: BasicRequestContext) async throws -> Response {
+    func runSchedule(_ context: SluiceRequestContext) async throws -> Response {
         let task = try await runScheduleNow(try await namedSchedule(context))
         return jsonResponse(bytes: TaskJSON.bytes(task, durable: true), status: .accepted, headers: [.location: "/v1/tasks/\(task.id)"])
     }
@@ -86,7 +86,7 @@ extension SluiceAPI {
         }.0
     }
 
-    private func namedSchedule(_ context: BasicRequestContext) async throws -> Schedule {
+    private func namedSchedule(_ context: SluiceRequestContext) async throws -> Schedule {
         try await namedSchedule(try context.pathParameter("name"))
     }
 

@@ -113,8 +113,8 @@ public struct SluiceAPI: Sendable {
 
     /// A router with every route and the console at `/ui/`, the error middleware, the guard against other origins and foreign
     /// `Host` names and, with tokens, authentication.
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func router() -> Router<SluiceRequestContext> {
+        let router = Router(context: SluiceRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         // Before authentication: a page of another origin is refused whether or not it has a token.
         router.add(middleware: OriginGuard(hosts: hosts))

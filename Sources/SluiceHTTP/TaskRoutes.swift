@@ -6,7 +6,7 @@ import SluiceStore
 /// Tasks: enqueue (one or a batch), list, show and wait, cancel and retry.
 extension SluiceAPI {
     /// `POST /v1/tasks`: one task, answered at once or, with `?wait=`, when final.
-    func enqueue(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func enqueue(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let wait = try waitSeconds(request)
         let body = try await readJSON(request)
         let parsed = try EnqueueBody.parse(body, now: clock.now(), idempotencyHeader: request.headers.first { $0.name.canonicalName == "idempotency-key" }?.value)
@@ -24,7 +24,7 @@ extension SluiceAPI {
 
     /// `POST /v1/tasks/batch`: many tasks, stored in one transaction, answered at once or, with
     /// `?wait=`, when all are final (a Celery group's `get()`).
-    func enqueueBatch(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func enqueueBatch(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let wait = try waitSeconds(request)
         guard case .array(let items) = try await readJSON(request) else { throw APIError.badRequest("body", "must be a JSON array of tasks") }
         guard !items.isEmpty, items.count <= limits.maxBatch else { throw APIError.badRequest("body", "must hold 1 to \(limits.maxBatch) tasks") }
@@ -62,7 +62,7 @@ extension SluiceAPI {
     }
 
     /// `GET /v1/tasks/{id}`: one task, at once or, with `?wait=`, when final.
-    func show(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func show(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let wait = try waitSeconds(request)
         let (found, durable, source) = try await find(context)
         var task = found
@@ -210,13 +210,13 @@ extension SluiceAPI {
     }
 
     /// Cancel, retry or delete the task named in the path.
-    func change(_ context: BasicRequestContext, _ move: (any TaskStore, TaskID) async throws -> TaskRecord) async throws -> Response {
+    func change(_ context: SluiceRequestContext, _ move: (any TaskStore, TaskID) async throws -> TaskRecord) async throws -> Response {
         let (task, durable, source) = try await find(context)
         return jsonResponse(bytes: TaskJSON.bytes(try await move(source, task.id), durable: durable))
     }
 
     /// The task named in the path, from memory (fire-and-forget) or the durable store.
-    func find(_ context: BasicRequestContext) async throws -> (TaskRecord, Bool, any TaskStore) {
+    func find(_ context: SluiceRequestContext) async throws -> (TaskRecord, Bool, any TaskStore) {
         // Any text that is not an id, even one not validly percent-encoded, names no task: 404.
         let text = (try? context.pathParameter("id")) ?? context.parameters.get("id") ?? ""
         guard let id = TaskID(text) else { throw APIError(.notFound, "not_found", "no task has id \(text.prefix(64))") }

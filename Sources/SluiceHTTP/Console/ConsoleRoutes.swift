@@ -23,7 +23,7 @@ struct ConsoleRequest: Sendable {
 /// form POST with a CSRF token. With tokens, a sign-in page sets an HttpOnly, SameSite=Strict
 /// session cookie; without, the console obeys the API's loopback and origin rules.
 extension SluiceAPI {
-    func addConsole(to router: Router<BasicRequestContext>) {
+    func addConsole(to router: Router<SluiceRequestContext>) {
         router.get("/ui/assets/console.css") { _, _ in Self.asset(ConsoleAssets.css, type: "text/css; charset=utf-8") }
         router.get("/ui/assets/console.js") { _, _ in Self.asset(ConsoleAssets.js, type: "text/javascript; charset=utf-8") }
         router.get("/ui/sign-in") { request, _ in try await signInPage(request, error: nil) }
@@ -103,7 +103,7 @@ extension SluiceAPI {
         let form = try await Self.form(request, limit: limits.maxBody)
         let token = form.last { $0.0 == ConsoleSessions.csrfField }?.1
         guard let cookie = cookies[ConsoleSessions.csrfCookie], let token, !cookie.isEmpty,
-              BearerAuth<BasicRequestContext>.constantTimeEqual(Array(cookie.utf8), Array(token.utf8)) else {
+              BearerAuth<SluiceRequestContext>.constantTimeEqual(Array(cookie.utf8), Array(token.utf8)) else {
             throw APIError(.forbidden, "csrf", "the form's CSRF token is missing or stale; reload the page and try again", field: ConsoleSessions.csrfField)
         }
         let console = ConsoleRequest(parameters: form, csrf: cookie, newCSRF: false, fragment: false, signedIn: sessions.required)
@@ -173,7 +173,7 @@ extension SluiceAPI {
         let cookies = Self.cookies(request)
         let form = try await Self.form(request, limit: 64 * 1024)
         let token = form.last { $0.0 == ConsoleSessions.csrfField }?.1 ?? ""
-        guard let cookie = cookies[ConsoleSessions.csrfCookie], BearerAuth<BasicRequestContext>.constantTimeEqual(Array(cookie.utf8), Array(token.utf8)) else {
+        guard let cookie = cookies[ConsoleSessions.csrfCookie], BearerAuth<SluiceRequestContext>.constantTimeEqual(Array(cookie.utf8), Array(token.utf8)) else {
             return try await signInPage(request, error: "The form was stale; try again.", status: .forbidden)
         }
         guard let session = sessions.session(for: form.last { $0.0 == "token" }?.1 ?? "", now: clock.now()) else {

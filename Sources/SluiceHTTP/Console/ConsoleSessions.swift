@@ -40,7 +40,7 @@ struct ConsoleSessions: Sendable {
         // Every token is checked, whatever matches, so timing tells nothing.
         for key in keys {
             let candidate = key.withUnsafeBytes { Array($0) }
-            if BearerAuth<BasicRequestContext>.constantTimeEqual(given, candidate) { found = "\(issued).\(Self.mac(key, issued: issued))" }
+            if BearerAuth<SluiceRequestContext>.constantTimeEqual(given, candidate) { found = "\(issued).\(Self.mac(key, issued: issued))" }
         }
         return found
     }
@@ -53,7 +53,7 @@ struct ConsoleSessions: Sendable {
         guard age >= -60, age < Self.lifetime else { return false }
         let given = Array(parts[1].utf8)
         var matched = false
-        for key in keys { matched = BearerAuth<BasicRequestContext>.constantTimeEqual(given, Array(Self.mac(key, issued: issued).utf8)) || matched }
+        for key in keys { matched = BearerAuth<SluiceRequestContext>.constantTimeEqual(given, Array(Self.mac(key, issued: issued).utf8)) || matched }
         return matched
     }
 
