@@ -14,9 +14,8 @@ final class RemoteActivity: Sendable {
         var recorders: [String: PoolActivityRecorder] = [:]
         var lastSample: [String: Date] = [:]
         var lastSweep = Date.distantPast
-        /// Queues paused as last seen, and when each was last resumed (waits start there at the earliest).
-        var paused: Set<String> = []
-        var resumedAt: [String: Date] = [:]
+        /// When each queue was last resumed (waits start there at the earliest).
+        var resumes = QueueResumes()
     }
     private let state = Mutex(State())
     /// A pool not heard from for this long is forgotten (the workers list forgets after 15 s).
@@ -51,18 +50,14 @@ final class RemoteActivity: Sendable {
         let key = Self.key(worker, pool)
         state.withLock { state in
             for task in tasks {
-                let readyAt = max(task.runAt, state.resumedAt[task.queue] ?? task.runAt)
-                state.recorders[key, default: PoolActivityRecorder()].addWait(now.timeIntervalSince(readyAt), at: now)
+                state.recorders[key, default: PoolActivityRecorder()].addWait(now.timeIntervalSince(state.resumes.readyAt(task)), at: now)
             }
         }
     }
 
     /// Notes the queues paused now; those no longer paused were resumed at `now`.
     func paused(_ queues: Set<String>, at now: Date) {
-        state.withLock { state in
-            for queue in state.paused.subtracting(queues) { state.resumedAt[queue] = now }
-            state.paused = queues
-        }
+        state.withLock { $0.resumes.paused(queues, at: now) }
     }
 
     /// Forgets a worker that deregistered.

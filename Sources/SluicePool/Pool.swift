@@ -75,12 +75,8 @@ public final class Pool: @unchecked Sendable {
     /// Tasks started here since start, and the per-second samples and waits the advisor reads.
     private var startedCount = 0
     private var activity = PoolActivityRecorder()
-    /// When each of its queues was last resumed: a task waits for a slot from then at the earliest,
-    /// not through the pause, which no size of pool would have shortened.
-    private var resumedAt: [String: Date] = [:]
-    /// The latest of those: a task due after it needs no lookup (on the hot path, under the lock, a
-    /// lookup per task cost a draining worker a tenth of its rate).
-    private var lastResumedAt = Date.distantPast
+    /// When each of its queues was last resumed: a task waits for a slot from then at the earliest.
+    private var resumes = QueueResumes()
     /// Called with each task as a thread takes it (the throughput history's "started").
     private let onStart: @Sendable (TaskRecord) -> Void
     private var threadNumber = 0
@@ -225,10 +221,7 @@ public final class Pool: @unchecked Sendable {
     /// Notes that `resumed` queues (those of this pool among them) could run tasks again from `now`.
     func queuesResumed(_ resumed: Set<String>, at now: Date) {
         condition.lock()
-        for queue in queues where resumed.contains(queue) {
-            resumedAt[queue] = now
-            lastResumedAt = max(lastResumedAt, now)
-        }
+        resumes.resumed(queues.filter(resumed.contains), at: now)
         condition.unlock()
     }
 
@@ -472,8 +465,7 @@ public final class Pool: @unchecked Sendable {
                 running[task.id] = run
                 // Wait time: from when the task could run (due, and its queue not paused) to when a thread took it.
                 let startedAt = clock.now()
-                let readyAt = task.runAt >= lastResumedAt ? task.runAt : max(task.runAt, resumedAt[task.queue] ?? task.runAt)
-                let waited = startedAt.timeIntervalSince(readyAt)
+                let waited = startedAt.timeIntervalSince(resumes.readyAt(task))
                 startedCount += 1
                 activity.addWait(waited, at: startedAt)
                 condition.unlock()
