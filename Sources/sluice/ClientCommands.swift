@@ -21,12 +21,7 @@ struct ClientOptions: ParsableArguments {
               (1...65535).contains(base.port ?? 80) else {
             throw failure("\(given.spelled): expected an address like http://127.0.0.1:8000")
         }
-        return SluiceClient(baseURL: base, token: token ?? Self.firstToken(env["SLUICE_TOKEN"]), failFast: true)
-    }
-
-    /// The first of SLUICE_TOKEN's comma-separated tokens, trimmed as the server trims them.
-    static func firstToken(_ variable: String?) -> String? {
-        variable?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.first { !$0.isEmpty }
+        return SluiceClient(baseURL: base, token: token ?? env["SLUICE_TOKEN"].flatMap { ServeCommand.environmentTokens($0).first }, failFast: true)
     }
 
     /// Runs a request, printing the server's message and exiting 1 on failure.
@@ -49,7 +44,7 @@ struct ClientOptions: ParsableArguments {
 func taskLine(_ task: JSONValue) -> String {
     let outcome = task["error"]?.stringValue ?? (task["result"].map { $0 == .null ? "" : $0.jsonText() } ?? "")
     var state = task["state"]?.stringValue ?? "?"
-    if task["cancel_requested"] == true, !["succeeded", "failed", "cancelled"].contains(state) { state += " (cancelling)" }
+    if task["cancel_requested"] == true, TaskState(rawValue: state)?.isFinal == false { state += " (cancelling)" }
     return [task["id"]?.stringValue ?? "?", pad(state, 9), pad(task["kind"]?.stringValue ?? "?", 8),
             pad(task["queue"]?.stringValue ?? "?", 10), "\(task["attempt"]?.intValue ?? 0)/\(task["max_attempts"]?.intValue ?? 0)",
             String(outcome.prefix(80))].joined(separator: "  ")
@@ -60,9 +55,9 @@ func taskLine(_ task: JSONValue) -> String {
 /// where it stands). Without `--wait`, printing the task is the whole answer.
 func waitOutcome(_ task: JSONValue, waited: Double?) throws {
     guard let waited else { return }
-    switch task["state"]?.stringValue {
-    case "succeeded": return
-    case let state? where state == "failed" || state == "cancelled": throw ExitCode(2)
+    switch task["state"]?.stringValue.flatMap(TaskState.init(rawValue:)) {
+    case .succeeded?: return
+    case let state? where state.isFinal: throw ExitCode(2)
     default:
         FileHandle.standardError.write(Data("sluice: the task had not finished after --wait \(waited) s\n".utf8))
         throw ExitCode(3)

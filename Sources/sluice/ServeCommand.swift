@@ -193,13 +193,19 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var tokens = flags
         if flags.isEmpty, let environment {
-            let entries = environment.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
+            let entries = environmentTokens(environment)
             // `a,,b` and a trailing comma are forgiven; a variable that holds no token at all is not.
-            guard entries.contains(where: { !$0.isEmpty }) else {
+            guard !entries.isEmpty else {
                 throw SluiceError(.invalidArgument, "SLUICE_TOKEN is set but holds no token: set it to one or more comma-separated tokens, or unset it", field: "token")
             }
-            tokens += entries.filter { !$0.isEmpty }
+            tokens += entries
         }
         return tokens
+    }
+
+    /// The tokens of a `SLUICE_TOKEN` value: comma-separated, each trimmed, the empty ones left out
+    /// (the client reads the variable the same way, and sends the first).
+    static func environmentTokens(_ variable: String) -> [String] {
+        variable.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 }
