@@ -232,13 +232,9 @@ func holdingRegistry() -> (registry: HandlerRegistry, mark: HighWaterMark, gate:
     /// connection the whole time) does not keep the worker from exiting: the completer retries for
     /// the grace period, then gives up, and the task keeps its lease to expire and run again.
     @Test func aShutdownWhoseLastOutcomesCannotBeWrittenEndsAfterTheGrace() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-pool-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let (store, dir) = try sqliteStore(busyTimeout: .milliseconds(200))
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("tasks.db").path
-        var configuration = SQLiteStoreConfiguration(path: path)
-        configuration.busyTimeout = .milliseconds(200)
-        let store = try SQLiteTaskStore(configuration)
         let (registry, started, gate) = stubbornRegistry()
         var options = fastOptions()
         options.grace = .seconds(1)
@@ -620,13 +616,9 @@ func holdingRegistry() -> (registry: HandlerRegistry, mark: HighWaterMark, gate:
     /// recorded; the refused one is given up after a lease, and its task runs again. Before, the
     /// whole batch was retried for good and none of them was recorded.
     @Test func anOutcomeTheStoreKeepsRefusingDoesNotHoldBackTheRestOfItsBatch() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-pool-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let (store, dir) = try sqliteStore(busyTimeout: .milliseconds(500))
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("tasks.db").path
-        var configuration = SQLiteStoreConfiguration(path: path)
-        configuration.busyTimeout = .milliseconds(500)
-        let store = try SQLiteTaskStore(configuration)
         var options = fastOptions()
         options.leaseDuration = .seconds(3)
         let worker = try Worker(store: store, pools: [PoolConfiguration(name: "default", queues: ["elsewhere"], concurrency: 1)],

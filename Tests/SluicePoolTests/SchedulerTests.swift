@@ -128,7 +128,7 @@ import Testing
         let clock = ManualClock(Self.iso("2026-01-01T00:00:00Z"))
         let store = MemoryTaskStore(clock: clock)
         for n in 0..<30 { _ = try await store.saveSchedule(try Self.definition("s\(n)", "* * * * * *", misfire: .skip)) }
-        let slow = SlowFires(store: store, clock: clock, each: .seconds(3))
+        let slow = CountingStore(base: store) { clock.advance(by: .seconds(3)) }
         let scheduler = Scheduler(store: slow, clock: clock, grace: .seconds(60), passBudget: .seconds(600))
         clock.advance(by: .seconds(1))
         #expect(try await scheduler.pass().fired == 30)
@@ -164,9 +164,12 @@ import Testing
         let writes = Mutex((fires: 0, advances: 0))
         /// Fires of this schedule fail, as a storage error would.
         let failing: String?
-        init(base: MemoryTaskStore, failing: String? = nil) {
+        /// Called after each fire (a test's clock moving on: a slow store, without sleeping).
+        let afterFire: @Sendable () -> Void
+        init(base: MemoryTaskStore, failing: String? = nil, afterFire: @escaping @Sendable () -> Void = {}) {
             self.base = base
             self.failing = failing
+            self.afterFire = afterFire
         }
         func saveSchedule(_ definition: ScheduleDefinition, ifRevision: Int64?) async throws -> (Schedule, ScheduleChange)? {
             try await base.saveSchedule(definition, ifRevision: ifRevision)
@@ -178,6 +181,7 @@ import Testing
         func fire(_ fire: ScheduleFire) async throws -> FireOutcome {
             writes.withLock { $0.fires += 1 }
             if fire.schedule == failing { throw SluiceError(.storage, "disk I/O error") }
+            defer { afterFire() }
             return try await base.fire(fire)
         }
         func advanceSchedule(_ name: String, revision: Int64, to cursor: Date) async throws -> Bool {
@@ -241,28 +245,4 @@ import Testing
         #expect(try await scheduler.pass().fired == 1)
         #expect(try await Self.firedSlots(store)["job"] == ["2026-01-01T00:02:00Z", "2026-01-01T01:00:00Z"])
     }
-}
-
-/// A schedule store whose every fire takes `each` of the injected clock: a long pass, without sleeping.
-struct SlowFires: ScheduleStore {
-    let store: MemoryTaskStore
-    let clock: ManualClock
-    let each: Duration
-    func saveSchedule(_ definition: ScheduleDefinition, ifRevision: Int64?) async throws -> (Schedule, ScheduleChange)? {
-        try await store.saveSchedule(definition, ifRevision: ifRevision)
-    }
-    func schedule(_ name: String) async throws -> Schedule? { try await store.schedule(name) }
-    func schedules() async throws -> [Schedule] { try await store.schedules() }
-    func dueSchedules(at date: Date, limit: Int) async throws -> [Schedule] { try await store.dueSchedules(at: date, limit: limit) }
-    func deleteSchedule(_ name: String) async throws -> Bool { try await store.deleteSchedule(name) }
-    func fire(_ fire: ScheduleFire) async throws -> FireOutcome {
-        let outcome = try await store.fire(fire)
-        clock.advance(by: each)
-        return outcome
-    }
-    func advanceSchedule(_ name: String, revision: Int64, to cursor: Date) async throws -> Bool {
-        try await store.advanceSchedule(name, revision: revision, to: cursor)
-    }
-    func pruneScheduleSlots(before date: Date, limit: Int) async throws -> Int { try await store.pruneScheduleSlots(before: date, limit: limit) }
-    func sharedTime() async throws -> Date? { nil }
 }

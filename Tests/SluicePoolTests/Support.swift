@@ -82,11 +82,12 @@ func withWorker(
 }
 
 /// A fresh SQLite store in a temp directory.
-func sqliteStore(clock: any WallClock = SystemClock()) throws -> (SQLiteTaskStore, URL) {
+func sqliteStore(clock: any WallClock = SystemClock(), busyTimeout: Duration? = nil) throws -> (SQLiteTaskStore, URL) {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-pool-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     var configuration = SQLiteStoreConfiguration(path: dir.appendingPathComponent("tasks.db").path)
     configuration.clock = clock
+    if let busyTimeout { configuration.busyTimeout = busyTimeout }
     return (try SQLiteTaskStore(configuration), dir)
 }
 
