@@ -4,9 +4,10 @@ import SluiceStore
 import Synchronization
 
 /// Holds a remote worker's claim open until tasks may be ready in its queues, without holding a
-/// thread: an enqueue through this process's store wakes the claims on those queues at once; tasks
-/// enqueued by other processes (or becoming due) are found by claiming again at least once a
-/// second. On shutdown every claim answers at once, so a long poll never holds up the drain; a
+/// thread: an enqueue through this process's store wakes the claims on those queues at once; a
+/// claim also wakes when a delayed task or a retry of its queues falls due (`nextDue`); tasks
+/// enqueued by other processes are found by claiming again at least once a second (`pollInterval`).
+/// On shutdown every claim answers at once, so a long poll never holds up the drain; a
 /// claim whose client has gone stops trying, so that it takes no task nobody will run.
 final class ClaimWaiter: Sendable {
     private struct Waiting {
@@ -19,9 +20,10 @@ final class ClaimWaiter: Sendable {
     }
     private let state = Mutex(State())
     /// The longest a claim sleeps between two tries: what another process's enqueue may wait.
-    static let pollInterval = Duration.seconds(1)
+    let pollInterval: Duration
 
-    init(store: any TaskStore) {
+    init(store: any TaskStore, pollInterval: Duration = .seconds(1)) {
+        self.pollInterval = pollInterval
         store.events.onEnqueue { [weak self] queues in self?.wake(queues) }
     }
 
@@ -42,8 +44,11 @@ final class ClaimWaiter: Sendable {
         signals.forEach { $0.signal() }
     }
 
-    /// Calls `claim` until it returns tasks, `timeout` passes, shutdown begins or the client goes; its last answer.
+    /// Calls `claim` until it returns tasks, `timeout` passes, shutdown begins or the client goes;
+    /// its last answer. Between tries it sleeps until woken, `pollInterval` passes, or `nextDue`
+    /// (asked with the longest it would sleep) says a task falls due.
     func wait<T: Collection & Sendable>(on queues: Set<String>, timeout: Duration, clientGone: @Sendable () async -> Bool = { false },
+                                        nextDue: (Duration) async throws -> Duration? = { _ in nil },
                                         _ claim: () async throws -> T) async throws -> T {
         let signal = WakeSignal()
         let key = ObjectIdentifier(signal)
@@ -55,7 +60,10 @@ final class ClaimWaiter: Sendable {
             let found = try await claim()
             let left = deadline - ContinuousClock.now
             if !found.isEmpty || left <= .zero || Task.isCancelled || state.withLock({ $0.shutDown }) { return found }
-            await signal.wait(timeout: min(Self.pollInterval, left))
+            var sleep = min(pollInterval, left)
+            // A millisecond past the time, so that the claim's clock has reached it.
+            if let due = try await nextDue(sleep) { sleep = max(min(sleep, due + .milliseconds(1)), .milliseconds(2)) }
+            await signal.wait(timeout: sleep)
             if await clientGone() { return found }
         }
     }

@@ -86,8 +86,9 @@ extension SluiceAPI {
         let body = try ClaimBody.parse(try await readJSON(request), maxWait: limits.maxWait, maxTasks: limits.maxBatch)
         let wanted = body.pools.filter { $0.free > 0 }
         let channel = context.channel
-        let claimed = try await claimWaiter.wait(on: Set(wanted.flatMap(\.queues)), timeout: body.wait,
-                                                 clientGone: { await !ClientConnection.isOpen(channel) }) {
+        let queues = Set(wanted.flatMap(\.queues))
+        let claimed = try await claimWaiter.wait(on: queues, timeout: body.wait, clientGone: { await !ClientConnection.isOpen(channel) },
+                                                 nextDue: { try await store.nextDue(in: Array(queues), within: $0) }) {
             let requests = try await claimRequests(wanted, owner: id)
             // One pool's claim is one statement already; several share a transaction.
             let claimed = requests.count == 1

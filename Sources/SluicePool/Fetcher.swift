@@ -5,7 +5,7 @@ import SluiceStore
 /// store. Woken at once by enqueues its stores hear of, by other processes' writes (SQLite) and by
 /// freed slots; otherwise it polls with a backoff capped at `maxPollInterval`, for tasks other
 /// processes enqueued, or at `backstopPollInterval` while its stores hear every enqueue
-/// (PostgreSQL's LISTEN).
+/// (PostgreSQL's LISTEN), waking early when a delayed task or a retry falls due.
 struct Fetcher {
     let pool: Pool
     let worker: Worker
@@ -35,7 +35,7 @@ struct Fetcher {
                 // Signalled, it looks again soon even if this look finds nothing: enqueue notices
                 // are throttled (PostgreSQL sends one per queue per 5 ms from a process), so more
                 // tasks may follow the one that woke it unannounced.
-                let signalled = await pool.wake.wait(timeout: pause)
+                let signalled = await pool.wake.wait(timeout: try await untilDue(queues, within: pause))
                 let hearsAll = worker.sources.allSatisfy { $0.1.hearsEveryEnqueue }
                 pause = signalled ? .milliseconds(1) : min(pause * 2, hearsAll ? worker.options.backstopPollInterval : worker.options.maxPollInterval)
             } catch {
@@ -44,5 +44,18 @@ struct Fetcher {
                 await pool.wake.wait(timeout: .seconds(1))
             }
         }
+    }
+
+    /// `pause`, or less when a delayed task or a retry of `queues` falls due sooner: no enqueue
+    /// announces those, and a fetcher that sleeps up to a second between polls (while LISTEN
+    /// hears every enqueue) would start them late. Polls of 50 ms or less do not ask.
+    private func untilDue(_ queues: [String], within pause: Duration) async throws -> Duration {
+        guard pause > worker.options.maxPollInterval else { return pause }
+        var wait = pause
+        for (_, store) in worker.sources {
+            // A millisecond past the time, so that the claim's clock has reached it.
+            if let due = try await store.nextDue(in: queues, within: wait) { wait = min(wait, due + .milliseconds(1)) }
+        }
+        return max(wait, .milliseconds(2))
     }
 }

@@ -471,6 +471,13 @@ public final class PostgresTaskStore: TaskStore, Service {
         }
     }
 
+    public func nextDue(in queues: [String], within horizon: Duration) async throws -> Duration? {
+        try await connection { connection in
+            let rows = try await self.rows(connection, SQL.NextDue.self, Binds(self.nowParameter, horizon.microseconds, Int64(NextDue.lookLimit)))
+            return NextDue.answer(try rows.map { (try $0[0].decode(String.self), try $0[1].decode(Double.self)) }, in: queues)
+        }
+    }
+
     public func delete(_ id: TaskID) async throws -> TaskRecord {
         try await transaction { connection in
             guard let task = try await self.tasks(connection, SQL.byIDForUpdate, Binds(id.rawValue)).first else {
@@ -566,6 +573,7 @@ public final class PostgresTaskStore: TaskStore, Service {
                 ("byIDForUpdate", SQL.byIDForUpdate, try Binds(id)),
                 ("byIdempotencyKey", SQL.byIdempotencyKey, try Binds("default", "key")),
                 ("stage", SQL.stage, try Binds(now, 1000)),
+                ("nextDue", SQL.nextDue, try Binds(now, 1_000_000 as Int64, 100 as Int64)),
                 ("claim", SQL.claim, try Binds(now, "w", 30_000_000, "default", 10)),
                 ("heartbeat", SQL.heartbeat, try Binds(now, 30_000_000, [id], ["w"], [Int64(1)])),
                 ("completeBatch", SQL.completeBatch, try Binds(now, [id], ["w"], [Int64(1)], ["null"], [Int64(0)])),
@@ -743,6 +751,7 @@ extension PostgresTaskStore.SQL {
     enum ByID: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.byID } }
     enum ByIDs: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.byIDs } }
     enum NextReady: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.nextReady } }
+    enum NextDue: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.nextDue } }
     enum ReadyQueues: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.readyQueues } }
     enum Now: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.now } }
     enum Notify: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.notify } }
@@ -912,6 +921,13 @@ extension PostgresTaskStore {
         static let delete = "DELETE FROM tasks WHERE id = $1"
         /// The head of a queue in claim order: one seek into `tasks_ready`.
         static let nextReady = "SELECT run_at FROM tasks WHERE state = 'queued' AND queue = $1::text ORDER BY priority DESC, run_at, id LIMIT 1"
+        /// The tasks due soonest, whatever their queue, and in how many seconds: `tasks_due` in
+        /// order, stopped at LIMIT.
+        static let nextDue = """
+            SELECT queue, extract(epoch FROM run_at - coalesce($1::timestamptz, now()))::float8 FROM tasks
+            WHERE state IN ('scheduled', 'retrying') AND run_at <= coalesce($1::timestamptz, now()) + $2::bigint * interval '1 microsecond'
+            ORDER BY run_at LIMIT $3::bigint
+            """
         /// The counters, not the tasks: a few rows whatever the table's size.
         /// The counters are sharded by connection (migration 0003): a queue and state is the sum.
         static let counts = "SELECT queue, state, sum(n)::bigint FROM queue_counts GROUP BY queue, state HAVING sum(n) <> 0"

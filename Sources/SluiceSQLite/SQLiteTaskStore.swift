@@ -407,6 +407,18 @@ public final class SQLiteTaskStore: TaskStore {
         }
     }
 
+    public func nextDue(in queues: [String], within horizon: Duration) async throws -> Duration? {
+        let now = clock.now().microsecondsSince1970
+        let end = now + Int64(horizon.seconds * 1_000_000)
+        return try await read { connection in
+            var soonest: [(queue: String, dueIn: Double)] = []
+            try connection.query(SQL.nextDue, [.integer(end), .integer(Int64(NextDue.lookLimit))]) { row in
+                soonest.append((row.text(0), Double(row.int(1) - now) / 1_000_000))
+            }
+            return NextDue.answer(soonest, in: queues)
+        }
+    }
+
     public func delete(_ id: TaskID) async throws -> TaskRecord {
         try await write { connection in
             guard let task = try Self.fetch(connection, SQL.byID, [.text(id.rawValue)]).first else {
@@ -506,7 +518,7 @@ public final class SQLiteTaskStore: TaskStore {
     /// The statements that run on every claim, outcome, heartbeat, status read and maintenance
     /// pass: none may scan `tasks` (a test checks their plans).
     public static let hotStatements: [(name: String, sql: String)] = [
-        ("nextReady", SQL.nextReady),
+        ("nextReady", SQL.nextReady), ("nextDue", SQL.nextDue),
         ("byID", SQL.byID), ("byIDs", SQL.byIDs), ("byIdempotencyKey", SQL.byIdempotencyKey), ("due", SQL.due), ("stage", SQL.stage),
         ("claim", SQL.claim), ("anyReady", SQL.anyReady), ("heartbeat", SQL.heartbeat), ("complete", SQL.complete),
         ("save", SQL.save), ("expiredLeases", SQL.expiredLeases), ("prune", SQL.prune), ("counts", SQL.counts),
@@ -722,6 +734,8 @@ public final class SQLiteTaskStore: TaskStore {
         static let delete = "DELETE FROM tasks WHERE id = ? AND state = ?"
         /// The head of a queue in claim order: one seek into `tasks_ready`.
         static let nextReady = "SELECT run_at FROM tasks WHERE state = 'queued' AND queue = ? ORDER BY priority DESC, run_at, id LIMIT 1"
+        /// The tasks due soonest, whatever their queue: `tasks_due` in order, stopped at LIMIT.
+        static let nextDue = "SELECT queue, run_at FROM tasks WHERE state IN ('scheduled', 'retrying') AND run_at <= ?1 ORDER BY run_at LIMIT ?2"
         /// The counters, not the tasks: a few rows whatever the table's size.
         static let counts = "SELECT queue, state, n FROM queue_counts WHERE n <> 0"
         static let recount = "SELECT queue, state, count(*) FROM tasks GROUP BY queue, state"

@@ -323,6 +323,24 @@ public final class MemoryTaskStore: TaskStore {
         state.tasks.removeAll { ids.contains($0) }
     }
 
+    /// Looks at every due entry: this store holds few delayed tasks, and only a fetcher that
+    /// polls less often than every 50 ms asks (one whose stores hear every enqueue).
+    public func nextDue(in queues: [String], within horizon: Duration) async throws -> Duration? {
+        let now = clock.now()
+        let end = now.addingTimeInterval(horizon.seconds)
+        let wanted = Set(queues)
+        return state.withLock { state in
+            var first: Date?
+            for entry in state.due.unordered where entry.runAt <= end && entry.runAt < (first ?? .distantFuture) {
+                // Entries are dropped lazily: skip ones whose task has moved on.
+                guard let task = state.tasks[entry.id], task.runAt == entry.runAt, task.state == .scheduled || task.state == .retrying,
+                      wanted.contains(task.queue) else { continue }
+                first = entry.runAt
+            }
+            return first.map { .seconds(max(0, $0.timeIntervalSince(now))) }
+        }
+    }
+
     private static func index(_ task: TaskRecord, in state: inout State) {
         if task.state == .running { state.running.insert(task.id) } else { state.running.remove(task.id) }
         switch task.state {

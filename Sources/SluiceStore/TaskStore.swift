@@ -271,8 +271,29 @@ public protocol TaskStore: Sendable {
     /// head: highest priority, then earliest): how long the front of the queue has waited. One index
     /// seek per queue.
     func nextReady(in queues: [String]) async throws -> [String: Date]
+    /// How long until the first scheduled or retrying task of `queues` falls due, by the store's
+    /// clock, when that is within `horizon`; nil when none does. A fetcher that would sleep longer
+    /// asks, so that a delayed task or a retry starts on time and not at the next poll. It may
+    /// answer early (the SQL stores look at a bounded number of tasks due soon, whatever their
+    /// queue), never late.
+    func nextDue(in queues: [String], within horizon: Duration) async throws -> Duration?
     /// Refreshes what the engine's planner knows of the tables, so a grown table keeps its plans.
     func optimize() async throws
+}
+
+/// How the SQL stores answer `nextDue` from the tasks due soonest, whatever their queue (one
+/// bounded index walk, however many tasks other queues hold).
+public enum NextDue {
+    /// How many of the soonest tasks a store looks at.
+    public static let lookLimit = 100
+
+    /// The wait until the first of `soonest` (due in that many seconds, soonest first) in `queues`;
+    /// failing that, when the look stopped at `lookLimit`, until the last one looked at (look again
+    /// then); otherwise none.
+    public static func answer(_ soonest: [(queue: String, dueIn: Double)], in queues: [String]) -> Duration? {
+        let due = soonest.first { queues.contains($0.queue) } ?? (soonest.count >= lookLimit ? soonest.last : nil)
+        return due.map { .seconds(max(0, $0.dueIn)) }
+    }
 }
 
 extension TaskStore {

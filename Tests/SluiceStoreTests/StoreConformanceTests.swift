@@ -230,6 +230,46 @@ import Testing
         }
     }
 
+    /// How long until a delayed task or a retry of the queues asked falls due, by the store's clock
+    /// and within the horizon asked: what a fetcher that polls once a second wakes for.
+    @Test(arguments: StoreKind.allCases)
+    func theNextDueTaskOfTheQueuesIsTold(kind: StoreKind) async throws {
+        try await withStore(kind, unit: 1.0) { store, clock in
+            // Times are kept to the microsecond.
+            func due(_ queues: [String], within horizon: Double = 60) async throws -> Double? {
+                try await store.nextDue(in: queues, within: .seconds(horizon)).map { ($0.seconds * 1e5).rounded() / 1e5 }
+            }
+            #expect(try await due(["mail"]) == nil)
+            for (queue, delay) in [("video", 2.0), ("mail", 10.0), ("mail", 30.0)] {
+                _ = try await store.enqueue(EnqueueRequest(kind: "k", queue: queue, runAt: clock.now().addingTimeInterval(delay)))
+            }
+            #expect(try await due(["mail"]) == 10)
+            #expect(try await due(["mail", "video"]) == 2)
+            #expect(try await due(["mail"], within: 5) == nil)
+            #expect(try await due(["photos"]) == nil)
+            // Due and not yet staged: now, never a time past.
+            clock.advance(by: .seconds(11))
+            #expect(try await due(["mail"]) == 0)
+            let claimed = try await store.claim(queues: ["mail"], limit: 5, owner: "w", leaseDuration: lease)
+            #expect(claimed.count == 1)
+            #expect(try await due(["mail"]) == 19)
+            // A retry falls due after its backoff.
+            let failed = try await store.fail(claimed[0].lease!, failure: TaskFailure("boom"))
+            #expect(failed.state == .retrying)
+            #expect(try await due(["mail"]) == (failed.runAt.timeIntervalSince(clock.now()) * 1e5).rounded() / 1e5)
+        }
+    }
+
+    /// The SQL stores look at a bounded number of the tasks due soonest: when none of those is in
+    /// the queues asked, the answer is the last one looked at (early, so the fetcher asks again), not none.
+    @Test func aBoundedLookAnswersEarlyNeverLate() {
+        let others = (1...NextDue.lookLimit).map { (queue: "video", dueIn: Double($0) / 100) }
+        #expect(NextDue.answer(others, in: ["mail"]) == .seconds(1))
+        #expect(NextDue.answer(Array(others.dropLast()), in: ["mail"]) == nil)
+        #expect(NextDue.answer([("video", 0.5), ("mail", 0.7)], in: ["mail"]) == .seconds(0.7))
+        #expect(NextDue.answer([("mail", -0.2)], in: ["mail"]) == .zero)
+    }
+
     @Test(arguments: StoreKind.allCases)
     func handlerDispositions(kind: StoreKind) async throws {
         try await withStore(kind) { store, clock in
