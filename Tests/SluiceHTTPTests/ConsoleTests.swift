@@ -236,6 +236,28 @@ import Testing
         }
     }
 
+    /// The notice box shows only what this server's redirect put there: a link made elsewhere
+    /// (`?notice=Your session expired, sign in at …`) cannot speak in the console's voice.
+    @Test func onlyTheServersOwnNoticesAreShown() async throws {
+        try await Harness().test { client, _ in
+            let page = try await client.send(.get, "/ui/queues")
+            let cookie = try #require(page.headers[values: .setCookie].first { $0.hasPrefix("sluice_csrf=") })
+            let token = String(cookie.dropFirst("sluice_csrf=".count).prefix { $0 != ";" })
+            let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded", .cookie: "sluice_csrf=\(token)"]
+            let done = try await client.send(.post, "/ui/queues/pause", "queue=mail&paused=true&csrf=\(token)", headers: form)
+            let location = try #require(done.headers[.location])
+            let shown = String(buffer: try await client.send(.get, location).body)
+            #expect(shown.contains("class=\"notice\"") && shown.contains("Queue mail paused"))
+            let forged = ["/ui/queues?notice=Session%20expired%3A%20sign%20in%20at%20evil.example",
+                          "/ui/queues?notice=Session%20expired&notice_mac=AAAA",
+                          location.replacingOccurrences(of: "Queue%20mail", with: "Queue%20post")]
+            for link in forged {
+                let body = String(buffer: try await client.send(.get, link).body)
+                #expect(!body.contains("class=\"notice\""), "\(link) showed a notice")
+            }
+        }
+    }
+
     @Test func schedulesPageShowsEverySchedulesStateAndLastTask() async throws {
         let harness = try Harness()
         try await harness.test { client, _ in

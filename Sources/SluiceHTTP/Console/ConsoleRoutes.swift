@@ -13,6 +13,8 @@ struct ConsoleRequest: Sendable {
     var signedIn: Bool
     /// This page's address without its notice: the reload link shown when JavaScript is off.
     var reload = "/ui/"
+    /// The notice of the change that led here, when this process signed it.
+    var notice: String?
 
     func get(_ name: String) -> String? { parameters.last { $0.0 == name }?.1 }
     func all(_ name: String) -> [String] { parameters.filter { $0.0 == name }.map(\.1) }
@@ -78,7 +80,8 @@ extension SluiceAPI {
         let existing = cookies[ConsoleSessions.csrfCookie].flatMap { $0.count == 32 ? $0 : nil }
         let parameters = Self.formPairs(request.uri.query ?? "")
         let console = ConsoleRequest(parameters: parameters, csrf: existing ?? ConsoleSessions.newCSRF(), newCSRF: existing == nil,
-                                     fragment: fragment, signedIn: sessions.required, reload: Self.withoutNotice(request.uri.path, parameters))
+                                     fragment: fragment, signedIn: sessions.required, reload: Self.withoutNotice(request.uri.path, parameters),
+                                     notice: sessions.notice(in: parameters))
         let view: ConsoleView
         do {
             view = try await render(console)
@@ -128,7 +131,7 @@ extension SluiceAPI {
                         ("schedules", "/ui/schedules", "Schedules")]
         let nav = sections.map { "<a href=\"\($0.1)\"\($0.0 == view.section ? " class=\"active\" aria-current=\"page\"" : "")>\($0.2)</a>" }.joined()
         let signOut = request.signedIn ? HTML.button("Sign out", action: "/ui/sign-out", csrf: request.csrf) : ""
-        let notice = request.get("notice").map { "<div class=\"notice\" role=\"status\">\(HTML.escape($0))</div>" } ?? ""
+        let notice = request.notice.map { "<div class=\"notice\" role=\"status\">\(HTML.escape($0))</div>" } ?? ""
         // The script shows the live controls; without it they would promise a refresh that never
         // comes, so the page offers a plain reload instead.
         let liveControls = view.refreshes
@@ -184,9 +187,14 @@ extension SluiceAPI {
         return response
     }
 
+    /// `parameters` but the notice and its signature.
+    static func withoutNotice(_ parameters: [(String, String)]) -> [(String, String)] {
+        parameters.filter { $0.0 != ConsoleSessions.noticeParameter && $0.0 != ConsoleSessions.noticeMACParameter }
+    }
+
     /// `path` with the query `parameters` but the notice, which a reload should not show again.
     static func withoutNotice(_ path: String, _ parameters: [(String, String)]) -> String {
-        let kept = parameters.filter { $0.0 != "notice" }.map { TaskQuery.escape($0.0) + "=" + TaskQuery.escape($0.1) }
+        let kept = withoutNotice(parameters).map { TaskQuery.escape($0.0) + "=" + TaskQuery.escape($0.1) }
         return kept.isEmpty ? path : path + "?" + kept.joined(separator: "&")
     }
 
@@ -195,10 +203,10 @@ extension SluiceAPI {
         Response(status: .seeOther, headers: [.location: location])
     }
 
-    /// A 303 back to a console page, with a notice to show there.
-    static func redirect(_ path: String, query: String = "", notice: String) -> Response {
-        let extra = "notice=" + TaskQuery.escape(notice)
-        return redirect(path + "?" + (query.isEmpty ? extra : query + "&" + extra))
+    /// A 303 back to a console page, with a notice (signed) to show there.
+    func redirect(_ path: String, query: String = "", notice: String) -> Response {
+        let extra = sessions.noticeQuery(notice)
+        return Self.redirect(path + "?" + (query.isEmpty ? extra : query + "&" + extra))
     }
 
     static func html(_ body: String, status: HTTPResponse.Status = .ok) -> Response {

@@ -12,9 +12,34 @@ import Hummingbird
 struct ConsoleSessions: Sendable {
     /// One key per configured token; empty when the server runs without tokens.
     private let keys: [SymmetricKey]
+    /// Signs the notices a change's redirect carries, so that a link made elsewhere cannot put
+    /// its own words in the console's notice box. This process's own: a notice shown by another
+    /// server process behind the same address is dropped, which costs only the notice.
+    private let noticeKey = SymmetricKey(size: .bits256)
 
     init(tokens: [String]) {
         keys = tokens.map { SymmetricKey(data: Data($0.utf8)) }
+    }
+
+    static let noticeParameter = "notice"
+    static let noticeMACParameter = "notice_mac"
+
+    /// The query that carries `notice` and its signature.
+    func noticeQuery(_ notice: String) -> String {
+        "\(Self.noticeParameter)=\(TaskQuery.escape(notice))&\(Self.noticeMACParameter)=\(Self.base64URL(HMAC<SHA256>.authenticationCode(for: Data(notice.utf8), using: noticeKey)))"
+    }
+
+    /// The notice among `parameters`, when this process signed it.
+    func notice(in parameters: [(String, String)]) -> String? {
+        guard let notice = parameters.last(where: { $0.0 == Self.noticeParameter })?.1,
+              let mac = parameters.last(where: { $0.0 == Self.noticeMACParameter })?.1 else { return nil }
+        let expected = Self.base64URL(HMAC<SHA256>.authenticationCode(for: Data(notice.utf8), using: noticeKey))
+        return BearerAuth<SluiceRequestContext>.constantTimeEqual(Array(mac.utf8), Array(expected.utf8)) ? notice : nil
+    }
+
+    private static func base64URL(_ code: HMAC<SHA256>.MAC) -> String {
+        Data(code).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
     }
 
     /// Whether signing in is required (the server has tokens).
@@ -27,9 +52,7 @@ struct ConsoleSessions: Sendable {
     static let csrfField = "csrf"
 
     private static func mac(_ key: SymmetricKey, issued: Int64) -> String {
-        Data(HMAC<SHA256>.authenticationCode(for: Data("sluice console session v2 \(issued)".utf8), using: key))
-            .base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        base64URL(HMAC<SHA256>.authenticationCode(for: Data("sluice console session v2 \(issued)".utf8), using: key))
     }
 
     /// The session cookie's value for `token`, issued `now`, or `nil` when it is not one of the server's tokens.

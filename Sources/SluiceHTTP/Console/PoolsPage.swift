@@ -65,6 +65,6 @@ extension SluiceAPI {
         guard concurrency != nil || autoscale != nil else { throw APIError.badRequest("concurrency", "give a concurrency, or autoscale min and max") }
         let targets = try await resizePool(name, concurrency: concurrency, autoscale: autoscale, only: nil)
         let what = concurrency.map { "concurrency \($0)" } ?? autoscale.map { "autoscale \($0.min)…\($0.max)" } ?? ""
-        return Self.redirect("/ui/pools", notice: "Pool \(name): \(what), for each of its \(targets.count) process(es); each applies it within a second.")
+        return redirect("/ui/pools", notice: "Pool \(name): \(what), for each of its \(targets.count) process(es); each applies it within a second.")
     }
 }

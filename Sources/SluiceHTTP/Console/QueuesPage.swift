@@ -46,7 +46,7 @@ extension SluiceAPI {
         let queue = request.get("queue") ?? ""
         let paused = request.get("paused") == "true"
         try await setPaused(queue, paused)
-        return Self.redirect("/ui/queues", notice: paused ? "Queue \(queue) paused: no process claims from it; enqueues are still accepted."
+        return redirect("/ui/queues", notice: paused ? "Queue \(queue) paused: no process claims from it; enqueues are still accepted."
                                                     : "Queue \(queue) resumed.")
     }
 }

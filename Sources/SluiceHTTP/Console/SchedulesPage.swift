@@ -56,7 +56,7 @@ extension SluiceAPI {
     func runScheduleFromConsole(_ request: ConsoleRequest) async throws -> Response {
         let name = request.get("schedule") ?? ""
         let task = try await runScheduleNow(try await namedSchedule(name))
-        return Self.redirect("/ui/tasks/\(task.id)", notice: "Schedule \(name): task \(task.id) enqueued now, outside its slots (they fire as usual).")
+        return redirect("/ui/tasks/\(task.id)", notice: "Schedule \(name): task \(task.id) enqueued now, outside its slots (they fire as usual).")
     }
 
     /// The enable and disable buttons.
@@ -65,7 +65,7 @@ extension SluiceAPI {
         guard let enabled = request.get("enabled").flatMap({ Bool($0) }) else { throw APIError.badRequest("enabled", "must be true or false") }
         _ = try await setScheduleEnabled(name, enabled)
         // Enabling starts the slots from now (docs/SCHEDULES.md, Edits): say so, since none missed meanwhile will fire.
-        return Self.redirect("/ui/schedules", notice: enabled
+        return redirect("/ui/schedules", notice: enabled
             ? "Schedule \(name) enabled: it fires from its next slot; slots passed while it was disabled are not owed."
             : "Schedule \(name) disabled: its slots pass unfired until it is enabled again.")
     }

@@ -56,7 +56,7 @@ extension SluiceAPI {
         guard let move = BulkAction(rawValue: action) else { throw APIError(.notFound, "not_found", "no console action \(action.prefix(32))") }
         let source: any TaskStore = try await memory?.task(id) != nil ? memory! : store
         try await move.apply(source, id)
-        if move == .delete { return Self.redirect("/ui/tasks", notice: "Task \(id) deleted.") }
-        return Self.redirect("/ui/tasks/\(id)", notice: "Task \(id): \(action) done.")
+        if move == .delete { return redirect("/ui/tasks", notice: "Task \(id) deleted.") }
+        return redirect("/ui/tasks/\(id)", notice: "Task \(id): \(action) done.")
     }
 }

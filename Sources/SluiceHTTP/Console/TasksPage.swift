@@ -80,13 +80,13 @@ extension SluiceAPI {
         let search = request.get("search") ?? ""
         let all = request.get("scope") == "all"
         let ids = request.all("id").compactMap(TaskID.init)
-        let searchPairs = Self.formPairs(search).filter { $0.0 != "cursor" && $0.0 != "notice" }
-        if !all && ids.isEmpty { return Self.redirect("/ui/tasks", query: search, notice: "Select some tasks first, or choose every task matching the search.") }
+        let searchPairs = Self.withoutNotice(Self.formPairs(search)).filter { $0.0 != "cursor" }
+        if !all && ids.isEmpty { return redirect("/ui/tasks", query: search, notice: "Select some tasks first, or choose every task matching the search.") }
         // As in POST /v1/tasks/bulk: judged on the parsed search, where an empty value, `limit` or
         // `durable` is no condition.
         let query = all ? try TaskQuery.parse(searchPairs) : nil
         if let query, query.filter.matchesEverything {
-            return Self.redirect("/ui/tasks", query: search, notice: "Narrow the search first (a state, queue or kind): a bulk action on every task needs a filter.")
+            return redirect("/ui/tasks", query: search, notice: "Narrow the search first (a state, queue or kind): a bulk action on every task needs a filter.")
         }
         guard request.get("confirmed") == "yes" else {
             let what = all ? "every task matching this search (at most \(Self.bulkLimit) per confirmation)" : "\(ids.count) selected task\(ids.count == 1 ? "" : "s")"
@@ -103,6 +103,6 @@ extension SluiceAPI {
         var notice = "\(action.rawValue): \(result.changed) of \(result.matched) changed"
         if !result.refused.isEmpty { notice += "; \(result.refused.count) refused (\(result.refused[0].1))" }
         if result.more { notice += "; more tasks match: repeat to continue" }
-        return Self.redirect("/ui/tasks", query: search, notice: notice)
+        return redirect("/ui/tasks", query: search, notice: notice)
     }
 }
