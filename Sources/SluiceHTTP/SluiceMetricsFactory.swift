@@ -23,6 +23,7 @@ public struct SluiceMetricsFactory: MetricsFactory {
         "sluice_pool_free": "Slots free to claim a task, per pool of this process.",
         "sluice_pool_stuck": "Slots whose task is past its deadline and has not returned, per pool of this process.",
         "sluice_http_waiting_requests": "Requests held open by ?wait= now.",
+        "sluice_schedule_slots_total": "Schedule slots handled by this process's scheduler (the leader's), by outcome: fired, already_fired, missed, over_cap, overlapping (previous task still live), failed (schedules whose firing failed).",
     ]
 
     /// Run-time buckets, in seconds: from a millisecond to ten minutes, for tasks from echo to exec.

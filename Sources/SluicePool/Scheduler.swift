@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import SluiceCore
 import SluiceStore
 import Synchronization
@@ -20,6 +21,12 @@ public struct SchedulerReport: Sendable, Hashable {
     public var failed = 0
 
     public init() {}
+
+    /// Each figure by its name in `sluice_schedule_slots_total`'s `outcome` label.
+    var byOutcome: [(String, Int)] {
+        [("fired", fired), ("already_fired", alreadyFired), ("missed", missed), ("over_cap", overCap),
+         ("overlapping", overlapping), ("failed", failed)]
+    }
 }
 
 /// Fires the due slots of every enabled schedule: the leader's chore (any process may run a pass
@@ -41,6 +48,8 @@ public struct Scheduler: Chore {
     let grace: Duration
     let logger: Logger
     private let previous = PreviousPass()
+    /// `sluice_schedule_slots_total`, one counter per outcome: what the logs say slot by slot, for alerts.
+    private let slotCounters: [String: Counter]
 
     /// When the previous pass in this process started and ended (by the clock its `now` came from).
     private final class PreviousPass: Sendable {
@@ -57,6 +66,9 @@ public struct Scheduler: Chore {
     public init(store: any ScheduleStore, clock: any WallClock = SystemClock(), interval: Duration = .seconds(1),
                 grace: Duration = .seconds(60), passBudget: Duration = .seconds(5), logger: Logger = Logger(label: "sluice.scheduler")) {
         self.passBudget = passBudget
+        slotCounters = Dictionary(uniqueKeysWithValues: SchedulerReport().byOutcome.map {
+            ($0.0, Counter(label: "sluice_schedule_slots_total", dimensions: [("outcome", $0.0)]))
+        })
         self.store = store
         self.clock = clock
         self.interval = interval
@@ -86,6 +98,7 @@ public struct Scheduler: Chore {
         }
         // Only the schedules due (an index walk): thousands of idle ones cost nothing. Capped per
         // pass; the rest are due at the next.
+        defer { for (outcome, count) in report.byOutcome where count > 0 { slotCounters[outcome]?.increment(by: count) } }
         for schedule in try await store.dueSchedules(at: now, limit: 1000) where schedule.definition.enabled {
             guard ContinuousClock.now - started < passBudget else { break }
             // One schedule's failure is its own: the others still fire, and it is tried again next pass.

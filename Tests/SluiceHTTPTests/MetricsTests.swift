@@ -84,6 +84,29 @@ import Testing
         #expect(try fetch(port: port, "/metrics", host: "evil.example:\(port)").status == 403)
     }
 
+    /// The leader's scheduler counts its slots by outcome: a schedule every second whose task
+    /// lasts longer, with `overlap: false`, fires one slot and skips the next while its task runs.
+    @Test func theSchedulerCountsSlotsByOutcome() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try await LiveServer(db: dir.path("schedules.db"), ["--concurrency", "2"])
+        defer { server.stop() }
+        let schedule: JSONValue = ["name": "tick", "cron": "@every 1s", "task": ["kind": "sleep", "args": ["seconds": 60]], "overlap": false]
+        #expect(try await server.client.send("POST", "/v1/schedules", body: schedule).status == 201)
+        var text = ""
+        #expect(await eventually(timeout: .seconds(30)) {
+            text = (try? fetch(port: server.client.baseURL.port!, "/metrics").body) ?? ""
+            return sample(text, "sluice_schedule_slots_total", ["outcome": "overlapping"]).map { $0 >= 1 } ?? false
+        }, "\(text)")
+        #expect(sample(text, "sluice_schedule_slots_total", ["outcome": "fired"]) == 1)
+        #expect(sample(text, "sluice_schedule_slots_total", ["outcome": "missed"]) == 0)
+        #expect(text.contains("# HELP sluice_schedule_slots_total Schedule slots"))
+        if let (status, said) = try await promtoolCheck(text) { #expect(status == 0, "promtool check metrics: \(said)") }
+        // The sleep honours a cancel, so the server stops without waiting it out.
+        let running = try await server.client.send("GET", "/v1/tasks", query: ["state": "running"]).body["tasks"]?.arrayValue ?? []
+        for task in running { _ = try await server.client.send("POST", "/v1/tasks/\(task["id"]?.stringValue ?? "")/cancel") }
+    }
+
     @Test func shutdownAnswersALongPollAtOnce() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
