@@ -12,7 +12,7 @@ public struct SluiceMetricsFactory: MetricsFactory {
     /// Help text per metric name. A metric made elsewhere without an entry gets a generic line, so
     /// the output always passes `promtool check metrics`.
     public static let help: [String: String] = [
-        "sluice_task_attempts_total": "Task attempts finished in this process's pools, by outcome (succeeded, failed, dropped: the outcome could not be stored).",
+        "sluice_task_attempts_total": "Task attempts finished in this process's pools, by outcome (succeeded; failed, timeouts included; dropped: not reported because the lease was lost, to a cancel elsewhere, a rescue or the end of a shutdown's grace).",
         "sluice_task_run_seconds": "Run time of task attempts in this process's pools, in seconds.",
         "sluice_task_wait_seconds": "Time from a task's run_at to the start of its attempt, in seconds.",
         "sluice_queue_tasks": "Durable tasks per queue and state, read at scrape time.",

@@ -27,10 +27,11 @@ struct Heartbeater {
             let leases = running + worker.outcomes.leases(from: source).filter { tokens[$0.taskID] == nil }
             guard !leases.isEmpty else { continue }
             do {
+                let sent = worker.monotonic.now()
                 let statuses = try await store.heartbeat(leases, leaseDuration: worker.options.leaseDuration)
                 var answers: [TaskID: LeaseAnswer] = [:]
                 for (id, status) in statuses { if let token = tokens[id] { answers[id] = LeaseAnswer(token: token, status: status) } }
-                for pool in worker.pools { pool.apply(answers, from: source) }
+                for pool in worker.pools { pool.apply(answers, from: source, sent: sent) }
             } catch {
                 worker.logger.warning("heartbeat failed: \(error)", metadata: ["worker": "\(worker.id)"])
             }

@@ -13,6 +13,8 @@ public enum TaskSource: String, Sendable, Hashable, Codable {
 struct Job: Sendable {
     var task: TaskRecord
     var source: TaskSource
+    /// Until when (monotonic) its lease is known to hold: its claim's, or its last renewal's.
+    var leaseUntil: Duration
 }
 
 /// What became of one attempt, on its way to the store it came from.
@@ -40,6 +42,9 @@ public final class Pool: @unchecked Sendable {
     private let idleTimeout: Duration
     /// Claimed tasks the pool may hold beyond its slots, waiting for a thread.
     private let prefetch: Int
+    /// How long a claim or a renewal holds a lease: a task whose lease went unrenewed that long
+    /// (the store unreachable) may have been rescued and started by another process.
+    private let leaseDuration: Duration
 
     /// Guards everything below; threads wait on it for work.
     private let condition = NSCondition()
@@ -100,10 +105,15 @@ public final class Pool: @unchecked Sendable {
         /// Guarded by the pool's lock.
         var timedOut = false
         var leaseLost = false
+        /// Its timeout was reported and counted (`failed`) at the deadline; its return counts nothing.
+        var timeoutCounted = false
+        /// Until when (monotonic) the lease is known to hold.
+        var leaseUntil: Duration
         /// The handler returned; a deadline passing now changes nothing.
         var finished = false
         var asyncTask: Task<Void, Never>?
-        init(task: TaskRecord, source: TaskSource, lease: TaskLease, deadline: Date, dueAt: Duration) {
+        init(task: TaskRecord, source: TaskSource, lease: TaskLease, deadline: Date, dueAt: Duration, leaseUntil: Duration) {
+            self.leaseUntil = leaseUntil
             self.task = task
             self.source = source
             self.lease = lease
@@ -114,8 +124,10 @@ public final class Pool: @unchecked Sendable {
 
     init(configuration: PoolConfiguration, registry: HandlerRegistry, clock: any WallClock,
          monotonic: any MonotonicClock = SystemMonotonicClock(), idleTimeout: Duration, prefetch: Int = 0,
+         leaseDuration: Duration = .seconds(30),
          report: @escaping @Sendable (Outcome) -> Void, onStart: @escaping @Sendable (TaskRecord) -> Void = { _ in }) {
         name = configuration.name
+        self.leaseDuration = leaseDuration
         self.onStart = onStart
         queues = configuration.queues
         target = configuration.concurrency
@@ -274,7 +286,9 @@ public final class Pool: @unchecked Sendable {
         guard !tasks.isEmpty else { return [] }
         guard accepting else { return tasks }
         for task in tasks { orphanLocked(task) }
-        jobs.append(contentsOf: tasks.map { Job(task: $0, source: source) })
+        // Claimed a moment ago: its lease holds from then (the claim's round trip is the error).
+        let leaseUntil = monotonic.now() + leaseDuration
+        jobs.append(contentsOf: tasks.map { Job(task: $0, source: source, leaseUntil: leaseUntil) })
         startThreadsLocked()
         wakeForJobs()
         return []
@@ -318,11 +332,18 @@ public final class Pool: @unchecked Sendable {
     /// Claimed tasks not yet started are dropped when lost and cancelled at once when asked to.
     /// Each answer is about the lease (token) the heartbeat sent: by the time it comes, the task
     /// may have failed, been retried and claimed here again under another lease, and an answer
-    /// about the old one must not drop or cancel the new one.
-    func apply(_ answers: [TaskID: LeaseAnswer], from source: TaskSource) {
+    /// about the old one must not drop or cancel the new one. A lease answered held holds for a
+    /// lease period from `sent` (monotonic), when the heartbeat left.
+    func apply(_ answers: [TaskID: LeaseAnswer], from source: TaskSource, sent: Duration) {
         condition.lock()
         var cancelledUnstarted: [Job] = []
         var dropped = 0
+        let renewedUntil = sent + leaseDuration
+        for index in jobs.indices where jobs[index].source == source {
+            if let answer = answers[jobs[index].task.id], answer.token == jobs[index].task.lease?.token, answer.status == .held {
+                jobs[index].leaseUntil = max(jobs[index].leaseUntil, renewedUntil)
+            }
+        }
         jobs.removeAll { job in
             guard job.source == source, let answer = answers[job.task.id], answer.token == job.task.lease?.token,
                   answer.status != .held else { return false }
@@ -340,7 +361,7 @@ public final class Pool: @unchecked Sendable {
         for (id, answer) in answers {
             guard let run = running[id], run.source == source, !run.timedOut, run.lease.token == answer.token else { continue }
             switch answer.status {
-            case .held: break
+            case .held: run.leaseUntil = max(run.leaseUntil, renewedUntil)
             case .cancelRequested:
                 run.cancellation.set("cancelled by request")
                 run.asyncTask?.cancel()
@@ -353,11 +374,24 @@ public final class Pool: @unchecked Sendable {
     }
 
     /// Fails tasks past their (monotonic) deadline as timed out; their threads count as stuck
-    /// until they return.
+    /// until they return. Stops, as lost, tasks whose lease went a whole lease period without a
+    /// renewal (heartbeats failing: the store unreachable), since the lease may have expired in
+    /// the store and the task been rescued and started elsewhere; claimed tasks not yet started
+    /// are dropped for the same reason. Their outcomes would be refused anyway (fencing); this
+    /// stops the two runs going on at once.
     func checkDeadlines() {
         let now = monotonic.now()
         var expired: [Run] = []
         condition.lock()
+        let unrenewed = running.values.filter { !$0.timedOut && !$0.finished && !$0.leaseLost && $0.leaseUntil <= now }
+        for run in unrenewed {
+            run.leaseLost = true
+            run.cancellation.set("lease expired: not renewed for \(leaseDuration.seconds) s (the store unreachable?), so another process may run the task")
+            run.asyncTask?.cancel()
+        }
+        let before = jobs.count
+        jobs.removeAll { $0.leaseUntil <= now }
+        if jobs.count < before || !unrenewed.isEmpty { wake.signal() }
         for run in Array(running.values) + orphans.values where !run.timedOut && !run.finished && run.dueAt <= now {
             run.timedOut = true
             busy -= 1
@@ -370,7 +404,9 @@ public final class Pool: @unchecked Sendable {
         if !expired.isEmpty { condition.broadcast() }
         condition.unlock()
         for run in expired where !run.leaseLost {
+            run.timeoutCounted = true
             report(Outcome(source: run.source, result: .fail(run.lease, TaskFailure("timed out after \(run.task.timeout.seconds) s")), pool: name))
+            outcomeCounters["failed"]?.increment()
         }
     }
 
@@ -460,7 +496,8 @@ public final class Pool: @unchecked Sendable {
                 idle -= 1
                 busy += 1
                 let run = Run(task: task, source: job.source, lease: task.lease!,
-                              deadline: clock.now().addingTimeInterval(task.timeout.seconds), dueAt: monotonic.now() + task.timeout)
+                              deadline: clock.now().addingTimeInterval(task.timeout.seconds), dueAt: monotonic.now() + task.timeout,
+                              leaseUntil: job.leaseUntil)
                 orphanLocked(task)
                 running[task.id] = run
                 // Wait time: from when the task could run (due, and its queue not paused) to when a thread took it.
@@ -493,7 +530,9 @@ public final class Pool: @unchecked Sendable {
                 condition.unlock()
                 if reportable, let outcome { report(outcome) }
                 runTime.recordNanoseconds(Int64(elapsed.seconds * 1e9))
+                // A timeout was counted as failed at its deadline; a lost lease's outcome is dropped.
                 switch outcome?.result {
+                case _ where run.timeoutCounted: break
                 case .complete? where reportable: outcomeCounters["succeeded"]?.increment()
                 case .fail? where reportable: outcomeCounters["failed"]?.increment()
                 default: outcomeCounters["dropped"]?.increment()

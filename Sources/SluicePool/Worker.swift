@@ -129,7 +129,7 @@ public final class Worker: Service, Sendable {
         let startObservers = self.startObservers
         self.pools = pools.map {
             Pool(configuration: $0, registry: registry, clock: clock, monotonic: monotonic, idleTimeout: options.idleTimeout,
-                 prefetch: options.prefetch, report: { outcomes.add($0) },
+                 prefetch: options.prefetch, leaseDuration: options.leaseDuration, report: { outcomes.add($0) },
                  onStart: { startObservers.notify($0) })
         }
         elector = LeaderElector(store: store, owner: id, lease: options.leaderLease, monotonic: monotonic, logger: logger)

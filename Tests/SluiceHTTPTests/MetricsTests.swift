@@ -32,9 +32,17 @@ import Testing
         defer { server.stop() }
         for _ in 0..<3 { #expect(try await server.client.enqueue(["kind": "echo"], wait: 30)["state"] == "succeeded") }
         #expect(try await server.client.enqueue(["kind": "fail", "args": ["times": 5], "max_attempts": 1], wait: 30)["state"] == "failed")
-        let (status, text) = try fetch(port: server.client.baseURL.port!, "/metrics")
+        // A timeout is a failed attempt, not a dropped one (its handler returns later, at the cancel).
+        let timedOut = try await server.client.enqueue(["kind": "sleep", "args": ["seconds": 60], "timeout": 0.5, "max_attempts": 1], wait: 30)
+        #expect(timedOut["state"] == "failed" && timedOut["error"]?.stringValue?.hasPrefix("timed out") == true, "\(timedOut)")
+        var (status, text) = (0, "")
+        #expect(await eventually {
+            (status, text) = (try? fetch(port: server.client.baseURL.port!, "/metrics")) ?? (0, "")
+            return sample(text, "sluice_task_run_seconds_count", ["pool": "default"]) == 5
+        }, "\(text)")
         #expect(status == 200)
-        try await Self.check(text, succeeded: 3, failed: 1)
+        try await Self.check(text, succeeded: 3, failed: 2)
+        #expect(sample(text, "sluice_task_attempts_total", ["pool": "default", "outcome": "dropped"]) == 0)
         #expect(sample(text, "sluice_queue_tasks", ["queue": "default", "state": "succeeded"]) == 3)
     }
 

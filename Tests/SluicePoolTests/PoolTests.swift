@@ -614,10 +614,10 @@ func holdingRegistry() -> (registry: HandlerRegistry, mark: HighWaterMark, gate:
             (task.id, LeaseAnswer(token: task.lease!.token &+ (stale ? 1 : 0), status: status))
         }
         pool.apply(Dictionary(uniqueKeysWithValues: [answer(claimed[0], .lost, stale: true), answer(claimed[1], .cancelRequested, stale: true),
-                                                     answer(claimed[2], .lost, stale: true)]), from: .durable)
+                                                     answer(claimed[2], .lost, stale: true)]), from: .durable, sent: .zero)
         #expect(reported.withLock { $0 }.isEmpty)
         #expect(Set(pool.leases(from: .durable).map(\.taskID)) == Set(claimed.map(\.id)), "an answer about another lease dropped a task")
-        pool.apply(Dictionary(uniqueKeysWithValues: [answer(claimed[1], .cancelRequested), answer(claimed[2], .lost)]), from: .durable)
+        pool.apply(Dictionary(uniqueKeysWithValues: [answer(claimed[1], .cancelRequested), answer(claimed[2], .lost)]), from: .durable, sent: .zero)
         // The cancelled one is reported cancelled without running; the lost one is dropped.
         let outcomes = reported.withLock { $0 }
         #expect(outcomes.count == 1)
@@ -628,6 +628,48 @@ func holdingRegistry() -> (registry: HandlerRegistry, mark: HighWaterMark, gate:
         gate.release()
         _ = pool.stop()
         #expect(await onOwnThread { pool.waitUntilIdle(within: .seconds(10)) })
+    }
+
+    /// Heartbeats that keep failing (the store unreachable) let leases lapse in the store, where
+    /// the rescuer may hand the tasks to another process. A whole lease period after its last
+    /// renewal (on the monotonic clock) a run is stopped as lost and a claimed, unstarted task is
+    /// dropped, rather than run on beside the other; neither reports an outcome.
+    @Test func aLeaseNotRenewedForALeasePeriodStopsItsRun() async throws {
+        let store = MemoryTaskStore()
+        let monotonic = ManualMonotonicClock()
+        let started = Gate()
+        let stoppedBy = Mutex<String?>(nil)
+        var registry = HandlerRegistry()
+        registry.register("hold", .blocking { context in
+            started.release()
+            try? context.sleep(seconds: 3600)
+            stoppedBy.withLock { $0 = context.cancellation.reason }
+            return nil
+        })
+        let reported = Mutex<[Outcome]>([])
+        let pool = Pool(configuration: PoolConfiguration(name: "default", queues: ["default"], concurrency: 1), registry: registry,
+                        clock: SystemClock(), monotonic: monotonic, idleTimeout: .seconds(60), leaseDuration: .seconds(30),
+                        report: { outcome in reported.withLock { $0.append(outcome) } })
+        for _ in 0..<2 { _ = try await store.enqueue(EnqueueRequest(kind: "hold", timeout: .seconds(3600))) }
+        let claimed = try await store.claim(queues: ["default"], limit: 2, owner: "w", leaseDuration: .seconds(30))
+        _ = pool.submit(claimed, from: .durable, reserved: 0)
+        await onOwnThread { started.wait() }
+        // Renewed at 20 s: held until 50 s, so nothing stops at 45 s, past the first 30.
+        monotonic.advance(by: .seconds(20))
+        pool.apply(Dictionary(uniqueKeysWithValues: claimed.map { ($0.id, LeaseAnswer(token: $0.lease!.token, status: .held)) }),
+                   from: .durable, sent: monotonic.now())
+        monotonic.advance(by: .seconds(25))
+        pool.checkDeadlines()
+        #expect(Set(pool.leases(from: .durable).map(\.taskID)) == Set(claimed.map(\.id)))
+        #expect(stoppedBy.withLock { $0 } == nil)
+        // No renewal since: at 51 s both leases have lapsed.
+        monotonic.advance(by: .seconds(6))
+        pool.checkDeadlines()
+        #expect(pool.leases(from: .durable).isEmpty)
+        #expect(await eventually { stoppedBy.withLock { $0 }?.hasPrefix("lease expired") == true })
+        _ = pool.stop()
+        #expect(await onOwnThread { pool.waitUntilIdle(within: .seconds(10)) })
+        #expect(reported.withLock { $0 }.isEmpty, "a run stopped as lost reports nothing: \(reported.withLock { $0 })")
     }
 
     /// One outcome the store keeps refusing (here a trigger refuses its row) holds back the rest of
