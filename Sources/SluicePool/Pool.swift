@@ -566,8 +566,12 @@ public final class Pool: @unchecked Sendable {
         func fail(_ failure: TaskFailure) -> Outcome { Outcome(source: run.source, result: .fail(run.lease, failure), pool: name) }
         let context = TaskContext(id: task.id, kind: task.kind, args: task.args, attempt: task.attempt,
                                   maxAttempts: task.maxAttempts, deadline: run.deadline, cancellation: run.cancellation)
+        // Another process on the same queue may know it: retried by the task's policy (as River,
+        // Oban and Sidekiq do), not failed for good on the first process that happened to claim it.
         guard let handler = registry[task.kind] else {
-            return fail(TaskFailure("no handler for kind \(task.kind) in this process; known kinds: \(registry.kinds.joined(separator: ", "))", disposition: .discard))
+            return fail(TaskFailure("no handler for kind \(task.kind) in this process (pool \(name); known kinds: \(registry.kinds.joined(separator: ", "))); "
+                                    + "every process that drains queue \(task.queue) must know every kind sent to it: give these tasks a queue of their own, "
+                                    + "or run `sluice serve --no-pool` beside workers that know them"))
         }
         let result: Result<JSONValue, any Error>
         switch handler.body {

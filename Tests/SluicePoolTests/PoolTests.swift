@@ -124,6 +124,30 @@ func holdingRegistry() -> (registry: HandlerRegistry, mark: HighWaterMark, gate:
         }
     }
 
+    /// A process that claims a task of a kind it has no handler for (another process on the same
+    /// queue knows it) fails the attempt with the task's retry policy, not for good: the task then
+    /// runs where its handler is. The message says what to change.
+    @Test func aKindThisProcessDoesNotKnowIsRetriedForAnotherProcess() async throws {
+        let store = MemoryTaskStore()
+        var builtin = HandlerRegistry()
+        builtin.register("echo", .blocking { _ in nil })
+        var python = HandlerRegistry()
+        python.register("resize", .blocking { _ in "done" })
+        let id = try await store.enqueue(EnqueueRequest(kind: "resize", maxAttempts: 3, retryPolicy: RetryPolicy(base: .milliseconds(50), cap: .milliseconds(50)))).task.id
+        let pools = [PoolConfiguration(name: "default", queues: ["default"], concurrency: 1)]
+        try await withWorker(store: store, pools: pools, registry: builtin) { _ in
+            #expect(await eventually { (try? await store.require(id))?.attempt == 1 })
+        }
+        let missed = try await store.require(id)
+        #expect(missed.state == .retrying || missed.state == .queued, "\(missed.state): \(missed.error ?? "")")
+        #expect(missed.error?.contains("no handler for kind resize in this process") == true
+                && missed.error?.contains("every process that drains queue default must know every kind sent to it") == true, "\(missed.error ?? "")")
+        try await withWorker(store: store, pools: pools, registry: python) { _ in
+            let done = try await finished(store, [id])[0]
+            #expect(done.state == .succeeded && done.result == "done" && done.attempt == 2)
+        }
+    }
+
     @Test func prefetchHoldsTasksBeyondTheSlotsRunsNoMoreAtOnceAndHandsThemBack() async throws {
         let (store, dir) = try sqliteStore()
         defer { try? FileManager.default.removeItem(at: dir) }
