@@ -83,6 +83,7 @@ struct ServeCommand: AsyncParsableCommand {
         let file: SchedulesFile?
         let host = self.host ?? env["SLUICE_HOST"] ?? "127.0.0.1"
         let tokens: [String]
+        let settings: Settings
         do {
             // Checked before the store opens, so that a refused start leaves no new database behind.
             tokens = try Self.tokens(flags: self.tokens, environment: env["SLUICE_TOKEN"])
@@ -93,6 +94,7 @@ struct ServeCommand: AsyncParsableCommand {
             options = try poolOptions.workerOptions(grace: grace)
             // Checked whole before the store opens: a typo refuses to start instead of half-applying.
             file = try schedules.map { path throws(SluiceError) in try SchedulesFile(path: path) }
+            settings = try checkedSettings(options: options, environment: env)
         } catch let error as SluiceError {
             throw failure(error.message)
         }
@@ -103,59 +105,72 @@ struct ServeCommand: AsyncParsableCommand {
                     guard let schedules = store as? any ScheduleStore else { throw SluiceError(.invalidArgument, "--schedules: this store keeps no schedules") }
                     for line in try await file.apply(to: schedules) { FileHandle.standardOutput.write(Data("sluice: \(line)\n".utf8)) }
                 }
-                try await serve(store: store, location: location, host: host, tokens: tokens, options: options, environment: env, logger: logger)
+                try await serve(store: store, location: location, host: host, tokens: tokens, options: options, settings: settings, logger: logger)
             }
         } catch let error as SluiceError {
             throw failure(error.message)
         }
     }
 
+    /// What the flags and the environment ask for, every one checked: before the store opens, so
+    /// that a refused start creates or migrates no database.
+    struct Settings {
+        var port: Int
+        var pools: [PoolConfiguration]
+        var publicHosts: [String]
+        var programs: Set<String>
+        var limits: SluiceAPI.Limits
+    }
+
+    func checkedSettings(options: WorkerOptions, environment env: [String: String]) throws -> Settings {
+        let given = GivenSetting(flag: "--port", self.port.map(String.init), variable: "SLUICE_PORT", environment: env, default: "8000")
+        guard let port = Int(given.text), (0...65535).contains(port) else {
+            throw SluiceError(.invalidArgument, "\(given.spelled): expected 0 to 65535", field: "port")
+        }
+        guard maxBody >= 1024 else { throw SluiceError(.invalidArgument, "--max-body must be at least 1024 bytes", field: "max-body") }
+        guard memoryLimit >= 1 else { throw SluiceError(.invalidArgument, "--memory-limit must be at least 1", field: "memory-limit") }
+        if noPool, let first = poolOptions.poolFlagsGiven.first {
+            throw SluiceError(.invalidArgument, "--no-pool runs no pool, so \(first) would do nothing: leave out \(poolOptions.poolFlagsGiven.joined(separator: ", ")), or --no-pool", field: "no-pool")
+        }
+        var pools = try poolOptions.configurations()
+        if poolOptions.concurrency == nil, poolOptions.pools.isEmpty, let text = env["SLUICE_CONCURRENCY"] {
+            guard let n = Int(text) else { throw SluiceError(.invalidArgument, "SLUICE_CONCURRENCY=\(text): expected a whole number", field: "concurrency") }
+            pools[0].concurrency = n
+            try pools[0].validate()
+        }
+        var limits = SluiceAPI.Limits()
+        limits.maxBody = maxBody
+        limits.remoteLease = options.leaseDuration
+        guard maxQueueDepth.map({ $0 >= 1 }) ?? true else { throw SluiceError(.invalidArgument, "--max-queue-depth must be at least 1", field: "max-queue-depth") }
+        limits.maxQueueDepth = maxQueueDepth
+        guard maxMemoryTasks >= 1 else { throw SluiceError(.invalidArgument, "--max-memory-tasks must be at least 1", field: "max-memory-tasks") }
+        limits.maxMemoryTasks = maxMemoryTasks
+        guard maxWait >= 0, maxWait <= 3600 else { throw SluiceError(.invalidArgument, "--max-wait must be from 0 to 3600 seconds", field: "max-wait") }
+        limits.maxWait = maxWait
+        guard idleTimeout > 0, idleTimeout <= 3600 else {
+            throw SluiceError(.invalidArgument, "--idle-timeout must be more than 0 and at most 3600 seconds", field: "idle-timeout")
+        }
+        return Settings(port: port, pools: pools, publicHosts: try publicHostOptions.names(environment: env),
+                        programs: try poolOptions.allowedPrograms(), limits: limits)
+    }
+
     /// Serves the API (and the pool, unless --no-pool) on an open store.
     func serve(store: any Worker.Store, location: String, host: String, tokens: [String], options: WorkerOptions,
-               environment env: [String: String], logger: Logger) async throws {
+               settings: Settings, logger: Logger) async throws {
         let api: SluiceAPI
         let worker: Worker
-        let port: Int
+        let port = settings.port
         do {
-            let given = GivenSetting(flag: "--port", self.port.map(String.init), variable: "SLUICE_PORT", environment: env, default: "8000")
-            guard let parsed = Int(given.text), (0...65535).contains(parsed) else {
-                throw SluiceError(.invalidArgument, "\(given.spelled): expected 0 to 65535", field: "port")
-            }
-            port = parsed
-            guard maxBody >= 1024 else { throw SluiceError(.invalidArgument, "--max-body must be at least 1024 bytes", field: "max-body") }
-            guard memoryLimit >= 1 else { throw SluiceError(.invalidArgument, "--memory-limit must be at least 1", field: "memory-limit") }
-            if noPool, let first = poolOptions.poolFlagsGiven.first {
-                throw SluiceError(.invalidArgument, "--no-pool runs no pool, so \(first) would do nothing: leave out \(poolOptions.poolFlagsGiven.joined(separator: ", ")), or --no-pool", field: "no-pool")
-            }
-            var pools = try poolOptions.configurations()
-            if poolOptions.concurrency == nil, poolOptions.pools.isEmpty, let text = env["SLUICE_CONCURRENCY"] {
-                guard let n = Int(text) else { throw SluiceError(.invalidArgument, "SLUICE_CONCURRENCY=\(text): expected a whole number", field: "concurrency") }
-                pools[0].concurrency = n
-                try pools[0].validate()
-            }
-            let publicHosts = try publicHostOptions.names(environment: env)
             // Before anything makes a metric: one made earlier (a pool's counters) would stay a no-op.
             let prometheus = SluiceMetricsFactory.bootstrapped
-            let registry = HandlerRegistry.builtin(allowExec: try poolOptions.allowedPrograms())
+            let registry = HandlerRegistry.builtin(allowExec: settings.programs)
             let memory = MemoryTaskStore(finishedLimit: memoryLimit)
             // With --no-pool a worker without pools: it registers, and may lead maintenance, so that a
             // front with only remote workers still rescues their leases and fires schedules.
-            worker = try Worker(store: store, ephemeral: noPool ? nil : memory, pools: noPool ? [] : pools, registry: registry,
+            worker = try Worker(store: store, ephemeral: noPool ? nil : memory, pools: noPool ? [] : settings.pools, registry: registry,
                                 options: options, logger: logger)
-            var limits = SluiceAPI.Limits()
-            limits.maxBody = maxBody
-            limits.remoteLease = options.leaseDuration
-            guard maxQueueDepth.map({ $0 >= 1 }) ?? true else { throw SluiceError(.invalidArgument, "--max-queue-depth must be at least 1", field: "max-queue-depth") }
-            limits.maxQueueDepth = maxQueueDepth
-            guard maxMemoryTasks >= 1 else { throw SluiceError(.invalidArgument, "--max-memory-tasks must be at least 1", field: "max-memory-tasks") }
-            limits.maxMemoryTasks = maxMemoryTasks
-            guard maxWait >= 0, maxWait <= 3600 else { throw SluiceError(.invalidArgument, "--max-wait must be from 0 to 3600 seconds", field: "max-wait") }
-            limits.maxWait = maxWait
-            guard idleTimeout > 0, idleTimeout <= 3600 else {
-                throw SluiceError(.invalidArgument, "--idle-timeout must be more than 0 and at most 3600 seconds", field: "idle-timeout")
-            }
             api = SluiceAPI(store: store, memory: noPool ? nil : memory, worker: worker, kinds: registry.kinds, tokens: tokens,
-                            limits: limits, metrics: prometheus, hosts: HostNames([host], public: publicHosts))
+                            limits: settings.limits, metrics: prometheus, hosts: HostNames([host], public: settings.publicHosts))
         } catch let error as SluiceError {
             throw failure(error.message)
         }

@@ -59,16 +59,26 @@ struct WorkerCommand: AsyncParsableCommand {
         let target: DatabaseOptions.Target
         let options: WorkerOptions
         let publicHosts: [String]
+        let pools: [PoolConfiguration]
+        let programs: Set<String>
+        // Every flag is checked before the store opens, so that a refused start creates or
+        // migrates no database.
         do {
             target = try database.target()
             options = try poolOptions.workerOptions(grace: grace)
             publicHosts = try publicHostOptions.names(environment: ProcessInfo.processInfo.environment)
+            if let metricsPort, !(0...65535).contains(metricsPort) {
+                throw SluiceError(.invalidArgument, "--metrics-port \(metricsPort): expected 0 to 65535", field: "metrics-port")
+            }
+            pools = try poolOptions.configurations()
+            programs = try poolOptions.allowedPrograms()
         } catch let error as SluiceError {
             throw failure(error.message)
         }
         do {
             try await withStore(target, sync: GivenSetting(flag: "--sync", sync, default: "full"), lease: options.leaseDuration, logger: logger) { store, location in
-                try await work(store: store, location: location, options: options, publicHosts: publicHosts, logger: logger)
+                try await work(store: store, location: location, options: options, pools: pools, programs: programs,
+                               publicHosts: publicHosts, logger: logger)
             }
         } catch let error as SluiceError {
             throw failure(error.message)
@@ -76,17 +86,14 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     /// Runs the pools (and the metrics listener) on an open store.
-    func work(store: any Worker.Store, location: String, options: WorkerOptions, publicHosts: [String], logger: Logger) async throws {
+    func work(store: any Worker.Store, location: String, options: WorkerOptions, pools: [PoolConfiguration], programs: Set<String>,
+              publicHosts: [String], logger: Logger) async throws {
         let worker: Worker
         var metrics: MetricsEndpoint?
         do {
-            if let metricsPort, !(0...65535).contains(metricsPort) {
-                throw SluiceError(.invalidArgument, "--metrics-port \(metricsPort): expected 0 to 65535", field: "metrics-port")
-            }
             // Before the worker makes its pools: a metric made before this would stay a no-op.
             let registry = metricsPort.map { _ in SluiceMetricsFactory.bootstrapped }
-            worker = try Worker(store: store, pools: try poolOptions.configurations(),
-                                registry: .builtin(allowExec: try poolOptions.allowedPrograms()), options: options, logger: logger)
+            worker = try Worker(store: store, pools: pools, registry: .builtin(allowExec: programs), options: options, logger: logger)
             metrics = registry.map { MetricsEndpoint(registry: $0, store: store, worker: worker) }
         } catch let error as SluiceError {
             throw failure(error.message)

@@ -104,6 +104,28 @@ import Testing
         }
     }
 
+    /// A start refused for a bad flag or variable creates no database and migrates none: every
+    /// setting is checked before the store opens (an old file upgraded by a start that then
+    /// refused could no longer be read by the binary that made it).
+    @Test func aRefusedStartLeavesNoDatabaseBehind() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let db = dir.path("new.db")
+        for (arguments, environment, message) in [
+            (["serve", "--db", db, "--port", "99999"], [:], "--port 99999: expected 0 to 65535"),
+            (["serve", "--db", db], ["SLUICE_CONCURRENCY": "abc"], "SLUICE_CONCURRENCY=abc: expected a whole number"),
+            (["serve", "--db", db, "--max-body", "10"], [:], "--max-body must be at least 1024 bytes"),
+            (["serve", "--db", db, "--no-pool", "--concurrency", "4"], [:], "--no-pool runs no pool"),
+            (["serve", "--db", db, "--allow-exec", "bin/true"], [:], "--allow-exec bin/true: give an absolute path"),
+            (["worker", "--db", db, "--metrics-port", "70000"], [:], "--metrics-port 70000: expected 0 to 65535"),
+            (["worker", "--db", db, "--allow-exec", "true"], [:], "--allow-exec true: give an absolute path"),
+        ] as [([String], [String: String], String)] {
+            let (status, error) = try await Self.run(arguments, environment: environment, in: dir.path(""))
+            #expect(status == 1 && error.contains(message), "\(arguments) \(environment): \(error)")
+            #expect(!FileManager.default.fileExists(atPath: db), "\(arguments) created the database")
+        }
+    }
+
     @Test func workerUsesSluiceDBLikeServe() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
