@@ -26,8 +26,13 @@ public struct Migrator: Sendable {
     /// The schema version of the database (0 when empty), refusing files that are not Sluice's.
     public func currentVersion(_ connection: SQLiteConnection) throws -> Int {
         do {
-            let appID = try connection.scalar("PRAGMA application_id") ?? 0
-            let tables = try connection.scalar("SELECT count(*) FROM sqlite_master") ?? 0
+            // One statement, one snapshot: read apart, another process's first migration could
+            // commit between the two and make a fresh Sluice file look like another program's.
+            var appID: Int64 = 0, tables: Int64 = 0
+            try connection.query("SELECT (SELECT application_id FROM pragma_application_id()), (SELECT count(*) FROM sqlite_master)") { row in
+                appID = row.int(0)
+                tables = row.int(1)
+            }
             if appID != Self.applicationID {
                 if appID == 0 && tables == 0 { return 0 }
                 throw SluiceError(.incompatibleDatabase,

@@ -64,7 +64,7 @@ public final class SQLiteTaskStore: TaskStore {
             // Refuse foreign or newer files before any pragma below writes to them.
             let migrator = try Migrator()
             let version = try migrator.check(write)
-            let mode = try Self.text(write, "PRAGMA journal_mode = WAL")
+            let mode = try Self.switchToWAL(write, within: configuration.busyTimeout)
             guard mode == "wal" else {
                 throw SluiceError(.storage, "\(path): SQLite refused WAL mode (journal_mode is \(mode)); is the file on a network or read-only filesystem?")
             }
@@ -638,6 +638,20 @@ public final class SQLiteTaskStore: TaskStore {
         var counts = CountDeltas()
         counts.move(task.queue, from: before.state, to: task.state)
         try counts.flush(connection)
+    }
+
+    /// `PRAGMA journal_mode = WAL`, tried again while another process holds the file's lock (two
+    /// processes opening a new file at once): the switch answers SQLITE_BUSY at once, without
+    /// waiting out the busy timeout as other statements do.
+    private static func switchToWAL(_ connection: SQLiteConnection, within timeout: Duration) throws(SQLiteError) -> String {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            do {
+                return try text(connection, "PRAGMA journal_mode = WAL")
+            } catch where (error.code == SQLITE_BUSY || error.code == SQLITE_LOCKED) && ContinuousClock.now < deadline {
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+        }
     }
 
     private static func text(_ connection: SQLiteConnection, _ sql: String) throws(SQLiteError) -> String {

@@ -126,6 +126,23 @@ import Testing
         }
     }
 
+    /// Processes opening a new SQLite file at the same instant (a deploy starting `serve` and
+    /// `worker` together) all succeed: one migrates, the others wait for it. Before, about one
+    /// round in five failed with "database is locked" on the switch to WAL, or took the file being
+    /// migrated for another program's.
+    @Test func processesOpeningANewFileAtOnceAllSucceed() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        for round in 0..<12 {
+            let db = dir.path("race-\(round).db")
+            let children = try (0..<3).map { _ in try ChildProcess("sluice", ["migrate", "--db", db]) }
+            for child in children {
+                let status = await child.wait()
+                #expect(status == 0, "round \(round): \(child.errorOutput())")
+            }
+        }
+    }
+
     @Test func workerUsesSluiceDBLikeServe() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
