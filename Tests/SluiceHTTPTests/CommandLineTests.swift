@@ -126,6 +126,23 @@ import Testing
         }
     }
 
+    /// A command line that cannot be read is refused like any other error: one line starting
+    /// `error:` naming what was wrong and where help is, exit 64; help itself still exits 0.
+    @Test func anUnreadableCommandLineIsOneErrorLine() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        for (arguments, message) in [
+            (["enqueue", "echo", "--delay", "abc"], "error: The value 'abc' is invalid for '--delay <delay>' (see `sluice enqueue --help`)"),
+            (["pools", "set", "default", "abc"], "error: The value 'abc' is invalid for '<concurrency>' (see `sluice pools set --help`)"),
+            (["nosuch"], "error: Unexpected argument 'nosuch' (see `sluice --help`)"),
+        ] {
+            let (status, error) = try await Self.run(arguments, environment: [:], in: dir.path(""))
+            #expect(status == 64 && error == message + "\n", "\(arguments): \(status) \(error)")
+        }
+        let (status, error) = try await Self.run(["enqueue", "--help"], environment: [:], in: dir.path(""))
+        #expect(status == 0 && error.isEmpty)
+    }
+
     /// Processes opening a new SQLite file at the same instant (a deploy starting `serve` and
     /// `worker` together) all succeed: one migrates, the others wait for it. Before, about one
     /// round in five failed with "database is locked" on the switch to WAL, or took the file being
