@@ -109,7 +109,13 @@ public struct PostgresStoreConfiguration: Sendable {
             }
             self.tls = tls
         }
-        if let schema = options["search_path"] ?? options["schema"], !schema.isEmpty { self.schema = schema }
+        if let schema = options["search_path"] ?? options["schema"], !schema.isEmpty {
+            // Taken as one schema's name (quoted): `a,b` would make and migrate a schema called "a,b".
+            guard !schema.contains(",") else {
+                throw refuse("search_path \(schema) names several schemas: give the one that holds (or will hold) Sluice's tables")
+            }
+            self.schema = schema
+        }
     }
 
     /// Where the server is, for messages: `host:port` or the socket's path.

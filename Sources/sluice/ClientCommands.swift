@@ -74,6 +74,13 @@ func requireTaskID(_ id: String) throws {
     guard !id.isEmpty else { throw failure("give a task id, as enqueue and tasks print it") }
 }
 
+/// `name` as one segment of a path, refused when empty (it would name another route, and the
+/// answer would be a puzzling 404): `what` says whose name, as in "the queue's name is empty".
+func pathSegment(_ name: String, _ what: String) throws -> String {
+    guard !name.isEmpty else { throw failure("the \(what)'s name is empty: give one") }
+    return SluiceClient.encoded(name)
+}
+
 func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
 
 struct EnqueueCommand: AsyncParsableCommand {
@@ -277,7 +284,7 @@ struct QueuesCommand: AsyncParsableCommand {
     /// `POST /v1/queues/NAME/pause` or `…/resume`.
     static func change(_ name: String, _ verb: String, _ client: ClientOptions) async throws {
         try await client.call { api in
-            let answer = try await api.send("POST", "/v1/queues/\(SluiceClient.encoded(name))/\(verb)").body
+            let answer = try await api.send("POST", "/v1/queues/\(try pathSegment(name, "queue"))/\(verb)").body
             client.print(answer) { "queue \(name) \(verb == "pause" ? "paused" : "resumed")" }
         }
     }
@@ -334,7 +341,7 @@ struct PoolsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await client.call { api in
-                let answer = try await api.send("PATCH", "/v1/pools/\(SluiceClient.encoded(name))", query: worker.map { ["worker": $0] } ?? [:],
+                let answer = try await api.send("PATCH", "/v1/pools/\(try pathSegment(name, "pool"))", query: worker.map { ["worker": $0] } ?? [:],
                                                 body: ["concurrency": .int(Int64(concurrency))]).body
                 client.print(answer) {
                     "pool \(name): concurrency \(concurrency) set for \(answer["applied_to"].map { $0.jsonText() } ?? "?"); target now \(answer["capacity"]?["target"]?.intValue ?? 0) (others apply it within a second)"

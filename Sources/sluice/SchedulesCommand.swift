@@ -106,7 +106,7 @@ struct SchedulesCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await client.call { api in
-                _ = try await api.send("DELETE", "/v1/schedules/\(SluiceClient.encoded(name))")
+                _ = try await api.send("DELETE", "/v1/schedules/\(try pathSegment(name, "schedule"))")
                 print("schedule \(name) deleted")
             }
         }
@@ -119,7 +119,7 @@ struct SchedulesCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await client.call { api in
-                let task = try await api.send("POST", "/v1/schedules/\(SluiceClient.encoded(name))/run").body
+                let task = try await api.send("POST", "/v1/schedules/\(try pathSegment(name, "schedule"))/run").body
                 client.print(task) { taskLine(task) }
             }
         }

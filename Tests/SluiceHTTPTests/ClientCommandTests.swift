@@ -169,6 +169,9 @@ import Testing
                                      (["queues", "--url", "http://127.0.0.1:99999"], "--url http://127.0.0.1:99999: expected an address"),
                                      (["status", ""], "give a task id"),
                                      (["cancel", ""], "give a task id"),
+                                     (["queues", "pause", ""], "the queue's name is empty: give one"),
+                                     (["pools", "set", "", "3"], "the pool's name is empty: give one"),
+                                     (["schedules", "rm", ""], "the schedule's name is empty: give one"),
                                      // sqlite://m.db was read as the path //m.db, a file at the root.
                                      (["migrate", "--database", "sqlite://m.db"], "write sqlite:PATH"),
                                      (["migrate", "--db", "/nonexistent-dir/x.db"], "the directory /nonexistent-dir does not exist"),

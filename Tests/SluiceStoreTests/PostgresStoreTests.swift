@@ -43,7 +43,8 @@ import Testing
         #expect(socket.endpoint == .unixSocket(path: "/var/run/postgresql/.s.PGSQL.5432"))
         let ipv6 = try PostgresStoreConfiguration(url: "postgres://bob@[::1]:5433/app")
         #expect(ipv6.endpoint == .tcp(host: "::1", port: 5433) && ipv6.place == "[::1]:5433")
-        for wrong in ["mysql://a@b/c", "postgres://b:5432/c", "postgres://a@b:5432", "postgres://a@b:5432/c?sslmode=maybe", "not a url"] {
+        for wrong in ["mysql://a@b/c", "postgres://b:5432/c", "postgres://a@b:5432", "postgres://a@b:5432/c?sslmode=maybe", "not a url",
+                      "postgres://a@b:5432/c?search_path=jobs,public"] {
             let error = #expect(throws: SluiceError.self, "\(wrong)") { try PostgresStoreConfiguration(url: wrong) }
             #expect(error?.field == "database")
         }
