@@ -471,6 +471,14 @@ public final class PostgresTaskStore: TaskStore, Service {
         }
     }
 
+    /// Tells the other processes, at this transaction's commit, that `queues` have ready tasks (at
+    /// most once per queue per `PostgresWakeups.notifyInterval` from this process, as enqueues).
+    func announce(readyIn queues: Set<String>, on connection: PostgresConnection) async throws {
+        let payloads = wakeups.payloads(for: queues)
+        guard !payloads.isEmpty else { return }
+        _ = try await rows(connection, SQL.NotifyAll.self, Binds(wakeups.channel, payloads))
+    }
+
     public func nextDue(in queues: [String], within horizon: Duration) async throws -> Duration? {
         try await connection { connection in
             let rows = try await self.rows(connection, SQL.NextDue.self, Binds(self.nowParameter, horizon.microseconds, Int64(NextDue.lookLimit)))
@@ -755,6 +763,7 @@ extension PostgresTaskStore.SQL {
     enum ReadyQueues: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.readyQueues } }
     enum Now: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.now } }
     enum Notify: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.notify } }
+    enum NotifyAll: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.notifyAll } }
 }
 
 extension Duration {
@@ -768,6 +777,7 @@ extension PostgresTaskStore {
     enum SQL {
         static let now = "SELECT now()"
         static let notify = "SELECT pg_notify($1::text, $2::text)"
+        static let notifyAll = "SELECT count(*) FROM (SELECT pg_notify($1::text, payload) FROM unnest($2::text[]) AS payload) sent"
         /// The counter row a connection adds to (migration 0003): one of 16 per queue and state, so
         /// that writers on different connections seldom wait for each other's.
         static let countShard = "pg_backend_pid() % 16"

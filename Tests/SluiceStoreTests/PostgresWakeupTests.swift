@@ -54,6 +54,43 @@ import Testing
         }
     }
 
+    /// Tasks that become ready without an enqueue are announced to the other processes as
+    /// enqueues are: staged when due (by the leader's stager or a claim), handed back by a
+    /// stopping worker, retried by hand. Before, the other hosts' pools found them at their next
+    /// backstop poll, up to a second later.
+    @Test func tasksThatBecomeReadyWithoutAnEnqueueWakeTheOtherProcesses() async throws {
+        try await TestPostgres.withSchema { configuration in
+            let clock = ManualClock()
+            var actorConfiguration = configuration
+            actorConfiguration.clock = clock
+            try await PostgresTaskStore.withStore(actorConfiguration) { actor in
+                try await PostgresTaskStore.withStore(configuration) { listener in
+                    let heard = Heard(listener)
+                    #expect(await eventually { listener.hearsEveryEnqueue })
+                    // Past the 5 ms between two notices of one queue from one process.
+                    func settle() async throws { try await Task.sleep(for: .milliseconds(20)) }
+                    _ = try await actor.enqueue(EnqueueRequest(kind: "k", queue: "later", runAt: clock.now().addingTimeInterval(60)))
+                    let id = try await actor.enqueue(EnqueueRequest(kind: "k", queue: "back", maxAttempts: 1)).task.id
+                    #expect(await eventually { heard.count("back") == 1 })
+                    let before = heard.count("later")
+                    try await settle()
+                    clock.advance(by: .seconds(61))
+                    #expect(try await actor.stageDue(limit: 10) == 1)
+                    #expect(await eventually { heard.count("later") == before + 1 }, "staged")
+                    try await settle()
+                    let claimed = try await actor.claim(queues: ["back"], limit: 1, owner: "w", leaseDuration: .seconds(30))
+                    try await actor.release(claimed.compactMap(\.lease))
+                    #expect(await eventually { heard.count("back") == 2 }, "released")
+                    try await settle()
+                    let again = try await actor.claim(queues: ["back"], limit: 1, owner: "w", leaseDuration: .seconds(30))
+                    #expect(try await actor.fail(again[0].lease!, failure: TaskFailure("boom")).state == .failed)
+                    #expect(try await actor.retry(id).state == .queued)
+                    #expect(await eventually { heard.count("back") == 3 }, "retried by hand")
+                }
+            }
+        }
+    }
+
     @Test func aStoreThatStartsListeningWakesThePoolsOfQueuesWithReadyTasks() async throws {
         try await TestPostgres.withSchema { configuration in
             try await PostgresTaskStore.withStore(configuration) { producer in
