@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
-from typing import Iterator
+from typing import Any, Callable, Dict, Iterator
 
 from sluice import Discard, Retry, Worker, current_task
 
@@ -123,3 +124,34 @@ def touch(path: str) -> str:
     with open(path, "w") as f:
         f.write("ran")
     return path
+
+
+_called_on: Dict[str, str] = {}
+
+
+def _traced(function: Callable[..., Any]) -> Callable[..., Any]:
+    """An ordinary decorator: its wrapper (functools.wraps) is a plain function that returns the
+    coroutine of the `async def` it wraps. It notes the thread it is called on."""
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _called_on[current_task().id] = threading.current_thread().name
+        return function(*args, **kwargs)
+    return wrapper
+
+
+@worker.task("add_traced")
+@_traced
+async def add_traced(a: int, b: int) -> dict:
+    await asyncio.sleep(0.01)
+    return {"sum": a + b, "called_on": _called_on.pop(current_task().id)}
+
+
+async def _sum_and_kind(a: int, b: int) -> dict:
+    await asyncio.sleep(0.01)
+    return {"sum": a + b, "kind": current_task().kind}
+
+
+@worker.task("add_later")
+def add_later(a: int, b: int) -> Any:
+    """A plain function that returns a coroutine (no functools.wraps to tell it is async)."""
+    return _sum_and_kind(a, b)

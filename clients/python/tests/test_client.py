@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 import time
+from typing import List
 
 from sluice import AsyncClient, Client, SluiceError, TaskFailed, TaskTimeout
 
@@ -149,3 +150,46 @@ def test_ids_and_names_from_users_stay_one_path_segment(client: Client) -> None:
     with pytest.raises(SluiceError) as raised:
         client.resize("mail:high", 3)
     assert raised.value.code == "not_found" and "pool mail:high does not run" in raised.value.message
+
+
+def test_the_sync_client_holds_as_many_waiting_calls_at_once_as_the_async_one(client: Client, server) -> None:
+    """150 threads waiting on one `Client` at once: httpx's default pool of 100 connections made the
+    last 50 wait for the first 100 to end (4 s, not 2)."""
+    import threading
+
+    task = client.enqueue("echo", queue="nobody-drains")
+    with Client(server.url) as shared:
+        states: List[str] = []
+
+        def wait() -> None:
+            states.append(shared.status(task.id, wait=2).state)
+        threads = [threading.Thread(target=wait) for _ in range(150)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        elapsed = time.monotonic() - started
+    assert states == ["queued"] * 150
+    assert elapsed < 3.5, f"150 waits of 2 s took {elapsed:.1f} s"
+    client.cancel(task.id)
+
+
+def test_a_client_out_of_connections_says_so(client: Client, server, monkeypatch) -> None:
+    import threading
+
+    from sluice import client as client_module
+
+    # A connection is waited for as long as a call's timeout: its wait plus this slack.
+    monkeypatch.setattr(client_module, "SLACK", 0.5)
+    task = client.enqueue("echo", queue="nobody-drains")
+    with Client(server.url, max_connections=1) as one:
+        holder = threading.Thread(target=one.status, args=(task.id,), kwargs={"wait": 2})
+        holder.start()
+        time.sleep(0.3)
+        with pytest.raises(SluiceError) as raised:
+            one.status(task.id)
+        holder.join(10)
+    assert raised.value.code == "pool_timeout", raised.value
+    assert "all 1 of this client's connections were in use" in raised.value.message and "not sent" in raised.value.message
+    client.cancel(task.id)

@@ -158,21 +158,35 @@ def test_with_tokens_workers_authenticate_like_any_client(tmp_path) -> None:
         server.stop()
 
 
-def test_a_kind_the_worker_lacks_fails_without_retry(client: Client, start_worker) -> None:
+def test_a_kind_the_worker_lacks_fails_its_attempt_and_is_retried(client: Client, start_worker) -> None:
+    """Another process draining the same queue may know the kind: an ordinary failure, retried by
+    the task's policy (as River, Oban and Sidekiq do), not a failure for good."""
     start_worker("--pool", "py=py:2")
     # Another (pretend) worker runs `mystery`, so the enqueue is accepted; the Python pool claims it.
     httpx.put(f"{client.url}/v1/workers/other-1", json={"kinds": ["mystery"], "pools": []}).raise_for_status()
-    task = client.status(client.enqueue("mystery", queue="py", max_attempts=5).id, wait=20)
-    assert task.state == "failed" and task.attempt == 1 and "no function for kind mystery" in task.error
+    # Backoff before the second attempt: at most 1 s.
+    task = client.status(client.enqueue("mystery", queue="py", max_attempts=2).id, wait=20)
+    assert task.state == "failed" and task.attempt == 2 and len(task.attempt_errors) == 2, task
+    message = task.attempt_errors[0].message
+    assert "no function for kind mystery in worker py:" in message and "(kinds: add, add_async" in message, message
+    assert "every process that drains queue py must know every kind" in message and "sluice serve --no-pool" in message, message
+    assert "Traceback" not in message
 
 
 def test_a_task_past_its_timeout_fails_and_its_thread_counts_as_stuck(client: Client, start_worker) -> None:
     start_worker("--pool", "py=py:2")
     task = client.status(client.enqueue("hold", {"seconds": 4}, queue="py", timeout=1, max_attempts=1).id, wait=20)
     assert task.state == "failed" and "timed out after 1 s" in task.error
-    # The thread cannot be stopped: its slot stays taken until the function returns.
-    until(lambda: next(p for p in client.pools() if p["name"] == "py")["stuck"] == 1, 3, "1 stuck")
-    until(lambda: next(p for p in client.pools() if p["name"] == "py")["stuck"] == 0, 6, "the thread returned")
+
+    def pool() -> dict:
+        return next(p for p in client.pools() if p["name"] == "py")
+    # The thread cannot be stopped: its slot stays taken until the function returns. The attempt
+    # counts in the pool's figures at its deadline, as the failure it was reported as.
+    until(lambda: pool()["stuck"] == 1 and pool()["processed"] == 1, 3, "1 stuck, 1 processed")
+    assert pool()["failed"] == 1, pool()
+    until(lambda: pool()["stuck"] == 0, 6, "the thread returned")
+    time.sleep(1.2)  # a heartbeat after the return: counted once, not again
+    assert (pool()["processed"], pool()["failed"]) == (1, 1), pool()
 
 
 def test_an_idle_pool_shows_its_slots_free(client: Client, start_worker) -> None:
@@ -189,11 +203,13 @@ def test_results_and_retries_the_server_cannot_take_fail_their_task_and_the_work
         until(lambda: client.status(retried.id).state in ("retrying", "failed"), 20, f"Retry(after={after}) recorded")
         assert "the usual backoff applies" in client.status(retried.id).attempt_errors[0].message
     # A result too large for one request body (the server's --max-body, 1 MiB) among good ones: the
-    # batch is split, the large one fails saying why, and the others are recorded.
-    ids = [client.enqueue("huge", {"megabytes": 2}, queue="py", max_attempts=1).id]
+    # batch is split, the large one fails saying why, without a retry (it would answer the same
+    # again), and the others are recorded.
+    ids = [client.enqueue("huge", {"megabytes": 2}, queue="py", max_attempts=3).id]
     ids += [client.enqueue("add", {"a": n, "b": 1}, queue="py").id for n in range(6)]
     done = [client.status(i, wait=30) for i in ids]
     assert done[0].state == "failed" and "outcome was refused" in done[0].error and "body_too_large" in done[0].error, done[0]
+    assert done[0].attempt == 1 and len(done[0].attempt_errors) == 1, done[0]
     assert [t.result for t in done[1:]] == [1, 2, 3, 4, 5, 6], done[1:]
     # And the worker still claims.
     assert client.run("add", {"a": 40, "b": 2}, queue="py", timeout=20) == 42
@@ -393,3 +409,148 @@ def test_a_server_that_holds_no_claim_open_is_not_asked_a_thousand_times_a_secon
         worker.stop()
         thread.join(30)
         server.stop()
+
+
+def test_an_async_function_behind_a_decorator_runs_on_the_event_loop(client: Client, start_worker) -> None:
+    start_worker("--pool", "py=py:2")
+    # functools.wraps around an async def: the wrapper is a plain function, seen through to the
+    # async def, and called on the event loop like one (not on a pool thread).
+    assert client.run("add_traced", {"a": 1, "b": 2}, queue="py", timeout=20) == {"sum": 3, "called_on": "sluice-asyncio"}
+    # A plain function that returns a coroutine: awaited on the event loop, not failed as "not JSON".
+    assert client.run("add_later", {"a": 2, "b": 3}, queue="py", timeout=20) == {"sum": 5, "kind": "add_later"}
+
+
+def _held_running(url: str, queue: str) -> int:
+    queues = httpx.get(f"{url}/v1/queues").json()["durable"]
+    return next((q["counts"]["running"] for q in queues if q["queue"] == queue), 0)
+
+
+def test_a_heartbeat_of_more_leases_than_one_body_takes_renews_every_lease(tmp_path, monkeypatch) -> None:
+    """1,500 prefetched leases, renewed while the one slot is taken for longer than the lease (3 s):
+    one heartbeat of them all was over the server's --max-body (64 KiB here), refused, and renewed
+    none, so the tasks were rescued and ran again."""
+    from sluice import PoolSpec, protocol
+    from support import Server
+
+    server = Server(tmp_path, "--max-body", "65536")
+    real = protocol.WorkerAPI._post
+    beats: List[List[dict]] = []
+    sizes: List[int] = []
+
+    def recorded(self: Any, path: str, body: Any, *args: Any, **kwargs: Any) -> Any:
+        if path == "/heartbeat":
+            beats.append(body["leases"])
+            sizes.append(len(protocol._encode(body)))
+        return real(self, path, body, *args, **kwargs)
+
+    monkeypatch.setattr(protocol.WorkerAPI, "_post", recorded)
+    worker, thread = _in_process(server.url, pools=[PoolSpec("many", ["many"], 1)], prefetch=1500)
+    gate = threading.Event()
+    runs: List[int] = []
+
+    @worker.task("gated")
+    def gated(n: int) -> int:
+        runs.append(n)
+        gate.wait(20)
+        return n
+
+    try:
+        thread.start()
+        with Client(server.url) as client:
+            until(lambda: any(w["pools"] and w["pools"][0]["name"] == "many" for w in client.workers()), 10, "registered")
+            ids = [task.id for start in range(0, 1500, 500)
+                   for task in client.enqueue_many([{"kind": "gated", "args": {"n": n}, "queue": "many", "max_attempts": 3}
+                                                    for n in range(start, start + 500)])]
+            until(lambda: _held_running(server.url, "many") == 1500, 15, "1500 tasks claimed")
+            time.sleep(5)  # beyond the lease: only heartbeats keep them
+            gate.set()
+            until(lambda: len(runs) >= 1500 and _held_running(server.url, "many") == 0, 30, "every task ran")
+            done = [client.status(i) for i in ids]
+        again = [t for t in done if t.state != "succeeded" or t.attempt != 1]
+        assert not again, f"{len(again)} of 1500 tasks not succeeded at their first attempt, e.g. {again[0]}"
+        assert sorted(runs) == list(range(1500)), f"{len(runs)} runs of 1500 tasks"
+        # Every call within the limits: at most 1,000 leases, each only its id and token, and 64 KiB.
+        big = [b for b in beats if len(b) > 100]
+        assert big and max(len(b) for b in beats) <= 1000 and all(set(lease) == {"id", "token"} for b in big for lease in b)
+        assert max(sizes) <= 64 * 1024, max(sizes)
+    finally:
+        gate.set()
+        worker.stop()
+        thread.join(30)
+        server.stop()
+
+
+def test_a_heartbeat_is_split_further_when_the_server_takes_smaller_bodies(tmp_path) -> None:
+    """A server with a --max-body below what one call of leases takes (8 KiB here): the calls it
+    refuses as too large are halved until it takes them, and every lease is answered, in order."""
+    from sluice.protocol import WorkerAPI
+    from support import Server
+
+    server = Server(tmp_path, "--max-body", "8192")
+    api = WorkerAPI(server.url, None, "py-small-bodies")
+    try:
+        description = {"host": "t", "pid": 1, "kinds": ["only_here"], "pools": [{"name": "small", "queues": ["small"], "concurrency": 1}]}
+        api.register(description)
+        # Leases of no task this server has: answered lost, which is enough to see each answered.
+        leases = [{"id": f"01JD8X3C4V5B6N7M8Q9R{n:06d}", "token": str(4611686018427387904 + n)} for n in range(2500)]
+        answer = api.heartbeat(description, leases)
+        assert [entry["id"] for entry in answer["leases"]] == [lease["id"] for lease in leases]
+        assert {entry["status"] for entry in answer["leases"]} == {"lost"}
+        assert answer["lease"] == 3.0
+        # The registration stands: the follow-up calls left it out, and the server kept it.
+        worker = next(w for w in httpx.get(f"{server.url}/v1/workers").json()["workers"] if w["id"] == "py-small-bodies")
+        assert worker["host"] == "t" and worker["pools"][0]["name"] == "small", worker
+        # Its kind still accepted by enqueues (refused, 422, when no live process runs it).
+        assert httpx.post(f"{server.url}/v1/tasks", json={"kind": "only_here", "queue": "small"}).status_code == 202
+    finally:
+        api.close()
+        server.stop()
+
+
+def test_a_bad_log_level_or_a_pool_given_twice_is_refused_with_a_clear_message(server, tmp_path) -> None:
+    level = WorkerProcess(server.url, "--log-level", "verbose", log=tmp_path / "level.log")
+    assert level.wait(10) == 2
+    assert "--log-level: invalid choice: 'verbose'" in level.output() and "Traceback" not in level.output(), level.output()
+    twice = WorkerProcess(server.url, "--pool", "a=q1:2", "--pool", "a=q2:3", log=tmp_path / "twice.log")
+    assert twice.wait(10) == 1
+    assert "sluice-worker: --pool a=… is given twice" in twice.output() and "Traceback" not in twice.output(), twice.output()
+    # And so does a Worker given two pools of one name in code, before it registers.
+    from sluice import Worker
+    worker = Worker(server.url, pools=[PoolSpec("a", ["q1"], 1), PoolSpec("a", ["q2"], 1)])
+    worker.task("noop")(lambda: None)
+    with pytest.raises(ValueError, match="pool a is given twice"):
+        worker.run(install_signal_handlers=False)
+    # Any case will do.
+    upper = WorkerProcess(server.url, "--log-level", "WARNING", "--pool", "py=py:1", log=tmp_path / "upper.log")
+    try:
+        until(lambda: any(w["pid"] == upper.process.pid for w in httpx.get(server.url + "/v1/workers").json()["workers"]), 10, "registered")
+    finally:
+        upper.signal(signal.SIGTERM)
+        assert upper.wait(20) == 0, upper.output()
+
+
+def test_httpx_logs_no_request_lines_at_the_default_level(client: Client, start_worker) -> None:
+    worker = start_worker("--pool", "py=py:2")
+    assert client.run("add", {"a": 1, "b": 1}, queue="py", timeout=20) == 2
+    time.sleep(1.5)  # heartbeats too
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    output = worker.output()
+    assert "worker py:" in output and "HTTP Request" not in output, output
+    debug = start_worker("--pool", "py=py:2", "--log-level", "debug")
+    assert client.run("add", {"a": 1, "b": 2}, queue="py", timeout=20) == 3
+    debug.signal(signal.SIGTERM)
+    assert debug.wait(20) == 0
+    assert "HTTP Request" in debug.output()
+
+
+def test_tasks_still_running_after_the_grace_period_are_logged_as_running(client: Client, start_worker) -> None:
+    worker = start_worker("--pool", "py=py:2", "--grace", "0.5")
+    task = client.enqueue("hold", {"seconds": 5}, queue="py")
+    until(lambda: next(p for p in client.pools() if p["name"] == "py")["busy"] == 1, 10, "running")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) == 0, worker.output()
+    output = worker.output()
+    assert "handing back 1 running task(s)" in output and "handed back 1 running task(s)" in output, output
+    assert "unstarted" not in output, output
+    assert client.status(task.id).state == "queued"

@@ -10,7 +10,10 @@ from typing import List, Optional
 
 from .errors import SluiceError
 from .pool import PoolSpec
-from .worker import Worker
+from .worker import Worker, duplicate_pool
+
+#: The levels `--log-level` takes (in any case).
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def load(target: str) -> Worker:
@@ -40,13 +43,23 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--prefetch", type=int, metavar="N",
                         help="tasks each pool claims beyond its free slots, for short tasks (default 0: a task is claimed only for a free slot)")
     parser.add_argument("--grace", type=float, help="seconds running tasks get to finish on SIGTERM (default 30)")
-    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    parser.add_argument("--log-level", default="info", type=str.lower, choices=LOG_LEVELS,
+                        help="debug, info, warning or error (default info; httpx's request lines only with debug)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level != "debug":
+        # httpx logs every request at info: several a second for a worker (claims, heartbeats, outcomes).
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     worker = load(args.target)
     try:
         if args.pool:
-            worker.pool_specs = [PoolSpec.parse(text) for text in args.pool]
+            specs = [PoolSpec.parse(text) for text in args.pool]
+            repeated = duplicate_pool(specs)
+            if repeated is not None:
+                raise ValueError(f"--pool {repeated}=… is given twice: each pool needs a name of its own "
+                                 "(one pool may drain several queues: NAME=QUEUE,QUEUE:N)")
+            worker.pool_specs = specs
     except ValueError as error:
         raise SystemExit(f"sluice-worker: {error}")
     if args.url:

@@ -19,6 +19,8 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 MAX_WAIT_PER_REQUEST = 60.0
 #: Seconds beyond a request's own wait before the client gives up on the server.
 SLACK = 10.0
+#: Connections a client keeps to the server at most, by default: each call that waits holds one.
+MAX_CONNECTIONS = 1000
 
 
 @dataclass
@@ -48,10 +50,16 @@ def _answer(response: httpx.Response) -> Any:
     return body
 
 
-def _transport_error(url: str, call: _Call, error: httpx.TransportError) -> SluiceError:
+def _transport_error(url: str, call: _Call, error: httpx.TransportError, max_connections: int) -> SluiceError:
     """A request that got no answer: a timeout is told apart from a server that cannot be reached,
-    since a request that changes something may have been applied all the same."""
-    if isinstance(error, httpx.TimeoutException) and not isinstance(error, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+    since a request that changes something may have been applied all the same, and both from a
+    client whose connections were all taken, which sent nothing."""
+    if isinstance(error, httpx.PoolTimeout):
+        return SluiceError(0, "pool_timeout", f"no free connection to the Sluice server at {url} within {call.timeout:g} s: "
+                           f"all {max_connections} of this client's connections were in use by other calls (each call that "
+                           "waits holds one); the request was not sent. Give the client more (max_connections=) or make "
+                           "fewer calls at once")
+    if isinstance(error, httpx.TimeoutException) and not isinstance(error, httpx.ConnectTimeout):
         return SluiceError(0, "timeout", f"no answer from the Sluice server at {url} within {call.timeout:g} s"
                            + ("; the request may have been applied (an idempotency_key makes sending it again safe)"
                               if call.method != "GET" else ""))
@@ -128,20 +136,27 @@ class Client:
 
     `max_wait` is the longest `?wait=` one request asks for while `result` or `run` waits (default
     60 s); against a server started with a shorter `--max-wait`, give that instead.
+    `max_connections` bounds the connections kept to the server, shared by every thread that uses
+    this client (default 1000, as `AsyncClient`): a call that waits holds one, and a call that finds
+    none free within its timeout raises `SluiceError` with code `pool_timeout`.
     """
 
     def __init__(self, url: Optional[str] = None, token: Optional[str] = None, *,
-                 transport: Optional[httpx.BaseTransport] = None, max_wait: float = MAX_WAIT_PER_REQUEST) -> None:
+                 transport: Optional[httpx.BaseTransport] = None, max_connections: int = MAX_CONNECTIONS,
+                 max_wait: float = MAX_WAIT_PER_REQUEST) -> None:
         self.url = (url or os.environ.get("SLUICE_URL") or DEFAULT_URL).rstrip("/")
         self.max_wait = _max_wait(max_wait)
+        self.max_connections = max_connections
+        # Each waiting call holds a connection, so the limit bounds how many can wait at once.
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(base_url=self.url, headers=_headers(token or env_token()),
-                                  transport=transport, timeout=SLACK)
+                                  transport=transport, timeout=SLACK, limits=limits)
 
     def _send(self, call: _Call) -> Any:
         try:
             response = self._http.request(call.method, call.path, json=call.json, params=call.params, timeout=call.timeout)
         except httpx.TransportError as error:
-            raise _transport_error(self.url, call, error) from error
+            raise _transport_error(self.url, call, error, self.max_connections) from error
         return _answer(response)
 
     def enqueue(self, kind: str, args: Optional[Dict[str, Any]] = None, *, queue: Optional[str] = None,
@@ -214,10 +229,11 @@ class AsyncClient:
     """The same calls as `Client`, for `async def` code: `await client.run("resize", {...})`."""
 
     def __init__(self, url: Optional[str] = None, token: Optional[str] = None, *,
-                 transport: Optional[httpx.AsyncBaseTransport] = None, max_connections: int = 1000,
+                 transport: Optional[httpx.AsyncBaseTransport] = None, max_connections: int = MAX_CONNECTIONS,
                  max_wait: float = MAX_WAIT_PER_REQUEST) -> None:
         self.url = (url or os.environ.get("SLUICE_URL") or DEFAULT_URL).rstrip("/")
         self.max_wait = _max_wait(max_wait)
+        self.max_connections = max_connections
         # Each waiting call holds a connection, so the limit bounds how many can wait at once.
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.AsyncClient(base_url=self.url, headers=_headers(token or env_token()),
@@ -227,7 +243,7 @@ class AsyncClient:
         try:
             response = await self._http.request(call.method, call.path, json=call.json, params=call.params, timeout=call.timeout)
         except httpx.TransportError as error:
-            raise _transport_error(self.url, call, error) from error
+            raise _transport_error(self.url, call, error, self.max_connections) from error
         return _answer(response)
 
     async def enqueue(self, kind: str, args: Optional[Dict[str, Any]] = None, *, queue: Optional[str] = None,

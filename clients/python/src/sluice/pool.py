@@ -120,11 +120,16 @@ class Pool:
         else:
             self.busy -= 1
         if seconds is not None:
-            self.processed += 1
-            self.failed += int(failed)
-            self._run_times.append(seconds)
+            self.count(seconds, failed)
         self._fill_slots()
         self._lock.notify_all()
+
+    def count(self, seconds: float, failed: bool) -> None:
+        """Counts an attempt this worker reported in `processed` (and `failed`): when its function
+        returned, or at its deadline for one that timed out (whose return, if ever, is not counted)."""
+        self.processed += 1
+        self.failed += int(failed)
+        self._run_times.append(seconds)
 
     @property
     def _plain_next(self) -> bool:

@@ -15,6 +15,7 @@ pool changes. See docs/WORKER-PROTOCOL.md for the HTTP calls behind them."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import json
 import logging
@@ -28,7 +29,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, cast
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Set, cast
 
 from .client import env_token
 from .context import TaskContext, _current
@@ -67,6 +68,16 @@ class _Claimed:
     @property
     def lease(self) -> Dict[str, Any]:
         return {"id": self.context.id, "token": self.token, "attempt": self.context.attempt}
+
+    @property
+    def renewal(self) -> Dict[str, Any]:
+        """The lease as a heartbeat names it: the task and its token, all the server needs to renew it."""
+        return {"id": self.context.id, "token": self.token}
+
+
+class _UnknownKind(Exception):
+    """A task of a kind this worker has no function for: an ordinary failure, retried by the task's
+    policy, so that another process that knows the kind may run it next time."""
 
 
 class Worker:
@@ -114,6 +125,8 @@ class Worker:
         self._claim_wait = CLAIM_WAIT
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._loop_thread: Optional[threading.Thread] = None
+        #: Kinds claimed without a function here, each logged once.
+        self._unknown: Set[str] = set()
 
     # Registration of functions
 
@@ -153,6 +166,9 @@ class Worker:
         claiming, lets running tasks finish within the grace period and hands back the rest."""
         if not self._functions:
             raise ValueError("no task functions registered: decorate functions with @worker.task(\"kind\")")
+        repeated = duplicate_pool(self.pool_specs)
+        if repeated is not None:
+            raise ValueError(f"pool {repeated} is given twice: each pool needs a name of its own")
         for spec in self.pool_specs:
             self._pools[spec.name] = Pool(spec, self._lock, self._mutex, self._run_sync, self._start_async, self.prefetch)
         api = WorkerAPI(self.url, self.token, self.id)
@@ -167,7 +183,7 @@ class Worker:
         self._apply_settings(answer.get("pools") or [])
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             self._install_signal_handlers()
-        if any(inspect.iscoroutinefunction(f) for f in self._functions.values()):
+        if any(_is_async(f) for f in self._functions.values()):
             self._start_loop()
         roles = [threading.Thread(target=self._claimer, name="sluice-claimer", daemon=True),
                  threading.Thread(target=self._completer, name="sluice-completer", daemon=True),
@@ -217,7 +233,7 @@ class Worker:
             log.warning("grace of %g s over: handing back %d running task(s)", self.grace, len(late))
             for item in late:
                 self._cancel_async(item)
-        self._release(api, late)
+        self._release(api, late, "running")
         # Outcomes already reported are sent before leaving, retried for up to another grace
         # period (at least 10 s) when the server does not take them.
         with self._lock:
@@ -242,9 +258,9 @@ class Worker:
         if item.aio_task is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(item.aio_task.cancel)
 
-    def _release(self, api: WorkerAPI, items: List[_Claimed]) -> None:
+    def _release(self, api: WorkerAPI, items: List[_Claimed], what: str = "unstarted") -> None:
         if items:
-            _release(api, [item.lease for item in items])
+            _release(api, [item.lease for item in items], what)
 
     def _settle(self, item: _Claimed) -> None:
         """Marks `item` done with (lock held): its lease is no longer renewed or reported."""
@@ -319,7 +335,7 @@ class Worker:
                                       timeout=float(task["timeout"]))
                 item = _Claimed(context, task["token"], self._functions.get(task["kind"]), pool, now + context.timeout)
                 self._held[context.id] = item
-                if item.function is not None and inspect.iscoroutinefunction(item.function) and self._loop is not None:
+                if item.function is not None and _is_async(item.function) and self._loop is not None:
                     pool.submit_async(item)
                 else:
                     # Unknown kinds too: the pool thread fails them, like any other outcome.
@@ -336,7 +352,16 @@ class Worker:
     def _call(self, item: _Claimed) -> Callable[[], Any]:
         function = item.function
         if function is None:
-            raise Discard(f"no function for kind {item.context.kind} in worker {self.id}; known kinds: {', '.join(self.kinds)}")
+            kind, queue = item.context.kind, item.context.queue
+            with self._lock:
+                first = kind not in self._unknown
+                self._unknown.add(kind)
+            if first:
+                log.warning("task %s: no function for kind %s (queue %s): failing the attempt, to be retried by the task's policy",
+                            item.context.id, kind, queue)
+            raise _UnknownKind(f"no function for kind {kind} in worker {self.id} (kinds: {', '.join(self.kinds)}); "
+                               f"every process that drains queue {queue} must know every kind sent to it: "
+                               "give these tasks their own queue, or run `sluice serve --no-pool`")
         return lambda: function(**item.context.args)
 
     def _begin(self, item: _Claimed, aio_task: "Optional[asyncio.Task[Any]]" = None) -> bool:
@@ -362,19 +387,51 @@ class Worker:
             return
         reset = _current.set(item.context)
         try:
-            outcome = self._success(item, self._call(item)())
+            value = self._call(item)()
+            if inspect.isawaitable(value):
+                # A plain function that returns a coroutine (a decorator without functools.wraps, a
+                # partial): awaited on the worker's event loop, this thread waiting for it.
+                value = self._await_on_loop(item, value)
+            outcome = self._success(item, value)
         except BaseException as error:  # a task's failure must never kill the pool's thread
             outcome = self._failure(item, error)
         finally:
             _current.reset(reset)
         self._finish(item, outcome)
 
+    def _await_on_loop(self, item: _Claimed, awaitable: Awaitable[Any]) -> Any:
+        """Awaits `awaitable` on the event loop (started now if no function was `async def`) and
+        returns its value; as an asyncio task, a cancel or a timeout cancels it."""
+        with self._mutex:
+            if self._loop is None:
+                self._start_loop()
+            loop = self._loop
+        assert loop is not None
+
+        async def run() -> Any:
+            reset = _current.set(item.context)
+            try:
+                with self._lock:
+                    item.aio_task = asyncio.current_task()
+                    stop = item.settled or item.context.cancel_requested
+                if stop:
+                    if inspect.iscoroutine(awaitable):
+                        awaitable.close()  # never to run: no "never awaited" warning
+                    raise asyncio.CancelledError()
+                return await awaitable
+            finally:
+                _current.reset(reset)
+        return asyncio.run_coroutine_threadsafe(run(), loop).result()
+
     async def _run_async(self, item: _Claimed) -> None:
         if not self._begin(item, asyncio.current_task()):
             return
         reset = _current.set(item.context)
         try:
-            outcome = self._success(item, await self._call(item)())
+            value = self._call(item)()
+            # A plain function behind a decorator that says `async def` (functools.wraps) may
+            # answer a value, not a coroutine.
+            outcome = self._success(item, await value if inspect.isawaitable(value) else value)
         except BaseException as error:
             outcome = self._failure(item, error)
         finally:
@@ -389,7 +446,7 @@ class Worker:
         return dict(item.lease, result=value)
 
     def _failure(self, item: _Claimed, error: BaseException) -> Dict[str, Any]:
-        if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)) or item.context.cancel_requested:
+        if isinstance(error, (asyncio.CancelledError, concurrent.futures.CancelledError, KeyboardInterrupt)) or item.context.cancel_requested:
             return dict(item.lease, error=f"cancelled while running: {type(error).__name__}: {error}", cancel=True)
         if isinstance(error, Retry):
             outcome = dict(item.lease, error=_clip(f"Retry: {error}"))
@@ -402,6 +459,8 @@ class Worker:
             return outcome
         if isinstance(error, Discard):
             return dict(item.lease, error=_clip(f"Discard: {error}"), retry=False)
+        if isinstance(error, _UnknownKind):
+            return dict(item.lease, error=_clip(str(error)))
         return dict(item.lease, error=_clip("".join(traceback.format_exception(type(error), error, error.__traceback__))))
 
     def _finish(self, item: _Claimed, outcome: Dict[str, Any]) -> None:
@@ -484,7 +543,10 @@ class Worker:
             return self._send(api, batch[:half], asks) + self._send(api, batch[half:], [])
         outcome = batch[0]
         plain = _lease(outcome)
+        # Not retried: the function ran, and would most likely answer the same again (a result
+        # larger than the server's --max-body); running it max_attempts times helps no one.
         plain["error"] = _clip(f"the worker's outcome was refused: {error}")
+        plain["retry"] = False
         if outcome == plain:
             log.error("the server refused the outcome of task %s: %s", outcome.get("id"), error)
             return []
@@ -503,10 +565,11 @@ class Worker:
                 # reported"): a slow or failing report must not let them expire and run again.
                 ids = {item.context.id for item in held}
                 pending = self._outbox + [outcome for batch in self._in_flight for outcome in batch]
-                reporting = [_lease(outcome) for outcome in pending if outcome["id"] not in ids]
+                reporting = [_renewal(outcome) for outcome in pending if outcome["id"] not in ids]
             beat_at = time.monotonic()
             try:
-                answer = api.heartbeat(self._description(), [item.lease for item in held] + reporting)
+                # Split over several calls when there are many (a large --prefetch): see WorkerAPI.heartbeat.
+                answer = api.heartbeat(self._description(), [item.renewal for item in held] + reporting)
                 if not isinstance(answer, dict):
                     raise ValueError(f"the heartbeat's answer is not a JSON object: {answer!r:.200}")
                 statuses = {entry["id"]: entry["status"] for entry in answer.get("leases", [])}
@@ -545,6 +608,8 @@ class Worker:
                     continue
                 item.context.cancelled.set()
                 self._settle(item)
+                # Counted now: the function's return, if ever, is no longer this worker's to report.
+                item.pool.count(now - item.started_at, failed=True)
                 self._outbox.append(dict(item.lease, error=f"timed out after {item.context.timeout:g} s"))
                 if item.aio_task is not None:
                     self._cancel_async(item)
@@ -582,20 +647,42 @@ class Worker:
         self._loop_thread.start()
 
 
+def _is_async(function: Callable[..., Any]) -> bool:
+    """Whether `function` is an `async def`, seen through decorators that keep `__wrapped__`
+    (functools.wraps), whose wrapper is a plain function returning the coroutine."""
+    return inspect.iscoroutinefunction(inspect.unwrap(function))
+
+
+def duplicate_pool(specs: Sequence[PoolSpec]) -> Optional[str]:
+    """The first pool name given twice in `specs`, if any."""
+    seen: Set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            return spec.name
+        seen.add(spec.name)
+    return None
+
+
 def _lease(entry: Dict[str, Any]) -> Dict[str, Any]:
-    """The lease an answer's task or an outcome names: what a heartbeat, a release or an outcome sends."""
+    """The lease an answer's task or an outcome names: what a release or an outcome sends."""
     return {key: entry[key] for key in ("id", "token", "attempt")}
 
 
-def _release(api: WorkerAPI, leases: List[Dict[str, Any]]) -> None:
+def _renewal(entry: Dict[str, Any]) -> Dict[str, Any]:
+    """The lease an outcome names, as a heartbeat renews it (no attempt: the server needs none)."""
+    return {"id": entry["id"], "token": entry["token"]}
+
+
+def _release(api: WorkerAPI, leases: List[Dict[str, Any]], what: str = "unstarted") -> None:
     """Hands tasks back, trying again for up to 10 s when the server cannot take them now (a 503,
-    no answer): a task not handed back waits out its lease, and that costs it an attempt."""
+    no answer): a task not handed back waits out its lease, and that costs it an attempt. `what`
+    says which they are in the log: `unstarted`, or `running` at the end of the grace period."""
     give_up_at = time.monotonic() + 10
     backoff = 0.1
     while True:
         try:
             api.release(leases)
-            log.info("handed back %d unstarted task(s)", len(leases))
+            log.info("handed back %d %s task(s)", len(leases), what)
             return
         except SluiceError as error:
             if 400 <= error.status < 500 or time.monotonic() + backoff > give_up_at:
