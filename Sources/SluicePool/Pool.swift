@@ -383,15 +383,19 @@ public final class Pool: @unchecked Sendable {
         let now = monotonic.now()
         var expired: [Run] = []
         condition.lock()
-        let unrenewed = running.values.filter { !$0.timedOut && !$0.finished && !$0.leaseLost && $0.leaseUntil <= now }
-        for run in unrenewed {
+        // Under the pool's busiest lock, ten times a second: nothing is allocated unless a lease lapsed.
+        var lapsed = false
+        for run in running.values where !run.timedOut && !run.finished && !run.leaseLost && run.leaseUntil <= now {
             run.leaseLost = true
             run.cancellation.set("lease expired: not renewed for \(leaseDuration.seconds) s (the store unreachable?), so another process may run the task")
             run.asyncTask?.cancel()
+            lapsed = true
         }
-        let before = jobs.count
-        jobs.removeAll { $0.leaseUntil <= now }
-        if jobs.count < before || !unrenewed.isEmpty { wake.signal() }
+        if jobs.contains(where: { $0.leaseUntil <= now }) {
+            jobs.removeAll { $0.leaseUntil <= now }
+            lapsed = true
+        }
+        if lapsed { wake.signal() }
         for run in Array(running.values) + orphans.values where !run.timedOut && !run.finished && run.dueAt <= now {
             run.timedOut = true
             busy -= 1
