@@ -96,6 +96,12 @@ extension SluiceAPI {
                 : try await store.record([], thenClaim: requests).claimed
             return zip(wanted, claimed).flatMap { pool, tasks in tasks.map { (pool: pool.name, task: $0) } }
         }
+        // A client gone while the claim ran would never hear of these tasks: handed back, not left
+        // under a lease nobody renews until it expires and costs them an attempt.
+        if !claimed.isEmpty, await !ClientConnection.isOpen(channel) {
+            try? await store.release(claimed.compactMap(\.task.lease))
+            return jsonResponse(["tasks": []])
+        }
         noteClaimed(claimed, by: id)
         return jsonResponse(["tasks": Self.claimedJSON(claimed)])
     }

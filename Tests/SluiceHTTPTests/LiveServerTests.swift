@@ -246,6 +246,26 @@ final class LiveServer: @unchecked Sendable {
         #expect(alive.body["tasks"]?[0]?["id"]?.stringValue == id, "\(alive.body); the task: \(task)")
     }
 
+    /// A claim whose client is gone by the time its tasks are claimed (it sent the claim and closed
+    /// at once) hands them back: nobody will run them, and under a lease nobody renews they would
+    /// wait for it to expire and lose an attempt.
+    @Test func aClaimWhoseClientLeftBeforeTheAnswerHandsItsTasksBack() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try await LiveServer(db: dir.path("left.db"), ["--no-pool"])
+        defer { server.stop() }
+        let id = try #require(try await server.client.enqueue(["kind": "echo", "queue": "left"])["id"]?.stringValue)
+        let claim = #"{"pools":[{"name":"py","queues":["left"],"free":1}],"wait":0}"#
+        let fd = try #require(connectLoopback(port: server.client.baseURL.port!))
+        let request = "POST /v1/workers/left/claim HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(claim.utf8.count)\r\n\r\n\(claim)"
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        close(fd)
+        // Settled either way within a moment: claimed and handed back, or never claimed.
+        try await Task.sleep(for: .milliseconds(500))
+        let task = try await server.client.task(id)
+        #expect(task["state"] == "queued" && task["attempt"] == 0, "\(task)")
+    }
+
     /// Sends `request` on a fresh connection; returns what came back within 2 s and whether the
     /// server closed the connection.
     func rawExchange(port: Int, _ request: String) throws -> (String, Bool) {
