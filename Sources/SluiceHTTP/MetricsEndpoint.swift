@@ -32,7 +32,8 @@ public struct MetricsEndpoint: Sendable {
         func gauge(_ name: String, _ labels: [(String, String)]) -> Prometheus.Gauge {
             registry.makeGauge(descriptor: SluiceMetricsFactory.descriptor(name), labels: labels)
         }
-        for (name, counts) in [("sluice_queue_tasks", try await store.counts()), ("sluice_memory_tasks", try await memory?.counts() ?? [])] {
+        for (name, all) in [("sluice_queue_tasks", try await store.counts()), ("sluice_memory_tasks", try await memory?.counts() ?? [])] {
+            let counts = Self.bounded(all)
             for queue in counts {
                 for state in TaskState.allCases {
                     gauge(name, [("queue", queue.queue), ("state", state.rawValue)]).set(Int64(queue.counts[state] ?? 0))
@@ -60,6 +61,25 @@ public struct MetricsEndpoint: Sendable {
         if let waiting { gauge("sluice_http_waiting_requests", []).set(Int64(waiting())) }
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+    }
+
+    /// The most queues a queue gauge shows one by one. Queue names come from clients: without a
+    /// bound, a batch of tasks in thousands of made-up queues would add seven series each, to every
+    /// scrape, until the tasks were pruned.
+    static let maxQueues = 500
+    /// Where the queues past `maxQueues` are summed; no queue can have this name.
+    static let otherQueues = "(other)"
+
+    /// `counts` when it names at most `maxQueues` queues; else the `maxQueues` with the most
+    /// unfinished tasks (then the most tasks, then by name) and one more, `otherQueues`, summing the rest.
+    static func bounded(_ counts: [QueueCounts]) -> [QueueCounts] {
+        guard counts.count > maxQueues else { return counts }
+        func unfinished(_ queue: QueueCounts) -> Int { queue.counts.filter { !$0.key.isFinal }.values.reduce(0, +) }
+        func total(_ queue: QueueCounts) -> Int { queue.counts.values.reduce(0, +) }
+        let ranked = counts.sorted { (unfinished($1), total($1), $0.queue) < (unfinished($0), total($0), $1.queue) }
+        var rest: [TaskState: Int] = [:]
+        for queue in ranked.dropFirst(maxQueues) { rest.merge(queue.counts, uniquingKeysWith: +) }
+        return Array(ranked.prefix(maxQueues)) + [QueueCounts(queue: otherQueues, counts: rest)]
     }
 
     /// A router with `GET /metrics` only, for a process without the API (`sluice worker

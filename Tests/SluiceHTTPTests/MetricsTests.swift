@@ -1,6 +1,7 @@
 import Foundation
 import SluiceClient
 import SluiceCore
+@testable import SluiceHTTP
 import SluiceTestSupport
 import Testing
 
@@ -113,6 +114,27 @@ import Testing
         // The sleep honours a cancel, so the server stops without waiting it out.
         let running = try await server.client.send("GET", "/v1/tasks", query: ["state": "running"]).body["tasks"]?.arrayValue ?? []
         for task in running { _ = try await server.client.send("POST", "/v1/tasks/\(task["id"]?.stringValue ?? "")/cancel") }
+    }
+
+    /// Queue names come from clients, so the queue gauges show at most 500 queues one by one (those
+    /// with the most unfinished tasks) and sum the rest under `queue="(other)"`: a batch into 600
+    /// made-up queues adds 3,507 series at most, not 4,200 for good.
+    @Test func theQueueGaugesShowABoundedNumberOfQueues() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try await LiveServer(db: dir.path("queues.db"), ["--no-pool"])
+        defer { server.stop() }
+        let made: [JSONValue] = (0..<600).map { .object(["kind": "echo", "queue": .string(String(format: "q%03d", $0))]) }
+        let hot: [JSONValue] = (0..<3).map { _ in ["kind": "echo", "queue": "hot"] }
+        #expect(try await server.client.send("POST", "/v1/tasks/batch", body: .array(made + hot)).status == 202)
+        let text = try fetch(port: server.client.baseURL.port!, "/metrics").body
+        let queues = Set(text.split(separator: "\n").filter { $0.hasPrefix("sluice_queue_tasks{") }.compactMap { line in
+            line.split(separator: "queue=\"").dropFirst().first?.split(separator: "\"").first.map(String.init)
+        })
+        #expect(queues.count == MetricsEndpoint.maxQueues + 1, "\(queues.count) queues shown")
+        #expect(sample(text, "sluice_queue_tasks", ["queue": "hot", "state": "queued"]) == 3)
+        #expect(sample(text, "sluice_queue_tasks", ["queue": "(other)", "state": "queued"]) == Double(600 - (MetricsEndpoint.maxQueues - 1)))
+        if let (status, said) = try await promtoolCheck(text) { #expect(status == 0, "promtool check metrics: \(said)") }
     }
 
     @Test func shutdownAnswersALongPollAtOnce() async throws {
