@@ -81,6 +81,20 @@ def test_run_s_timeout_bounds_the_whole_call(client: Client) -> None:
     assert time.monotonic() - started < 3.5, "run() waited twice its timeout"
 
 
+def test_run_takes_the_task_s_own_timeout_apart_from_its_wait(client: Client) -> None:
+    # `timeout` bounds run()'s wait; `task_timeout` is what the task may take (each attempt).
+    with pytest.raises(TaskFailed) as failed:
+        client.run("sleep", {"seconds": 30}, queue="swift-only", timeout=20, task_timeout=0.5, max_attempts=1)
+    assert "timed out after 0.5 s" in str(failed.value)
+
+    async def main() -> None:
+        async with AsyncClient(client.url) as aclient:
+            with pytest.raises(TaskFailed):
+                await aclient.run("sleep", {"seconds": 30}, queue="swift-only", timeout=20, task_timeout=0.5, max_attempts=1)
+
+    asyncio.run(main())
+
+
 def test_a_full_queue_says_when_to_try_again(tmp_path) -> None:
     from support import Server, until
 

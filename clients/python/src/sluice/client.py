@@ -187,11 +187,13 @@ class Client:
             if settled is not None:
                 return settled.result
 
-    def run(self, kind: str, args: Optional[Dict[str, Any]] = None, *, timeout: float = 300.0, **options: Any) -> Any:
+    def run(self, kind: str, args: Optional[Dict[str, Any]] = None, *, timeout: float = 300.0,
+            task_timeout: Optional[float] = None, **options: Any) -> Any:
         """Enqueues a task, waits for it and returns its result: a blocking call moved to a pool.
-        `timeout` bounds the whole call, the enqueue's wait included."""
+        `timeout` bounds the whole call, the enqueue's wait included; `task_timeout` is the task's
+        own (each attempt's) timeout, `enqueue`'s `timeout`."""
         deadline = time.monotonic() + timeout
-        task = self.enqueue(kind, args, wait=min(self.max_wait, timeout), **options)
+        task = self.enqueue(kind, args, wait=min(self.max_wait, timeout), timeout=task_timeout, **options)
         settled = _settled(task, deadline, timeout)
         return settled.result if settled is not None else self._result(task.id, deadline, timeout)
 
@@ -273,11 +275,13 @@ class AsyncClient:
             if settled is not None:
                 return settled.result
 
-    async def run(self, kind: str, args: Optional[Dict[str, Any]] = None, *, timeout: float = 300.0, **options: Any) -> Any:
+    async def run(self, kind: str, args: Optional[Dict[str, Any]] = None, *, timeout: float = 300.0,
+                  task_timeout: Optional[float] = None, **options: Any) -> Any:
         """Enqueues a task, waits for it and returns its result, without blocking the event loop.
-        `timeout` bounds the whole call, the enqueue's wait included."""
+        `timeout` bounds the whole call, the enqueue's wait included; `task_timeout` is the task's
+        own (each attempt's) timeout, `enqueue`'s `timeout`."""
         deadline = time.monotonic() + timeout
-        task = await self.enqueue(kind, args, wait=min(self.max_wait, timeout), **options)
+        task = await self.enqueue(kind, args, wait=min(self.max_wait, timeout), timeout=task_timeout, **options)
         settled = _settled(task, deadline, timeout)
         return settled.result if settled is not None else await self._result(task.id, deadline, timeout)
 
