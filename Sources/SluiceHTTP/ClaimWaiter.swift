@@ -61,8 +61,8 @@ final class ClaimWaiter: Sendable {
             let left = deadline - ContinuousClock.now
             if !found.isEmpty || left <= .zero || Task.isCancelled || state.withLock({ $0.shutDown }) { return found }
             var sleep = min(pollInterval, left)
-            // A millisecond past the time, so that the claim's clock has reached it.
-            if let due = try await nextDue(sleep) { sleep = max(min(sleep, due + .milliseconds(1)), .milliseconds(2)) }
+            // A failed look only costs the early wake.
+            if let due = try? await nextDue(sleep) { sleep = min(sleep, NextDue.wake(forDue: due)) }
             await signal.wait(timeout: sleep)
             if await clientGone() { return found }
         }

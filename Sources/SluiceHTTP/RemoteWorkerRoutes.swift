@@ -88,7 +88,12 @@ extension SluiceAPI {
         let channel = context.channel
         let queues = Set(wanted.flatMap(\.queues))
         let claimed = try await claimWaiter.wait(on: queues, timeout: body.wait, clientGone: { await !ClientConnection.isOpen(channel) },
-                                                 nextDue: { try await store.nextDue(in: Array(queues), within: $0) }) {
+                                                 nextDue: { horizon in
+            // Only the queues a claim would take from: a task due in a paused one wakes nobody.
+            let paused = try await pausedCache.get(maxAge: .milliseconds(250)) { try await store.pausedQueues() }
+            let open = queues.subtracting(paused)
+            return open.isEmpty ? nil : try await store.nextDue(in: Array(open), within: horizon)
+        }) {
             let requests = try await claimRequests(wanted, owner: id)
             // One pool's claim is one statement already; several share a transaction.
             let claimed = requests.count == 1

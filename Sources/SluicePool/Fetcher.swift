@@ -35,7 +35,8 @@ struct Fetcher {
                 // Signalled, it looks again soon even if this look finds nothing: enqueue notices
                 // are throttled (PostgreSQL sends one per queue per 5 ms from a process), so more
                 // tasks may follow the one that woke it unannounced.
-                let signalled = await pool.wake.wait(timeout: try await untilDue(queues, within: pause))
+                // A failed look only costs the early wake (the claim itself went through).
+                let signalled = await pool.wake.wait(timeout: (try? await untilDue(queues, within: pause)) ?? pause)
                 let hearsAll = worker.sources.allSatisfy { $0.1.hearsEveryEnqueue }
                 pause = signalled ? .milliseconds(1) : min(pause * 2, hearsAll ? worker.options.backstopPollInterval : worker.options.maxPollInterval)
             } catch {
@@ -50,12 +51,11 @@ struct Fetcher {
     /// announces those, and a fetcher that sleeps up to a second between polls (while LISTEN
     /// hears every enqueue) would start them late. Polls of 50 ms or less do not ask.
     private func untilDue(_ queues: [String], within pause: Duration) async throws -> Duration {
-        guard pause > worker.options.maxPollInterval else { return pause }
+        guard pause > worker.options.maxPollInterval, !queues.isEmpty else { return pause }
         var wait = pause
         for (_, store) in worker.sources {
-            // A millisecond past the time, so that the claim's clock has reached it.
-            if let due = try await store.nextDue(in: queues, within: wait) { wait = min(wait, due + .milliseconds(1)) }
+            if let due = try await store.nextDue(in: queues, within: wait) { wait = min(wait, NextDue.wake(forDue: due)) }
         }
-        return max(wait, .milliseconds(2))
+        return wait
     }
 }

@@ -333,14 +333,15 @@ public final class Pool: @unchecked Sendable {
     /// Each answer is about the lease (token) the heartbeat sent: by the time it comes, the task
     /// may have failed, been retried and claimed here again under another lease, and an answer
     /// about the old one must not drop or cancel the new one. A lease answered held holds for a
-    /// lease period from `sent` (monotonic), when the heartbeat left.
+    /// lease period from `sent` (monotonic), when the heartbeat left; so does one answered
+    /// `cancelRequested` (the store renewed it too, and a handler may take its time to stop).
     func apply(_ answers: [TaskID: LeaseAnswer], from source: TaskSource, sent: Duration) {
         condition.lock()
         var cancelledUnstarted: [Job] = []
         var dropped = 0
         let renewedUntil = sent + leaseDuration
         for index in jobs.indices where jobs[index].source == source {
-            if let answer = answers[jobs[index].task.id], answer.token == jobs[index].task.lease?.token, answer.status == .held {
+            if let answer = answers[jobs[index].task.id], answer.token == jobs[index].task.lease?.token, answer.status != .lost {
                 jobs[index].leaseUntil = max(jobs[index].leaseUntil, renewedUntil)
             }
         }
@@ -363,6 +364,7 @@ public final class Pool: @unchecked Sendable {
             switch answer.status {
             case .held: run.leaseUntil = max(run.leaseUntil, renewedUntil)
             case .cancelRequested:
+                run.leaseUntil = max(run.leaseUntil, renewedUntil)
                 run.cancellation.set("cancelled by request")
                 run.asyncTask?.cancel()
             case .lost:
@@ -398,6 +400,8 @@ public final class Pool: @unchecked Sendable {
         if lapsed { wake.signal() }
         for run in Array(running.values) + orphans.values where !run.timedOut && !run.finished && run.dueAt <= now {
             run.timedOut = true
+            // Under the lock, so the run's thread, returning at the cancel, reads it right.
+            run.timeoutCounted = !run.leaseLost
             busy -= 1
             stuck += 1
             run.cancellation.set("timed out after \(run.task.timeout.seconds) s")
@@ -407,8 +411,7 @@ public final class Pool: @unchecked Sendable {
         // A drain waiting for the pool to go idle counts stuck threads as done: tell it.
         if !expired.isEmpty { condition.broadcast() }
         condition.unlock()
-        for run in expired where !run.leaseLost {
-            run.timeoutCounted = true
+        for run in expired where run.timeoutCounted {
             report(Outcome(source: run.source, result: .fail(run.lease, TaskFailure("timed out after \(run.task.timeout.seconds) s")), pool: name))
             outcomeCounters["failed"]?.increment()
         }
@@ -518,6 +521,7 @@ public final class Pool: @unchecked Sendable {
                 condition.lock()
                 run.finished = true
                 let reportable = !run.timedOut && !run.leaseLost
+                let timeoutCounted = run.timeoutCounted
                 // A stale run (timed out, its task since claimed again here) must not remove the
                 // newer run's record: that one still needs heartbeats, its deadline and cancels.
                 if running[task.id] === run { running[task.id] = nil } else { orphans[ObjectIdentifier(run)] = nil }
@@ -536,7 +540,7 @@ public final class Pool: @unchecked Sendable {
                 runTime.recordNanoseconds(Int64(elapsed.seconds * 1e9))
                 // A timeout was counted as failed at its deadline; a lost lease's outcome is dropped.
                 switch outcome?.result {
-                case _ where run.timeoutCounted: break
+                case _ where timeoutCounted: break
                 case .complete? where reportable: outcomeCounters["succeeded"]?.increment()
                 case .fail? where reportable: outcomeCounters["failed"]?.increment()
                 default: outcomeCounters["dropped"]?.increment()

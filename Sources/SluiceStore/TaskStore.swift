@@ -294,6 +294,14 @@ public enum NextDue {
         let due = soonest.first { queues.contains($0.queue) } ?? (soonest.count >= lookLimit ? soonest.last : nil)
         return due.map { .seconds(max(0, $0.dueIn)) }
     }
+
+    /// How long to sleep for a task due in `due`: a millisecond past it, so that the claim's clock
+    /// has reached it. One due already (zero) is one the last claim did not stage: a paused queue,
+    /// a claim of nothing, more due than a claim stages; the leader's stager takes it within a
+    /// second, and looking again every 10 ms meanwhile bounds the cost of asking.
+    public static func wake(forDue due: Duration) -> Duration {
+        due > .zero ? due + .milliseconds(1) : .milliseconds(10)
+    }
 }
 
 extension TaskStore {

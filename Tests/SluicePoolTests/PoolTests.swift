@@ -697,6 +697,32 @@ func holdingRegistry() -> (registry: HandlerRegistry, mark: HighWaterMark, gate:
         #expect(reported.withLock { $0 }.isEmpty, "a run stopped as lost reports nothing: \(reported.withLock { $0 })")
     }
 
+    /// A heartbeat answered "cancel requested" renewed the lease too: a handler slow to stop keeps
+    /// it (and its outcome, which ends the task cancelled) instead of being stopped as lost a lease
+    /// period later.
+    @Test func aCancelRequestedAnswerRenewsTheLeaseToo() async throws {
+        let store = MemoryTaskStore()
+        let monotonic = ManualMonotonicClock()
+        let (registry, started, gate) = stubbornRegistry()
+        let pool = Pool(configuration: PoolConfiguration(name: "default", queues: ["default"], concurrency: 1), registry: registry,
+                        clock: SystemClock(), monotonic: monotonic, idleTimeout: .seconds(60), leaseDuration: .seconds(30), report: { _ in })
+        _ = try await store.enqueue(EnqueueRequest(kind: "stubborn", timeout: .seconds(3600)))
+        let claimed = try await store.claim(queues: ["default"], limit: 1, owner: "w", leaseDuration: .seconds(30))
+        _ = pool.submit(claimed, from: .durable, reserved: 0)
+        await onOwnThread { started.wait() }
+        monotonic.advance(by: .seconds(20))
+        pool.apply([claimed[0].id: LeaseAnswer(token: claimed[0].lease!.token, status: .cancelRequested)], from: .durable, sent: monotonic.now())
+        monotonic.advance(by: .seconds(25))
+        pool.checkDeadlines()
+        #expect(pool.leases(from: .durable).map(\.taskID) == [claimed[0].id], "stopped as lost 45 s in, 25 s after a renewal")
+        monotonic.advance(by: .seconds(6))
+        pool.checkDeadlines()
+        #expect(pool.leases(from: .durable).isEmpty)
+        gate.release()
+        _ = pool.stop()
+        #expect(await onOwnThread { pool.waitUntilIdle(within: .seconds(10)) })
+    }
+
     /// One outcome the store keeps refusing (here a trigger refuses its row) holds back the rest of
     /// its batch for a few tries only: then the batch is written in halves, and the others are
     /// recorded; the refused one is given up after a lease, and its task runs again. Before, the

@@ -268,6 +268,10 @@ import Testing
         #expect(NextDue.answer(Array(others.dropLast()), in: ["mail"]) == nil)
         #expect(NextDue.answer([("video", 0.5), ("mail", 0.7)], in: ["mail"]) == .seconds(0.7))
         #expect(NextDue.answer([("mail", -0.2)], in: ["mail"]) == .zero)
+        // A millisecond past a future time; a task due already (one a claim did not stage: a
+        // paused queue, say) is looked at again in 10 ms, not in a loop.
+        #expect(NextDue.wake(forDue: .seconds(1)) == .milliseconds(1001))
+        #expect(NextDue.wake(forDue: .zero) == .milliseconds(10))
     }
 
     @Test(arguments: StoreKind.allCases)
