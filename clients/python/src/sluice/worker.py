@@ -648,9 +648,10 @@ class Worker:
 
 
 def _is_async(function: Callable[..., Any]) -> bool:
-    """Whether `function` is an `async def`, seen through decorators that keep `__wrapped__`
-    (functools.wraps), whose wrapper is a plain function returning the coroutine."""
-    return inspect.iscoroutinefunction(inspect.unwrap(function))
+    """Whether `function` itself is an `async def`. A plain wrapper around one (a decorator) is
+    not: it runs on a pool thread, as it may block or run the coroutine itself, and a coroutine it
+    returns is awaited on the event loop (`_await_on_loop`)."""
+    return inspect.iscoroutinefunction(function)
 
 
 def duplicate_pool(specs: Sequence[PoolSpec]) -> Optional[str]:
