@@ -128,15 +128,17 @@ func holdingRegistry() -> (registry: HandlerRegistry, mark: HighWaterMark, gate:
     /// queue knows it) fails the attempt with the task's retry policy, not for good: the task then
     /// runs where its handler is. The message says what to change.
     @Test func aKindThisProcessDoesNotKnowIsRetriedForAnotherProcess() async throws {
-        let store = MemoryTaskStore()
+        // A backoff of exactly 1 s (no jitter): the first process stops well before it could claim again.
+        let store = MemoryTaskStore(unitRandom: { 1.0 })
         var builtin = HandlerRegistry()
         builtin.register("echo", .blocking { _ in nil })
         var python = HandlerRegistry()
         python.register("resize", .blocking { _ in "done" })
-        let id = try await store.enqueue(EnqueueRequest(kind: "resize", maxAttempts: 3, retryPolicy: RetryPolicy(base: .milliseconds(50), cap: .milliseconds(50)))).task.id
+        let id = try await store.enqueue(EnqueueRequest(kind: "resize", maxAttempts: 3, retryPolicy: RetryPolicy(base: .seconds(1), cap: .seconds(1)))).task.id
         let pools = [PoolConfiguration(name: "default", queues: ["default"], concurrency: 1)]
         try await withWorker(store: store, pools: pools, registry: builtin) { _ in
-            #expect(await eventually { (try? await store.require(id))?.attempt == 1 })
+            // Its first attempt recorded, not only claimed (the claim counts the attempt already).
+            #expect(await eventually { (try? await store.require(id))?.error != nil })
         }
         let missed = try await store.require(id)
         #expect(missed.state == .retrying || missed.state == .queued, "\(missed.state): \(missed.error ?? "")")
