@@ -47,6 +47,9 @@ extension Duration {
         let (s, attoseconds) = components
         return s * 1000 + Int64((Double(attoseconds) / 1e15).rounded())
     }
+
+    /// The duration in whole microseconds, rounded: the resolution the stores keep times in.
+    public var microseconds: Int64 { Int64((seconds * 1_000_000).rounded()) }
 }
 
 extension Date {

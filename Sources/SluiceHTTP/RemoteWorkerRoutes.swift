@@ -29,7 +29,7 @@ extension SluiceAPI {
         let registered = renewing && (body.kinds == nil || body.pools == nil || body.host == nil || body.pid == nil)
             ? try await store.workers(seenWithin: .seconds(86_400)).first { $0.id == id } : nil
         let counts = try await store.counts()
-        let paused = try await pausedCache.get(maxAge: .milliseconds(250)) { try await store.pausedQueues() }
+        let paused = try await pausedQueues()
         remoteActivity.paused(paused, at: now)
         // The advisor's activity is measured here from each beat that reports the pools' figures.
         let pools = body.pools?.map { pool in
@@ -90,8 +90,7 @@ extension SluiceAPI {
         let claimed = try await claimWaiter.wait(on: queues, timeout: body.wait, clientGone: { await !ClientConnection.isOpen(channel) },
                                                  nextDue: { horizon in
             // Only the queues a claim would take from: a task due in a paused one wakes nobody.
-            let paused = try await pausedCache.get(maxAge: .milliseconds(250)) { try await store.pausedQueues() }
-            let open = queues.subtracting(paused)
+            let open = queues.subtracting(try await pausedQueues())
             return open.isEmpty ? nil : try await store.nextDue(in: Array(open), within: horizon)
         }) {
             let requests = try await claimRequests(wanted, owner: id)
@@ -122,9 +121,14 @@ extension SluiceAPI {
     }
 
     /// The store's claims for a remote worker's pools, paused queues left out.
+    /// The paused queues, read at most every 250 ms: a pause through another process applies that soon.
+    private func pausedQueues() async throws -> Set<String> {
+        try await pausedCache.get(maxAge: .milliseconds(250)) { try await store.pausedQueues() }
+    }
+
     private func claimRequests(_ pools: [ClaimBody.Pool], owner: String) async throws -> [ClaimRequest] {
         guard !pools.isEmpty else { return [] }
-        let paused = try await pausedCache.get(maxAge: .milliseconds(250)) { try await store.pausedQueues() }
+        let paused = try await pausedQueues()
         remoteActivity.paused(paused, at: clock.now())
         return pools.map { pool in
             ClaimRequest(queues: pool.queues.filter { !paused.contains($0) }, limit: pool.free, owner: owner, leaseDuration: limits.remoteLease)

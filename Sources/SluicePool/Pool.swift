@@ -361,10 +361,10 @@ public final class Pool: @unchecked Sendable {
         }
         for (id, answer) in answers {
             guard let run = running[id], run.source == source, !run.timedOut, run.lease.token == answer.token else { continue }
+            if answer.status != .lost { run.leaseUntil = max(run.leaseUntil, renewedUntil) }
             switch answer.status {
-            case .held: run.leaseUntil = max(run.leaseUntil, renewedUntil)
+            case .held: break
             case .cancelRequested:
-                run.leaseUntil = max(run.leaseUntil, renewedUntil)
                 run.cancellation.set("cancelled by request")
                 run.asyncTask?.cancel()
             case .lost:

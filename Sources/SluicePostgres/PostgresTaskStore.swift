@@ -766,11 +766,6 @@ extension PostgresTaskStore.SQL {
     enum NotifyAll: PreparedSQL { static var sql: String { PostgresTaskStore.SQL.notifyAll } }
 }
 
-extension Duration {
-    /// The duration in whole microseconds, rounded: how statements add durations to times.
-    var microseconds: Int64 { Int64((seconds * 1_000_000).rounded()) }
-}
-
 extension PostgresTaskStore {
     /// Every statement the store runs, named. `$1` of a statement that takes `now` is either the
     /// configured clock's time or NULL; `coalesce($1::timestamptz, now())` then takes the database's.

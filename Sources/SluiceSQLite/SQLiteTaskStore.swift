@@ -409,7 +409,7 @@ public final class SQLiteTaskStore: TaskStore {
 
     public func nextDue(in queues: [String], within horizon: Duration) async throws -> Duration? {
         let now = clock.now().microsecondsSince1970
-        let end = now + Int64(horizon.seconds * 1_000_000)
+        let end = now + horizon.microseconds
         return try await read { connection in
             var soonest: [(queue: String, dueIn: Double)] = []
             try connection.query(SQL.nextDue, [.integer(end), .integer(Int64(NextDue.lookLimit))]) { row in

@@ -26,14 +26,18 @@ struct ConsoleSessions: Sendable {
 
     /// The query that carries `notice` and its signature.
     func noticeQuery(_ notice: String) -> String {
-        "\(Self.noticeParameter)=\(TaskQuery.escape(notice))&\(Self.noticeMACParameter)=\(Self.base64URL(HMAC<SHA256>.authenticationCode(for: Data(notice.utf8), using: noticeKey)))"
+        "\(Self.noticeParameter)=\(TaskQuery.escape(notice))&\(Self.noticeMACParameter)=\(noticeMAC(notice))"
+    }
+
+    private func noticeMAC(_ notice: String) -> String {
+        Self.base64URL(HMAC<SHA256>.authenticationCode(for: Data(notice.utf8), using: noticeKey))
     }
 
     /// The notice among `parameters`, when this process signed it.
     func notice(in parameters: [(String, String)]) -> String? {
         guard let notice = parameters.last(where: { $0.0 == Self.noticeParameter })?.1,
               let mac = parameters.last(where: { $0.0 == Self.noticeMACParameter })?.1 else { return nil }
-        let expected = Self.base64URL(HMAC<SHA256>.authenticationCode(for: Data(notice.utf8), using: noticeKey))
+        let expected = noticeMAC(notice)
         return BearerAuth<SluiceRequestContext>.constantTimeEqual(Array(mac.utf8), Array(expected.utf8)) ? notice : nil
     }
 
