@@ -389,8 +389,8 @@ class Worker:
         try:
             value = self._call(item)()
             if inspect.isawaitable(value):
-                # A plain function that returns a coroutine (a decorator without functools.wraps, a
-                # partial): awaited on the worker's event loop, this thread waiting for it.
+                # A plain function that returns a coroutine (a decorator's wrapper around an async
+                # def, a partial): awaited on the worker's event loop, this thread waiting for it.
                 value = self._await_on_loop(item, value)
             outcome = self._success(item, value)
         except BaseException as error:  # a task's failure must never kill the pool's thread
@@ -428,10 +428,7 @@ class Worker:
             return
         reset = _current.set(item.context)
         try:
-            value = self._call(item)()
-            # A plain function behind a decorator that says `async def` (functools.wraps) may
-            # answer a value, not a coroutine.
-            outcome = self._success(item, await value if inspect.isawaitable(value) else value)
+            outcome = self._success(item, await self._call(item)())
         except BaseException as error:
             outcome = self._failure(item, error)
         finally:
